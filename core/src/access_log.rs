@@ -1,0 +1,1 @@
+//! Access-log format: gunicorn's atoms parsed once, rendered from a plain record (being written).

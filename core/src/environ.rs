@@ -1,0 +1,1 @@
+//! The WSGI environ as plain Rust data (being written).

@@ -1,0 +1,1 @@
+//! Trust decisions for forwarded headers (being written).

@@ -1,0 +1,1 @@
+//! Response framing and head encoding (being written).
