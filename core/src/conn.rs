@@ -1,13 +1,29 @@
-//! The connection state machine (being written: the API is fixed, the bodies are not).
-use alloc::sync::Arc;
-use crate::config::ProtoConfig;
-use crate::error::RecvError;
-use crate::h1::{RequestHead, Trailers};
-use crate::net::Peer;
+//! The connection state machine: bytes in, events out.
+//!
+//! ```text
+//!   [Proxy] --header--> [Head] --head--> [Body] --end--> [Done] --start_next_cycle--> [Head]
+//!      |                  |                 |               (Paused until then)
+//!      +------------------+-----------------+--> [Failed] (any RecvError; terminal)
+//!                         +--EOF between requests--> [Closed]
+//! ```
+//!
+//! The connection buffers what [`Connection::receive`] gives it and hands out body bytes
+//! as slices of that buffer (no copy). The caller reads from the socket only after
+//! [`Event::NeedData`], so the buffer holds at most one read beyond what the parser's
+//! limits allow.
 
-/// A connection.
-#[derive(Debug)]
-pub struct Connection { _config: Arc<ProtoConfig>, _peer: Peer }
+use alloc::string::ToString;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::config::{ProtoConfig, ProxyMode};
+use crate::error::{Detail, RecvError};
+use crate::h1::chunked::{ChunkedDecoder, Step};
+use crate::h1::head::{HeadParser, Progress};
+use crate::h1::{BodyKind, RequestHead, Trailers};
+use crate::net::Peer;
+use crate::proxy::{self, Parsed, ProxyInfo};
+
 /// Where the connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnState {
@@ -24,6 +40,7 @@ pub enum ConnState {
     /// An error was returned; the connection must close.
     Failed,
 }
+
 /// What `next_event` found.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -40,23 +57,245 @@ pub enum Event<'a> {
     /// The peer closed the connection cleanly between requests.
     ConnectionClosed,
 }
+
 /// The caller used the connection out of order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsageError {
-    /// `start_next_cycle` before the request was read whole.
+    /// `start_next_cycle` before the request was read whole: body bytes are never read
+    /// as a request. Drain the body with `next_event` (within a cap) or close.
     NotDone,
+    /// `start_next_cycle` after a request that does not allow the connection to persist.
+    MustClose,
 }
+
+#[derive(Debug)]
+enum State {
+    Proxy,
+    Head(HeadParser),
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Done,
+    Closed,
+    Failed(RecvError),
+}
+
+/// One HTTP/1.x connection, server side, receiving.
+#[derive(Debug)]
+pub struct Connection {
+    config: Arc<ProtoConfig>,
+    peer: Peer,
+    trusted: bool,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+    state: State,
+    proxy: Option<Arc<ProxyInfo>>,
+    keep_alive: bool,
+    requests: u64,
+}
+
 impl Connection {
     /// A new connection from `peer`.
-    pub fn new(config: Arc<ProtoConfig>, peer: Peer) -> Self { Connection { _config: config, _peer: peer } }
+    pub fn new(config: Arc<ProtoConfig>, peer: Peer) -> Self {
+        let trusted = config.trust.forwarded_allow.allows(&peer);
+        let state = if config.proxy.mode == ProxyMode::Off { State::Head(HeadParser::new()) } else { State::Proxy };
+        Connection {
+            config,
+            peer,
+            trusted,
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+            state,
+            proxy: None,
+            keep_alive: false,
+            requests: 0,
+        }
+    }
+
     /// Buffers bytes read from the socket.
-    pub fn receive(&mut self, _bytes: &[u8]) {}
-    /// Records that the peer closed its sending side.
-    pub fn receive_eof(&mut self) {}
-    /// The next event.
-    pub fn next_event(&mut self) -> Result<Event<'_>, RecvError> { Ok(Event::NeedData) }
-    /// Starts reading the next request on a persistent connection.
-    pub fn start_next_cycle(&mut self) -> Result<(), UsageError> { Ok(()) }
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if self.pos > 0 {
+            if self.pos == self.buf.len() {
+                self.buf.clear();
+                self.pos = 0;
+            } else if self.pos >= 4096 && self.pos * 2 >= self.buf.len() {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Records that the peer closed its sending side: no more bytes will come.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Bytes received and not yet consumed (pipelined requests, unread body).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// Where the connection is.
-    pub fn state(&self) -> ConnState { ConnState::Head }
+    pub fn state(&self) -> ConnState {
+        match self.state {
+            State::Proxy => ConnState::Proxy,
+            State::Head(_) => ConnState::Head,
+            State::Length(_) | State::Chunked(_) => ConnState::Body,
+            State::Done => ConnState::Done,
+            State::Closed => ConnState::Closed,
+            State::Failed(_) => ConnState::Failed,
+        }
+    }
+
+    /// Whether the last request allows the connection to persist.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// How many request heads were read on this connection.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The PROXY header of the connection, once read.
+    pub fn proxy(&self) -> Option<&Arc<ProxyInfo>> {
+        self.proxy.as_ref()
+    }
+
+    /// Whether no byte of a new request has arrived (for idle keep-alive timeouts: an
+    /// idle connection may be closed silently, a started request may not).
+    pub fn is_idle(&self) -> bool {
+        matches!(&self.state, State::Head(p) if p.at_start()) && self.buffered() == 0
+    }
+
+    fn fail(&mut self, e: RecvError) -> Result<Event<'_>, RecvError> {
+        self.keep_alive = false;
+        self.state = State::Failed(e.clone());
+        Err(e)
+    }
+
+    /// The next event. `Err` is terminal: answer `status()` if nothing was sent, then close.
+    pub fn next_event(&mut self) -> Result<Event<'_>, RecvError> {
+        loop {
+            let avail = &self.buf[self.pos..];
+            match &mut self.state {
+                State::Proxy => {
+                    let cfg = &self.config.proxy;
+                    if !cfg.allow.allows(&self.peer) {
+                        let who = self.peer.ip().map(|ip| ip.to_string()).unwrap_or_default();
+                        return self.fail(RecvError::ForbiddenProxyRequest(Detail::new(who.as_bytes())));
+                    }
+                    if avail.is_empty() && self.eof {
+                        self.state = State::Closed;
+                        continue;
+                    }
+                    match proxy::parse(avail, cfg.mode) {
+                        Ok(Parsed::Complete { value, consumed }) => {
+                            self.pos += consumed;
+                            self.proxy = Some(Arc::new(value));
+                            self.state = State::Head(HeadParser::new());
+                        }
+                        Ok(Parsed::Partial) if self.eof => {
+                            let e = if cfg.mode == ProxyMode::V2 || avail.first() == Some(&b'\r') {
+                                RecvError::InvalidProxyHeader(Detail::new(avail))
+                            } else {
+                                RecvError::InvalidProxyLine(Detail::new(avail))
+                            };
+                            return self.fail(e);
+                        }
+                        Ok(Parsed::Partial) => return Ok(Event::NeedData),
+                        Err(e) => return self.fail(e),
+                    }
+                }
+                State::Head(parser) => match parser.advance(avail, &self.config, self.trusted) {
+                    Err(e) => return self.fail(e),
+                    Ok(Progress::NeedData) => {
+                        if !self.eof {
+                            return Ok(Event::NeedData);
+                        }
+                        if b"\r\n".starts_with(avail) {
+                            self.pos = self.buf.len();
+                            self.state = State::Closed;
+                        } else {
+                            return self.fail(RecvError::NoMoreData);
+                        }
+                    }
+                    Ok(Progress::Done(len)) => {
+                        let State::Head(parser) = core::mem::replace(&mut self.state, State::Done) else {
+                            unreachable!()
+                        };
+                        let head = match parser.finish(avail, len, &self.config, self.trusted, self.proxy.clone()) {
+                            Ok(head) => head,
+                            Err(e) => return self.fail(e),
+                        };
+                        self.pos += len;
+                        self.requests += 1;
+                        self.keep_alive = head.keep_alive;
+                        self.state = match head.body {
+                            BodyKind::Empty => State::Length(0),
+                            BodyKind::Length(n) => State::Length(n),
+                            BodyKind::Chunked => State::Chunked(ChunkedDecoder::new()),
+                        };
+                        return Ok(Event::Request(head));
+                    }
+                },
+                State::Length(remaining) => {
+                    if *remaining == 0 {
+                        self.state = State::Done;
+                        return Ok(Event::EndOfMessage(Trailers::default()));
+                    }
+                    if avail.is_empty() {
+                        if self.eof {
+                            return self.fail(RecvError::NoMoreData);
+                        }
+                        return Ok(Event::NeedData);
+                    }
+                    let n = (*remaining).min(avail.len() as u64);
+                    *remaining -= n;
+                    let start = self.pos;
+                    self.pos += n as usize;
+                    return Ok(Event::Data(&self.buf[start..self.pos]));
+                }
+                State::Chunked(decoder) => match decoder.step(avail, &self.config) {
+                    Err(e) => return self.fail(e),
+                    Ok(Step::Skip(n)) => self.pos += n,
+                    Ok(Step::Data(n)) => {
+                        let start = self.pos;
+                        self.pos += n;
+                        return Ok(Event::Data(&self.buf[start..self.pos]));
+                    }
+                    Ok(Step::NeedData) => {
+                        if self.eof {
+                            let e = decoder.eof_error();
+                            return self.fail(e);
+                        }
+                        return Ok(Event::NeedData);
+                    }
+                    Ok(Step::End(n, trailers)) => {
+                        self.pos += n;
+                        self.state = State::Done;
+                        return Ok(Event::EndOfMessage(trailers));
+                    }
+                },
+                State::Done => return Ok(Event::Paused),
+                State::Closed => return Ok(Event::ConnectionClosed),
+                State::Failed(e) => return Err(e.clone()),
+            }
+        }
+    }
+
+    /// Starts reading the next request on a persistent connection. Pipelined bytes already
+    /// received stay buffered and are parsed next.
+    pub fn start_next_cycle(&mut self) -> Result<(), UsageError> {
+        match self.state {
+            State::Done if self.keep_alive => {
+                self.state = State::Head(HeadParser::new());
+                Ok(())
+            }
+            State::Done => Err(UsageError::MustClose),
+            _ => Err(UsageError::NotDone),
+        }
+    }
 }

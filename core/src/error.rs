@@ -56,8 +56,6 @@ pub enum HeadLimit {
     Fields,
     /// A field line longer than `limit_request_field_size`.
     FieldSize,
-    /// A chunk-size line longer than `limit_request_field_size`.
-    ChunkLine,
     /// A trailer section larger than the head buffer.
     Trailers,
 }
@@ -68,7 +66,6 @@ impl HeadLimit {
             HeadLimit::Buffer => "max buffer headers",
             HeadLimit::Fields => "limit request headers fields",
             HeadLimit::FieldSize => "limit request headers fields size",
-            HeadLimit::ChunkLine => "chunk size line too long",
             HeadLimit::Trailers => "trailer section too large",
         }
     }
@@ -204,7 +201,7 @@ impl RecvError {
                 | RecvError::InvalidChunkExtension(_)
                 | RecvError::ChunkMissingTerminator(_)
                 | RecvError::NoMoreData
-        ) || matches!(self, RecvError::LimitRequestHeaders(HeadLimit::ChunkLine | HeadLimit::Trailers))
+        ) || matches!(self, RecvError::LimitRequestHeaders(HeadLimit::Trailers))
     }
 
     /// The text gunicorn puts in its error page for this error (before HTML escaping):

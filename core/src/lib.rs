@@ -47,6 +47,9 @@ pub mod proxy;
 pub mod pyrepr;
 pub mod response;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{Limits, ParserPolicy, ProtoConfig, UnderscoreHeaders};
 pub use conn::{Connection, ConnState, Event};
 pub use error::RecvError;

@@ -3,6 +3,7 @@
 //! [`RequestHead`] owns one copy of the head's bytes; the method, target and fields are
 //! spans into it, so a parsed head costs two allocations whatever its field count.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -131,7 +132,7 @@ pub struct RequestHead {
     /// Whether the peer is in `forwarded_allow_ips` (forwarder headers may be honoured).
     pub peer_trusted: bool,
     /// The PROXY protocol header of the connection, on every request of it.
-    pub proxy: Option<ProxyInfo>,
+    pub proxy: Option<Arc<ProxyInfo>>,
 }
 
 impl RequestHead {
