@@ -46,6 +46,7 @@ pub mod net;
 pub mod proxy;
 pub mod pyrepr;
 pub mod response;
+pub mod statsd;
 
 #[cfg(test)]
 mod tests;
