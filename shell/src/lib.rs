@@ -1,0 +1,8 @@
+//! ferrocorn: a drop-in replacement for gunicorn, written in Rust.
+//!
+//! This crate is the shell around the sans-IO core: today the settings layer
+//! ([`settings`]) and the command-line entry point ([`run`]); later the arbiter, the
+//! workers and the Python bridge.
+
+pub mod run;
+pub mod settings;

@@ -1,0 +1,85 @@
+//! The command-line entry point: argv and environment in, output and exit code out.
+//!
+//! Kept free of process globals so tests can call it directly; `main.rs` only feeds it
+//! `std::env` and writes the result.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::settings::cli;
+use crate::settings::resolve::{self, Loaded, NoPython};
+use crate::settings::{ConfigSource, Env};
+
+/// What the command prints and how it exits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Text for stdout.
+    pub stdout: String,
+    /// Text for stderr.
+    pub stderr: String,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl Outcome {
+    /// Writes the output and returns the exit code.
+    pub fn emit(&self) -> ExitCode {
+        // Output errors (a closed pipe) must not turn into a panic.
+        let _ = std::io::stdout().write_all(self.stdout.as_bytes());
+        let _ = std::io::stderr().write_all(self.stderr.as_bytes());
+        ExitCode::from(self.code)
+    }
+}
+
+/// Runs `ferrocorn` with these arguments (without the program name).
+pub fn run(argv: &[String], env: &Env) -> Outcome {
+    run_with(argv, env, &NoPython)
+}
+
+/// [`run`] with an explicit config-file source (the Python bridge, later).
+pub fn run_with(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Outcome {
+    let mut out = Outcome::default();
+    let settings = match resolve::load(argv, env, source) {
+        Ok(Loaded::Help) => {
+            out.stdout = cli::help_text(env);
+            return out;
+        }
+        Ok(Loaded::Version) => {
+            out.stdout = cli::version_text();
+            return out;
+        }
+        Ok(Loaded::Settings(s)) => s,
+        Err(e) => {
+            out.stderr = e.render();
+            out.code = e.exit_code();
+            return out;
+        }
+    };
+    for w in &settings.warnings {
+        out.stderr.push_str(w);
+        out.stderr.push('\n');
+    }
+    if settings.bool("print_config") {
+        out.stdout = settings.print_config();
+    }
+    if settings.bool("print_config") || settings.bool("check_config") {
+        // gunicorn would now import the application; that needs the Python runtime.
+        out.stderr.push_str(
+            "ferrocorn: note: the application was not imported (the Python runtime is not embedded yet)\n",
+        );
+        return out;
+    }
+    let unsupported = settings.unsupported();
+    if !unsupported.is_empty() {
+        let names: Vec<&str> = unsupported.iter().map(|s| s.name).collect();
+        out.stderr = format!(
+            "\nError: ferrocorn does not support these gunicorn settings: {} (see docs/settings.md)\n",
+            names.join(", ")
+        );
+        out.code = 1;
+        return out;
+    }
+    out.stderr.push_str("\nError: serving is not implemented yet\n");
+    out.code = 1;
+    out
+}
