@@ -79,7 +79,8 @@ pub fn run_with(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Outcom
         out.code = 1;
         return out;
     }
-    out.stderr.push_str("\nError: serving is not implemented yet\n");
+    out.stderr
+        .push_str("\nError: serving is not implemented yet\n");
     out.code = 1;
     out
 }

@@ -43,7 +43,10 @@ pub struct ParsedArgs {
 impl ParsedArgs {
     /// The value given for a setting, if its flag was used.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.values.iter().find(|(i, _)| SETTINGS[*i].name == name).map(|(_, v)| v)
+        self.values
+            .iter()
+            .find(|(i, _)| SETTINGS[*i].name == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -67,7 +70,12 @@ enum Opt {
 
 /// All option strings in argparse's registration order.
 fn option_strings() -> Vec<(&'static str, Opt)> {
-    let mut v = vec![("-h", Opt::Help), ("--help", Opt::Help), ("-v", Opt::Version), ("--version", Opt::Version)];
+    let mut v = vec![
+        ("-h", Opt::Help),
+        ("--help", Opt::Help),
+        ("-v", Opt::Version),
+        ("--version", Opt::Version),
+    ];
     for (i, s) in SETTINGS.iter().enumerate() {
         v.extend(s.cli.iter().map(|f| (*f, Opt::Setting(i))));
     }
@@ -117,9 +125,14 @@ enum Class {
 }
 
 fn is_negative_number(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('-') else { return false };
+    let Some(rest) = s.strip_prefix('-') else {
+        return false;
+    };
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    all_digits(rest) || rest.split_once('.').is_some_and(|(a, b)| a.bytes().all(|c| c.is_ascii_digit()) && all_digits(b))
+    all_digits(rest)
+        || rest
+            .split_once('.')
+            .is_some_and(|(a, b)| a.bytes().all(|c| c.is_ascii_digit()) && all_digits(b))
 }
 
 fn classify(opts: &[(&'static str, Opt)], arg: &str) -> Result<Class, UsageError> {
@@ -162,7 +175,10 @@ fn classify(opts: &[(&'static str, Opt)], arg: &str) -> Result<Class, UsageError
     }
     if matches.len() > 1 {
         let names: Vec<&str> = matches.iter().map(|(_, f, _)| *f).collect();
-        return Err(UsageError(format!("ambiguous option: {arg} could match {}", names.join(", "))));
+        return Err(UsageError(format!(
+            "ambiguous option: {arg} could match {}",
+            names.join(", ")
+        )));
     }
     if let Some((o, f, explicit)) = matches.pop() {
         return Ok(Class::Opt(Some(o), f.to_owned(), explicit));
@@ -175,11 +191,21 @@ fn classify(opts: &[(&'static str, Opt)], arg: &str) -> Result<Class, UsageError
 
 fn convert(i: usize, raw: &str) -> Result<Value, UsageError> {
     let s = &SETTINGS[i];
-    let bad = |ty: &str| UsageError(format!("argument {}: invalid {ty} value: {}", s.cli.join("/"), str_repr(raw)));
+    let bad = |ty: &str| {
+        UsageError(format!(
+            "argument {}: invalid {ty} value: {}",
+            s.cli.join("/"),
+            str_repr(raw)
+        ))
+    };
     match s.cli_type {
         CliType::Str => Ok(Value::str(raw)),
-        CliType::Int => parse_int_base10(raw).map(Value::Int).ok_or_else(|| bad("int")),
-        CliType::AutoInt => parse_auto_int(raw).map(Value::Int).ok_or_else(|| bad("auto_int")),
+        CliType::Int => parse_int_base10(raw)
+            .map(Value::Int)
+            .ok_or_else(|| bad("int")),
+        CliType::AutoInt => parse_auto_int(raw)
+            .map(Value::Int)
+            .ok_or_else(|| bad("auto_int")),
     }
 }
 
@@ -247,7 +273,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, UsageError> {
                             match find(&opts, &next) {
                                 Some(o) => {
                                     let rest = &e[first.len_utf8()..];
-                                    explicit = if rest.is_empty() { None } else { Some(rest.to_owned()) };
+                                    explicit = if rest.is_empty() {
+                                        None
+                                    } else {
+                                        Some(rest.to_owned())
+                                    };
                                     opt = o;
                                     flag = next;
                                     continue;
@@ -301,10 +331,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, UsageError> {
         }
     }
     if !extras.is_empty() {
-        return Err(UsageError(format!("unrecognized arguments: {}", extras.join(" "))));
+        return Err(UsageError(format!(
+            "unrecognized arguments: {}",
+            extras.join(" ")
+        )));
     }
     Ok(Parsed::Args(ParsedArgs {
-        values: values.into_iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v))).collect(),
+        values: values
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
+            .collect(),
         positionals: positionals.unwrap_or_default(),
     }))
 }
@@ -344,7 +381,11 @@ fn invocation(s: &Setting) -> String {
         Action::StoreOptional(_) => format!(" [{}]", s.metavar()),
         Action::Store | Action::Append => format!(" {}", s.metavar()),
     };
-    s.cli.iter().map(|f| format!("{f}{suffix}")).collect::<Vec<_>>().join(", ")
+    s.cli
+        .iter()
+        .map(|f| format!("{f}{suffix}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

@@ -11,7 +11,10 @@ fn default_doc(s: &Setting) -> String {
     let v = match s.default {
         DefaultSpec::Computed(_, text) => return text.to_owned(),
         DefaultSpec::Hook(q, _) => return format!("`{q}` (does nothing)"),
-        other => other.value(&super::Env::default()).map(|v| v.py_repr()).unwrap_or_default(),
+        other => other
+            .value(&super::Env::default())
+            .map(|v| v.py_repr())
+            .unwrap_or_default(),
     };
     format!("`{v}`")
 }
@@ -25,10 +28,17 @@ fn flags_doc(s: &Setting) -> String {
         Action::StoreOptional(_) => format!(" [{}]", s.metavar()),
         Action::Store | Action::Append => format!(" {}", s.metavar()),
     };
-    let mut out = s.cli.iter().map(|f| format!("`{f}{arg}`")).collect::<Vec<_>>().join(", ");
+    let mut out = s
+        .cli
+        .iter()
+        .map(|f| format!("`{f}{arg}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     match s.action {
         Action::Append => out.push_str(" (repeatable; replaces the list from lower layers)"),
-        Action::StoreConst(c) => out.push_str(&format!(" (stores `{}`)", if c { "True" } else { "False" })),
+        Action::StoreConst(c) => {
+            out.push_str(&format!(" (stores `{}`)", if c { "True" } else { "False" }))
+        }
         Action::StoreOptional(c) => out.push_str(&format!(" (without a value: `{c}`)")),
         _ => {}
     }
@@ -64,7 +74,9 @@ load, but ferrocorn refuses to start when one of them is set to a value other th
             }
             match s.support {
                 Support::Full => {}
-                Support::Unsupported => out.push_str("- **Not supported by ferrocorn** (refused when set)\n"),
+                Support::Unsupported => {
+                    out.push_str("- **Not supported by ferrocorn** (refused when set)\n")
+                }
                 Support::Inert(why) => out.push_str(&format!("- Accepted, no effect: {why}\n")),
             }
             out.push('\n');
