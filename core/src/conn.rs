@@ -44,8 +44,9 @@ pub enum ConnState {
 /// What `next_event` found.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A request head was read; its body (if any) follows as `Data` events.
-    Request(RequestHead),
+    /// A request head was read; its body (if any) follows as `Data` events. The head
+    /// stays available from [`Connection::head`] until `start_next_cycle`.
+    Request(&'a RequestHead),
     /// Bytes of the decoded body (never empty).
     Data(&'a [u8]),
     /// The body is complete, with the trailers of a chunked body.
@@ -71,7 +72,7 @@ pub enum UsageError {
 #[derive(Debug)]
 enum State {
     Proxy,
-    Head(HeadParser),
+    Head,
     Length(u64),
     Chunked(ChunkedDecoder),
     Done,
@@ -89,6 +90,10 @@ pub struct Connection {
     pos: usize,
     eof: bool,
     state: State,
+    parser: HeadParser,
+    /// The current request's head; its buffers are reused from request to request.
+    head: RequestHead,
+    has_head: bool,
     proxy: Option<Arc<ProxyInfo>>,
     keep_alive: bool,
     requests: u64,
@@ -98,7 +103,7 @@ impl Connection {
     /// A new connection from `peer`.
     pub fn new(config: Arc<ProtoConfig>, peer: Peer) -> Self {
         let trusted = config.trust.forwarded_allow.allows(&peer);
-        let state = if config.proxy.mode == ProxyMode::Off { State::Head(HeadParser::new()) } else { State::Proxy };
+        let state = if config.proxy.mode == ProxyMode::Off { State::Head } else { State::Proxy };
         Connection {
             config,
             peer,
@@ -107,6 +112,9 @@ impl Connection {
             pos: 0,
             eof: false,
             state,
+            parser: HeadParser::new(),
+            head: RequestHead::empty(),
+            has_head: false,
             proxy: None,
             keep_alive: false,
             requests: 0,
@@ -141,7 +149,7 @@ impl Connection {
     pub fn state(&self) -> ConnState {
         match self.state {
             State::Proxy => ConnState::Proxy,
-            State::Head(_) => ConnState::Head,
+            State::Head => ConnState::Head,
             State::Length(_) | State::Chunked(_) => ConnState::Body,
             State::Done => ConnState::Done,
             State::Closed => ConnState::Closed,
@@ -159,6 +167,11 @@ impl Connection {
         self.requests
     }
 
+    /// The head of the current request, from its `Request` event until `start_next_cycle`.
+    pub fn head(&self) -> Option<&RequestHead> {
+        self.has_head.then_some(&self.head)
+    }
+
     /// The PROXY header of the connection, once read.
     pub fn proxy(&self) -> Option<&Arc<ProxyInfo>> {
         self.proxy.as_ref()
@@ -167,7 +180,7 @@ impl Connection {
     /// Whether no byte of a new request has arrived (for idle keep-alive timeouts: an
     /// idle connection may be closed silently, a started request may not).
     pub fn is_idle(&self) -> bool {
-        matches!(&self.state, State::Head(p) if p.at_start()) && self.buffered() == 0
+        matches!(self.state, State::Head) && self.parser.at_start() && self.buffered() == 0
     }
 
     fn fail(&mut self, e: RecvError) -> Result<Event<'_>, RecvError> {
@@ -195,7 +208,7 @@ impl Connection {
                         Ok(Parsed::Complete { value, consumed }) => {
                             self.pos += consumed;
                             self.proxy = Some(Arc::new(value));
-                            self.state = State::Head(HeadParser::new());
+                            self.state = State::Head;
                         }
                         Ok(Parsed::Partial) if self.eof => {
                             let e = if cfg.mode == ProxyMode::V2 || avail.first() == Some(&b'\r') {
@@ -209,7 +222,7 @@ impl Connection {
                         Err(e) => return self.fail(e),
                     }
                 }
-                State::Head(parser) => match parser.advance(avail, &self.config, self.trusted) {
+                State::Head => match self.parser.advance(avail, &self.config, self.trusted) {
                     Err(e) => return self.fail(e),
                     Ok(Progress::NeedData) => {
                         if !self.eof {
@@ -223,22 +236,20 @@ impl Connection {
                         }
                     }
                     Ok(Progress::Done(len)) => {
-                        let State::Head(parser) = core::mem::replace(&mut self.state, State::Done) else {
-                            unreachable!()
-                        };
-                        let head = match parser.finish(avail, len, &self.config, self.trusted, self.proxy.clone()) {
-                            Ok(head) => head,
-                            Err(e) => return self.fail(e),
-                        };
+                        let proxy = self.proxy.clone();
+                        if let Err(e) = self.parser.finish(avail, len, &self.config, self.trusted, proxy, &mut self.head) {
+                            return self.fail(e);
+                        }
+                        self.has_head = true;
                         self.pos += len;
                         self.requests += 1;
-                        self.keep_alive = head.keep_alive;
-                        self.state = match head.body {
+                        self.keep_alive = self.head.keep_alive;
+                        self.state = match self.head.body {
                             BodyKind::Empty => State::Length(0),
                             BodyKind::Length(n) => State::Length(n),
                             BodyKind::Chunked => State::Chunked(ChunkedDecoder::new()),
                         };
-                        return Ok(Event::Request(head));
+                        return Ok(Event::Request(&self.head));
                     }
                 },
                 State::Length(remaining) => {
@@ -291,7 +302,10 @@ impl Connection {
     pub fn start_next_cycle(&mut self) -> Result<(), UsageError> {
         match self.state {
             State::Done if self.keep_alive => {
-                self.state = State::Head(HeadParser::new());
+                self.state = State::Head;
+                self.has_head = false;
+                let fields = core::mem::take(&mut self.head.fields);
+                self.parser.reset(fields);
                 Ok(())
             }
             State::Done => Err(UsageError::MustClose),

@@ -272,7 +272,7 @@ impl FieldParser {
     pub(crate) fn new(section: Section) -> Self {
         FieldParser {
             section,
-            fields: Vec::with_capacity(if section == Section::Head { 16 } else { 0 }),
+            fields: Vec::new(),
             folded: Vec::new(),
             folded_fields: Vec::new(),
             pending: None,
@@ -471,6 +471,19 @@ impl HeadParser {
         }
     }
 
+    /// Gets ready for the next head, keeping the field storage `fields` (emptied).
+    pub(crate) fn reset(&mut self, mut fields: Vec<HeaderField>) {
+        fields.clear();
+        let mut folded = core::mem::take(&mut self.fields.folded);
+        folded.clear();
+        let mut folded_fields = core::mem::take(&mut self.fields.folded_fields);
+        folded_fields.clear();
+        *self = HeadParser::new();
+        self.fields.fields = fields;
+        self.fields.folded = folded;
+        self.fields.folded_fields = folded_fields;
+    }
+
     /// Whether no byte of the head has been consumed by the parser yet.
     pub(crate) fn at_start(&self) -> bool {
         self.phase == Phase::Start
@@ -543,18 +556,22 @@ impl HeadParser {
 
     /// Builds the request head from the complete head `buf[..len]`: decides framing,
     /// persistence and Host, then copies the bytes once.
+    ///
+    /// The head is written into `head`, whose buffers are reused (no allocation once they
+    /// have grown to the connection's usual head size).
     pub(crate) fn finish(
-        self,
+        &mut self,
         buf: &[u8],
         len: usize,
         cfg: &ProtoConfig,
         trusted: bool,
         proxy: Option<Arc<ProxyInfo>>,
-    ) -> Result<RequestHead, RecvError> {
+        head: &mut RequestHead,
+    ) -> Result<(), RecvError> {
         let Some(line) = self.line else {
             return Err(RecvError::InvalidRequestLine(Detail::new(b"")));
         };
-        let f = self.fields;
+        let f = &mut self.fields;
         let sem = &f.sem;
         let value = |loc: ValueLoc| match loc {
             ValueLoc::Head(s) => s.get(buf),
@@ -601,34 +618,33 @@ impl HeadParser {
         let is_connect = line.form == TargetForm::Authority;
         let keep_alive = !sem.close && !is_connect && (line.version.at_least_11() || sem.keep_alive);
 
-        let mut raw = Vec::with_capacity(len + f.folded.len());
-        raw.extend_from_slice(&buf[..len]);
-        let mut fields = f.fields;
+        let expect_continue = sem.expect_continue;
+        let scheme = sem.scheme;
+        head.raw.clear();
+        head.raw.extend_from_slice(&buf[..len]);
+        core::mem::swap(&mut head.fields, &mut f.fields);
         if !f.folded_fields.is_empty() {
             let base = len as u32;
-            raw.extend_from_slice(&f.folded);
+            head.raw.extend_from_slice(&f.folded);
             for &i in &f.folded_fields {
-                fields[i].value.start += base;
-                fields[i].value.end += base;
+                head.fields[i].value.start += base;
+                head.fields[i].value.end += base;
             }
         }
         if cfg.parser.casefold_method {
-            raw[line.method.start as usize..line.method.end as usize].make_ascii_uppercase();
+            head.raw[line.method.start as usize..line.method.end as usize].make_ascii_uppercase();
         }
-        Ok(RequestHead {
-            raw,
-            method: line.method,
-            target: line.target,
-            fields,
-            version: line.version,
-            target_form: line.form,
-            body,
-            expect_continue: sem.expect_continue,
-            keep_alive,
-            scheme: sem.scheme,
-            peer_trusted: trusted,
-            proxy,
-        })
+        head.method = line.method;
+        head.target = line.target;
+        head.version = line.version;
+        head.target_form = line.form;
+        head.body = body;
+        head.expect_continue = expect_continue;
+        head.keep_alive = keep_alive;
+        head.scheme = scheme;
+        head.peer_trusted = trusted;
+        head.proxy = proxy;
+        Ok(())
     }
 }
 

@@ -136,6 +136,24 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// An empty head, storage for the connection to fill.
+    pub(crate) fn empty() -> Self {
+        RequestHead {
+            raw: Vec::new(),
+            method: Span::default(),
+            target: Span::default(),
+            fields: Vec::new(),
+            version: Version::HTTP_11,
+            target_form: TargetForm::Origin,
+            body: BodyKind::Empty,
+            expect_continue: false,
+            keep_alive: false,
+            scheme: None,
+            peer_trusted: false,
+            proxy: None,
+        }
+    }
+
     /// The method, as sent (upper-cased when `casefold_method` is on).
     pub fn method(&self) -> &[u8] {
         self.method.get(&self.raw)
