@@ -4,5 +4,7 @@
 //! ([`settings`]) and the command-line entry point ([`run`]); later the arbiter, the
 //! workers and the Python bridge.
 
+#![warn(missing_docs)]
+
 pub mod run;
 pub mod settings;

@@ -437,3 +437,35 @@ fn print_config_rendering() {
     sorted.sort_unstable();
     assert_eq!(sorted, lines);
 }
+
+#[test]
+fn config_file_errors_render_like_gunicorn() {
+    struct Raises;
+    impl ConfigSource for Raises {
+        fn load(&self, location: &str, _env: &Env) -> Result<Vec<(String, Value)>, ConfigError> {
+            Err(ConfigError::ConfigFileFailed {
+                location: location.to_owned(),
+                traceback: "Traceback (most recent call last):\nNameError: name 'x' is not defined"
+                    .to_owned(),
+            })
+        }
+    }
+    let dir = dir_with_config("raises");
+    let e = load_err("app -c c.py", &Env::bare(&dir), &Raises);
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(
+        e.render(),
+        "Failed to read config file: c.py\nTraceback (most recent call last):\nNameError: name 'x' is not defined\n"
+    );
+    // A hook with the wrong arity from a config file.
+    let bad = Value::Object(Box::new(PyObj::function("when_ready", 2)));
+    let e = load_err(
+        "app -c c.py",
+        &Env::bare(&dir),
+        &FakeConfig(vec![("when_ready", bad)]),
+    );
+    assert_eq!(
+        e.render(),
+        "Invalid value for when_ready: <function when_ready>\n\n\nError: Value must have an arity of: 1\n"
+    );
+}

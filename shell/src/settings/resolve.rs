@@ -85,6 +85,14 @@ pub enum ConfigError {
         /// `str(exception)`.
         message: String,
     },
+    /// The config file raised while executing: gunicorn prints `Failed to read config
+    /// file: <path>` and the traceback (no `Error:` line), exit 1.
+    ConfigFileFailed {
+        /// The file, as gunicorn names it.
+        location: String,
+        /// The formatted Python traceback.
+        traceback: String,
+    },
     /// Any other configuration error: `Error: <message>`, exit 1.
     Other(String),
 }
@@ -103,6 +111,7 @@ impl ConfigError {
         match self {
             ConfigError::Usage(u) => &u.0,
             ConfigError::Invalid { message, .. } => message,
+            ConfigError::ConfigFileFailed { traceback, .. } => traceback,
             ConfigError::Other(m) => m,
         }
     }
@@ -111,6 +120,13 @@ impl ConfigError {
     pub fn render(&self) -> String {
         match self {
             ConfigError::Usage(u) => u.render(),
+            ConfigError::ConfigFileFailed {
+                location,
+                traceback,
+            } => {
+                let nl = if traceback.ends_with('\n') { "" } else { "\n" };
+                format!("Failed to read config file: {location}\n{traceback}{nl}")
+            }
             ConfigError::Invalid {
                 setting,
                 origin: Origin::ConfigFile(_),
