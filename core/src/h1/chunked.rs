@@ -106,6 +106,11 @@ impl ChunkedDecoder {
                 let cap = cfg.limits.head_buffer();
                 let by_cap = cap.saturating_sub(start).saturating_sub(2);
                 let by_field = cfg.limits.field_size.saturating_sub(2);
+                if let Some(next) = fields.quick_line(buf, start, by_cap.min(by_field), cfg, false, Version::HTTP_11) {
+                    *line_start = next?;
+                    self.searched = *line_start;
+                    continue;
+                }
                 match line_end(buf, start, &mut self.searched, by_cap.min(by_field)) {
                     LineEnd::Found(end) if end == start => {
                         fields.end(buf, cfg, false, Version::HTTP_11)?;

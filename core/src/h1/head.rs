@@ -87,6 +87,8 @@ struct Pending {
     value: ValueLoc,
     /// Bytes of the field so far, with the CRLF of each of its lines.
     size: usize,
+    /// Whether the name holds `_` (found while the name was scanned).
+    underscore: bool,
 }
 
 /// The fields that decide framing, routing and persistence, by name.
@@ -346,8 +348,71 @@ impl FieldParser {
             name: Span::new(start..start + name_len),
             value: ValueLoc::Head(Span::new(vstart..vstart + trimmed.len())),
             size: line.len() + 2,
+            underscore: name.contains(&b'_'),
         });
         Ok(())
+    }
+
+    /// The common case in one pass: a complete, valid `name: value CRLF` line starting at
+    /// `start` whose content fits in `max_content`. Returns the offset after its CRLF, or
+    /// `None` for anything else (incomplete, too long, a continuation, any invalid byte),
+    /// which the careful path [`FieldParser::line`] then judges. For a line this accepts,
+    /// the careful path would produce exactly the same field.
+    #[inline]
+    pub(crate) fn quick_line(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        max_content: usize,
+        cfg: &ProtoConfig,
+        trusted: bool,
+        version: Version,
+    ) -> Option<Result<usize, RecvError>> {
+        let rest = &buf[start..];
+        let mut i = 0;
+        let mut underscore = false;
+        while i < rest.len() && is_token(rest[i]) {
+            underscore |= rest[i] == b'_';
+            i += 1;
+        }
+        if i == 0 || rest.get(i) != Some(&b':') {
+            return None;
+        }
+        let name_end = i;
+        i += 1;
+        while i < rest.len() && is_ows(rest[i]) {
+            i += 1;
+        }
+        let vstart = i;
+        i += value_run(&rest[i..]);
+        if i > max_content || rest.get(i) != Some(&b'\r') || rest.get(i + 1) != Some(&b'\n') {
+            return None;
+        }
+        let mut vend = i;
+        while vend > vstart && is_ows(rest[vend - 1]) {
+            vend -= 1;
+        }
+        if self.section == Section::Trailers {
+            // Forbidden trailer names take the careful path to get their error.
+            let name = &rest[..name_end];
+            if FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                return None;
+            }
+        }
+        let r = self.flush(buf, cfg, trusted, version).and_then(|()| {
+            if self.field_lines >= cfg.limits.fields {
+                return Err(RecvError::LimitRequestHeaders(HeadLimit::Fields));
+            }
+            self.field_lines += 1;
+            self.pending = Some(Pending {
+                name: Span::new(start..start + name_end),
+                value: ValueLoc::Head(Span::new(start + vstart..start + vend)),
+                size: i + 2,
+                underscore,
+            });
+            Ok(start + i + 2)
+        });
+        Some(r)
     }
 
     /// An obs-fold line (RFC 9112 §5.2): refused unless folding is permitted, then joined
@@ -388,7 +453,7 @@ impl FieldParser {
     pub(crate) fn flush(&mut self, buf: &[u8], cfg: &ProtoConfig, trusted: bool, version: Version) -> Result<(), RecvError> {
         let Some(p) = self.pending.take() else { return Ok(()) };
         let name = p.name.get(buf);
-        if name.contains(&b'_') && !(trusted && cfg.headers.is_forwarder_header(name)) {
+        if p.underscore && !(trusted && cfg.headers.is_forwarder_header(name)) {
             match cfg.headers.underscore {
                 UnderscoreHeaders::Drop => return Ok(()),
                 UnderscoreHeaders::Refuse => return Err(RecvError::InvalidHeaderName(Detail::new(name))),
@@ -530,6 +595,11 @@ impl HeadParser {
                     // its CRLF, in `field_size`.
                     let by_cap = cap.saturating_sub(used).saturating_sub(2);
                     let by_field = cfg.limits.field_size.saturating_sub(2);
+                    if let Some(next) = self.fields.quick_line(buf, start, by_cap.min(by_field), cfg, trusted, version) {
+                        self.line_start = next?;
+                        self.searched = self.line_start;
+                        continue;
+                    }
                     match line_end(buf, start, &mut self.searched, by_cap.min(by_field)) {
                         LineEnd::Found(end) if end == start => {
                             self.fields.end(buf, cfg, trusted, version)?;

@@ -2,10 +2,24 @@
 
 use core::net::Ipv6Addr;
 
+const fn reg_name_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    t
+}
+
+static REG_NAME: [bool; 256] = reg_name_table();
+
 /// `unreserved / sub-delims` of RFC 3986 (the bytes of a reg-name besides pct-encoded).
+#[inline]
 fn is_reg_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+    REG_NAME[usize::from(b)]
 }
 
 fn is_reg_name(s: &[u8]) -> bool {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need, builds once,
+# runs every test. This is the README's test command and what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+export FERROCORN_SHARED="${FERROCORN_SHARED:-$(cd .. && pwd)/shared}"
+
+if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi
+
+# Build every test target once, then run them all (unit, property, fuzz replay,
+# conformance, end-to-end against the built binaries).
+cargo nextest run --workspace --no-fail-fast --failure-output final
+# Doc examples are not run by nextest.
+cargo test --workspace --doc --quiet
+# The benchmarks must keep compiling (they are run by hand: see bench/README.md).
+cargo build --workspace --benches --quiet
