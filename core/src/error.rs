@@ -207,31 +207,16 @@ impl RecvError {
     /// The text gunicorn puts in its error page for this error (before HTML escaping):
     /// `Invalid Request Line '...'`, `Error parsing headers: '...'`, ...
     pub fn page_message(&self) -> String {
-        let mut out = String::new();
+        // gunicorn wraps `str(exc)` in literal quotes here, not in `repr()`.
         match self {
-            RecvError::InvalidRequestLine(_) => {
-                out.push_str("Invalid Request Line ");
-                push_repr(&mut out, alloc::format!("{self}").as_bytes());
-            }
-            RecvError::InvalidRequestMethod(_) => {
-                out.push_str("Invalid Method ");
-                push_repr(&mut out, alloc::format!("{self}").as_bytes());
-            }
-            RecvError::InvalidHttpVersion(_) => {
-                out.push_str("Invalid HTTP Version ");
-                push_repr(&mut out, alloc::format!("{self}").as_bytes());
-            }
-            RecvError::LimitRequestHeaders(_) => {
-                out.push_str("Error parsing headers: ");
-                push_repr(&mut out, alloc::format!("{self}").as_bytes());
-            }
-            RecvError::InvalidProxyLine(_) | RecvError::InvalidProxyHeader(_) => {
-                push_repr(&mut out, alloc::format!("{self}").as_bytes());
-            }
-            RecvError::ForbiddenProxyRequest(_) => out.push_str("Request forbidden"),
-            _ => out = alloc::format!("{self}"),
+            RecvError::InvalidRequestLine(_) => alloc::format!("Invalid Request Line '{self}'"),
+            RecvError::InvalidRequestMethod(_) => alloc::format!("Invalid Method '{self}'"),
+            RecvError::InvalidHttpVersion(_) => alloc::format!("Invalid HTTP Version '{self}'"),
+            RecvError::LimitRequestHeaders(_) => alloc::format!("Error parsing headers: '{self}'"),
+            RecvError::InvalidProxyLine(_) | RecvError::InvalidProxyHeader(_) => alloc::format!("'{self}'"),
+            RecvError::ForbiddenProxyRequest(_) => String::from("Request forbidden"),
+            _ => alloc::format!("{self}"),
         }
-        out
     }
 }
 
@@ -272,7 +257,7 @@ mod tests {
     fn display_matches_gunicorn_texts() {
         let e = RecvError::InvalidRequestMethod(Detail::new(b"get"));
         assert_eq!(e.to_string(), "Invalid HTTP method: 'get'");
-        assert_eq!(e.page_message(), "Invalid Method \"Invalid HTTP method: 'get'\"");
+        assert_eq!(e.page_message(), "Invalid Method 'Invalid HTTP method: 'get''");
         let e = RecvError::LimitRequestHeaders(HeadLimit::Fields);
         assert_eq!(e.page_message(), "Error parsing headers: 'limit request headers fields'");
         assert_eq!(e.status(), 431);

@@ -202,3 +202,19 @@ fn policies() {
         "error InvalidSchemeHeaders 400"
     );
 }
+
+#[test]
+fn error_page_for_a_bad_request_line_matches_gunicorn() {
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(b"GET\r\n\r\n");
+    let e = conn.next_event().unwrap_err();
+    let mut out = Vec::new();
+    crate::response::error_response(&e, &mut out);
+    let body = "<html>\n  <head>\n    <title>Bad Request</title>\n  </head>\n  <body>\n    <h1><p>Bad Request</p></h1>\n    \
+                Invalid Request Line &#x27;Invalid HTTP request line: &#x27;GET&#x27;&#x27;\n  </body>\n</html>\n";
+    let expected = format!(
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+}
