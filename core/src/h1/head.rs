@@ -481,12 +481,6 @@ impl FieldParser {
     pub(crate) fn end(&mut self, buf: &[u8], cfg: &ProtoConfig, trusted: bool, version: Version) -> Result<(), RecvError> {
         self.flush(buf, cfg, trusted, version)
     }
-
-    /// The field count so far (kept or dropped), for limits.
-    #[cfg(test)]
-    pub(crate) fn field_lines(&self) -> usize {
-        self.field_lines
-    }
 }
 
 fn trim_start(mut s: &[u8]) -> &[u8] {
