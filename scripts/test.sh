@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 export FERROCORN_SHARED="${FERROCORN_SHARED:-$(cd .. && pwd)/shared}"
+scripts/setup-python.sh  # .venv with gunicorn 27.0.1, the oracle of conformance/tests/oracle.rs
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest" >&2
