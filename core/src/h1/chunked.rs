@@ -48,11 +48,13 @@ impl ChunkedDecoder {
         ChunkedDecoder { state: State::Size, searched: 0, data_bytes: 0, extension_bytes: 0 }
     }
 
-    /// The error for a peer that closed the connection now (RFC 9112 §8).
+    /// The error for a peer that closed the connection now (RFC 9112 §8): as gunicorn,
+    /// `NoMoreData` inside a chunk-size line or chunk data, a missing terminator after
+    /// chunk data or in the trailer section.
     pub(crate) fn eof_error(&self) -> RecvError {
         match self.state {
-            State::Data(_) => RecvError::NoMoreData,
-            _ => RecvError::ChunkMissingTerminator(Detail::new(b"")),
+            State::Size | State::Data(_) => RecvError::NoMoreData,
+            State::DataEnd | State::Trailers { .. } => RecvError::ChunkMissingTerminator(Detail::new(b"")),
         }
     }
 
@@ -60,13 +62,16 @@ impl ChunkedDecoder {
     pub(crate) fn step(&mut self, buf: &[u8], cfg: &ProtoConfig) -> Result<Step, RecvError> {
         match &mut self.state {
             State::Size => {
-                let max = cfg.limits.field_size.saturating_sub(2);
+                // gunicorn 27 refuses a chunk line once more than `limit_request_field_size`
+                // bytes are buffered without its CRLF: the longest accepted line holds
+                // `limit - 1` bytes before the CRLF.
+                let max = cfg.limits.field_size.saturating_sub(1);
                 let end = match line_end(buf, 0, &mut self.searched, max) {
                     LineEnd::Found(end) => end,
                     LineEnd::NeedData => return Ok(Step::NeedData),
                     // gunicorn 27 reports an over-long chunk line as a bad size, whatever it holds.
                     LineEnd::TooLong => return Err(RecvError::InvalidChunkSize(Detail::new(b"chunk line too long"))),
-                    LineEnd::BareLf(p) | LineEnd::BareCr(p) => return Err(line_error(&buf[..p], &buf[..p])),
+                    LineEnd::BareLf(p) => return Err(line_error(&buf[..p], &buf[..p])),
                 };
                 let line = &buf[..end];
                 let (size, ext_len) = parse_chunk_line(line)?;
@@ -128,7 +133,7 @@ impl ChunkedDecoder {
                         let which = if by_field <= by_cap { HeadLimit::FieldSize } else { HeadLimit::Trailers };
                         return Err(RecvError::LimitRequestHeaders(which));
                     }
-                    LineEnd::BareLf(p) | LineEnd::BareCr(p) => {
+                    LineEnd::BareLf(p) => {
                         return Err(RecvError::InvalidHeader(Detail::new(&buf[start..p])));
                     }
                 }

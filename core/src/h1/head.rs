@@ -33,34 +33,39 @@ pub(crate) enum LineEnd {
     TooLong,
     /// A LF without CR at this offset (RFC 9112 §2.2).
     BareLf(usize),
-    /// A CR not followed by LF at this offset (RFC 9112 §2.2).
-    BareCr(usize),
 }
 
 /// Finds the end of the line starting at `start`, whose content may hold at most
 /// `max_content` bytes. `searched` remembers how far an earlier call looked.
+///
+/// Only CRLF ends a line. A bare LF is an error at once (RFC 9112 §2.2); a bare CR is
+/// left in the line, where the validation of whatever element holds it rejects it (RFC
+/// 9112 §2.2 allows "invalid" as the treatment), so the error class is the one gunicorn
+/// gives: `GET / HTTP/1.1\r\r\n` is an invalid version, `A: b\rc` an invalid value.
 pub(crate) fn line_end(buf: &[u8], start: usize, searched: &mut usize, max_content: usize) -> LineEnd {
     // The CR may sit at most at start + max_content.
     let window_end = start.saturating_add(max_content).saturating_add(1);
     let scan_to = buf.len().min(window_end);
-    let from = (*searched).max(start);
-    if from < scan_to {
-        if let Some(i) = find_eol(&buf[from..scan_to]) {
-            let p = from + i;
-            if buf[p] == b'\n' {
-                return LineEnd::BareLf(p);
-            }
-            return match buf.get(p + 1) {
-                None => {
-                    *searched = p;
-                    LineEnd::NeedData
-                }
-                Some(b'\n') => LineEnd::Found(p),
-                Some(_) => LineEnd::BareCr(p),
-            };
+    let mut from = (*searched).max(start);
+    while from < scan_to {
+        let Some(i) = find_eol(&buf[from..scan_to]) else {
+            from = scan_to;
+            break;
+        };
+        let p = from + i;
+        if buf[p] == b'\n' {
+            return LineEnd::BareLf(p);
         }
-        *searched = scan_to;
+        match buf.get(p + 1) {
+            None => {
+                *searched = p;
+                return LineEnd::NeedData;
+            }
+            Some(b'\n') => return LineEnd::Found(p),
+            Some(_) => from = p + 1,
+        }
     }
+    *searched = from;
     if buf.len() >= window_end { LineEnd::TooLong } else { LineEnd::NeedData }
 }
 
@@ -570,7 +575,7 @@ impl HeadParser {
                         LineEnd::TooLong => {
                             return Err(RecvError::LimitRequestLine { size: buf.len() - start, limit });
                         }
-                        LineEnd::BareLf(p) | LineEnd::BareCr(p) => {
+                        LineEnd::BareLf(p) => {
                             return Err(RecvError::InvalidRequestLine(Detail::new(&buf[start..p])));
                         }
                     };
@@ -609,7 +614,7 @@ impl HeadParser {
                             let which = if by_field <= by_cap { HeadLimit::FieldSize } else { HeadLimit::Buffer };
                             return Err(RecvError::LimitRequestHeaders(which));
                         }
-                        LineEnd::BareLf(p) | LineEnd::BareCr(p) => {
+                        LineEnd::BareLf(p) => {
                             return Err(RecvError::InvalidHeader(Detail::new(&buf[start..p])));
                         }
                     }
@@ -653,7 +658,7 @@ impl HeadParser {
                 return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
             }
             if te.other_coding {
-                return Err(RecvError::UnsupportedTransferCoding(Detail::new(b"compressed transfer coding before chunked")));
+                return Err(RecvError::UnsupportedTransferCoding(Detail::new(b"a transfer coding other than chunked")));
             }
             if !line.version.at_least_11() {
                 return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));

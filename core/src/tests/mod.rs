@@ -126,7 +126,7 @@ fn framing_rules() {
 fn request_line_rules() {
     assert_eq!(err(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
     assert_eq!(err(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), "error InvalidRequestLine 400");
-    for bad in [&b"GET  / HTTP/1.1"[..], b"GET /", b"GET /\tHTTP/1.1", b"GET /#f HTTP/1.1", b"GET /\x80 HTTP/1.1", b"GET * HTTP/1.1", b"GET x:80 HTTP/1.1", b"CONNECT / HTTP/1.1", b"GET http://u@h/ HTTP/1.1", b"GET \n/ HTTP/1.1", b"GET / HTTP/1.1\rx"] {
+    for bad in [&b"GET  / HTTP/1.1"[..], b"GET /", b"GET /\tHTTP/1.1", b"GET /#f HTTP/1.1", b"GET /\x80 HTTP/1.1", b"GET * HTTP/1.1", b"GET x:80 HTTP/1.1", b"CONNECT / HTTP/1.1", b"GET http://u@h/ HTTP/1.1", b"GET \n/ HTTP/1.1", b"GET /\rx HTTP/1.1"] {
         let mut req = bad.to_vec();
         req.extend_from_slice(b"\r\nHost: x\r\n\r\n");
         assert_eq!(err(&req), "error InvalidRequestLine 400", "{}", esc(bad));
@@ -136,6 +136,9 @@ fn request_line_rules() {
         req.extend_from_slice(b" / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(err(&req), "error InvalidRequestMethod 400", "{}", esc(bad));
     }
+    // A bare CR is not a line end: it stays in the element that holds it, which rejects it.
+    assert_eq!(err(b"GET / HTTP/1.1\r\r\nHost: x\r\n\r\n"), "error InvalidHTTPVersion 400");
+    assert_eq!(err(b"G\rET / HTTP/1.1\r\nHost: x\r\n\r\n"), "error InvalidRequestMethod 400");
     for bad in ["HTTP/1.2", "HTTP/2.0", "http/1.1", "HTTP/1.10", "HTTP/1"] {
         assert_eq!(err(format!("GET / {bad}\r\nHost: x\r\n\r\n").as_bytes()), "error InvalidHTTPVersion 400", "{bad}");
     }
@@ -217,4 +220,22 @@ fn error_page_for_a_bad_request_line_matches_gunicorn() {
         body.len()
     );
     assert_eq!(String::from_utf8(out).unwrap(), expected);
+}
+
+#[test]
+fn proxy_header_only_from_allowed_peers() {
+    use crate::config::{ProxyMode, ProxyPolicy};
+    let cfg = || ProtoConfig { proxy: ProxyPolicy { mode: ProxyMode::V1, allow: AllowList::localhost() }, ..Default::default() };
+    let req = b"PROXY TCP4 10.0.0.1 10.0.0.2 1000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(log_with(cfg(), Peer::Tcp("192.0.2.7:5000".parse().unwrap()), req), "error ForbiddenProxyRequest 403");
+    // From an allowed peer the addresses apply to every request of the connection.
+    let mut conn = Connection::new(Arc::new(cfg()), Peer::Tcp("127.0.0.1:5000".parse().unwrap()));
+    conn.receive(req);
+    for _ in 0..2 {
+        let Ok(Event::Request(h)) = conn.next_event() else { panic!() };
+        assert_eq!(h.proxy.as_ref().and_then(|p| p.source), Some("10.0.0.1:1000".parse().unwrap()));
+        assert!(matches!(conn.next_event(), Ok(Event::EndOfMessage(_))));
+        assert!(matches!(conn.next_event(), Ok(Event::Paused)));
+        conn.start_next_cycle().unwrap();
+    }
 }
