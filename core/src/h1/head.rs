@@ -157,14 +157,26 @@ pub(crate) struct FieldParser {
     sem: Semantics,
 }
 
+/// The first framing problem seen in the fields, reported once the head is complete (as
+/// gunicorn decides framing after reading every field).
+#[derive(Clone, Copy, Debug)]
+enum FramingFault {
+    /// A second Content-Length field.
+    RepeatedLength,
+    /// A coding after chunked, or chunked twice.
+    BadTransferEncoding,
+    /// A coding nobody knows (501), with the field value that named it.
+    UnknownCoding(ValueLoc),
+}
+
 /// What the fields said, gathered while they are read.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Semantics {
     host: Option<ValueLoc>,
     content_type: bool,
     content_length: Option<ValueLoc>,
     transfer_encoding: TeState,
-    framing_error: Option<RecvError>,
+    framing_fault: Option<FramingFault>,
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
@@ -205,15 +217,15 @@ impl Semantics {
                 self.expect_continue = version.at_least_11();
             }
             Known::ContentLength => {
-                if self.content_length.is_some() && self.framing_error.is_none() {
-                    self.framing_error = Some(RecvError::InvalidHeader(Detail::new(b"CONTENT-LENGTH")));
+                if self.content_length.is_some() && self.framing_fault.is_none() {
+                    self.framing_fault = Some(FramingFault::RepeatedLength);
                 }
                 self.content_length = Some(loc);
             }
             Known::TransferEncoding => {
-                let err = self.transfer_encoding(value);
-                if self.framing_error.is_none() {
-                    self.framing_error = err;
+                let fault = self.transfer_encoding(value, loc);
+                if self.framing_fault.is_none() {
+                    self.framing_fault = fault;
                 }
             }
             Known::Connection => {
@@ -243,10 +255,10 @@ impl Semantics {
 
     /// One Transfer-Encoding field value: a list of codings, chunked last and once
     /// (RFC 9112 §6.1, §7). Empty list elements are ignored (RFC 9110 §5.6.1).
-    fn transfer_encoding(&mut self, value: &[u8]) -> Option<RecvError> {
+    fn transfer_encoding(&mut self, value: &[u8], loc: ValueLoc) -> Option<FramingFault> {
         let te = &mut self.transfer_encoding;
         te.present = true;
-        let invalid = || Some(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
+        let invalid = || Some(FramingFault::BadTransferEncoding);
         for coding in value.split(|&b| b == b',').map(trim_ows) {
             if coding.is_empty() {
                 continue;
@@ -260,7 +272,7 @@ impl Semantics {
             } else if is_known_coding(coding) {
                 te.other_coding = true;
             } else {
-                return Some(RecvError::UnsupportedTransferCoding(Detail::new(value)));
+                return Some(FramingFault::UnknownCoding(loc));
             }
         }
         None
@@ -538,14 +550,18 @@ impl HeadParser {
     /// Gets ready for the next head, keeping the field storage `fields` (emptied).
     pub(crate) fn reset(&mut self, mut fields: Vec<HeaderField>) {
         fields.clear();
-        let mut folded = core::mem::take(&mut self.fields.folded);
-        folded.clear();
-        let mut folded_fields = core::mem::take(&mut self.fields.folded_fields);
-        folded_fields.clear();
-        *self = HeadParser::new();
-        self.fields.fields = fields;
-        self.fields.folded = folded;
-        self.fields.folded_fields = folded_fields;
+        self.phase = Phase::Start;
+        self.line_start = 0;
+        self.searched = 0;
+        self.headers_start = 0;
+        self.line = None;
+        let f = &mut self.fields;
+        f.fields = fields;
+        f.folded.clear();
+        f.folded_fields.clear();
+        f.pending = None;
+        f.field_lines = 0;
+        f.sem = Semantics::default();
     }
 
     /// Whether no byte of the head has been consumed by the parser yet.
@@ -648,8 +664,13 @@ impl HeadParser {
         };
 
         // Framing (RFC 9112 §6.1, §6.3).
-        if let Some(e) = &sem.framing_error {
-            return Err(e.clone());
+        match sem.framing_fault {
+            None => {}
+            Some(FramingFault::RepeatedLength) => return Err(RecvError::InvalidHeader(Detail::new(b"CONTENT-LENGTH"))),
+            Some(FramingFault::BadTransferEncoding) => {
+                return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
+            }
+            Some(FramingFault::UnknownCoding(loc)) => return Err(RecvError::UnsupportedTransferCoding(Detail::new(value(loc)))),
         }
         let te = sem.transfer_encoding;
         let body = if te.present {
@@ -738,8 +759,16 @@ pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
 fn parse_request_line(buf: &[u8], start: usize, end: usize, cfg: &ProtoConfig) -> Result<RequestLine, RecvError> {
     let line = &buf[start..end];
     let bad_line = || RecvError::InvalidRequestLine(Detail::new(line));
-    let sp1 = line.iter().position(|&b| b == b' ').ok_or_else(bad_line)?;
-    let sp2 = sp1 + 1 + line[sp1 + 1..].iter().position(|&b| b == b' ').ok_or_else(bad_line)?;
+    // Common case in one pass: a token, SP, target bytes, SP. Anything else is split
+    // the slow way, which finds the same spaces and then names the fault.
+    let method_len = line.iter().position(|&b| !is_token(b)).unwrap_or(line.len());
+    let target_len = if line.get(method_len) == Some(&b' ') { target_run(&line[method_len + 1..]) } else { 0 };
+    let (sp1, sp2) = if method_len > 0 && target_len > 0 && line.get(method_len + 1 + target_len) == Some(&b' ') {
+        (method_len, method_len + 1 + target_len)
+    } else {
+        let sp1 = line.iter().position(|&b| b == b' ').ok_or_else(bad_line)?;
+        (sp1, sp1 + 1 + line[sp1 + 1..].iter().position(|&b| b == b' ').ok_or_else(bad_line)?)
+    };
     let method = &line[..sp1];
     let target = &line[sp1 + 1..sp2];
     let version = &line[sp2 + 1..];
