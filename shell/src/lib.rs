@@ -6,5 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod arbiter;
+pub mod heartbeat;
+pub mod listen;
+pub mod log;
 pub mod run;
 pub mod settings;
+pub mod worker;

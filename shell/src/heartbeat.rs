@@ -1,0 +1,294 @@
+//! Worker heartbeats in shared memory, not in a file.
+//!
+//! gunicorn heartbeats by `utime` on an unlinked temp file per worker; on overlayfs or a
+//! slow disk that call blocks and healthy workers get spurious `WORKER TIMEOUT`s, and
+//! before the first `notify()` the file's wall-clock mtime compared with `monotonic()`
+//! hides a worker hanging at boot. Here the master maps one anonymous `MAP_SHARED` region
+//! before the first fork; each worker owns one [`Slot`] in it:
+//!
+//! ```text
+//!  Slot (repr C, atomics only)
+//!  ├─ beat_ms       CLOCK_MONOTONIC milliseconds of the last notify (set by the master
+//!  │                at spawn, so a worker that never beats still times out)
+//!  ├─ seq           seqlock over the request fields below (odd while written)
+//!  ├─ req_start_ms  when the request being served started; 0 when idle
+//!  ├─ req_lens      method | path << 16 | client << 32 (byte lengths)
+//!  └─ req_text      method, path and client bytes, packed 8 per word
+//! ```
+//!
+//! A notify is one relaxed store; recording the current request is a few hundred bytes of
+//! relaxed stores with no syscall, so the worker can do it for every request. The master
+//! reads the request of a worker it times out and logs it.
+//!
+//! `CLOCK_MONOTONIC` is one clock for the whole machine, so the master and its workers
+//! compare the same numbers.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+/// Bytes of request text one slot holds (method, path and client together).
+pub const TEXT_BYTES: usize = 384;
+const TEXT_WORDS: usize = TEXT_BYTES / 8;
+/// The longest method kept.
+pub const MAX_METHOD: usize = 32;
+/// The longest client text kept.
+pub const MAX_CLIENT: usize = 64;
+
+/// Milliseconds of `CLOCK_MONOTONIC`: the clock of every heartbeat and deadline.
+pub fn monotonic_ms() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    (ts.tv_sec() as u64) * 1000 + (ts.tv_nsec() as u64) / 1_000_000
+}
+
+/// One worker's heartbeat and current request, shared between the worker and the master.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Slot {
+    beat_ms: AtomicU64,
+    seq: AtomicU64,
+    req_start_ms: AtomicU64,
+    req_lens: AtomicU64,
+    req_text: [AtomicU64; TEXT_WORDS],
+}
+
+/// The request a worker was serving, read back by the master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The request method (lossy UTF-8, truncated to [`MAX_METHOD`] bytes).
+    pub method: String,
+    /// The request target (truncated to what fits).
+    pub path: String,
+    /// The client (`ip:port`, or empty on a unix socket).
+    pub client: String,
+    /// When the request started, in [`monotonic_ms`].
+    pub started_ms: u64,
+}
+
+impl Slot {
+    /// Prepares the slot for a new worker (master side, before fork): the beat is `now_ms`
+    /// and no request is in flight.
+    pub fn reset(&self, now_ms: u64) {
+        self.beat_ms.store(now_ms, Ordering::Relaxed);
+        self.req_start_ms.store(0, Ordering::Relaxed);
+        self.req_lens.store(0, Ordering::Relaxed);
+    }
+
+    /// Records that the worker is alive now.
+    pub fn notify(&self) {
+        self.beat_ms.store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// Records that the worker was alive at `now_ms`.
+    pub fn notify_at(&self, now_ms: u64) {
+        self.beat_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The time of the last beat, in [`monotonic_ms`].
+    pub fn last_beat(&self) -> u64 {
+        self.beat_ms.load(Ordering::Relaxed)
+    }
+
+    /// Records the request the worker starts serving (and beats).
+    pub fn begin_request(&self, method: &[u8], path: &[u8], client: &[u8], now_ms: u64) {
+        let method = &method[..method.len().min(MAX_METHOD)];
+        let client = &client[..client.len().min(MAX_CLIENT)];
+        let path = &path[..path.len().min(TEXT_BYTES - method.len() - client.len())];
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        let mut words = [0u64; TEXT_WORDS];
+        let mut at = 0;
+        for part in [method, path, client] {
+            for &b in part {
+                words[at / 8] |= u64::from(b) << (8 * (at % 8));
+                at += 1;
+            }
+        }
+        for (w, v) in self.req_text.iter().zip(words.iter()).take(at.div_ceil(8)) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        let lens = method.len() as u64 | (path.len() as u64) << 16 | (client.len() as u64) << 32;
+        self.req_lens.store(lens, Ordering::Relaxed);
+        self.req_start_ms.store(now_ms.max(1), Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+        self.beat_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Records that the worker finished its request.
+    pub fn end_request(&self) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.req_start_ms.store(0, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The request in flight, if any (a consistent snapshot; `None` if the worker is
+    /// writing it over and over while we look).
+    pub fn in_flight(&self) -> Option<InFlight> {
+        for _ in 0..1000 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let start = self.req_start_ms.load(Ordering::Relaxed);
+            let lens = self.req_lens.load(Ordering::Relaxed);
+            let mut words = [0u64; TEXT_WORDS];
+            for (v, w) in words.iter_mut().zip(self.req_text.iter()) {
+                *v = w.load(Ordering::Relaxed);
+            }
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) != s1 {
+                continue;
+            }
+            if start == 0 {
+                return None;
+            }
+            let (m, p, c) = (
+                (lens & 0xffff) as usize,
+                ((lens >> 16) & 0xffff) as usize,
+                ((lens >> 32) & 0xffff) as usize,
+            );
+            if m + p + c > TEXT_BYTES {
+                return None;
+            }
+            let bytes: Vec<u8> = (0..m + p + c)
+                .map(|i| (words[i / 8] >> (8 * (i % 8))) as u8)
+                .collect();
+            let text = |r: std::ops::Range<usize>| String::from_utf8_lossy(&bytes[r]).into_owned();
+            return Some(InFlight {
+                method: text(0..m),
+                path: text(m..m + p),
+                client: text(m + p..m + p + c),
+                started_ms: start,
+            });
+        }
+        None
+    }
+}
+
+/// The shared region: one [`Slot`] per worker index. `Copy`: every holder sees the same
+/// memory, in the master and, after fork, in the workers.
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeats {
+    slots: &'static [Slot],
+}
+
+impl Heartbeats {
+    /// Maps a shared anonymous region of `n` slots (at least one). The mapping lives as
+    /// long as the process: it is made once, before the first fork, and never unmapped.
+    pub fn map(n: usize) -> std::io::Result<Heartbeats> {
+        Ok(Heartbeats {
+            slots: map_shared_slots(n.max(1))?,
+        })
+    }
+
+    /// A heap copy for tests that do not fork (same API, process-private).
+    pub fn private(n: usize) -> Heartbeats {
+        let v: Vec<Slot> = (0..n.max(1)).map(|_| Slot::zeroed()).collect();
+        Heartbeats {
+            slots: Vec::leak(v),
+        }
+    }
+
+    /// How many slots there are.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there are no slots (never: `map` makes at least one).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The slot of worker index `i`. Panics when out of range (a bug).
+    pub fn slot(&self, i: usize) -> &'static Slot {
+        &self.slots[i]
+    }
+}
+
+impl Slot {
+    fn zeroed() -> Slot {
+        Slot {
+            beat_ms: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            req_start_ms: AtomicU64::new(0),
+            req_lens: AtomicU64::new(0),
+            req_text: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_shared_slots(n: usize) -> std::io::Result<&'static [Slot]> {
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+    let bytes = n
+        .checked_mul(std::mem::size_of::<Slot>())
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| std::io::Error::other("heartbeat region size overflow"))?;
+    // SAFETY: a fresh anonymous mapping (no address hint, no file) aliases nothing. It is
+    // page-aligned, so aligned for `Slot` (alignment 8), and zero-filled by the kernel; all
+    // zero bytes are a valid `Slot` (only `AtomicU64`s). The mapping is never unmapped, so
+    // the `'static` slice stays valid; it is shared with forked children, which only access
+    // it through atomics, so concurrent access across processes is data-race free.
+    unsafe {
+        let ptr = mmap_anonymous(
+            None,
+            bytes,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )?;
+        Ok(std::slice::from_raw_parts(ptr.as_ptr().cast::<Slot>(), n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip() {
+        let hb = Heartbeats::map(2).unwrap();
+        let s = hb.slot(1);
+        s.reset(5);
+        assert_eq!(s.last_beat(), 5);
+        assert_eq!(s.in_flight(), None);
+        s.begin_request(b"GET", b"/hang?x=1", b"127.0.0.1:5555", 77);
+        assert_eq!(
+            s.in_flight(),
+            Some(InFlight {
+                method: "GET".into(),
+                path: "/hang?x=1".into(),
+                client: "127.0.0.1:5555".into(),
+                started_ms: 77
+            })
+        );
+        assert_eq!(s.last_beat(), 77);
+        s.end_request();
+        assert_eq!(s.in_flight(), None);
+        assert_eq!(hb.slot(0).last_beat(), 0);
+    }
+
+    #[test]
+    fn long_fields_are_truncated() {
+        let hb = Heartbeats::private(1);
+        let path = vec![b'a'; 1000];
+        hb.slot(0).begin_request(&[b'M'; 40], &path, &[b'c'; 70], 1);
+        let f = hb.slot(0).in_flight().unwrap();
+        assert_eq!(f.method.len(), MAX_METHOD);
+        assert_eq!(f.client.len(), MAX_CLIENT);
+        assert_eq!(f.method.len() + f.path.len() + f.client.len(), TEXT_BYTES);
+    }
+
+    #[test]
+    fn shared_across_fork_is_visible_through_the_mapping() {
+        // The mapping is MAP_SHARED; without forking here, check at least that the memory
+        // starts zeroed and is writable.
+        let hb = Heartbeats::map(3).unwrap();
+        assert!((0..3).all(|i| hb.slot(i).last_beat() == 0));
+        hb.slot(2).notify();
+        assert!(hb.slot(2).last_beat() > 0);
+    }
+}

@@ -1,0 +1,208 @@
+//! The error log, in gunicorn's format:
+//!
+//! ```text
+//! [2026-11-23 23:43:19 +0000] [17564] [INFO] Starting ferrocorn 0.1.0
+//! ```
+//!
+//! `%(asctime)s [%(process)d] [%(levelname)s] %(message)s` with datefmt
+//! `[%Y-%m-%d %H:%M:%S %z]` in local time ([`time`]). `errorlog` is `-` (stderr) or a file
+//! opened for appending. Every line is written with one `write(2)`, so the master and the
+//! workers, which share the file description after fork, never interleave inside a line.
+//!
+//! This is the logger for ferrocorn's own lines (master and Rust workers). Users who
+//! configure Python `logging` (`logconfig*`, `logger_class`) get that from the Python
+//! bridge, later.
+
+pub mod time;
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+
+/// A log level, as Python's `logging` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `DEBUG`
+    Debug,
+    /// `INFO`
+    Info,
+    /// `WARNING`
+    Warning,
+    /// `ERROR`
+    Error,
+    /// `CRITICAL`
+    Critical,
+}
+
+impl Level {
+    /// The level name written in the log line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    /// gunicorn's `loglevel` setting: `debug`, `info`, `warning`, `error`, `critical`
+    /// (any case); unknown names mean `info`, as in gunicorn.
+    pub fn from_setting(s: &str) -> Level {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" => Level::Debug,
+            "warning" => Level::Warning,
+            "error" => Level::Error,
+            "critical" => Level::Critical,
+            _ => Level::Info,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Sink {
+    Stderr,
+    File(File),
+}
+
+/// The error logger. Cheap to clone; clones share the sink.
+#[derive(Clone, Debug)]
+pub struct Logger {
+    level: Level,
+    sink: Arc<Sink>,
+}
+
+impl Logger {
+    /// A logger writing to stderr at `level`.
+    pub fn stderr(level: Level) -> Logger {
+        Logger {
+            level,
+            sink: Arc::new(Sink::Stderr),
+        }
+    }
+
+    /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
+    /// `loglevel`. A file that cannot be opened for appending gives gunicorn's error text.
+    pub fn open(errorlog: &str, loglevel: &str) -> Result<Logger, String> {
+        let level = Level::from_setting(loglevel);
+        if errorlog == "-" {
+            return Ok(Logger::stderr(level));
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(errorlog)
+            .map_err(|e| {
+                format!(
+                    "Error: '{errorlog}' isn't writable [{}]",
+                    crate::log::py_os_error(&e)
+                )
+            })?;
+        Ok(Logger {
+            level,
+            sink: Arc::new(Sink::File(file)),
+        })
+    }
+
+    /// The level below which lines are dropped.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Whether a line at `level` would be written.
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.level
+    }
+
+    /// Writes one line at `level`.
+    pub fn log(&self, level: Level, msg: impl fmt::Display) {
+        if !self.enabled(level) {
+            return;
+        }
+        let line = format!(
+            "{} [{}] [{}] {}\n",
+            time::now_stamp(),
+            std::process::id(),
+            level.name(),
+            msg
+        );
+        // A failing log write (closed stderr, full disk) must never stop the server.
+        let _ = match &*self.sink {
+            Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+            Sink::File(f) => (&*f).write_all(line.as_bytes()),
+        };
+    }
+
+    /// A `DEBUG` line.
+    pub fn debug(&self, msg: impl fmt::Display) {
+        self.log(Level::Debug, msg);
+    }
+
+    /// An `INFO` line.
+    pub fn info(&self, msg: impl fmt::Display) {
+        self.log(Level::Info, msg);
+    }
+
+    /// A `WARNING` line.
+    pub fn warning(&self, msg: impl fmt::Display) {
+        self.log(Level::Warning, msg);
+    }
+
+    /// An `ERROR` line.
+    pub fn error(&self, msg: impl fmt::Display) {
+        self.log(Level::Error, msg);
+    }
+
+    /// A `CRITICAL` line.
+    pub fn critical(&self, msg: impl fmt::Display) {
+        self.log(Level::Critical, msg);
+    }
+}
+
+/// An OS error as Python's `str(OSError)` shows it: `[Errno 98] Address already in use`.
+pub fn py_os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => format!("[Errno {n}] {}", nix::errno::Errno::from_raw(n).desc()),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(Level::from_setting("DEBUG"), Level::Debug);
+        assert_eq!(Level::from_setting("bogus"), Level::Info);
+        assert!(Logger::stderr(Level::Warning).enabled(Level::Error));
+        assert!(!Logger::stderr(Level::Warning).enabled(Level::Info));
+    }
+
+    #[test]
+    fn os_error_text() {
+        let e = std::io::Error::from_raw_os_error(98);
+        assert_eq!(py_os_error(&e), "[Errno 98] Address already in use");
+    }
+
+    #[test]
+    fn file_lines() {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-log-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("error.log");
+        let log = Logger::open(path.to_str().unwrap(), "info").unwrap();
+        log.info("Starting ferrocorn 0.1.0");
+        log.debug("hidden");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let line = text.lines().next().unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(line.ends_with(&format!("] [{}] [INFO] Starting ferrocorn 0.1.0", std::process::id())));
+        assert_eq!(&line[..1], "[");
+        assert_eq!(&line[26..28], "] ", "{line}");
+        assert!(Logger::open("/nonexistent-dir/x.log", "info").unwrap_err().starts_with(
+            "Error: '/nonexistent-dir/x.log' isn't writable [[Errno 2] No such file or directory]"
+        ));
+    }
+}

@@ -1,0 +1,225 @@
+//! A minimal blocking sync worker in Rust: it answers every request with a fixed
+//! `200 Hello, World!` and `Connection: close`.
+//!
+//! It exists so the arbiter can be tested end to end without Python, and as the shape the
+//! WSGI sync worker will take (accept, read with `ferrocorn_core::Connection`, answer,
+//! close). It heartbeats between accepts, while idle (poll on the listeners with a timeout
+//! of `timeout / 2`) and while a client trickles its request. The whole request must
+//! arrive within `timeout` seconds (30 when the timeout is disabled), so a client that
+//! sends nothing holds the worker for that long at most and never gets it killed.
+//!
+//! Test paths: `/sleep?ms=N` answers after N ms (without heartbeats, like an application
+//! call; INT/QUIT cut it short), `/hang` never answers and ignores TERM (a stuck
+//! application, for the timeout).
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrocorn_core::response::{self, BodyWriter, RequestInfo, ResponseHead};
+use ferrocorn_core::{Connection, Event, Peer, ProtoConfig};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::{WorkerBody, WorkerContext};
+use crate::heartbeat::monotonic_ms;
+use crate::listen::Stream;
+use crate::settings::Settings;
+
+const BODY: &[u8] = b"Hello, World!";
+
+/// The `Hello, World!` body.
+#[derive(Clone, Debug)]
+pub struct HelloBody {
+    proto: Arc<ProtoConfig>,
+}
+
+impl HelloBody {
+    /// A body with the parser limits of `settings` (`limit_request_*`).
+    pub fn new(settings: &Settings) -> HelloBody {
+        let proto = ProtoConfig {
+            limits: ferrocorn_core::Limits::from_gunicorn(
+                settings.int("limit_request_line"),
+                settings.int("limit_request_fields"),
+                settings.int("limit_request_field_size"),
+            ),
+            ..ProtoConfig::default()
+        };
+        HelloBody { proto: Arc::new(proto) }
+    }
+}
+
+impl Default for HelloBody {
+    fn default() -> Self {
+        HelloBody { proto: Arc::new(ProtoConfig::default()) }
+    }
+}
+
+impl WorkerBody for HelloBody {
+    fn run(&self, ctx: WorkerContext) -> u8 {
+        let interval = ctx.beat_interval();
+        let poll_ms = u16::try_from(interval.as_millis()).unwrap_or(u16::MAX);
+        while ctx.signals.alive() {
+            ctx.heartbeat.notify();
+            if ctx.parent_changed() {
+                ctx.log.info(format_args!("Parent changed, shutting down: {}", ctx.pid));
+                return 0;
+            }
+            let ready: Vec<usize> = {
+                let mut fds: Vec<PollFd<'_>> = ctx
+                    .listeners
+                    .iter()
+                    .map(|l| PollFd::new(std::os::fd::AsFd::as_fd(l), PollFlags::POLLIN))
+                    .collect();
+                fds.push(PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN));
+                match poll(&mut fds, PollTimeout::from(poll_ms)) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        ctx.log.error(format_args!("poll failed: {e}"));
+                        return 1;
+                    }
+                }
+                fds[..ctx.listeners.len()]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            ctx.signals.drain();
+            for i in ready {
+                if !ctx.signals.alive() {
+                    break;
+                }
+                match ctx.listeners[i].accept() {
+                    Ok((stream, peer)) => self.serve(&ctx, stream, peer),
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)) => {}
+                    Err(e) => ctx.log.error(format_args!("accept failed: {e}")),
+                }
+            }
+        }
+        0
+    }
+}
+
+impl HelloBody {
+    fn serve(&self, ctx: &WorkerContext, mut stream: Stream, peer: Peer) {
+        let request_time = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
+        let deadline = Instant::now() + request_time;
+        let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
+        let _ = stream.set_write_timeout(Some(request_time));
+        let client = match peer {
+            Peer::Tcp(a) => a.to_string(),
+            Peer::Unix => String::new(),
+        };
+        let mut conn = Connection::new(Arc::clone(&self.proto), peer);
+        let mut buf = vec![0u8; 8192];
+        let mut out = Vec::with_capacity(512);
+        let mut request: Option<(RequestInfo, Vec<u8>)> = None;
+        loop {
+            match conn.next_event() {
+                Ok(Event::Request(head)) => {
+                    ctx.heartbeat.begin_request(head.method(), head.target(), client.as_bytes(), monotonic_ms());
+                    request = Some((RequestInfo::from_head(head), head.target().to_vec()));
+                }
+                Ok(Event::Data(_)) => {}
+                Ok(Event::EndOfMessage(_) | Event::Paused) => break,
+                Ok(Event::ConnectionClosed) => return,
+                Ok(Event::NeedData) => {
+                    if ctx.signals.quick() || Instant::now() >= deadline {
+                        ctx.heartbeat.end_request();
+                        return;
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) => conn.receive_eof(),
+                        Ok(n) => conn.receive(&buf[..n]),
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                        Err(_) => {
+                            ctx.heartbeat.end_request();
+                            return;
+                        }
+                    }
+                    ctx.heartbeat.notify();
+                }
+                Err(e) => {
+                    response::error_response(&e, &mut out);
+                    let _ = stream.write_all(&out);
+                    ctx.heartbeat.end_request();
+                    close_gracefully(ctx, stream);
+                    return;
+                }
+            }
+        }
+        let Some((info, target)) = request else { return };
+        let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
+        if path == b"/hang" {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        if path == b"/sleep" {
+            let ms = query_param(&target, b"ms").unwrap_or(0);
+            if !ctx.signals.sleep_unless_quick(Duration::from_millis(ms)) {
+                return;
+            }
+        }
+        let content_length = BODY.len().to_string();
+        let fields: [(&[u8], &[u8]); 2] =
+            [(b"Content-Type", b"text/plain"), (b"Content-Length", content_length.as_bytes())];
+        let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
+        let framing = response::choose_framing(&info, &head, false);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        response::encode_head(&head, &framing, b"ferrocorn", &response::http_date(now), &mut out);
+        let mut body = BodyWriter::new(framing.body);
+        body.write(BODY, &mut out);
+        out.extend_from_slice(body.finish().last);
+        let _ = stream.write_all(&out);
+        ctx.heartbeat.end_request();
+        close_gracefully(ctx, stream);
+    }
+}
+
+/// gunicorn's `util.close_graceful`: stop sending, read what the client still sends (at
+/// most 64 KiB, for at most 1 s, beating), then close, so the client sees our answer and
+/// not a reset.
+fn close_gracefully(ctx: &WorkerContext, mut stream: Stream) {
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let end = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < 64 * 1024 && Instant::now() < end {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                ctx.heartbeat.notify();
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn query_param(target: &[u8], name: &[u8]) -> Option<u64> {
+    let q = target.splitn(2, |&b| b == b'?').nth(1)?;
+    q.split(|&b| b == b'&').find_map(|kv| {
+        let mut it = kv.splitn(2, |&b| b == b'=');
+        (it.next()? == name).then(|| std::str::from_utf8(it.next()?).ok()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_params() {
+        assert_eq!(super::query_param(b"/sleep?ms=150", b"ms"), Some(150));
+        assert_eq!(super::query_param(b"/sleep?a=1&ms=7", b"ms"), Some(7));
+        assert_eq!(super::query_param(b"/sleep", b"ms"), None);
+    }
+}
