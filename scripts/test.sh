@@ -13,6 +13,10 @@ if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev
     cargo install --locked cargo-nextest
 fi
 
+# The ferrocorn Python package (shell/), built once and installed into .venv and into a
+# venv of Debian's python3, for the end-to-end tests of shell/tests/python_package.rs.
+scripts/install-ferrocorn.sh
+
 # Build every test target once, then run them all (unit, property, fuzz replay,
 # conformance, end-to-end against the built binaries).
 cargo nextest run --workspace --no-fail-fast --failure-output final

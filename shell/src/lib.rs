@@ -1,11 +1,14 @@
 //! ferrocorn: a drop-in replacement for gunicorn, written in Rust.
 //!
-//! This crate is the shell around the sans-IO core: today the settings layer
-//! ([`settings`]) and the command-line entry point ([`run`]); later the arbiter, the
-//! workers and the Python bridge.
+//! This crate is the shell around the sans-IO core: the settings layer ([`settings`]),
+//! the command-line entry point ([`run`]), the arbiter and the workers, and, with the
+//! `python` feature, the Python bridge (`python`: the `ferrocorn._ferrocorn` extension
+//! module, config files in CPython, application loading).
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "python")]
+pub mod python;
 pub mod arbiter;
 pub mod heartbeat;
 pub mod listen;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::settings::cli;
 use crate::settings::resolve::{self, Loaded, NoPython};
-use crate::settings::{ConfigSource, Env};
+use crate::settings::{ConfigSource, Env, Settings};
 
 /// What the command prints and how it exits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,13 +31,35 @@ impl Outcome {
     }
 }
 
+/// Imports the application when the command needs it before serving: gunicorn's
+/// `--check-config` and `--print-config` load the app in the master and report failures.
+/// The Python bridge implements it; without it the command says it did not import.
+pub trait AppLoader {
+    /// Writes what `out` holds so far (so the application's own output follows it, as in
+    /// gunicorn, which prints the configuration before importing), clears it, then
+    /// imports the application described by `settings`. `Err` carries the text for stderr
+    /// (`\nError while loading the application:\n\n` and the traceback).
+    fn check_app(&self, settings: &Settings, out: &mut Outcome) -> Result<(), String>;
+}
+
 /// Runs `ferrocorn` with these arguments (without the program name).
 pub fn run(argv: &[String], env: &Env) -> Outcome {
     run_with(argv, env, &NoPython)
 }
 
-/// [`run`] with an explicit config-file source (the Python bridge, later).
+/// [`run`] with an explicit config-file source and no application loader.
 pub fn run_with(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Outcome {
+    run_full(argv, env, source, None)
+}
+
+/// The whole command: settings from `source`, then `--check-config` / `--print-config`
+/// through `loader` (the Python bridge), else the server.
+pub fn run_full(
+    argv: &[String],
+    env: &Env,
+    source: &dyn ConfigSource,
+    loader: Option<&dyn AppLoader>,
+) -> Outcome {
     let mut out = Outcome::default();
     let settings = match resolve::load(argv, env, source) {
         Ok(Loaded::Help) => {
@@ -63,10 +85,18 @@ pub fn run_with(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Outcom
         out.stdout = settings.print_config();
     }
     if settings.bool("print_config") || settings.bool("check_config") {
-        // gunicorn would now import the application; that needs the Python runtime.
-        out.stderr.push_str(
-            "ferrocorn: note: the application was not imported (the Python runtime is not embedded yet)\n",
-        );
+        match loader {
+            Some(loader) => {
+                if let Err(text) = loader.check_app(&settings, &mut out) {
+                    out.stderr.push_str(&text);
+                    out.code = 1;
+                }
+            }
+            // gunicorn would now import the application; that needs the Python runtime.
+            None => out.stderr.push_str(
+                "ferrocorn: note: the application was not imported (this ferrocorn binary does not embed Python; install the ferrocorn Python package)\n",
+            ),
+        }
         return out;
     }
     let unsupported = settings.unsupported();

@@ -166,14 +166,15 @@ pub trait ConfigSource {
     }
 }
 
-/// The config source used until the Python runtime exists: refuses honestly.
+/// The config source of the plain Rust binary, which embeds no Python: refuses honestly.
+/// The Python package's command uses `python::config::PythonConfig` instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoPython;
 
 impl ConfigSource for NoPython {
     fn load(&self, location: &str, _env: &Env) -> Result<Vec<(String, Value)>, ConfigError> {
         Err(ConfigError::Other(format!(
-            "cannot read config file {location}: config files are Python and need the Python runtime, which this ferrocorn build does not embed yet"
+            "cannot read config file {location}: config files are Python and need the Python runtime, which this binary does not embed (use the `ferrocorn` command of the Python package: pip install ./shell)"
         )))
     }
 }

@@ -514,7 +514,7 @@ fn callable(v: &Value, arity: Option<usize>, ctx: &mut Ctx<'_>) -> VResult {
                 Some(imp) => imp.import(module, attr)?,
                 None => {
                     return Err(format!(
-                        "cannot import '{s}': importing hooks needs the Python runtime, which ferrocorn does not embed yet"
+                        "cannot import '{s}': importing hooks needs the Python runtime, which this binary does not embed (use the `ferrocorn` command of the Python package)"
                     ));
                 }
             }
@@ -533,10 +533,20 @@ fn callable(v: &Value, arity: Option<usize>, ctx: &mut Ctx<'_>) -> VResult {
     Ok(Value::Object(Box::new(obj)))
 }
 
+/// The `__qualname__` of the wrapper gunicorn's `validate_post_request` puts around a
+/// hook of arity 2 or 3 (`--print-config` shows it instead of the hook's own name).
+pub const POST_REQUEST_WRAPPER: &str = "validate_post_request.<locals>.<lambda>";
+
 fn post_request(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
     let val = callable(v, None, ctx)?;
-    match &val {
-        Value::Object(o) if matches!(o.arity, Some(2..=4)) => Ok(val),
+    match val {
+        Value::Object(o) if o.arity == Some(4) => Ok(Value::Object(o)),
+        // gunicorn wraps the hook in a 4-argument lambda; the object keeps its arity so
+        // the caller knows how many arguments to pass.
+        Value::Object(mut o) if matches!(o.arity, Some(2 | 3)) => {
+            o.qualname = POST_REQUEST_WRAPPER.to_owned();
+            Ok(Value::Object(o))
+        }
         _ => Err("Value must have an arity of: 4".to_owned()),
     }
 }

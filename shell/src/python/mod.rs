@@ -1,0 +1,54 @@
+//! The Python bridge: the only part of ferrocorn that touches CPython.
+//!
+//! ferrocorn ships as a Python package whose extension module, `ferrocorn._ferrocorn`, is
+//! this crate built with the `python` feature. The `ferrocorn` console script (or
+//! `python -m ferrocorn`) runs in the user's interpreter and calls [`main`] with the
+//! command line; the interpreter is already initialised, so virtualenvs, `sys.path` and
+//! `sys.executable` are exactly what the user's Python says.
+//!
+//! - [`config`]: the config file executed as module `__config__` (or `python:MODULE`
+//!   imported), its setting-named globals handed to the settings layer, and the importer
+//!   for `module.func` hook strings.
+//! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
+//!   before the import.
+//! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
+
+pub mod app;
+pub mod config;
+pub mod convert;
+
+use pyo3::prelude::*;
+
+use crate::run;
+use crate::settings::Env;
+
+/// Runs the `ferrocorn` command in this interpreter: `argv` without the program name.
+/// Output goes to Python's `sys.stdout` / `sys.stderr` (flushed, so it keeps its place
+/// after whatever the config file or the application printed); returns the exit code.
+pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
+    let env = Env::from_process();
+    let out = run::run_full(argv, &env, &config::PythonConfig, Some(&app::PythonApp));
+    convert::write_stream(py, "stdout", &out.stdout)?;
+    convert::write_stream(py, "stderr", &out.stderr)?;
+    Ok(out.code)
+}
+
+/// The extension module `ferrocorn._ferrocorn`.
+#[pymodule]
+#[pyo3(name = "_ferrocorn")]
+pub mod extension {
+    use pyo3::prelude::*;
+
+    /// Adds `__version__` (the crate's version, which is also the package's).
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Runs the `ferrocorn` command with these arguments (without the program name) and
+    /// returns its exit code.
+    #[pyfunction]
+    fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<u8> {
+        super::main(py, &argv)
+    }
+}
