@@ -17,10 +17,11 @@ fi
 # venv of Debian's python3, for the end-to-end tests of shell/tests/python_package.rs.
 scripts/install-ferrocorn.sh
 
-# Build every test target once, then run them all (unit, property, fuzz replay,
-# conformance, end-to-end against the built binaries).
-cargo nextest run --workspace --no-fail-fast --failure-output final
-# Doc examples are not run by nextest.
-cargo test --workspace --doc --quiet
 # The benchmarks must keep compiling (they are run by hand: see bench/README.md).
 cargo build --workspace --benches --quiet
+# Doc examples (nextest does not run them).
+cargo test --workspace --doc --quiet
+# Build every test target once, then run them all (unit, property, fuzz replay,
+# conformance, end-to-end against the built binaries). Last, so its summary line closes
+# the output.
+cargo nextest run --workspace --no-fail-fast --failure-output final
