@@ -122,6 +122,13 @@ impl HelloBody {
             match conn.next_event() {
                 Ok(Event::Request(head)) => {
                     ctx.heartbeat.begin_request(head.method(), head.target(), client.as_bytes(), monotonic_ms());
+                    if ctx.log.enabled(crate::log::Level::Debug) {
+                        ctx.log.debug(format_args!(
+                            "{} {}",
+                            String::from_utf8_lossy(head.method()),
+                            String::from_utf8_lossy(head.target())
+                        ));
+                    }
                     request = Some((RequestInfo::from_head(head), head.target().to_vec()));
                 }
                 Ok(Event::Data(_)) => {}

@@ -1,7 +1,8 @@
 //! `ferrocorn-test-server`: a real master with real forked workers running the Rust
 //! `Hello, World!` body, for the arbiter's end-to-end tests. Flags are gunicorn's, parsed
 //! by the settings layer (`-w 2 --timeout 2 -b 127.0.0.1:0 ...`); no application module
-//! is needed. `FERROCORN_TEST_BIND_RETRY_MS` shortens the pause between bind attempts.
+//! is needed. `FERROCORN_TEST_BIND_RETRY_MS` shortens the pause between bind attempts;
+//! `FERROCORN_TEST_WORKER_EXIT=N` runs workers that exit with N at once.
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use ferrocorn::arbiter::{ServeOptions, serve_with};
 use ferrocorn::settings::resolve::{Loaded, NoPython, load};
 use ferrocorn::settings::Env;
 use ferrocorn::worker::hello::HelloBody;
+use ferrocorn::worker::{WorkerBody, WorkerContext};
 
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +28,20 @@ fn main() -> ExitCode {
     if let Some(ms) = std::env::var("FERROCORN_TEST_BIND_RETRY_MS").ok().and_then(|v| v.parse().ok()) {
         opts.bind_retry_delay = std::time::Duration::from_millis(ms);
     }
+    if let Some(code) = std::env::var("FERROCORN_TEST_WORKER_EXIT").ok().and_then(|v| v.parse().ok()) {
+        return ExitCode::from(serve_with(&settings, &ExitAtOnce(code), &opts));
+    }
     let body = HelloBody::new(&settings);
     ExitCode::from(serve_with(&settings, &body, &opts))
+}
+
+/// A worker that exits with a fixed code at once (`FERROCORN_TEST_WORKER_EXIT`): 3 and 4
+/// stand for gunicorn's boot and app-load errors.
+struct ExitAtOnce(u8);
+
+impl WorkerBody for ExitAtOnce {
+    fn run(&self, ctx: WorkerContext) -> u8 {
+        ctx.log.error("Exception in worker process");
+        self.0
+    }
 }
