@@ -149,3 +149,14 @@ fn boot_and_load_errors_stop_the_master_with_their_code() {
         assert!(log.trim_end().ends_with(&format!("[{master}] [ERROR] Reason: {reason}")), "{log}");
     }
 }
+
+#[test]
+fn a_worker_hanging_before_its_first_heartbeat_is_timed_out() {
+    // gunicorn never times out such a worker (its heartbeat file's mtime is wall-clock
+    // time compared with monotonic time); the master stamps the heartbeat at spawn.
+    let srv = Server::start_env(&["-w", "1", "--timeout", "1", "-b", "127.0.0.1:0"], &[("FERROCORN_TEST_BOOT_HANG", "1")]);
+    let pid = srv.wait_booted(1)[0];
+    srv.wait_for(&format!("[CRITICAL] WORKER TIMEOUT (pid:{pid})"));
+    srv.wait_for(&format!("Worker (pid:{pid}) was not serving a request"));
+    srv.wait_booted(2);
+}

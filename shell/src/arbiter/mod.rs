@@ -47,8 +47,8 @@ use nix::unistd::{ForkResult, Pid as NixPid};
 use signal_hook::SigId;
 
 use crate::heartbeat::{Heartbeats, monotonic_ms};
-use crate::listen::{self, BindAddr, BindOptions, Listener};
-use crate::log::{Level, Logger};
+use crate::listen::{self, BindOptions, Listener};
+use crate::log::Logger;
 use crate::settings::Settings;
 use crate::worker::{WorkerBody, WorkerContext, WorkerSignals};
 use decide::{Arbiter, Command, Config, Event, KillSig, Sig, Status};
@@ -148,7 +148,6 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
         pid: nix::unistd::getpid().as_raw(),
         timeout: Duration::from_secs(secs("timeout")),
         graceful_timeout: Duration::from_secs(secs("graceful_timeout")),
-        _binds: binds,
     };
     master.run()
 }
@@ -163,7 +162,6 @@ struct Master<'a> {
     pid: i32,
     timeout: Duration,
     graceful_timeout: Duration,
-    _binds: Vec<BindAddr>,
 }
 
 impl Master<'_> {
@@ -401,6 +399,3 @@ impl std::fmt::Debug for MasterSignals {
         f.debug_struct("MasterSignals").field("signals", &self.flags.len()).finish()
     }
 }
-
-#[allow(dead_code)]
-fn _assert_level_used(_: Level) {}

@@ -2,7 +2,8 @@
 //! `Hello, World!` body, for the arbiter's end-to-end tests. Flags are gunicorn's, parsed
 //! by the settings layer (`-w 2 --timeout 2 -b 127.0.0.1:0 ...`); no application module
 //! is needed. `FERROCORN_TEST_BIND_RETRY_MS` shortens the pause between bind attempts;
-//! `FERROCORN_TEST_WORKER_EXIT=N` runs workers that exit with N at once.
+//! `FERROCORN_TEST_WORKER_EXIT=N` runs workers that exit with N at once;
+//! `FERROCORN_TEST_BOOT_HANG=1` runs workers that hang before their first heartbeat.
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
     if let Some(code) = std::env::var("FERROCORN_TEST_WORKER_EXIT").ok().and_then(|v| v.parse().ok()) {
         return ExitCode::from(serve_with(&settings, &ExitAtOnce(code), &opts));
     }
+    if std::env::var_os("FERROCORN_TEST_BOOT_HANG").is_some() {
+        return ExitCode::from(serve_with(&settings, &HangAtBoot, &opts));
+    }
     let body = HelloBody::new(&settings);
     ExitCode::from(serve_with(&settings, &body, &opts))
 }
@@ -43,5 +47,17 @@ impl WorkerBody for ExitAtOnce {
     fn run(&self, ctx: WorkerContext) -> u8 {
         ctx.log.error("Exception in worker process");
         self.0
+    }
+}
+
+/// A worker that hangs before its first heartbeat (`FERROCORN_TEST_BOOT_HANG`), like an
+/// application import that never returns.
+struct HangAtBoot;
+
+impl WorkerBody for HangAtBoot {
+    fn run(&self, _ctx: WorkerContext) -> u8 {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
     }
 }
