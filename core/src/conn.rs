@@ -59,6 +59,17 @@ pub enum Event<'a> {
     ConnectionClosed,
 }
 
+/// How far [`Connection::discard_body`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discard {
+    /// The rest of the body was skipped: the request is read whole (`Paused` next).
+    Done,
+    /// More bytes are needed to get to the end of the body.
+    NeedData,
+    /// The body goes on past the budget: close the connection rather than read on.
+    OverBudget,
+}
+
 /// The caller used the connection out of order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsageError {
@@ -293,6 +304,33 @@ impl Connection {
                 State::Done => return Ok(Event::Paused),
                 State::Closed => return Ok(Event::ConnectionClosed),
                 State::Failed(e) => return Err(e.clone()),
+            }
+        }
+    }
+
+    /// Skips what is left of the current body (the application did not read it), at most
+    /// `budget` bytes of decoded body over all calls for this request (the caller keeps
+    /// the count). Body bytes are only ever skipped through the body framing, never
+    /// parsed as a request: past the budget the connection must close.
+    pub fn discard_body(&mut self, budget: &mut u64) -> Result<Discard, RecvError> {
+        loop {
+            match self.state {
+                State::Length(_) | State::Chunked(_) => {}
+                _ => return Ok(Discard::Done),
+            }
+            match self.next_event()? {
+                Event::Data(d) => {
+                    let n = d.len() as u64;
+                    if n > *budget {
+                        *budget = 0;
+                        self.keep_alive = false;
+                        return Ok(Discard::OverBudget);
+                    }
+                    *budget -= n;
+                }
+                Event::NeedData => return Ok(Discard::NeedData),
+                Event::EndOfMessage(_) | Event::Paused => return Ok(Discard::Done),
+                Event::Request(_) | Event::ConnectionClosed => return Ok(Discard::Done),
             }
         }
     }

@@ -239,3 +239,31 @@ fn proxy_header_only_from_allowed_peers() {
         conn.start_next_cycle().unwrap();
     }
 }
+
+#[test]
+fn unread_bodies_are_skipped_within_a_budget_never_parsed() {
+    use crate::conn::Discard;
+    let body_then_next = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\nGET /smuggled HTTP/1.1\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(body_then_next);
+    assert!(matches!(conn.next_event(), Ok(Event::Request(_))));
+    // The body was not read: the next request cannot start yet.
+    assert_eq!(conn.start_next_cycle(), Err(crate::conn::UsageError::NotDone));
+    let mut budget = 64;
+    assert_eq!(conn.discard_body(&mut budget), Ok(Discard::Done));
+    assert_eq!(budget, 40);
+    assert!(matches!(conn.next_event(), Ok(Event::Paused)));
+    conn.start_next_cycle().unwrap();
+    let Ok(Event::Request(h)) = conn.next_event() else { panic!() };
+    assert_eq!(h.target(), b"/next");
+
+    // Chunked, partly received, over budget: the connection must close.
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n");
+    assert!(matches!(conn.next_event(), Ok(Event::Request(_))));
+    let mut budget = 10;
+    assert_eq!(conn.discard_body(&mut budget), Ok(Discard::NeedData));
+    conn.receive(b"10\r\n0123456789abcdef\r\n0\r\n\r\n");
+    assert_eq!(conn.discard_body(&mut budget), Ok(Discard::OverBudget));
+    assert!(!conn.keep_alive());
+}
