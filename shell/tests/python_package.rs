@@ -1025,3 +1025,21 @@ fn debian_static_python_inside_and_outside_the_venv() {
         &[("PYTHONPATH", sp.to_str().unwrap())],
     );
 }
+
+#[test]
+fn system_exit_ends_the_process_as_in_python() {
+    // gunicorn catches `Exception` only: sys.exit() in a config file or at import time
+    // ends the process with Python's own exit status and message.
+    let dir = project(
+        "sys-exit",
+        &[
+            ("exit3.py", "import sys\nsys.exit(3)\n"),
+            ("exitapp.py", "import sys\nsys.exit('bye')\n"),
+            ("myapp.py", APP),
+        ],
+    );
+    let o = ferrocorn(&dir, &["-c", "exit3.py", "myapp"], &[]);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (3, "", ""));
+    let o = ferrocorn(&dir, &["--check-config", "exitapp"], &[]);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (1, "", "bye\n"));
+}

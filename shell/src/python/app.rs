@@ -336,6 +336,8 @@ impl AppLoader for PythonApp {
             }
             match load_app(py, settings) {
                 Ok(_) => Ok(()),
+                // SystemExit and KeyboardInterrupt are not caught (main raises them).
+                Err(e) if super::escapes(py, &e.error) => Err(String::new()),
                 Err(e) => Err(format!(
                     "\nError while loading the application:\n\n{}",
                     e.traceback

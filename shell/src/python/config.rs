@@ -63,7 +63,10 @@ fn load_config(
 ) -> Result<Vec<(String, Value)>, ConfigError> {
     // gunicorn's first `Application.chdir()`: the (default) chdir, i.e. the working
     // directory, goes first on sys.path, so the config can import the project's modules.
-    let other = |e: PyErr| ConfigError::Other(exc_str(py, &e));
+    let other = |e: PyErr| {
+        super::escapes(py, &e);
+        ConfigError::Other(exc_str(py, &e))
+    };
     ensure_on_sys_path(py, &env.cwd.to_string_lossy()).map_err(other)?;
     let namespace = if let Some(module) = location.strip_prefix("python:") {
         // Errors propagate as `Error: <str(exc)>`, as in gunicorn.
@@ -73,9 +76,12 @@ fn load_config(
             .map_err(other)?
     } else {
         let filename = location.strip_prefix("file:").unwrap_or(location);
-        exec_config_file(py, filename).map_err(|e| ConfigError::ConfigFileFailed {
-            location: filename.to_owned(),
-            traceback: format_traceback(py, &e),
+        exec_config_file(py, filename).map_err(|e| {
+            super::escapes(py, &e);
+            ConfigError::ConfigFileFailed {
+                location: filename.to_owned(),
+                traceback: format_traceback(py, &e),
+            }
         })?
     };
     let mut values = Vec::new();

@@ -17,10 +17,31 @@ pub mod app;
 pub mod config;
 pub mod convert;
 
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
 use crate::run;
 use crate::settings::Env;
+
+/// A `BaseException` that is not an `Exception` (`SystemExit`, `KeyboardInterrupt`)
+/// raised by the config file or the application import. gunicorn only catches
+/// `Exception`, so these end the process the way Python ends it (`sys.exit(3)` in a
+/// config file exits 3); the settings layer only carries text, so the bridge keeps the
+/// exception here and [`main`] raises it again.
+static ESCAPED: Mutex<Option<PyErr>> = Mutex::new(None);
+
+/// Whether `err` must escape (see [`ESCAPED`]); if so it is kept for [`main`].
+fn escapes(py: Python<'_>, err: &PyErr) -> bool {
+    if err.is_instance_of::<PyException>(py) {
+        return false;
+    }
+    if let Ok(mut slot) = ESCAPED.lock() {
+        slot.get_or_insert_with(|| err.clone_ref(py));
+    }
+    true
+}
 
 /// Runs the `ferrocorn` command in this interpreter: `argv` without the program name.
 /// Output goes to Python's `sys.stdout` / `sys.stderr` (flushed, so it keeps its place
@@ -28,6 +49,9 @@ use crate::settings::Env;
 pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
     let env = Env::from_process();
     let out = run::run_full(argv, &env, &config::PythonConfig, Some(&app::PythonApp));
+    if let Some(err) = ESCAPED.lock().ok().and_then(|mut e| e.take()) {
+        return Err(err);
+    }
     convert::write_stream(py, "stdout", &out.stdout)?;
     convert::write_stream(py, "stderr", &out.stderr)?;
     Ok(out.code)
