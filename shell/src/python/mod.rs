@@ -12,6 +12,17 @@
 //! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
+//!
+//! Where ferrocorn deliberately differs from gunicorn 27 here:
+//! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
+//!   the application (gunicorn applies them only when serving, so its check can fail on
+//!   an app that serves fine).
+//! - The exception class is `ferrocorn.errors.AppImportError` (gunicorn:
+//!   `gunicorn.errors.AppImportError`); the messages are gunicorn's.
+//! - A hook that is a callable instance (no `__qualname__`) is shown by its class name
+//!   in `--print-config`, where gunicorn crashes with an `AttributeError`.
+//! - Errors raised by the loader itself carry no traceback frames of ferrocorn's (it is
+//!   Rust); the exception lines and chained causes are Python's own.
 
 pub mod app;
 pub mod config;
