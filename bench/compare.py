@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Side-by-side server benchmark: ferrocorn, gunicorn 27 and granian on one app, one run.
+"""Side-by-side server benchmark: ferrocorn, gunicorn 27 and granian, one run.
 
-Each server serves bench/apps/simple.py on 127.0.0.1 with the same number of worker
-processes; wrk loads each in turn, round-robin, several rounds, so that the noise of this
-shared machine hits all of them alike. Prints requests/s per server and scenario (median of
-the rounds) and the ratios to gunicorn. Usage: bench/run.sh [--rounds N] [--duration S].
+Every server serves the same apps (bench/apps) on 127.0.0.1 with the same number of worker
+processes; wrk drives each scenario against each server in turn, round-robin over several
+rounds, so that the noise of this shared machine hits all of them alike. Prints, per
+scenario and server: requests/s (median over rounds), p50/p99 latency, errors, the memory
+of the server's processes (RSS, summed over the process group) and the ratios
+ferrocorn/gunicorn and ferrocorn/granian. Bounded: every wrk run lasts --duration seconds.
 """
 
 import argparse
@@ -19,7 +21,21 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+APPS = os.path.join(HERE, "apps")
+
+# (name, app, path, wrk script or None, keep-alive, connections)
+SCENARIOS_FULL = [
+    (f"{label} c={c}{'' if ka else ' close'}", app, path, script, ka, c)
+    for (label, app, path, script) in [
+        ("hello", "simple:application", "/", None),
+        ("flask", "flask_app:app", "/", None),
+        ("post64k", "simple:application", "/echo", "post64k.lua"),
+        ("stream1M", "simple:application", "/stream", None),
+    ]
+    for ka in (True, False)
+    for c in (1, 32, 256)
+]
+SCENARIOS_QUICK = [s for s in SCENARIOS_FULL if s[5] == 32 or (s[0].startswith("hello") and s[5] == 256)]
 
 
 def free_port():
@@ -28,7 +44,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(port, proc, deadline_s=30.0):
+def wait_ready(port, proc, deadline_s=60.0):
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -44,93 +60,134 @@ def wait_ready(port, proc, deadline_s=30.0):
     return False
 
 
-def servers(venv, workers, threads):
-    bin_ = os.path.join(venv, "bin")
-    app = "simple:application"
+def server_commands(venv, workers, threads):
+    b = os.path.join(venv, "bin")
     out = {
-        "gunicorn-sync": [os.path.join(bin_, "gunicorn"), "-w", str(workers), "-k", "sync", app],
-        "gunicorn-gthread": [os.path.join(bin_, "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads), app],
-        "granian": [os.path.join(bin_, "granian"), "--interface", "wsgi", "--workers", str(workers),
-                    "--blocking-threads", str(threads), "--no-ws", app],
+        "gunicorn-sync": lambda app, port: [f"{b}/gunicorn", "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}", app],
+        "gunicorn-gthread": lambda app, port: [f"{b}/gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+                                               "-b", f"127.0.0.1:{port}", app],
+        "granian": lambda app, port: [f"{b}/granian", "--interface", "wsgi", "--workers", str(workers),
+                                      "--blocking-threads", str(threads), "--no-ws", "--host", "127.0.0.1", "--port", str(port), app],
     }
-    ferro = os.path.join(bin_, "ferrocorn")
-    if os.path.exists(ferro):
-        out["ferrocorn-sync"] = [ferro, "-w", str(workers), "-k", "sync", app]
-        out["ferrocorn-gthread"] = [ferro, "-w", str(workers), "-k", "gthread", "--threads", str(threads), app]
+    if os.path.exists(f"{b}/ferrocorn"):
+        out["ferrocorn-sync"] = lambda app, port: [f"{b}/ferrocorn", "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}", app]
+        out["ferrocorn-gthread"] = lambda app, port: [f"{b}/ferrocorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+                                                      "-b", f"127.0.0.1:{port}", app]
     return out
 
 
-def bind_args(name, port):
-    if name.startswith("granian"):
-        return ["--host", "127.0.0.1", "--port", str(port)]
-    return ["-b", f"127.0.0.1:{port}"]
+def rss_kib(pgid):
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
-WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def wrk(port, path, connections, duration):
-    threads = min(2, connections)
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", f"http://127.0.0.1:{port}{path}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
-    m = WRK_RPS.search(res.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", res.stdout)
-    socket_errors = re.search(r"Socket errors: (.*)", res.stdout)
-    return (float(m.group(1)) if m else 0.0), (errors.group(1) if errors else "0"), (socket_errors.group(1) if socket_errors else "")
+def ms(text):
+    m = re.match(r"([0-9.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
+
+
+def wrk(port, path, script, keep_alive, connections, duration):
+    cmd = ["wrk", "--latency", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s"]
+    if not keep_alive:
+        cmd += ["-H", "Connection: close"]
+    if script:
+        cmd += ["-s", os.path.join(APPS, script)]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    out = res.stdout
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    p50 = re.search(r"\s50%\s+(\S+)", out)
+    p99 = re.search(r"\s99%\s+(\S+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": ms(p50.group(1)) if p50 else float("nan"),
+        "p99": ms(p99.group(1)) if p99 else float("nan"),
+        "errors": errors,
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--venv", default=os.path.join(ROOT, ".venv-bench"))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--venv", default=os.path.join(os.path.dirname(HERE), ".venv-bench"))
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--duration", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated server names")
+    ap.add_argument("--scenarios", default="", help="comma-separated substrings of scenario names")
+    ap.add_argument("--quick", action="store_true", help="c=32 (and hello at c=256) only")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (bench/run.sh installs it)")
-    scenarios = [("hello c=50", "/", 50), ("hello c=1", "/", 1), ("large c=50", "/large", 50)]
-    table = servers(args.venv, args.workers, args.threads)
+    scenarios = SCENARIOS_QUICK if args.quick else SCENARIOS_FULL
+    if args.scenarios:
+        scenarios = [s for s in scenarios if any(k in s[0] for k in args.scenarios.split(","))]
+    servers = server_commands(args.venv, args.workers, args.threads)
     if args.only:
-        table = {k: v for k, v in table.items() if k in args.only.split(",")}
-    results = {(name, sc[0]): [] for name in table for sc in scenarios}
-    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "apps"))
+        servers = {k: v for k, v in servers.items() if k in args.only.split(",")}
+    env = dict(os.environ, PYTHONPATH=APPS)
+    results = {}
     for rnd in range(args.rounds):
-        for name, cmd in table.items():
-            port = free_port()
-            proc = subprocess.Popen(cmd + bind_args(name, port), cwd=os.path.join(HERE, "apps"), env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            try:
-                if not wait_ready(port, proc):
-                    print(f"{name}: did not start", file=sys.stderr)
-                    continue
-                for label, path, conns in scenarios:
-                    rps, non2xx, sockerr = wrk(port, path, conns, args.duration)
-                    results[(name, label)].append(rps)
-                    note = f" (non-2xx {non2xx}{', socket errors ' + sockerr if sockerr else ''})" if non2xx != "0" or sockerr else ""
-                    print(f"round {rnd + 1} {name:18} {label:12} {rps:10.0f} req/s{note}", file=sys.stderr)
-            finally:
-                os.killpg(proc.pid, signal.SIGTERM)
+        for (sname, app, path, script, ka, conns) in scenarios:
+            for name, cmd in servers.items():
+                port = free_port()
+                proc = subprocess.Popen(cmd(app, port), cwd=APPS, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
                 try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-    print(f"\nmedian req/s over {args.rounds} rounds of {args.duration}s, {args.workers} workers, 127.0.0.1, wrk -t2")
-    header = f"{'server':18}" + "".join(f"{sc[0]:>16}" for sc in scenarios)
-    print(header)
-    base = "gunicorn-sync"
-    for name in table:
-        row = f"{name:18}"
-        for label, _, _ in scenarios:
-            vals = results[(name, label)]
-            med = statistics.median(vals) if vals else 0.0
-            ref = results.get((base, label)) or []
-            ratio = med / statistics.median(ref) if ref and statistics.median(ref) else 0.0
-            row += f"{med:>9.0f} ({ratio:4.1f}x)"
-        print(row)
-    print(f"(ratios are to {base})")
+                    if not wait_ready(port, proc):
+                        print(f"{name}: did not start for {sname}", file=sys.stderr)
+                        continue
+                    r = wrk(port, path, script, ka, conns, args.duration)
+                    r["rss"] = rss_kib(proc.pid)
+                    results.setdefault((sname, name), []).append(r)
+                    print(f"round {rnd + 1} {sname:22} {name:18} {r['rps']:9.0f} req/s p50 {r['p50']:7.2f} ms "
+                          f"p99 {r['p99']:8.2f} ms errors {r['errors']} rss {r['rss'] // 1024} MiB", file=sys.stderr)
+                finally:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+    print(f"\n{args.workers} workers ({args.threads} threads for gthread/granian), wrk on 127.0.0.1, "
+          f"{args.rounds} round(s) of {args.duration}s; req/s is the median over rounds")
+    print(f"{'scenario':22} {'server':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}"
+          f" {'x gunicorn':>10} {'x granian':>10}")
+    for (sname, *_rest) in scenarios:
+        base_g = results.get((sname, "gunicorn-sync"))
+        base_r = results.get((sname, "granian"))
+        med = lambda rs: statistics.median(r["rps"] for r in rs) if rs else 0.0
+        for name in servers:
+            rs = results.get((sname, name))
+            if not rs:
+                continue
+            rps = med(rs)
+            vs_g = rps / med(base_g) if base_g and med(base_g) else float("nan")
+            vs_r = rps / med(base_r) if base_r and med(base_r) else float("nan")
+            last = rs[-1]
+            print(f"{sname:22} {name:18} {rps:9.0f} {last['p50']:8.2f} {last['p99']:8.2f} {sum(r['errors'] for r in rs):7d}"
+                  f" {last['rss'] // 1024:8d} {vs_g:10.2f} {vs_r:10.2f}")
+    print("x gunicorn: ratio to gunicorn-sync; x granian: ratio to granian (same scenario, same run)")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,30 @@
-"""The benchmark application: the same WSGI callable for every server.
+"""The plain WSGI benchmark application: the same callable for every server.
 
-/        13 bytes, "Hello, World!" (gunicorn's own benchmark app)
-/json    a small JSON document
-/large   64 KiB
-/echo    reads the request body and returns its length
+/          13 bytes, "Hello, World!" (gunicorn's own benchmark app)
+/large     64 KiB in one piece
+/stream    1 MiB streamed in 64 KiB chunks, no Content-Length
+/echo      reads the whole request body and returns its length
 """
 
-import json
-
 _HELLO = b"Hello, World!"
-_JSON = json.dumps({"message": "Hello, World!", "items": list(range(20))}).encode()
 _LARGE = b"x" * 65536
+_CHUNK = b"y" * 65536
+
+
+def _stream():
+    for _ in range(16):
+        yield _CHUNK
 
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
-    if path == "/json":
-        body, ctype = _JSON, "application/json"
-    elif path == "/large":
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _stream()
+    if path == "/large":
         body, ctype = _LARGE, "application/octet-stream"
     elif path == "/echo":
-        n = len(environ["wsgi.input"].read())
-        body, ctype = str(n).encode(), "text/plain"
+        body, ctype = str(len(environ["wsgi.input"].read())).encode(), "text/plain"
     else:
         body, ctype = _HELLO, "text/plain"
     start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
