@@ -5,7 +5,9 @@ Every server serves the same apps (bench/apps) on 127.0.0.1 with the same number
 processes; wrk drives each scenario against each server in turn, round-robin over several
 rounds, so that the noise of this shared machine hits all of them alike. Prints, per
 scenario and server: requests/s (median over rounds), p50/p99 latency, errors, the memory
-of the server's processes (RSS, summed over the process group) and the ratios
+of the server's processes (RSS, summed over the process group), the server's CPU time per request (utime +
+stime of its processes from /proc: the figure that does not depend on wrk saturating the
+2-core machine first) and the ratios
 ferrocorn/gunicorn and ferrocorn/granian. Bounded: every wrk run lasts --duration seconds.
 """
 
@@ -76,6 +78,27 @@ def server_commands(venv, workers, threads):
     return out
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pgid):
+    """utime + stime of every process in the group, including reaped children's."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            # fields[11..15] = utime stime cutime cstime (after the state field at index 0)
+            total += sum(int(x) for x in fields[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
 def rss_kib(pgid):
     total = 0
     for pid in os.listdir("/proc"):
@@ -118,7 +141,9 @@ def wrk(port, path, script, keep_alive, connections, duration):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    total = re.search(r"(\d+) requests in", out)
     return {
+        "requests": int(total.group(1)) if total else 0,
         "rps": float(rps.group(1)) if rps else 0.0,
         "p50": ms(p50.group(1)) if p50 else float("nan"),
         "p99": ms(p99.group(1)) if p99 else float("nan"),
@@ -157,11 +182,14 @@ def main():
                     if not wait_ready(port, proc):
                         print(f"{name}: did not start for {sname}", file=sys.stderr)
                         continue
+                    cpu_before = cpu_seconds(proc.pid)
                     r = wrk(port, path, script, ka, conns, args.duration)
+                    cpu = cpu_seconds(proc.pid) - cpu_before
+                    r["cpu_us"] = cpu * 1e6 / r["requests"] if r["requests"] else float("nan")
                     r["rss"] = rss_kib(proc.pid)
                     results.setdefault((sname, name), []).append(r)
                     print(f"round {rnd + 1} {sname:22} {name:18} {r['rps']:9.0f} req/s p50 {r['p50']:7.2f} ms "
-                          f"p99 {r['p99']:8.2f} ms errors {r['errors']} rss {r['rss'] // 1024} MiB", file=sys.stderr)
+                          f"p99 {r['p99']:8.2f} ms cpu/req {r['cpu_us']:6.1f} us errors {r['errors']} rss {r['rss'] // 1024} MiB", file=sys.stderr)
                 finally:
                     os.killpg(proc.pid, signal.SIGTERM)
                     try:
@@ -171,7 +199,7 @@ def main():
                         proc.wait()
     print(f"\n{args.workers} workers ({args.threads} threads for gthread/granian), wrk on 127.0.0.1, "
           f"{args.rounds} round(s) of {args.duration}s; req/s is the median over rounds")
-    print(f"{'scenario':22} {'server':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}"
+    print(f"{'scenario':22} {'server':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} {'errors':>7} {'RSS MiB':>8}"
           f" {'x gunicorn':>10} {'x granian':>10}")
     for (sname, *_rest) in scenarios:
         base_g = results.get((sname, "gunicorn-sync"))
@@ -185,7 +213,8 @@ def main():
             vs_g = rps / med(base_g) if base_g and med(base_g) else float("nan")
             vs_r = rps / med(base_r) if base_r and med(base_r) else float("nan")
             last = rs[-1]
-            print(f"{sname:22} {name:18} {rps:9.0f} {last['p50']:8.2f} {last['p99']:8.2f} {sum(r['errors'] for r in rs):7d}"
+            cpu = statistics.median(r["cpu_us"] for r in rs)
+            print(f"{sname:22} {name:18} {rps:9.0f} {last['p50']:8.2f} {last['p99']:8.2f} {cpu:10.1f} {sum(r['errors'] for r in rs):7d}"
                   f" {last['rss'] // 1024:8d} {vs_g:10.2f} {vs_r:10.2f}")
     print("x gunicorn: ratio to gunicorn-sync; x granian: ratio to granian (same scenario, same run)")
 
