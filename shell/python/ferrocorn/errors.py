@@ -9,3 +9,9 @@ class AppImportError(Exception):
     wrong arguments, an object that is not callable). A module that cannot be imported
     raises ``ImportError`` instead, as in gunicorn.
     """
+
+
+class ConfigError(Exception):
+    """A setting's value is not acceptable (gunicorn's ``gunicorn.errors.ConfigError``):
+    ``cfg.set()`` raises it for an unknown user or group, a missing ``chdir`` directory
+    and an unknown ``reload_engine``, where gunicorn's validators raise theirs."""

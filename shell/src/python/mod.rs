@@ -12,6 +12,7 @@
 //! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
+//! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
 //! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
@@ -25,6 +26,7 @@
 //!   Rust); the exception lines and chained causes are Python's own.
 
 pub mod app;
+pub mod cfg;
 pub mod config;
 pub mod convert;
 
@@ -79,6 +81,9 @@ pub mod extension {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
+
+    #[pymodule_export]
+    use super::cfg::_cfg_for_argv;
 
     /// Runs the `ferrocorn` command with these arguments (without the program name) and
     /// returns its exit code.
