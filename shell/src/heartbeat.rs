@@ -10,6 +10,7 @@
 //!  Slot (repr C, atomics only)
 //!  ├─ beat_ms       CLOCK_MONOTONIC milliseconds of the last notify (set by the master
 //!  │                at spawn, so a worker that never beats still times out)
+//!  ├─ flags         bit 0: the worker booted (its application is loaded)
 //!  ├─ seq           seqlock over the request fields below (odd while written)
 //!  ├─ req_start_ms  when the request being served started; 0 when idle
 //!  ├─ req_lens      method | path << 16 | client << 32 (byte lengths)
@@ -34,6 +35,8 @@ pub const MAX_METHOD: usize = 32;
 /// The longest client text kept.
 pub const MAX_CLIENT: usize = 64;
 
+const FLAG_BOOTED: u64 = 1;
+
 /// Milliseconds of `CLOCK_MONOTONIC`: the clock of every heartbeat and deadline.
 pub fn monotonic_ms() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
@@ -46,6 +49,7 @@ pub fn monotonic_ms() -> u64 {
 #[derive(Debug)]
 pub struct Slot {
     beat_ms: AtomicU64,
+    flags: AtomicU64,
     seq: AtomicU64,
     req_start_ms: AtomicU64,
     req_lens: AtomicU64,
@@ -70,8 +74,22 @@ impl Slot {
     /// and no request is in flight.
     pub fn reset(&self, now_ms: u64) {
         self.beat_ms.store(now_ms, Ordering::Relaxed);
+        self.flags.store(0, Ordering::Relaxed);
         self.req_start_ms.store(0, Ordering::Relaxed);
         self.req_lens.store(0, Ordering::Relaxed);
+    }
+
+    /// Records that the worker booted: its application is loaded and it is about to
+    /// serve (gunicorn's `booted = True`). During a reload the master retires an old
+    /// worker only when a new one did this.
+    pub fn mark_booted(&self) {
+        self.flags.fetch_or(FLAG_BOOTED, Ordering::Release);
+        self.notify();
+    }
+
+    /// Whether the worker said it booted.
+    pub fn booted(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & FLAG_BOOTED != 0
     }
 
     /// Records that the worker is alive now.
@@ -89,7 +107,7 @@ impl Slot {
         self.beat_ms.load(Ordering::Relaxed)
     }
 
-    /// Records the request the worker starts serving (and beats).
+    /// Records the request the worker starts serving (and beats, and counts as booted).
     pub fn begin_request(&self, method: &[u8], path: &[u8], client: &[u8], now_ms: u64) {
         let method = &method[..method.len().min(MAX_METHOD)];
         let client = &client[..client.len().min(MAX_CLIENT)];
@@ -113,6 +131,11 @@ impl Slot {
         self.req_start_ms.store(now_ms.max(1), Ordering::Relaxed);
         self.seq.store(s.wrapping_add(2), Ordering::Release);
         self.beat_ms.store(now_ms, Ordering::Relaxed);
+        // A worker serving a request has its application loaded, whether or not its body
+        // called `mark_booted`.
+        if self.flags.load(Ordering::Relaxed) & FLAG_BOOTED == 0 {
+            self.flags.fetch_or(FLAG_BOOTED, Ordering::Release);
+        }
     }
 
     /// Records that the worker finished its request.
@@ -213,6 +236,7 @@ impl Slot {
     fn zeroed() -> Slot {
         Slot {
             beat_ms: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             req_start_ms: AtomicU64::new(0),
             req_lens: AtomicU64::new(0),
@@ -255,6 +279,9 @@ mod tests {
         s.reset(5);
         assert_eq!(s.last_beat(), 5);
         assert_eq!(s.in_flight(), None);
+        assert!(!s.booted());
+        s.mark_booted();
+        assert!(s.booted());
         s.begin_request(b"GET", b"/hang?x=1", b"127.0.0.1:5555", 77);
         assert_eq!(
             s.in_flight(),

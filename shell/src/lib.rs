@@ -13,6 +13,7 @@ pub mod arbiter;
 pub mod heartbeat;
 pub mod listen;
 pub mod log;
+pub mod process;
 pub mod run;
 pub mod settings;
 pub mod worker;

@@ -261,6 +261,27 @@ impl Listener {
         }
     }
 
+    /// A second handle on the same socket (`dup`), close-on-exec.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            socket: self.socket.try_clone()?,
+            addr: self.addr.clone(),
+            scheme: self.scheme,
+            owned_path: self.owned_path.clone(),
+        })
+    }
+
+    /// The socket file this listener removes on a clean exit, if any.
+    pub fn owned_path(&self) -> Option<&Path> {
+        self.owned_path.as_deref()
+    }
+
+    /// Whether the socket survives `exec` (off by default; a USR2 re-exec turns it on in
+    /// the forked child only).
+    pub fn set_inheritable(&self, inheritable: bool) -> io::Result<()> {
+        self.socket.set_cloexec(!inheritable)
+    }
+
     /// Closes the socket; removes the socket file when we created it and `unlink`.
     pub fn close(self, unlink: bool) {
         let path = self.owned_path.clone();
@@ -441,6 +462,24 @@ fn finish(socket: &Socket, opts: &BindOptions) -> io::Result<()> {
         socket.listen(opts.backlog)?;
     }
     Ok(())
+}
+
+/// Takes over listening sockets inherited across `exec`: `GUNICORN_FD` after a USR2
+/// re-exec, or systemd's `LISTEN_FDS`. They are made non-blocking and close-on-exec and
+/// listened on only if they are not listening yet. With `own_files`, a unix socket's
+/// file is removed on a clean exit (the re-executed master takes over that duty).
+pub fn adopt_listeners(fds: &[i32], opts: &BindOptions, own_files: bool) -> Result<Vec<Listener>, BindError> {
+    fds.iter()
+        .map(|&fd| {
+            let mut l = adopt_fd(fd, opts).map_err(|e| BindError { message: format!("fd {fd}: {}", py_os_error(&e)), logged: false })?;
+            if own_files {
+                if let ListenAddr::Unix(p) = &l.addr {
+                    l.owned_path = (!p.as_os_str().is_empty()).then(|| p.clone());
+                }
+            }
+            Ok(l)
+        })
+        .collect()
 }
 
 /// Takes over an inherited socket given as `fd://N`.

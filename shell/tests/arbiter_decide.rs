@@ -1,13 +1,21 @@
 //! Table tests of the arbiter's decisions (`arbiter::decide`): events in, commands out,
 //! no fork, no signal, no clock.
 
-use ferrocorn::arbiter::decide::{Arbiter, Command, Config, Event, KillSig, Sig, Status};
+use ferrocorn::arbiter::decide::{Arbiter, Command, Config, Event, Hook, KillSig, Sig, Status};
 use ferrocorn::log::Level;
 
-const CFG: Config = Config { workers: 2, timeout_ms: 2000, graceful_timeout_ms: 5000 };
+const CFG: Config = Config {
+    workers: 2,
+    timeout_ms: 2000,
+    graceful_timeout_ms: 5000,
+    daemon: false,
+    systemd: false,
+    reuse_port: false,
+    max_workers: 8,
+};
 
 fn spawns(cmds: &[Command]) -> Vec<usize> {
-    cmds.iter().filter_map(|c| if let Command::Spawn { slot } = c { Some(*slot) } else { None }).collect()
+    cmds.iter().filter_map(|c| if let Command::Spawn { slot, .. } = c { Some(*slot) } else { None }).collect()
 }
 
 fn kills(cmds: &[Command]) -> Vec<(i32, KillSig)> {
@@ -122,7 +130,7 @@ fn term_is_a_graceful_stop() {
     let mut a = running();
     let out = a.handle(Event::Signal { sig: Sig::Term, now: 1000 });
     assert_eq!(logs(&out)[0], (Level::Info, "Handling signal: term".into()));
-    assert_eq!(out.iter().position(|c| *c == Command::CloseListeners), Some(1), "listeners close first");
+    assert_eq!(out.iter().position(|c| *c == Command::CloseListeners { unlink: true }), Some(1), "listeners close first");
     assert_eq!(kills(&out), vec![(100, KillSig::Term), (101, KillSig::Term)]);
     // A second TERM changes nothing; no respawn while stopping.
     assert!(kills(&a.handle(Event::Signal { sig: Sig::Term, now: 1100 })).is_empty());
@@ -207,18 +215,6 @@ fn unknown_children_are_reaped_silently() {
 }
 
 #[test]
-fn signals_of_the_next_issue_are_logged_and_ignored() {
-    let mut a = running();
-    for sig in [Sig::Hup, Sig::Ttin, Sig::Ttou, Sig::Usr1, Sig::Usr2, Sig::Winch] {
-        let out = a.handle(Event::Signal { sig, now: 0 });
-        assert!(kills(&out).is_empty() && spawns(&out).is_empty() && exit(&out).is_none());
-        assert_eq!(logs(&out)[0].1, format!("Handling signal: {}", sig.name()));
-    }
-    let out = a.handle(Event::Signal { sig: Sig::Chld, now: 0 });
-    assert_eq!(logs(&out), vec![(Level::Debug, "Handling signal: chld".into())]);
-}
-
-#[test]
 fn a_fork_racing_a_stop_is_stopped() {
     let mut a = Arbiter::new(Config { workers: 1, ..CFG });
     a.handle(Event::Start { now: 0 });
@@ -227,4 +223,327 @@ fn a_fork_racing_a_stop_is_stopped() {
     let out = a.handle(Event::Spawned { pid: 9, slot: 0, now: 2 });
     assert_eq!(kills(&out), vec![(9, KillSig::Term)]);
     assert_eq!(exit(&a.handle(Event::Exited { pid: 9, status: Status::Exited(0), now: 3 })), Some(0));
+}
+
+// ---- every signal in every state ----------------------------------------------------
+
+/// The commands as short strings: `kill:100:Term`, `spawn:2`, `Reload`, `hook:n:3<-2`,
+/// log lines as `INFO text` (the `Handling signal` line is checked apart).
+fn render(cmds: &[Command]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| {
+            Some(match c {
+                Command::Log(_, l) if l.starts_with("Handling signal: ") => return None,
+                Command::Log(level, l) => format!("{} {l}", level.name()),
+                Command::Spawn { slot, .. } => format!("spawn:{slot}"),
+                Command::Kill(p, s) => format!("kill:{p}:{s:?}"),
+                Command::Hook(Hook::NWorkersChanged { new, old }) => format!("hook:n:{new}<-{old}"),
+                Command::Hook(Hook::ChildExit { pid, .. }) => format!("hook:exit:{pid}"),
+                Command::CloseListeners { unlink } => format!("close:{unlink}"),
+                other => format!("{other:?}"),
+            })
+        })
+        .collect()
+}
+
+fn handling(cmds: &[Command]) -> Option<(Level, String)> {
+    logs(cmds).into_iter().find(|(_, l)| l.starts_with("Handling signal: "))
+}
+
+/// The states a master can be in when a signal arrives.
+fn states() -> Vec<(&'static str, Arbiter)> {
+    let daemon = {
+        let mut a = Arbiter::new(Config { daemon: true, ..CFG });
+        a.handle(Event::Start { now: 0 });
+        a.handle(Event::Spawned { pid: 100, slot: 0, now: 0 });
+        a.handle(Event::Spawned { pid: 101, slot: 1, now: 0 });
+        a
+    };
+    let stopping = {
+        let mut a = running();
+        a.handle(Event::Signal { sig: Sig::Term, now: 0 });
+        a
+    };
+    let reloading = {
+        let mut a = running();
+        a.handle(Event::Signal { sig: Sig::Hup, now: 0 });
+        a.handle(Event::Reloaded { cfg: CFG, now: 0 });
+        a.handle(Event::Spawned { pid: 200, slot: 2, now: 0 });
+        a.handle(Event::Spawned { pid: 201, slot: 3, now: 0 });
+        a
+    };
+    let upgrading = {
+        let mut a = running();
+        a.handle(Event::Signal { sig: Sig::Usr2, now: 0 });
+        a.handle(Event::Reexeced { pid: 300 });
+        a
+    };
+    let reexeced = {
+        let mut a = Arbiter::new(CFG).reexeced_by(1);
+        a.handle(Event::Start { now: 0 });
+        a.handle(Event::Spawned { pid: 100, slot: 0, now: 0 });
+        a.handle(Event::Spawned { pid: 101, slot: 1, now: 0 });
+        a
+    };
+    vec![
+        ("running", running()),
+        ("daemon", daemon),
+        ("stopping", stopping),
+        ("reloading", reloading),
+        ("upgrading", upgrading),
+        ("reexeced", reexeced),
+    ]
+}
+
+#[test]
+fn every_signal_in_every_state() {
+    let quit_all = "kill:100:Quit kill:101:Quit";
+    let s = |x: &str| x.to_owned();
+    // (state, signal) -> rendered commands; `-` = only a debug line, no action.
+    let expect = |state: &str, sig: Sig| -> String {
+        match (state, sig) {
+            ("stopping", Sig::Int | Sig::Quit) => s(quit_all),
+            ("stopping", Sig::Term | Sig::Chld) => s(""),
+            ("stopping", sig) => format!("DEBUG Ignoring SIG{} while shutting down.", sig.name().to_uppercase()),
+            ("reloading", Sig::Int | Sig::Quit) => format!("close:true {quit_all} kill:200:Quit kill:201:Quit"),
+            ("reloading", Sig::Term) => s("close:true kill:100:Term kill:101:Term kill:200:Term kill:201:Term"),
+            ("upgrading" | "reexeced", Sig::Int | Sig::Quit) => format!("close:false {quit_all}"),
+            ("upgrading" | "reexeced", Sig::Term) => s("close:false kill:100:Term kill:101:Term"),
+            (_, Sig::Int | Sig::Quit) => format!("close:true {quit_all}"),
+            (_, Sig::Term) => s("close:true kill:100:Term kill:101:Term"),
+            (_, Sig::Chld) => s(""),
+            ("reexeced", Sig::Hup) => s("INFO Hang up: Master.2 Reload"),
+            (_, Sig::Hup) => s("INFO Hang up: Master Reload"),
+            ("reloading", Sig::Ttin) => s("hook:n:3<-2 spawn:4"),
+            (_, Sig::Ttin) => s("hook:n:3<-2 spawn:2"),
+            ("reloading", Sig::Ttou) => s("hook:n:1<-2 kill:200:Term"),
+            (_, Sig::Ttou) => s("hook:n:1<-2 kill:100:Term"),
+            ("reloading", Sig::Usr1) => s("ReopenLogs kill:100:Usr1 kill:101:Usr1 kill:200:Usr1 kill:201:Usr1"),
+            (_, Sig::Usr1) => s("ReopenLogs kill:100:Usr1 kill:101:Usr1"),
+            ("upgrading", Sig::Usr2) => s("WARNING USR2 signal ignored. Child exists."),
+            ("reexeced", Sig::Usr2) => s("WARNING USR2 signal ignored. Parent exists."),
+            (_, Sig::Usr2) => s("Reexec"),
+            ("daemon", Sig::Winch) => s("INFO graceful stop of workers hook:n:0<-2 kill:100:Term kill:101:Term"),
+            ("reloading", Sig::Winch) => s("DEBUG SIGWINCH ignored. Not daemonized"),
+            (_, Sig::Winch) => s("DEBUG SIGWINCH ignored. Not daemonized"),
+        }
+    };
+    let mut failures = Vec::new();
+    for sig in Sig::ALL {
+        for (name, mut a) in states() {
+            let out = a.handle(Event::Signal { sig, now: 1000 });
+            let got = render(&out).join(" ");
+            let want = expect(name, sig);
+            if got != want {
+                failures.push(format!("{name} + {sig:?}:\n  got  {got}\n  want {want}"));
+            }
+            // Every handled signal is announced as gunicorn does, CHLD at debug; nothing
+            // is announced for signals ignored while stopping.
+            let announced = handling(&out);
+            let want_level = if sig == Sig::Chld { Level::Debug } else { Level::Info };
+            let ignored = name == "stopping" && !matches!(sig, Sig::Int | Sig::Quit | Sig::Term | Sig::Chld);
+            if ignored {
+                assert_eq!(announced, None, "{name} {sig:?}");
+            } else {
+                assert_eq!(announced, Some((want_level, format!("Handling signal: {}", sig.name()))), "{name} {sig:?}");
+            }
+            assert!(exit(&out).is_none());
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+// ---- HUP: replace after ready ---------------------------------------------------------
+
+fn reload(a: &mut Arbiter, cfg: Config) -> Vec<Command> {
+    let out = a.handle(Event::Signal { sig: Sig::Hup, now: 1000 });
+    assert!(out.contains(&Command::Reload));
+    a.handle(Event::Reloaded { cfg, now: 1000 })
+}
+
+#[test]
+fn hup_retires_an_old_worker_only_when_a_new_one_booted() {
+    let mut a = running();
+    let out = reload(&mut a, CFG);
+    assert_eq!(render(&out), vec!["hook:n:2<-2", "spawn:2", "spawn:3"]);
+    assert!(a.reloading());
+    a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
+    a.handle(Event::Spawned { pid: 201, slot: 3, now: 1001 });
+    // Nothing is retired until a new worker booted; ticks respawn nothing.
+    assert!(render(&a.handle(Event::Tick { now: 1500 })).is_empty());
+    let out = a.handle(Event::Booted { pid: 200, now: 1600 });
+    assert_eq!(render(&out), vec!["kill:100:Term"], "the oldest goes first");
+    let out = a.handle(Event::Booted { pid: 201, now: 1700 });
+    assert_eq!(render(&out), vec!["kill:101:Term", "INFO Reload complete: 2 new workers booted.", "ReloadDone"]);
+    assert!(!a.reloading());
+    // The old ones exit: no respawn, child_exit is called.
+    let out = a.handle(Event::Exited { pid: 100, status: Status::Exited(0), now: 1800 });
+    assert_eq!(render(&out), vec!["hook:exit:100"]);
+    let out = a.handle(Event::Exited { pid: 101, status: Status::Signaled(15, "SIGTERM"), now: 1800 });
+    assert_eq!(render(&out), vec!["INFO Worker (pid:101) was sent SIGTERM!", "hook:exit:101"]);
+    assert_eq!(a.workers().keys().copied().collect::<Vec<_>>(), vec![200, 201]);
+}
+
+#[test]
+fn hup_with_fewer_or_more_workers() {
+    // 2 -> 1: the one new worker booting retires both old ones.
+    let mut a = running();
+    reload(&mut a, Config { workers: 1, ..CFG });
+    a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
+    let out = a.handle(Event::Booted { pid: 200, now: 1100 });
+    assert_eq!(render(&out)[..2], ["kill:100:Term", "kill:101:Term"]);
+    // 2 -> 3: the third new worker retires nobody.
+    let mut a = running();
+    let out = reload(&mut a, Config { workers: 3, ..CFG });
+    assert_eq!(render(&out), vec!["hook:n:3<-2", "spawn:2", "spawn:3", "spawn:4"]);
+    for (pid, slot) in [(200, 2), (201, 3), (202, 4)] {
+        a.handle(Event::Spawned { pid, slot, now: 1001 });
+    }
+    assert_eq!(render(&a.handle(Event::Booted { pid: 202, now: 1100 })), vec!["kill:100:Term"]);
+    assert_eq!(render(&a.handle(Event::Booted { pid: 200, now: 1100 })), vec!["kill:101:Term"]);
+    assert_eq!(render(&a.handle(Event::Booted { pid: 201, now: 1100 })), vec!["INFO Reload complete: 3 new workers booted.", "ReloadDone"]);
+}
+
+#[test]
+fn a_new_worker_failing_to_boot_aborts_the_reload_and_the_old_workers_stay() {
+    for code in [3, 4] {
+        let mut a = running();
+        reload(&mut a, CFG);
+        a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
+        a.handle(Event::Spawned { pid: 201, slot: 3, now: 1001 });
+        let out = a.handle(Event::Exited { pid: 200, status: Status::Exited(code), now: 1200 });
+        assert_eq!(
+            render(&out),
+            vec![
+                format!("ERROR Worker (pid:200) exited with code {code}."),
+                format!("ERROR Reload aborted: new worker (pid:200) failed to boot (exit code {code}); the old workers keep serving."),
+                "kill:201:Term".into(),
+                "ReloadAborted".into(),
+                "hook:exit:200".into(),
+            ]
+        );
+        assert!(exit(&out).is_none() && !a.stopping() && !a.reloading());
+        // The other new worker failing too changes nothing; the old ones serve on.
+        let out = a.handle(Event::Exited { pid: 201, status: Status::Exited(code), now: 1300 });
+        assert!(exit(&out).is_none() && spawns(&out).is_empty() && !a.stopping());
+        assert_eq!(a.workers().keys().copied().collect::<Vec<_>>(), vec![100, 101]);
+        // They are the current generation again: a crash is replaced as usual.
+        let out = a.handle(Event::Exited { pid: 100, status: Status::Exited(1), now: 1400 });
+        assert_eq!(spawns(&out).len(), 1);
+    }
+}
+
+#[test]
+fn a_config_that_does_not_load_keeps_everything() {
+    let mut a = running();
+    a.handle(Event::Signal { sig: Sig::Hup, now: 1000 });
+    let out = a.handle(Event::ReloadFailed { error: "bad: x".into() });
+    assert_eq!(render(&out), vec!["ERROR Reload failed, the running configuration is kept: bad: x"]);
+    assert!(!a.reloading() && a.workers().len() == 2);
+}
+
+#[test]
+fn a_retired_worker_that_lingers_gets_sigkill_after_graceful_timeout() {
+    let mut a = Arbiter::new(Config { timeout_ms: 0, ..CFG });
+    a.handle(Event::Start { now: 0 });
+    a.handle(Event::Spawned { pid: 100, slot: 0, now: 0 });
+    a.handle(Event::Spawned { pid: 101, slot: 1, now: 0 });
+    a.handle(Event::Signal { sig: Sig::Ttou, now: 1000 });
+    assert!(kills(&a.handle(Event::Tick { now: 5999 })).is_empty());
+    assert_eq!(kills(&a.handle(Event::Tick { now: 6000 })), vec![(100, KillSig::Kill)]);
+    let out = a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
+    assert_eq!(render(&out), vec!["ERROR Worker (pid:100) was sent SIGKILL by the arbiter after graceful_timeout.", "hook:exit:100"]);
+}
+
+#[test]
+fn ttin_stops_at_the_heartbeat_capacity_and_ttou_at_one() {
+    let mut a = Arbiter::new(Config { workers: 7, ..CFG });
+    a.handle(Event::Start { now: 0 });
+    assert_eq!(render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })), vec!["hook:n:8<-7", "spawn:7"]);
+    assert_eq!(
+        render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })),
+        vec!["WARNING SIGTTIN ignored: at most 8 workers (raise `workers` to allow more)."]
+    );
+    assert_eq!(a.num_workers(), 8);
+    let mut a = Arbiter::new(Config { workers: 1, ..CFG });
+    a.handle(Event::Start { now: 0 });
+    assert!(render(&a.handle(Event::Signal { sig: Sig::Ttou, now: 0 })).is_empty());
+    assert_eq!(a.num_workers(), 1);
+    assert_eq!(CFG.slots(), 8 * 2 + 64);
+}
+
+#[test]
+fn winch_when_daemonized_then_hup_brings_workers_back() {
+    let mut a = Arbiter::new(Config { daemon: true, ..CFG });
+    a.handle(Event::Start { now: 0 });
+    a.handle(Event::Spawned { pid: 100, slot: 0, now: 0 });
+    a.handle(Event::Spawned { pid: 101, slot: 1, now: 0 });
+    a.handle(Event::Signal { sig: Sig::Winch, now: 0 });
+    // Exits are not replaced.
+    assert!(spawns(&a.handle(Event::Exited { pid: 100, status: Status::Exited(0), now: 1 })).is_empty());
+    assert!(spawns(&a.handle(Event::Exited { pid: 101, status: Status::Exited(0), now: 1 })).is_empty());
+    assert!(spawns(&a.handle(Event::Tick { now: 2000 })).is_empty());
+    // HUP (the documented roll-back): workers come back.
+    let out = reload(&mut a, Config { daemon: true, ..CFG });
+    assert_eq!(render(&out), vec!["hook:n:2<-0", "spawn:0", "spawn:1"]);
+}
+
+#[test]
+fn usr2_then_the_new_master_exiting_allows_another_usr2() {
+    let mut a = running();
+    a.handle(Event::Signal { sig: Sig::Usr2, now: 0 });
+    a.handle(Event::Reexeced { pid: 300 });
+    assert_eq!(a.reexec_pid(), Some(300));
+    let out = a.handle(Event::Exited { pid: 300, status: Status::Exited(1), now: 5 });
+    assert_eq!(render(&out), vec!["ERROR The new master (pid:300) exited with code 1."]);
+    assert!(spawns(&out).is_empty(), "not a worker");
+    assert_eq!(render(&a.handle(Event::Signal { sig: Sig::Usr2, now: 6 })), vec!["Reexec"]);
+    let out = a.handle(Event::ReexecFailed { error: "EAGAIN".into() });
+    assert_eq!(render(&out), vec!["ERROR USR2: cannot start a new master: EAGAIN"]);
+}
+
+#[test]
+fn a_reexeced_master_is_promoted_when_its_parent_goes() {
+    let mut a = Arbiter::new(CFG).reexeced_by(77);
+    assert_eq!(a.master_name(), "Master.2");
+    a.handle(Event::Start { now: 0 });
+    let out = a.handle(Event::ParentGone);
+    assert_eq!(render(&out), vec!["INFO Master has been promoted.", "Promote"]);
+    assert_eq!(a.master_name(), "Master");
+    assert!(a.handle(Event::ParentGone).is_empty(), "once");
+    // Promoted: its stop removes socket files, and USR2 works.
+    assert_eq!(render(&a.handle(Event::Signal { sig: Sig::Usr2, now: 0 })), vec!["Reexec"]);
+}
+
+#[test]
+fn an_unpromoted_master_shuts_down_as_master_2() {
+    let mut a = Arbiter::new(Config { workers: 1, ..CFG }).reexeced_by(77);
+    a.handle(Event::Start { now: 0 });
+    a.handle(Event::Spawned { pid: 5, slot: 0, now: 0 });
+    a.handle(Event::Signal { sig: Sig::Term, now: 0 });
+    let out = a.handle(Event::Exited { pid: 5, status: Status::Exited(0), now: 1 });
+    assert!(logs(&out).contains(&(Level::Info, "Shutting down: Master.2".into())));
+}
+
+#[test]
+fn systemd_and_reuse_port_sockets_are_not_unlinked() {
+    for cfg in [Config { systemd: true, ..CFG }, Config { reuse_port: true, ..CFG }] {
+        let mut a = Arbiter::new(cfg);
+        a.handle(Event::Start { now: 0 });
+        assert!(a.handle(Event::Signal { sig: Sig::Term, now: 0 }).contains(&Command::CloseListeners { unlink: false }));
+    }
+}
+
+#[test]
+fn ages_count_spawns_and_booted_is_recorded() {
+    let mut a = Arbiter::new(Config { workers: 2, ..CFG });
+    let out = a.handle(Event::Start { now: 0 });
+    assert_eq!(
+        out.iter().filter(|c| matches!(c, Command::Spawn { .. })).cloned().collect::<Vec<_>>(),
+        vec![Command::Spawn { slot: 0, age: 1 }, Command::Spawn { slot: 1, age: 2 }]
+    );
+    a.handle(Event::Spawned { pid: 10, slot: 1, now: 0 });
+    assert_eq!(a.workers()[&10].age, 2);
+    a.handle(Event::Booted { pid: 10, now: 0 });
+    assert!(a.workers()[&10].booted);
 }

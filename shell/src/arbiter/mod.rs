@@ -4,19 +4,21 @@
 //! what happened. The loop:
 //!
 //! ```text
-//!   poll(signal pipe, 1 s; 100 ms while stopping)
+//!   poll(signal pipe, 1 s; 100 ms while stopping or reloading)
 //!     → pending signals (flags set by signal-hook handlers, which only queue)
 //!     → waitpid(-1, WNOHANG) until nothing is left: Event::Exited
-//!     → every worker's heartbeat slot: Event::Beat
+//!     → a re-executed master whose parent is gone: Event::ParentGone
+//!     → every worker's heartbeat slot: Event::Beat, and Event::Booted once
 //!     → Event::Tick
 //!   each event → decide::Arbiter::handle → Commands → performed here
 //! ```
 //!
 //! ## Calling it
 //!
-//! The CLI calls [`serve`] once the settings are resolved, with the worker body that
+//! The CLI calls [`serve_with`] once the settings are resolved, with the worker body that
 //! serves the application (the Python bridge's WSGI body; [`crate::worker::hello`] for
-//! tests):
+//! tests) and [`ServeOptions`]: the server hooks, the [`Reload`] that re-resolves the
+//! settings on HUP, the [`ReexecCommand`] USR2 runs, the [`ProcTitle`] setter:
 //!
 //! ```no_run
 //! # use ferrocorn::settings::Settings;
@@ -26,15 +28,34 @@
 //! # }
 //! ```
 //!
-//! `serve` must be called while the process has one thread: it forks. With Python, call
-//! it with the GIL held by the main thread and no Python threads started; the bridge's
-//! body runs `PyOS_AfterFork_Child` first thing in [`WorkerBody::run`].
+//! `serve` must be called while the process has one thread: it forks (and, with
+//! `daemon`, daemonizes first). With Python, call it with the GIL held by the main
+//! thread and no Python threads started; the bridge's body runs `PyOS_AfterFork_Child`
+//! first thing in [`WorkerBody::run`].
+//!
+//! ## Start-up order (gunicorn 27's)
+//!
+//! daemonize → `Starting ferrocorn` → `nworkers_changed(None)` → pidfile (`<pidfile>.2`
+//! when re-executed) → `on_starting` → signals → listeners (systemd's `LISTEN_FDS` when
+//! `LISTEN_PID` is ours, else `GUNICORN_FD` from a USR2 parent, else bind; none with
+//! `reuse_port`: each worker binds its own) → `Listening at:` → `Using worker:` →
+//! `READY=1` → `when_ready` → workers.
+//!
+//! ## systemd notifications
+//!
+//! With `NOTIFY_SOCKET` set: `READY=1` when listening, `RELOADING=1` (with
+//! `MONOTONIC_USEC`, for `Type=notify-reload`) when a HUP starts and `READY=1` when the
+//! new workers booted (or the reload failed or was aborted), `STOPPING=1` when a stop
+//! begins. gunicorn 27 only ever sends `READY=1`.
 
 pub mod decide;
+pub mod hooks;
 
 use std::collections::VecDeque;
+use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,25 +68,53 @@ use nix::unistd::{ForkResult, Pid as NixPid};
 use signal_hook::SigId;
 
 use crate::heartbeat::{Heartbeats, monotonic_ms};
-use crate::listen::{self, BindOptions, Listener};
+use crate::listen::{self, BindAddr, BindOptions, Listener};
 use crate::log::Logger;
+use crate::process::{self, CommTitle, Pidfile, ProcTitle};
 use crate::settings::Settings;
 use crate::worker::{WorkerBody, WorkerContext, WorkerSignals};
-use decide::{Arbiter, Command, Config, Event, KillSig, Sig, Status};
+use decide::{Arbiter, Command, Config, Event, Hook, KillSig, Sig, Status};
+pub use hooks::{NoHooks, ReexecCommand, Reload, ServerHooks, ServerInfo, WorkerInfo};
 
 /// The version in `Starting ferrocorn <version>`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Knobs that are not gunicorn settings.
-#[derive(Clone, Debug)]
+/// What the CLI layer plugs in, and knobs that are not gunicorn settings.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Pause between bind attempts (gunicorn: 1 s; tests shorten it).
     pub bind_retry_delay: Duration,
+    /// The server hooks ([`NoHooks`] by default).
+    pub hooks: Arc<dyn ServerHooks>,
+    /// Re-resolves the settings on HUP; `None` reuses the running settings (the workers
+    /// are still replaced).
+    pub reload: Option<Arc<dyn Reload>>,
+    /// What USR2 executes; `None` means [`ReexecCommand::from_process`], taken when
+    /// `serve` starts.
+    pub reexec: Option<ReexecCommand>,
+    /// Sets the process titles ([`CommTitle`] by default).
+    pub title: Arc<dyn ProcTitle>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { bind_retry_delay: Duration::from_secs(1) }
+        ServeOptions {
+            bind_retry_delay: Duration::from_secs(1),
+            hooks: Arc::new(NoHooks),
+            reload: None,
+            reexec: None,
+            title: Arc::new(CommTitle),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("bind_retry_delay", &self.bind_retry_delay)
+            .field("reload", &self.reload.is_some())
+            .field("reexec", &self.reexec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,8 +123,59 @@ pub fn serve(settings: &Settings, body: &dyn WorkerBody) -> ExitCode {
     ExitCode::from(serve_with(settings, body, &ServeOptions::default()))
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The arbiter's part of the settings.
+fn arbiter_config(settings: &Settings, systemd: bool) -> Config {
+    let secs = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
+    let workers = usize::try_from(settings.int("workers")).unwrap_or(1).max(1);
+    Config {
+        workers,
+        timeout_ms: secs("timeout") * 1000,
+        graceful_timeout_ms: secs("graceful_timeout") * 1000,
+        daemon: settings.bool("daemon"),
+        systemd,
+        reuse_port: settings.bool("reuse_port"),
+        max_workers: decide::DEFAULT_MAX_WORKERS.max(workers),
+    }
+}
+
+fn bind_options(settings: &Settings, opts: &ServeOptions) -> BindOptions {
+    BindOptions {
+        backlog: i32::try_from(settings.int("backlog")).unwrap_or(i32::MAX),
+        reuse_port: settings.bool("reuse_port"),
+        umask: u32::try_from(settings.int("umask")).unwrap_or(0),
+        retry_delay: opts.bind_retry_delay,
+        is_ssl: settings.is_ssl(),
+        ..BindOptions::default()
+    }
+}
+
+fn parse_binds(settings: &Settings) -> Result<Vec<BindAddr>, String> {
+    settings.list("bind").into_iter().map(listen::parse_address).collect()
+}
+
+/// The worker uid/gid when they differ from ours (`user`, `group`), else `None`.
+fn owner(settings: &Settings) -> Option<(u32, u32)> {
+    let uid = u32::try_from(settings.int("user")).ok()?;
+    let gid = u32::try_from(settings.int("group")).ok()?;
+    let same = uid == nix::unistd::geteuid().as_raw() && gid == nix::unistd::getegid().as_raw();
+    (!same).then_some((uid, gid))
+}
+
 /// [`serve`] with explicit [`ServeOptions`]; returns the exit status.
 pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOptions) -> u8 {
+    let reexec = opts.reexec.clone().unwrap_or_else(ReexecCommand::from_process);
+    let parent: Option<i32> = env_var("GUNICORN_PID").and_then(|p| p.trim().parse().ok());
+    let inherited = env_var("GUNICORN_FD");
+    if settings.bool("daemon") && inherited.is_none() {
+        if let Err(e) = process::daemonize(settings.bool("enable_stdio_inheritance")) {
+            eprintln!("Error: cannot daemonize: {e}");
+            return 1;
+        }
+    }
     let log = match Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
         Ok(l) => l,
         Err(e) => {
@@ -83,99 +183,226 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
             return 1;
         }
     };
-    let mut binds = Vec::new();
-    for b in settings.list("bind") {
-        match listen::parse_address(b) {
-            Ok(a) => binds.push(a),
-            Err(e) => {
-                eprint!("\nError: {e}\n\n");
-                return 1;
-            }
+    let owner = owner(settings);
+    if let (Some((uid, gid)), Some(p)) = (owner, log.path()) {
+        if let Err(e) = process::chown_if_needed(std::path::Path::new(p), uid, gid) {
+            log.warning(format_args!("Cannot chown {p} to {uid}:{gid}: {e}"));
         }
     }
+    let binds = match parse_binds(settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprint!("\nError: {e}\n\n");
+            return 1;
+        }
+    };
     log.info(format_args!("Starting ferrocorn {VERSION}"));
     if std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() > 1) {
         log.warning("The master has more than one thread; forking it is unsafe.");
     }
-    let signals = match MasterSignals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            log.error(format_args!("Cannot install signal handlers: {e}"));
-            return 1;
-        }
-    };
-    let bind_opts = BindOptions {
-        backlog: i32::try_from(settings.int("backlog")).unwrap_or(i32::MAX),
-        reuse_port: settings.bool("reuse_port"),
-        umask: u32::try_from(settings.int("umask")).unwrap_or(0),
-        retry_delay: opts.bind_retry_delay,
-        is_ssl: settings.is_ssl(),
-        ..BindOptions::default()
-    };
-    let listeners = match listen::create_listeners(&binds, &bind_opts, &log) {
-        Ok(l) => l,
-        Err(e) => {
-            if !e.logged {
-                log.error(&e.message);
-            }
-            return 1;
-        }
-    };
-    let names: Vec<String> = listeners.iter().map(ToString::to_string).collect();
-    log.info(format_args!("Listening at: {} ({})", names.join(","), std::process::id()));
-    log.info(format_args!("Using worker: {}", settings.worker_class()));
-    let workers = usize::try_from(settings.int("workers")).unwrap_or(1).max(1);
-    let heartbeats = match Heartbeats::map(workers + 64) {
-        Ok(h) => h,
-        Err(e) => {
-            log.error(format_args!("Cannot map the heartbeat region: {e}"));
-            return 1;
-        }
-    };
-    let secs = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
-    let cfg = Config {
-        workers,
-        timeout_ms: secs("timeout") * 1000,
-        graceful_timeout_ms: secs("graceful_timeout") * 1000,
-    };
+    let settings = Arc::new(settings.clone());
+    let systemd_fds = process::systemd_listen_fds(env_var("LISTEN_PID").as_deref(), env_var("LISTEN_FDS").as_deref());
+    let cfg = arbiter_config(&settings, systemd_fds.is_some());
+    let mut arbiter = Arbiter::new(cfg);
+    if let Some(p) = parent {
+        arbiter = arbiter.reexeced_by(p);
+    }
+    let proc_name = settings.proc_name();
     let mut master = Master {
-        arbiter: Arbiter::new(cfg),
-        listeners,
-        heartbeats,
+        arbiter,
+        settings: Arc::clone(&settings),
+        binds,
+        listeners: Vec::new(),
+        prev: None,
+        heartbeats: None,
         log,
-        signals,
+        signals: None,
         body,
         pid: nix::unistd::getpid().as_raw(),
-        timeout: Duration::from_secs(secs("timeout")),
-        graceful_timeout: Duration::from_secs(secs("graceful_timeout")),
+        pidfile: None,
+        proc_name,
+        hooks: Arc::clone(&opts.hooks),
+        reload: opts.reload.clone(),
+        reexec,
+        title: Arc::clone(&opts.title),
+        notify_socket: env_var("NOTIFY_SOCKET"),
+        bind_opts: bind_options(&settings, opts),
     };
+    master.with_server(|h, s| h.nworkers_changed(s, cfg.workers, None));
+    if let Some(path) = settings.str("pidfile") {
+        let path = if parent.is_some() { format!("{path}.2") } else { path.to_owned() };
+        match Pidfile::create(&path, master.pid) {
+            Ok(p) => master.pidfile = Some(p),
+            Err(e) => {
+                master.log.error(&e);
+                eprintln!("Error: {e}");
+                return 1;
+            }
+        }
+    }
+    master.with_server(|h, s| h.on_starting(s));
+    match MasterSignals::install() {
+        Ok(s) => master.signals = Some(s),
+        Err(e) => {
+            master.log.error(format_args!("Cannot install signal handlers: {e}"));
+            return master.fail(1);
+        }
+    }
+    let created = if let Some(fds) = &systemd_fds {
+        process::unset_env(&["LISTEN_PID", "LISTEN_FDS"]);
+        listen::adopt_listeners(fds, &master.bind_opts, false)
+    } else if let Some(fds) = inherited.filter(|_| parent.is_some()) {
+        process::unset_env(&["GUNICORN_FD"]);
+        match process::gunicorn_fds(&fds) {
+            Ok(fds) => listen::adopt_listeners(&fds, &master.bind_opts, true),
+            Err(message) => Err(listen::BindError { message, logged: false }),
+        }
+    } else if cfg.reuse_port {
+        Ok(Vec::new())
+    } else {
+        listen::create_listeners(&master.binds, &master.bind_opts, &master.log)
+    };
+    match created {
+        Ok(l) => master.listeners = l,
+        Err(e) => {
+            if !e.logged {
+                master.log.error(&e.message);
+            }
+            return master.fail(1);
+        }
+    }
+    master.chown_sockets();
+    master.log.debug("Arbiter booted");
+    master.log.info(format_args!("Listening at: {} ({})", master.listener_names().join(","), master.pid));
+    master.log.info(format_args!("Using worker: {}", settings.worker_class()));
+    master.notify("READY=1\nSTATUS=ferrocorn arbiter booted");
+    match Heartbeats::map(cfg.slots()) {
+        Ok(h) => master.heartbeats = Some(h),
+        Err(e) => {
+            master.log.error(format_args!("Cannot map the heartbeat region: {e}"));
+            return master.fail(1);
+        }
+    }
+    master.with_server(|h, s| h.when_ready(s));
+    master.set_master_title();
     master.run()
+}
+
+/// What a configuration generation holds while a reload rolls out.
+struct Generation {
+    settings: Arc<Settings>,
+    binds: Vec<BindAddr>,
+    listeners: Vec<Listener>,
 }
 
 struct Master<'a> {
     arbiter: Arbiter,
+    settings: Arc<Settings>,
+    binds: Vec<BindAddr>,
     listeners: Vec<Listener>,
-    heartbeats: Heartbeats,
+    /// The previous generation during a reload (restored if the reload is aborted).
+    prev: Option<Generation>,
+    heartbeats: Option<Heartbeats>,
     log: Logger,
-    signals: MasterSignals,
+    signals: Option<MasterSignals>,
     body: &'a dyn WorkerBody,
     pid: i32,
-    timeout: Duration,
-    graceful_timeout: Duration,
+    pidfile: Option<Pidfile>,
+    proc_name: String,
+    hooks: Arc<dyn ServerHooks>,
+    reload: Option<Arc<dyn Reload>>,
+    reexec: ReexecCommand,
+    title: Arc<dyn ProcTitle>,
+    notify_socket: Option<String>,
+    bind_opts: BindOptions,
 }
 
 impl Master<'_> {
+    fn listener_names(&self) -> Vec<String> {
+        self.listeners.iter().map(ToString::to_string).collect()
+    }
+
+    /// Calls `f` with the hooks and the master as hooks see it.
+    fn with_server(&self, f: impl FnOnce(&dyn ServerHooks, &ServerInfo<'_>)) {
+        let workers: Vec<WorkerInfo> = {
+            let mut w: Vec<WorkerInfo> = self
+                .arbiter
+                .workers()
+                .iter()
+                .map(|(pid, w)| WorkerInfo { pid: *pid, ppid: self.pid, age: w.age, slot: w.slot })
+                .collect();
+            w.sort_by_key(|w| w.age);
+            w
+        };
+        let names = self.listener_names();
+        let proc_name = self.current_proc_name();
+        let info = ServerInfo {
+            pid: self.pid,
+            master_name: self.arbiter.master_name(),
+            proc_name: &proc_name,
+            num_workers: self.arbiter.num_workers(),
+            workers: &workers,
+            listeners: &names,
+            settings: &self.settings,
+            log: &self.log,
+            reexec_pid: self.arbiter.reexec_pid(),
+            master_pid: self.arbiter.parent(),
+        };
+        f(self.hooks.as_ref(), &info);
+    }
+
+    fn current_proc_name(&self) -> String {
+        if self.arbiter.parent().is_some() { format!("{}.2", self.proc_name) } else { self.proc_name.clone() }
+    }
+
+    fn set_master_title(&self) {
+        self.title.set(&format!("ferrocorn: master [{}]", self.current_proc_name()));
+    }
+
+    fn notify(&self, state: &str) {
+        if let Err(e) = process::sd_notify(self.notify_socket.as_deref(), state) {
+            self.log.debug(format_args!("Exception while invoking sd_notify(): {e}"));
+        }
+    }
+
+    fn chown_sockets(&self) {
+        let Some((uid, gid)) = owner(&self.settings) else { return };
+        for l in &self.listeners {
+            if let Some(p) = l.owned_path() {
+                if let Err(e) = process::chown_if_needed(p, uid, gid) {
+                    self.log.warning(format_args!("Cannot chown {} to {uid}:{gid}: {e}", p.display()));
+                }
+            }
+        }
+    }
+
+    /// Ends a start that failed after the pidfile was written.
+    fn fail(&mut self, code: u8) -> u8 {
+        if let Some(p) = self.pidfile.take() {
+            p.unlink();
+        }
+        code
+    }
+
+    fn heartbeats(&self) -> Heartbeats {
+        self.heartbeats.expect("mapped before the loop")
+    }
+
     fn run(&mut self) -> u8 {
         if let Some(code) = self.feed(Event::Start { now: monotonic_ms() }) {
             return code;
         }
         loop {
-            let wait_ms: u16 = if self.arbiter.stopping() { 100 } else { 1000 };
-            let mut fds = [nix::poll::PollFd::new(self.signals.read.as_fd(), nix::poll::PollFlags::POLLIN)];
-            let _ = nix::poll::poll(&mut fds, wait_ms);
-            self.signals.drain();
+            let busy = self.arbiter.stopping() || self.arbiter.reloading();
+            let wait_ms: u16 = if busy { 100 } else { 1000 };
+            {
+                let signals = self.signals.as_ref().expect("installed before the loop");
+                let mut fds = [nix::poll::PollFd::new(signals.read.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let _ = nix::poll::poll(&mut fds, wait_ms);
+                signals.drain();
+            }
             for sig in Sig::ALL {
-                if self.signals.take(sig) {
+                if self.signals.as_ref().is_some_and(|s| s.take(sig)) {
                     if let Some(code) = self.feed(Event::Signal { sig, now: monotonic_ms() }) {
                         return code;
                     }
@@ -184,11 +411,26 @@ impl Master<'_> {
             if let Some(code) = self.reap() {
                 return code;
             }
-            let beats: Vec<(i32, usize)> = self.arbiter.workers().iter().map(|(p, w)| (*p, w.slot)).collect();
-            for (pid, slot) in beats {
-                let at = self.heartbeats.slot(slot).last_beat();
-                if let Some(code) = self.feed(Event::Beat { pid, at }) {
-                    return code;
+            if let Some(p) = self.arbiter.parent() {
+                if nix::unistd::getppid().as_raw() != p {
+                    if let Some(code) = self.feed(Event::ParentGone) {
+                        return code;
+                    }
+                }
+            }
+            let hb = self.heartbeats();
+            let beats: Vec<(i32, usize, bool)> =
+                self.arbiter.workers().iter().map(|(p, w)| (*p, w.slot, w.booted)).collect();
+            for (pid, slot, booted) in beats {
+                let s = hb.slot(slot);
+                let mut evs = vec![Event::Beat { pid, at: s.last_beat() }];
+                if !booted && s.booted() {
+                    evs.push(Event::Booted { pid, now: monotonic_ms() });
+                }
+                for ev in evs {
+                    if let Some(code) = self.feed(ev) {
+                        return code;
+                    }
                 }
             }
             if let Some(code) = self.feed(Event::Tick { now: monotonic_ms() }) {
@@ -216,30 +458,245 @@ impl Master<'_> {
     fn feed(&mut self, first: Event) -> Option<u8> {
         let mut queue = VecDeque::from([first]);
         while let Some(ev) = queue.pop_front() {
+            let exiting = self.arbiter.workers().clone();
             for cmd in self.arbiter.handle(ev) {
                 match cmd {
                     Command::Log(level, line) => self.log.log(level, line),
-                    Command::Spawn { slot } => queue.push_back(self.spawn(slot)),
+                    Command::Spawn { slot, age } => queue.push_back(self.spawn(slot, age)),
                     Command::Kill(pid, sig) => {
                         let sig = match sig {
                             KillSig::Term => Signal::SIGTERM,
                             KillSig::Quit => Signal::SIGQUIT,
                             KillSig::Abrt => Signal::SIGABRT,
                             KillSig::Kill => Signal::SIGKILL,
+                            KillSig::Usr1 => Signal::SIGUSR1,
                         };
                         let _ = nix::sys::signal::kill(NixPid::from_raw(pid), sig);
                     }
                     Command::ReportTimeout { pid, slot } => self.report_timeout(pid, slot),
-                    Command::CloseListeners => listen::close_listeners(std::mem::take(&mut self.listeners), true),
-                    Command::Exit(code) => return Some(code),
+                    Command::CloseListeners { unlink } => {
+                        self.notify("STOPPING=1");
+                        listen::close_listeners(std::mem::take(&mut self.listeners), unlink);
+                        if let Some(prev) = self.prev.take() {
+                            listen::close_listeners(prev.listeners, unlink);
+                        }
+                    }
+                    Command::Reload => queue.push_back(self.reload()),
+                    Command::ReloadDone => self.reload_done(),
+                    Command::ReloadAborted => self.reload_aborted(),
+                    Command::ReopenLogs => {
+                        if let Err(e) = self.log.reopen() {
+                            self.log.error(e);
+                        }
+                    }
+                    Command::Reexec => queue.push_back(self.reexec()),
+                    Command::Promote => self.promote(),
+                    Command::Hook(Hook::NWorkersChanged { new, old }) => {
+                        self.with_server(|h, s| h.nworkers_changed(s, new, Some(old)));
+                    }
+                    Command::Hook(Hook::ChildExit { pid, age }) => {
+                        let slot = exiting.get(&pid).map_or(0, |w| w.slot);
+                        let w = WorkerInfo { pid, ppid: self.pid, age, slot };
+                        self.with_server(|h, s| h.child_exit(s, &w));
+                    }
+                    Command::Exit(code) => {
+                        if let Some(p) = self.pidfile.take() {
+                            p.unlink();
+                        }
+                        self.with_server(|h, s| h.on_exit(s));
+                        return Some(code);
+                    }
                 }
             }
         }
         None
     }
 
+    /// HUP: re-resolve the settings; on success switch to them (logger, listeners,
+    /// pidfile, title) and keep the previous generation until the new workers booted.
+    fn reload(&mut self) -> Event {
+        let usec = monotonic_ms() * 1000;
+        self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+        let loaded = match &self.reload {
+            Some(r) => r.reload(),
+            None => Ok((*self.settings).clone()),
+        };
+        let new = match loaded.and_then(|s| parse_binds(&s).map(|b| (s, b))) {
+            Ok(x) => x,
+            Err(error) => {
+                self.notify("READY=1");
+                return Event::ReloadFailed { error };
+            }
+        };
+        let (settings, binds) = new;
+        let settings = Arc::new(settings);
+        // Listeners: unchanged addresses keep their sockets; otherwise bind the new set
+        // (sharing sockets whose address stays).
+        let mut listeners = Vec::new();
+        let bind_opts = BindOptions { retry_delay: self.bind_opts.retry_delay, ..bind_options(&settings, &ServeOptions::default()) };
+        let same = binds == self.binds || self.arbiter.config().systemd;
+        if same || bind_opts.reuse_port && self.listeners.is_empty() {
+            for l in &self.listeners {
+                match l.try_clone() {
+                    Ok(c) => listeners.push(c),
+                    Err(e) => {
+                        self.notify("READY=1");
+                        return Event::ReloadFailed { error: format!("cannot share a listener: {e}") };
+                    }
+                }
+            }
+        } else {
+            let mut fresh = Vec::new();
+            for b in &binds {
+                match self.binds.iter().position(|o| o == b).and_then(|i| self.listeners.get(i)) {
+                    Some(l) => match l.try_clone() {
+                        Ok(c) => listeners.push(c),
+                        Err(e) => {
+                            self.notify("READY=1");
+                            return Event::ReloadFailed { error: format!("cannot share a listener: {e}") };
+                        }
+                    },
+                    None => fresh.push(b.clone()),
+                }
+            }
+            match listen::create_listeners(&fresh, &bind_opts, &self.log) {
+                Ok(l) => listeners.extend(l),
+                Err(e) => {
+                    self.notify("READY=1");
+                    return Event::ReloadFailed { error: e.message };
+                }
+            }
+        }
+        match Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
+            Ok(l) => self.log = l,
+            Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
+        }
+        let old = Generation {
+            settings: std::mem::replace(&mut self.settings, Arc::clone(&settings)),
+            binds: std::mem::replace(&mut self.binds, binds),
+            listeners: std::mem::replace(&mut self.listeners, listeners),
+        };
+        if !same {
+            self.chown_sockets();
+            self.log.info(format_args!("Listening at: {}", self.listener_names().join(",")));
+        }
+        match &mut self.prev {
+            // A reload during a reload: the oldest generation stays the one to restore.
+            Some(_) => listen::close_listeners(old.listeners, false),
+            None => self.prev = Some(old),
+        }
+        self.proc_name = settings.proc_name();
+        self.with_server(|h, s| h.on_reload(s));
+        if let Some(p) = self.pidfile.take() {
+            let path = p.path().to_path_buf();
+            p.unlink();
+            let want = settings.str("pidfile").map(|p| if self.arbiter.parent().is_some() { format!("{p}.2") } else { p.to_owned() });
+            let path = want.map_or(path, std::path::PathBuf::from);
+            match Pidfile::create(&path, self.pid) {
+                Ok(p) => self.pidfile = Some(p),
+                Err(e) => self.log.error(e),
+            }
+        }
+        self.set_master_title();
+        let cfg = arbiter_config(&settings, self.arbiter.config().systemd);
+        Event::Reloaded { cfg, now: monotonic_ms() }
+    }
+
+    fn reload_done(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            let keep: Vec<_> = self.listeners.iter().filter_map(|l| l.owned_path().map(|p| p.to_path_buf())).collect();
+            for l in prev.listeners {
+                let unlink = l.owned_path().is_some_and(|p| !keep.iter().any(|k| k == p));
+                l.close(unlink);
+            }
+        }
+        self.notify("READY=1");
+    }
+
+    fn reload_aborted(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            let keep: Vec<_> = prev.listeners.iter().filter_map(|l| l.owned_path().map(|p| p.to_path_buf())).collect();
+            for l in std::mem::replace(&mut self.listeners, prev.listeners) {
+                let unlink = l.owned_path().is_some_and(|p| !keep.iter().any(|k| k == p));
+                l.close(unlink);
+            }
+            self.settings = prev.settings;
+            self.binds = prev.binds;
+            self.proc_name = self.settings.proc_name();
+        }
+        self.notify("READY=1");
+    }
+
+    fn promote(&mut self) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.str("pidfile")) {
+            if let Err(e) = p.rename(path) {
+                self.log.error(e);
+            }
+        }
+        self.set_master_title();
+    }
+
+    /// USR2: fork; the child runs `pre_exec` and executes the new master with the
+    /// listeners inherited.
+    fn reexec(&mut self) -> Event {
+        let fds: Vec<i32> = self.listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+        let systemd = self.arbiter.config().systemd;
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = self
+            .reexec
+            .env
+            .iter()
+            .filter(|(k, _)| !matches!(k.to_str(), Some("GUNICORN_PID" | "GUNICORN_FD" | "LISTEN_PID" | "LISTEN_FDS")))
+            .cloned()
+            .collect();
+        env.push(("GUNICORN_PID".into(), self.pid.to_string().into()));
+        if systemd {
+            env.push(("LISTEN_FDS".into(), fds.len().to_string().into()));
+        } else {
+            let list: Vec<String> = fds.iter().map(ToString::to_string).collect();
+            env.push(("GUNICORN_FD".into(), list.join(",").into()));
+        }
+        let cstr = |b: &[u8]| CString::new(b).map_err(|e| e.to_string());
+        let prepared = (|| -> Result<ExecArgs, String> {
+            let program = cstr(self.reexec.program.as_os_str().as_bytes())?;
+            let argv = self.reexec.argv.iter().map(|a| cstr(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+            let env = env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
+            Ok((program, argv, env))
+        })();
+        let (program, argv, env) = match prepared {
+            Ok(p) => p,
+            Err(error) => return Event::ReexecFailed { error },
+        };
+        match fork_process() {
+            Ok(ForkResult::Parent { child }) => Event::Reexeced { pid: child.as_raw() },
+            Err(e) => Event::ReexecFailed { error: e.to_string() },
+            Ok(ForkResult::Child) => {
+                if let Some(s) = self.signals.as_mut() {
+                    s.detach();
+                }
+                self.with_server(|h, s| h.pre_exec(s));
+                let mut env = env;
+                if systemd {
+                    let pid = nix::unistd::getpid().as_raw();
+                    env.push((b"LISTEN_PID".to_vec(), pid.to_string().into_bytes()));
+                }
+                let env: Vec<CString> = env
+                    .into_iter()
+                    .filter_map(|(mut k, v)| {
+                        k.push(b'=');
+                        k.extend_from_slice(&v);
+                        CString::new(k).ok()
+                    })
+                    .collect();
+                let _ = std::env::set_current_dir(&self.reexec.cwd);
+                let err = exec_with_listeners(&program, &argv, &env, &fds, systemd);
+                self.log.error(format_args!("USR2: cannot execute {}: {err}", self.reexec.program.display()));
+                exit_now(1)
+            }
+        }
+    }
+
     fn report_timeout(&self, pid: i32, slot: usize) {
-        let s = self.heartbeats.slot(slot);
+        let s = self.heartbeats().slot(slot);
         let now = monotonic_ms();
         let silent = now.saturating_sub(s.last_beat()) as f64 / 1000.0;
         match s.in_flight() {
@@ -257,10 +714,11 @@ impl Master<'_> {
         }
     }
 
-    fn spawn(&mut self, slot: usize) -> Event {
+    fn spawn(&mut self, slot: usize, age: u64) -> Event {
         let now = monotonic_ms();
-        self.heartbeats.slot(slot).reset(now);
-        let age = self.arbiter.workers().values().map(|w| w.age).max().unwrap_or(0) + 1;
+        self.heartbeats().slot(slot).reset(now);
+        let pre = WorkerInfo { pid: 0, ppid: self.pid, age, slot };
+        self.with_server(|h, s| h.pre_fork(s, &pre));
         let mask = handled_sigset();
         let mut old = SigSet::empty();
         let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old));
@@ -283,7 +741,9 @@ impl Master<'_> {
 
     /// The worker side of a fork. Never returns to the master loop.
     fn child(&mut self, slot: usize, age: u64, old_mask: &SigSet) -> u8 {
-        self.signals.detach();
+        if let Some(s) = self.signals.as_mut() {
+            s.detach();
+        }
         let signals = match WorkerSignals::install() {
             Ok(s) => s,
             Err(e) => {
@@ -293,18 +753,46 @@ impl Master<'_> {
         };
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
         let pid = std::process::id();
+        self.title.set(&format!("ferrocorn: worker [{}]", self.proc_name));
         self.log.info(format_args!("Booting worker with pid: {pid}"));
+        let info = WorkerInfo { pid: pid as i32, ppid: self.pid, age, slot };
+        if self.listeners.is_empty() && self.arbiter.config().reuse_port {
+            match listen::create_listeners(&self.binds, &self.bind_opts, &self.log) {
+                Ok(l) => self.listeners = l,
+                Err(e) => {
+                    if !e.logged {
+                        self.log.error(&e.message);
+                    }
+                    return decide::WORKER_BOOT_ERROR;
+                }
+            }
+        }
+        self.with_server(|h, s| h.post_fork(s, &info));
+        if let Some((uid, gid)) = owner(&self.settings) {
+            if let Err(e) = process::set_owner_process(uid, gid, self.settings.bool("initgroups")) {
+                self.log.error(format_args!("Cannot switch to user {uid} group {gid}: {e}"));
+                return decide::WORKER_BOOT_ERROR;
+            }
+        }
+        let secs = |name: &str| Duration::from_secs(u64::try_from(self.settings.int(name)).unwrap_or(0));
         let ctx = WorkerContext {
             pid,
             master_pid: self.pid,
             age,
             listeners: std::mem::take(&mut self.listeners),
-            heartbeat: self.heartbeats.slot(slot),
+            slot,
+            heartbeat: self.heartbeats().slot(slot),
             signals,
-            timeout: self.timeout,
-            graceful_timeout: self.graceful_timeout,
+            timeout: secs("timeout"),
+            graceful_timeout: secs("graceful_timeout"),
             log: self.log.clone(),
+            settings: Arc::clone(&self.settings),
+            hooks: Arc::clone(&self.hooks),
+            max_requests: max_requests(&self.settings),
         };
+        if let Some(prev) = self.prev.take() {
+            drop(prev.listeners);
+        }
         let body = self.body;
         let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.run(ctx))) {
             Ok(c) => c,
@@ -314,8 +802,29 @@ impl Master<'_> {
             }
         };
         self.log.info(format_args!("Worker exiting (pid: {pid})"));
+        self.with_server(|h, s| h.worker_exit(s, &info));
         code
     }
+}
+
+/// The program, argv and environment of a re-exec, made before the fork.
+type ExecArgs = (CString, Vec<CString>, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// This worker's request limit: `max_requests` plus a draw in `0..=max_requests_jitter`
+/// (gunicorn's `randint`), or 0 (no limit) when `max_requests` is 0.
+fn max_requests(settings: &Settings) -> u64 {
+    let base = u64::try_from(settings.int("max_requests")).unwrap_or(0);
+    if base == 0 {
+        return 0;
+    }
+    let jitter = u64::try_from(settings.int("max_requests_jitter")).unwrap_or(0);
+    if jitter == 0 {
+        return base;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    base + h.finish() % (jitter + 1)
 }
 
 /// Forks the master.
@@ -324,8 +833,59 @@ fn fork_process() -> nix::Result<ForkResult> {
     // SAFETY: the master runs no other threads when it forks (`serve` warns if it does):
     // no lock can be held by a thread that does not exist in the child. The child only
     // swaps signal handlers (signal-hook's registry, whose lock no one holds) and then
-    // runs the worker body, which starts its own threads if it needs any.
+    // runs the worker body (which starts its own threads if it needs any) or executes a
+    // new master.
     unsafe { nix::unistd::fork() }
+}
+
+/// Leaves the process at once, without running atexit handlers (a forked child that
+/// failed to exec must not run the parent's cleanup).
+#[allow(unsafe_code)]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and always sound to call.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// In the forked child of a USR2: makes the listeners inheritable (with systemd, moved
+/// to fds 3, 4, ... as `LISTEN_FDS` promises) and executes the new master. Returns only
+/// on failure.
+#[allow(unsafe_code)]
+fn exec_with_listeners(program: &CString, argv: &[CString], env: &[CString], fds: &[i32], systemd: bool) -> nix::Error {
+    use nix::libc;
+    if systemd {
+        // First move every listener above the target range, then down into 3..3+n, so
+        // no move overwrites a listener not yet moved.
+        let mut high = Vec::new();
+        for &fd in fds {
+            // SAFETY: `fd` is a listener this process owns; F_DUPFD_CLOEXEC returns a new
+            // descriptor (>= 3 + n) or -1, and touches no memory.
+            let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + fds.len() as libc::c_int) };
+            if n < 0 {
+                return nix::Error::last();
+            }
+            high.push(n);
+        }
+        for (i, &fd) in high.iter().enumerate() {
+            // SAFETY: dup2 onto 3 + i: this child is about to exec, and whatever fd
+            // 3 + i held is either a listener already copied above or a close-on-exec
+            // descriptor the new program never sees. dup2 clears FD_CLOEXEC on the copy.
+            if unsafe { libc::dup2(fd, 3 + i as libc::c_int) } < 0 {
+                return nix::Error::last();
+            }
+        }
+    } else {
+        for &fd in fds {
+            // SAFETY: clears FD_CLOEXEC on a descriptor this process owns; no memory is
+            // touched.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+                return nix::Error::last();
+            }
+        }
+    }
+    match nix::unistd::execve(program, argv, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
 }
 
 fn to_signal(sig: Sig) -> Signal {

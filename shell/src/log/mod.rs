@@ -71,6 +71,7 @@ enum Sink {
 pub struct Logger {
     level: Level,
     sink: Arc<Sink>,
+    path: Option<Arc<str>>,
 }
 
 impl Logger {
@@ -79,6 +80,7 @@ impl Logger {
         Logger {
             level,
             sink: Arc::new(Sink::Stderr),
+            path: None,
         }
     }
 
@@ -89,7 +91,11 @@ impl Logger {
         if errorlog == "-" {
             return Ok(Logger::stderr(level));
         }
-        let file = OpenOptions::new()
+        Ok(Logger { level, sink: Arc::new(Sink::File(Logger::open_file(errorlog)?)), path: Some(errorlog.into()) })
+    }
+
+    fn open_file(errorlog: &str) -> Result<File, String> {
+        OpenOptions::new()
             .create(true)
             .append(true)
             .open(errorlog)
@@ -98,11 +104,21 @@ impl Logger {
                     "Error: '{errorlog}' isn't writable [{}]",
                     crate::log::py_os_error(&e)
                 )
-            })?;
-        Ok(Logger {
-            level,
-            sink: Arc::new(Sink::File(file)),
-        })
+            })
+    }
+
+    /// The log file's path (`None` for stderr).
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Reopens the log file (USR1, after logrotate moved it); clones made before keep
+    /// the old file. Stderr needs nothing.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.path {
+            self.sink = Arc::new(Sink::File(Logger::open_file(p)?));
+        }
+        Ok(())
     }
 
     /// The level below which lines are dropped.

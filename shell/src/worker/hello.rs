@@ -11,6 +11,13 @@
 //! Test paths: `/sleep?ms=N` answers after N ms (without heartbeats, like an application
 //! call; INT/QUIT cut it short), `/hang` never answers and ignores TERM (a stuck
 //! application, for the timeout).
+//!
+//! Lifecycle, as the WSGI sync worker will do it: [`WorkerContext::booted`] before the
+//! first accept (`post_worker_init`; a reload retires old workers on it); after
+//! `max_requests` requests it stops accepting, finishes the request in flight and
+//! returns 0 (`Autorestarting worker after current request.`); USR1 reopens its log;
+//! INT/QUIT call `worker_int`; ABRT is handled in the body
+//! ([`super::WorkerSignals::handle_abort_in_body`]): `worker_abort`, then exit 1.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -56,11 +63,26 @@ impl Default for HelloBody {
 }
 
 impl WorkerBody for HelloBody {
-    fn run(&self, ctx: WorkerContext) -> u8 {
+    fn run(&self, mut ctx: WorkerContext) -> u8 {
+        if let Err(e) = ctx.signals.handle_abort_in_body() {
+            ctx.log.warning(format_args!("ABRT stays the default action: {e}"));
+        }
+        let this = HelloBody::new(&ctx.settings);
+        ctx.booted();
         let interval = ctx.beat_interval();
         let poll_ms = u16::try_from(interval.as_millis()).unwrap_or(u16::MAX);
+        let mut served: u64 = 0;
         while ctx.signals.alive() {
             ctx.heartbeat.notify();
+            if ctx.signals.aborted() {
+                ctx.hooks.worker_abort(&ctx.info());
+                return 1;
+            }
+            if ctx.signals.take_usr1() {
+                if let Err(e) = ctx.log.reopen() {
+                    ctx.log.error(e);
+                }
+            }
             if ctx.parent_changed() {
                 ctx.log.info(format_args!("Parent changed, shutting down: {}", ctx.pid));
                 return 0;
@@ -93,12 +115,27 @@ impl WorkerBody for HelloBody {
                     break;
                 }
                 match ctx.listeners[i].accept() {
-                    Ok((stream, peer)) => self.serve(&ctx, stream, peer),
+                    Ok((stream, peer)) => {
+                        served += 1;
+                        if ctx.max_requests > 0 && served >= ctx.max_requests {
+                            ctx.log.info("Autorestarting worker after current request.");
+                            this.serve(&ctx, stream, peer);
+                            return 0;
+                        }
+                        this.serve(&ctx, stream, peer);
+                    }
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                     Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)) => {}
                     Err(e) => ctx.log.error(format_args!("accept failed: {e}")),
                 }
             }
+        }
+        if ctx.signals.aborted() {
+            ctx.hooks.worker_abort(&ctx.info());
+            return 1;
+        }
+        if ctx.signals.quick() {
+            ctx.hooks.worker_int(&ctx.info());
         }
         0
     }
@@ -162,9 +199,13 @@ impl HelloBody {
         let Some((info, target)) = request else { return };
         let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
         if path == b"/hang" {
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
+            // Stuck: no heartbeat, TERM and INT ignored; only ABRT (or SIGKILL) ends it.
+            while !ctx.signals.aborted() {
+                let mut fds = [PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(1000u16));
+                ctx.signals.drain();
             }
+            return;
         }
         if path == b"/sleep" {
             let ms = query_param(&target, b"ms").unwrap_or(0);

@@ -23,9 +23,11 @@ use signal_hook::consts::signal::{
 };
 
 pub use crate::arbiter::decide::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+use crate::arbiter::hooks::{ServerHooks, WorkerInfo};
 use crate::heartbeat::Slot;
 use crate::listen::Listener;
 use crate::log::Logger;
+use crate::settings::Settings;
 
 /// The code a worker body runs in the forked child.
 pub trait WorkerBody {
@@ -34,7 +36,6 @@ pub trait WorkerBody {
 }
 
 /// Everything a worker body needs, handed over after fork.
-#[derive(Debug)]
 pub struct WorkerContext {
     /// This worker's pid.
     pub pid: u32,
@@ -44,6 +45,8 @@ pub struct WorkerContext {
     pub age: u64,
     /// The listening sockets, inherited from the master (non-blocking).
     pub listeners: Vec<Listener>,
+    /// The index of [`Self::heartbeat`] in the master's table.
+    pub slot: usize,
     /// This worker's heartbeat slot: beat with [`Slot::notify`], record the request
     /// being served with [`Slot::begin_request`] / [`Slot::end_request`].
     pub heartbeat: &'static Slot,
@@ -55,9 +58,46 @@ pub struct WorkerContext {
     pub graceful_timeout: Duration,
     /// The error log.
     pub log: Logger,
+    /// The settings of this worker's generation (a HUP reload gives new workers new
+    /// settings).
+    pub settings: Arc<Settings>,
+    /// The server hooks; the body calls `post_worker_init` (through [`Self::booted`]),
+    /// `worker_int` and `worker_abort`.
+    pub hooks: Arc<dyn ServerHooks>,
+    /// Requests to serve before retiring (`max_requests` plus this worker's draw of
+    /// `max_requests_jitter`); 0 means no limit. The body stops accepting after that
+    /// many, finishes the request in flight, logs `Autorestarting worker after current
+    /// request.` and returns 0; the master spawns a replacement.
+    pub max_requests: u64,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("pid", &self.pid)
+            .field("master_pid", &self.master_pid)
+            .field("age", &self.age)
+            .field("listeners", &self.listeners)
+            .field("max_requests", &self.max_requests)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerContext {
+    /// This worker as hooks see it.
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo { pid: self.pid as i32, ppid: self.master_pid, age: self.age, slot: self.slot }
+    }
+
+    /// Says the application is loaded: calls `post_worker_init(worker)`, then marks the
+    /// heartbeat slot booted. During a HUP reload the master retires an old worker only
+    /// when a new one got here, so call it once the application imported, before
+    /// serving.
+    pub fn booted(&self) {
+        self.hooks.post_worker_init(&self.info());
+        self.heartbeat.mark_booted();
+    }
+
     /// Whether the master is gone (the worker was re-parented).
     pub fn parent_changed(&self) -> bool {
         nix::unistd::getppid().as_raw() != self.master_pid
@@ -75,15 +115,35 @@ impl WorkerContext {
 }
 
 /// The worker's view of its signals (gunicorn's `init_signals`):
-/// TERM = stop after the current request, INT and QUIT = stop now, ABRT = exit 1 at once
-/// (the master's timeout; the Python bridge will dump stacks first), USR1 = reopen logs
-/// (flag only for now), HUP/USR2/TTIN/TTOU = default action (terminate), WINCH ignored.
+/// TERM = stop after the current request, INT and QUIT = stop now (the body calls
+/// `worker_int`), ABRT = the master's timeout (see below), USR1 = reopen logs (a flag
+/// the body takes), HUP/USR2/TTIN/TTOU = default action (terminate), WINCH ignored.
+///
+/// ## ABRT and the stack dump slot
+///
+/// By default ABRT makes the process exit 1 from the signal handler itself: nothing else
+/// is safe to run there, and a body stuck in application code never returns to check a
+/// flag. A body that can say more calls [`WorkerSignals::handle_abort_in_body`] at
+/// start: ABRT then only sets [`WorkerSignals::aborted`] and wakes the poll, and the
+/// body logs what it can, calls `worker_abort(worker)` and returns 1. The master sends
+/// SIGKILL [`crate::arbiter::decide::ABORT_GRACE_MS`] after ABRT regardless.
+///
+/// The Python body fills this slot without Rust's flag: after the worker's signals are
+/// installed it registers a Python-level `signal.signal(SIGABRT, handler)` (which calls
+/// `worker_abort(worker)` and `sys.exit(1)`, as gunicorn's `handle_abort`), then
+/// `faulthandler.register(SIGABRT, file=<error log>, all_threads=True, chain=True)`, so
+/// every thread's Python stack is written from the C handler at once, even when the
+/// application is stuck in C code, before Python's handler runs. The master has already
+/// logged the request being served (from the heartbeat slot).
 #[derive(Debug)]
 pub struct WorkerSignals {
     term: Arc<AtomicBool>,
     quit: Arc<AtomicBool>,
     usr1: Arc<AtomicBool>,
+    abrt: Arc<AtomicBool>,
+    abrt_ids: Vec<signal_hook::SigId>,
     wake: UnixStream,
+    wake_tx: UnixStream,
 }
 
 impl WorkerSignals {
@@ -93,11 +153,14 @@ impl WorkerSignals {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
-        let s = WorkerSignals {
+        let mut s = WorkerSignals {
             term: Arc::new(AtomicBool::new(false)),
             quit: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
+            abrt: Arc::new(AtomicBool::new(false)),
+            abrt_ids: Vec::new(),
             wake: read,
+            wake_tx: write.try_clone()?,
         };
         flag::register(SIGTERM, Arc::clone(&s.term))?;
         for sig in [SIGINT, SIGQUIT] {
@@ -107,11 +170,28 @@ impl WorkerSignals {
         for sig in [SIGTERM, SIGINT, SIGQUIT, SIGUSR1] {
             pipe::register(sig, write.try_clone()?)?;
         }
-        flag::register_conditional_shutdown(SIGABRT, 1, Arc::new(AtomicBool::new(true)))?;
+        s.abrt_ids.push(flag::register_conditional_shutdown(SIGABRT, 1, Arc::new(AtomicBool::new(true)))?);
         for sig in [SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU] {
             flag::register_conditional_default(sig, Arc::new(AtomicBool::new(true)))?;
         }
         Ok(s)
+    }
+
+    /// Takes over ABRT: instead of exiting 1 from the handler, set [`Self::aborted`] and
+    /// wake the poll (see the type's docs).
+    pub fn handle_abort_in_body(&mut self) -> std::io::Result<()> {
+        use signal_hook::{flag, low_level::pipe};
+        for id in self.abrt_ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+        self.abrt_ids.push(flag::register(SIGABRT, Arc::clone(&self.abrt))?);
+        self.abrt_ids.push(pipe::register(SIGABRT, self.wake_tx.try_clone()?)?);
+        Ok(())
+    }
+
+    /// ABRT arrived (only after [`Self::handle_abort_in_body`]).
+    pub fn aborted(&self) -> bool {
+        self.abrt.load(Ordering::Relaxed)
     }
 
     /// Neither TERM nor INT/QUIT arrived.
