@@ -82,7 +82,7 @@ fn word(s: &[u8], i: usize) -> u64 {
 /// Index of the first CR or LF in `s`, or `None`.
 #[inline]
 pub(crate) fn find_eol(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
+    let mut i = simd::eol_prefix(s);
     // Skip 8 bytes at a time while none of them is below 0x0E (CR is 0x0D, LF 0x0A).
     while i + 8 <= s.len() && !any_below(word(s, i), 0x0e) {
         i += 8;
@@ -93,7 +93,7 @@ pub(crate) fn find_eol(s: &[u8]) -> Option<usize> {
 /// Length of the prefix of `s` made of field-value bytes (VCHAR, obs-text, SP, HTAB).
 #[inline]
 pub(crate) fn value_run(s: &[u8]) -> usize {
-    let mut i = 0;
+    let mut i = simd::value_prefix(s);
     while i + 8 <= s.len() {
         let w = word(s, i);
         if any_below(w, 0x20) || any_eq(w, 0x7f) {
@@ -110,7 +110,7 @@ pub(crate) fn value_run(s: &[u8]) -> usize {
 /// Length of the prefix of `s` made of request-target bytes (`0x21..=0x7E` but `#`).
 #[inline]
 pub(crate) fn target_run(s: &[u8]) -> usize {
-    let mut i = 0;
+    let mut i = simd::target_prefix(s);
     while i + 8 <= s.len() {
         let w = word(s, i);
         if any_below(w, 0x21) || (w & HIGHS) != 0 || any_eq(w, 0x7f) || any_eq(w, b'#') {
@@ -124,6 +124,109 @@ pub(crate) fn target_run(s: &[u8]) -> usize {
     i
 }
 
+/// Length of a prefix of `s` made of the usual field-name bytes (`A-Z a-z 0-9 -`), found
+/// 16 bytes at a time; the caller goes on byte by byte with the full token table.
+#[inline]
+pub(crate) fn common_token_prefix(s: &[u8]) -> usize {
+    simd::common_token_prefix(s)
+}
+
+/// 16-byte steps with SSE2, through `safe_arch`'s safe wrappers of `core::arch`. Each
+/// function returns how many leading bytes it could vouch for; the portable code above
+/// finishes the job, so these only ever make the scans shorter, never different.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod simd {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, min_u8_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        bitor_m128i, bitand_m128i, m128i,
+    };
+
+    #[inline]
+    fn load(s: &[u8], i: usize) -> m128i {
+        let chunk: &[u8; 16] = s[i..i + 16].try_into().unwrap_or(&[0; 16]);
+        load_unaligned_m128i(chunk)
+    }
+
+    #[inline]
+    fn splat(b: u8) -> m128i {
+        set_splat_i8_m128i(b as i8)
+    }
+
+    /// Mask of the bytes of `v` that are >= `lo` (unsigned).
+    #[inline]
+    fn ge(v: m128i, lo: u8) -> m128i {
+        cmp_eq_mask_i8_m128i(max_u8_m128i(v, splat(lo)), v)
+    }
+
+    /// Mask of the bytes of `v` that are <= `hi` (unsigned).
+    #[inline]
+    fn le(v: m128i, hi: u8) -> m128i {
+        cmp_eq_mask_i8_m128i(min_u8_m128i(v, splat(hi)), v)
+    }
+
+    /// Scans 16 bytes at a time while every byte passes `good`; returns where it stopped
+    /// (at the first bad byte, or before the last partial block).
+    #[inline]
+    fn prefix(s: &[u8], good: impl Fn(m128i) -> m128i) -> usize {
+        let mut i = 0;
+        while i + 16 <= s.len() {
+            let bad = !move_mask_i8_m128i(good(load(s, i))) & 0xffff;
+            if bad != 0 {
+                return i + bad.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i
+    }
+
+    pub(super) fn eol_prefix(s: &[u8]) -> usize {
+        prefix(s, |v| ge(v, 0x0e))
+    }
+
+    pub(super) fn value_prefix(s: &[u8]) -> usize {
+        // >= 0x20 and not DEL (HTAB is left to the byte loop).
+        prefix(s, |v| {
+            let del = cmp_eq_mask_i8_m128i(v, splat(0x7f));
+            bitand_m128i(ge(v, 0x20), cmp_eq_mask_i8_m128i(del, splat(0)))
+        })
+    }
+
+    pub(super) fn target_prefix(s: &[u8]) -> usize {
+        // 0x21..=0x7e but '#'.
+        prefix(s, |v| {
+            let hash = cmp_eq_mask_i8_m128i(v, splat(b'#'));
+            bitand_m128i(bitand_m128i(ge(v, 0x21), le(v, 0x7e)), cmp_eq_mask_i8_m128i(hash, splat(0)))
+        })
+    }
+
+    pub(super) fn common_token_prefix(s: &[u8]) -> usize {
+        prefix(s, |v| {
+            let lower = bitor_m128i(v, splat(0x20));
+            let alpha = bitand_m128i(ge(lower, b'a'), le(lower, b'z'));
+            let digit = bitand_m128i(ge(v, b'0'), le(v, b'9'));
+            let dash = cmp_eq_mask_i8_m128i(v, splat(b'-'));
+            bitor_m128i(bitor_m128i(alpha, digit), dash)
+        })
+    }
+}
+
+/// Without SSE2 the portable scanners do all the work.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+mod simd {
+    pub(super) fn eol_prefix(_: &[u8]) -> usize {
+        0
+    }
+    pub(super) fn value_prefix(_: &[u8]) -> usize {
+        0
+    }
+    pub(super) fn target_prefix(_: &[u8]) -> usize {
+        0
+    }
+    pub(super) fn common_token_prefix(_: &[u8]) -> usize {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,17 +234,24 @@ mod tests {
     #[test]
     fn scanners_agree_with_tables() {
         for b in 0u8..=255 {
-            for pos in 0..20 {
-                let mut s = [b'a'; 20];
+            for pos in 0..40 {
+                let mut s = [b'a'; 40];
+                let t = common_token_prefix(&s);
+                assert_eq!(t, 32, "a full run stops before the last partial block");
+                s[pos] = b;
+                let common = b.is_ascii_alphanumeric() || b == b'-';
+                let t = common_token_prefix(&s);
+                assert!(t <= pos || common, "token prefix went past {b:#x} at {pos}");
+                assert!(s[..t].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-'));
                 s[pos] = b;
                 let eol = find_eol(&s);
                 let expect = if b == b'\r' || b == b'\n' { Some(pos) } else { None };
                 assert_eq!(eol, expect, "eol {b:#x} at {pos}");
                 let v = value_run(&s);
-                assert_eq!(v, if is_value(b) { 20 } else { pos }, "value {b:#x}");
+                assert_eq!(v, if is_value(b) { 40 } else { pos }, "value {b:#x}");
                 let t = target_run(&s);
                 let ok = (0x21..=0x7e).contains(&b) && b != b'#';
-                assert_eq!(t, if ok { 20 } else { pos }, "target {b:#x}");
+                assert_eq!(t, if ok { 40 } else { pos }, "target {b:#x}");
             }
         }
     }

@@ -16,7 +16,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::chars::{find_eol, is_ows, is_token, is_token_str, target_run, trim_ows, value_run};
+use super::chars::{common_token_prefix, find_eol, is_ows, is_token, is_token_str, target_run, trim_ows, value_run};
 use super::host::{is_valid_authority, is_valid_host};
 use super::{BodyKind, HeaderField, RequestHead, Scheme, Span, TargetForm, Version};
 use crate::config::{ProtoConfig, UnderscoreHeaders};
@@ -386,7 +386,8 @@ impl FieldParser {
         version: Version,
     ) -> Option<Result<usize, RecvError>> {
         let rest = &buf[start..];
-        let mut i = 0;
+        // The usual name bytes 16 at a time, then the rest of the token set (`_` among it).
+        let mut i = common_token_prefix(rest);
         let mut underscore = false;
         while i < rest.len() && is_token(rest[i]) {
             underscore |= rest[i] == b'_';
