@@ -9,6 +9,7 @@
 //! The Python bridge implements [`WorkerBody`] with the WSGI application; [`hello`] is a
 //! Rust body (a fixed `Hello, World!`) used by the tests and as a placeholder.
 
+pub mod gthread;
 pub mod hello;
 
 use std::io::Read;

@@ -4,12 +4,15 @@
 //! is needed. `FERROCORN_TEST_BIND_RETRY_MS` shortens the pause between bind attempts;
 //! `FERROCORN_TEST_WORKER_EXIT=N` runs workers that exit with N at once;
 //! `FERROCORN_TEST_BOOT_HANG=1` runs workers that hang before their first heartbeat.
+//! `-k gthread` (or `--threads N` > 1) runs the gthread engine with the Rust hello
+//! handler (`ferrocorn::worker::gthread::hello`).
 
 use std::process::ExitCode;
 
 use ferrocorn::arbiter::{ServeOptions, serve_with};
 use ferrocorn::settings::resolve::{Loaded, NoPython, load};
 use ferrocorn::settings::Env;
+use ferrocorn::worker::gthread;
 use ferrocorn::worker::hello::HelloBody;
 use ferrocorn::worker::{WorkerBody, WorkerContext};
 
@@ -34,6 +37,19 @@ fn main() -> ExitCode {
     }
     if std::env::var_os("FERROCORN_TEST_BOOT_HANG").is_some() {
         return ExitCode::from(serve_with(&settings, &HangAtBoot, &opts));
+    }
+    if settings.worker_class() == "gthread" {
+        let proto = ferrocorn_core::ProtoConfig {
+            limits: ferrocorn_core::Limits::from_gunicorn(
+                settings.int("limit_request_line"),
+                settings.int("limit_request_fields"),
+                settings.int("limit_request_field_size"),
+            ),
+            ..ferrocorn_core::ProtoConfig::default()
+        };
+        let engine = gthread::Options::from_settings(&settings, std::sync::Arc::new(proto));
+        let body = gthread::GthreadBody::new(gthread::hello::HelloHandler, engine);
+        return ExitCode::from(serve_with(&settings, &body, &opts));
     }
     let body = HelloBody::new(&settings);
     ExitCode::from(serve_with(&settings, &body, &opts))

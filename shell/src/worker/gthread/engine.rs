@@ -1,0 +1,624 @@
+//! The event loop shared by the worker's threads (see the module documentation of
+//! [`super`] for the model): connection slots, accept with backpressure, the per-connection
+//! drive loop, parking in epoll, deadlines, graceful stop.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ferrocorn_core::response::{self, RequestInfo};
+use ferrocorn_core::{BodyKind, Connection, Event, Peer, ProtoConfig};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use super::Options;
+use super::exchange::{Body, Exchange, FLUSH_AT, Handler, Response};
+use crate::heartbeat::monotonic_ms;
+use crate::listen::{Listener, Stream};
+use crate::log::Logger;
+use crate::worker::WorkerContext;
+
+/// The token of the eventfd that wakes every thread to exit.
+const WAKE: u64 = u64::MAX;
+/// Listener `i` has token `LISTEN + i`.
+const LISTEN: u64 = u64::MAX - 1 - 1024;
+/// How long a new connection may stay silent (gunicorn's `DEFAULT_WORKER_DATA_TIMEOUT`),
+/// when `keepalive` is shorter.
+const FRESH_MS: u64 = 5_000;
+/// How much of an unread streamed body is skipped to keep the connection.
+const DRAIN_BUDGET: usize = 64 * 1024;
+/// The main thread's tick: deadlines are checked this often.
+const TICK: Duration = Duration::from_millis(100);
+
+/// One accepted connection and everything that persists across its requests.
+#[derive(Debug)]
+struct Conn {
+    stream: Stream,
+    core: Connection,
+    peer: Peer,
+    listener: usize,
+    /// Response bytes not written yet, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// The body of the current request, collected before the handler is called.
+    body: Vec<u8>,
+    /// Registered in epoll (ADD was done).
+    registered: bool,
+    /// The socket may hold bytes we did not read (cleared when a read comes back short).
+    may_read: bool,
+    /// Close once the output is written.
+    close_after: bool,
+    /// When a parked connection is closed (monotonic ms), and whether it waits to write.
+    deadline: u64,
+    writing: bool,
+    /// The deadline of the request being read (set at its first byte).
+    req_deadline: u64,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    generation: u32,
+    conn: Option<Box<Conn>>,
+}
+
+/// What the drive loop decided.
+enum Next {
+    Park { write: bool, deadline: u64 },
+    Close,
+}
+
+/// State shared by the threads of one worker.
+struct Shared<'a, H> {
+    handler: &'a H,
+    opts: &'a Options,
+    proto: Arc<ProtoConfig>,
+    log: &'a Logger,
+    epoll: Epoll,
+    wake: EventFd,
+    listeners: &'a [Listener],
+    paused: Vec<AtomicBool>,
+    slots: Vec<Mutex<SlotState>>,
+    free: Mutex<Vec<u32>>,
+    nconns: AtomicUsize,
+    /// No new connections, no more keep-alive (TERM, `max_requests`).
+    stopping: AtomicBool,
+    /// Idle connections are closed at once (TERM; `max_requests` lets each connection
+    /// carry one more request, answered with `Connection: close`, or time out, so that
+    /// no request a client already sent is dropped).
+    closing_idle: AtomicBool,
+    exit: AtomicBool,
+    requests: AtomicU64,
+    max_requests: u64,
+    io_timeout: Duration,
+    io_timeout_ms: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn token(idx: u32, generation: u32) -> u64 {
+    u64::from(generation) << 32 | u64::from(idx)
+}
+
+/// Runs the gthread engine in this worker process until it is told to stop; returns the
+/// exit status.
+pub(super) fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options) -> u8 {
+    match Shared::new(ctx, handler, opts) {
+        Ok(shared) => shared.run(ctx),
+        Err(e) => {
+            ctx.log.error(format_args!("Cannot start the gthread engine: {e}"));
+            crate::worker::WORKER_BOOT_ERROR
+        }
+    }
+}
+
+impl<'a, H: Handler> Shared<'a, H> {
+    fn new(ctx: &'a WorkerContext, handler: &'a H, opts: &'a Options) -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        for (i, l) in ctx.listeners.iter().enumerate() {
+            epoll.add(l.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTEN + i as u64))?;
+        }
+        let cap = opts.worker_connections.max(1) + ctx.listeners.len();
+        let io_timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
+        let max_requests = if opts.max_requests == 0 { 0 } else { opts.max_requests + jitter(opts.max_requests_jitter) };
+        Ok(Shared {
+            handler,
+            opts,
+            proto: Arc::clone(&opts.proto),
+            log: &ctx.log,
+            epoll,
+            wake,
+            listeners: &ctx.listeners,
+            paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
+            slots: (0..cap).map(|_| Mutex::new(SlotState::default())).collect(),
+            free: Mutex::new((0..cap as u32).rev().collect()),
+            nconns: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            closing_idle: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            max_requests,
+            io_timeout,
+            io_timeout_ms: io_timeout.as_millis() as u64,
+        })
+    }
+
+    /// The main thread: heartbeat, signals, deadlines, graceful stop. The `threads`
+    /// serving threads run [`Shared::thread_loop`].
+    fn run(&self, ctx: &WorkerContext) -> u8 {
+        let done = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..self.opts.threads.max(1) {
+                let spawned = std::thread::Builder::new().name(format!("ferrocorn-{i}")).spawn_scoped(scope, || {
+                    block_signals();
+                    self.thread_loop();
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+                if let Err(e) = spawned {
+                    ctx.log.error(format_args!("Cannot start a worker thread: {e}"));
+                    self.halt();
+                    return crate::worker::WORKER_BOOT_ERROR;
+                }
+            }
+            let code = self.supervise(ctx);
+            self.halt();
+            // Threads still in a request after the graceful timeout are left behind: the
+            // process exits under them.
+            let end = Instant::now() + Duration::from_millis(200);
+            while done.load(Ordering::SeqCst) < self.opts.threads.max(1) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if done.load(Ordering::SeqCst) < self.opts.threads.max(1) {
+                ctx.log.info(format_args!("Worker exiting (pid: {})", ctx.pid));
+                std::process::exit(i32::from(code));
+            }
+            code
+        })
+    }
+
+    fn halt(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.closing_idle.store(true, Ordering::SeqCst);
+        self.exit.store(true, Ordering::SeqCst);
+        let _ = self.wake.write(1);
+    }
+
+    fn supervise(&self, ctx: &WorkerContext) -> u8 {
+        let mut stop_deadline: Option<Instant> = None;
+        let mut last_sweep = 0;
+        loop {
+            ctx.heartbeat.notify();
+            if ctx.signals.quick() {
+                return 0;
+            }
+            if ctx.parent_changed() {
+                ctx.log.info(format_args!("Parent changed, shutting down: {}", ctx.pid));
+                return 0;
+            }
+            let _ = ctx.signals.take_usr1();
+            if !ctx.signals.alive() {
+                self.closing_idle.store(true, Ordering::SeqCst);
+            }
+            let stop_now = !ctx.signals.alive() || self.stopping.load(Ordering::SeqCst);
+            if stop_now && stop_deadline.is_none() {
+                self.stopping.store(true, Ordering::SeqCst);
+                for l in self.listeners {
+                    let _ = self.epoll.delete(l.as_fd());
+                }
+                stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
+            }
+            let now = monotonic_ms();
+            if stop_deadline.is_some() || now >= last_sweep + TICK.as_millis() as u64 {
+                self.sweep(now);
+                last_sweep = now;
+            }
+            if let Some(end) = stop_deadline {
+                if self.nconns.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
+                    return 0;
+                }
+            }
+            ctx.signals.sleep_unless_quick(TICK);
+        }
+    }
+
+    /// Closes parked connections past their deadline (all idle ones after TERM).
+    fn sweep(&self, now: u64) {
+        let stopping = self.closing_idle.load(Ordering::SeqCst);
+        for (idx, slot) in self.slots.iter().enumerate() {
+            let expired = {
+                let mut s = lock(slot);
+                match &s.conn {
+                    Some(c) if now >= c.deadline || (stopping && !c.writing) => s.conn.take(),
+                    _ => None,
+                }
+            };
+            if let Some(c) = expired {
+                self.close(idx as u32, c);
+            }
+        }
+    }
+
+    /// One serving thread: wait for a ready connection or listener, serve it, repeat.
+    fn thread_loop(&self) {
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut events = [EpollEvent::empty()];
+        while !self.exit.load(Ordering::Relaxed) {
+            match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    self.log.error(format_args!("epoll_wait failed: {e}"));
+                    self.halt();
+                    return;
+                }
+            }
+            let t = events[0].data();
+            if t == WAKE {
+                continue;
+            }
+            if t >= LISTEN {
+                let i = (t - LISTEN) as usize;
+                if let Some((idx, generation, conn)) = self.accept(i) {
+                    self.run_conn(idx, generation, conn, &mut scratch);
+                }
+                continue;
+            }
+            let (idx, generation) = (t as u32, (t >> 32) as u32);
+            let conn = {
+                let mut s = lock(&self.slots[idx as usize]);
+                if s.generation != generation {
+                    continue;
+                }
+                s.conn.take()
+            };
+            if let Some(mut conn) = conn {
+                conn.may_read = true;
+                self.run_conn(idx, generation, conn, &mut scratch);
+            }
+        }
+    }
+
+    /// Accepts one connection on listener `i`, and re-arms the listener unless the worker
+    /// is at `worker_connections` or stopping.
+    fn accept(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
+        let listener = &self.listeners[i];
+        let accepted = socket2::SockRef::from(listener).accept();
+        let (sock, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+                    && !matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO))
+                {
+                    self.log.error(format_args!("accept failed: {e}"));
+                }
+                self.arm_listener(i);
+                return None;
+            }
+        };
+        // Accepted after a stop began: served all the same (one request, then closed).
+        let n = self.nconns.fetch_add(1, Ordering::SeqCst) + 1;
+        if n < self.opts.worker_connections {
+            self.arm_listener(i);
+        } else {
+            self.paused[i].store(true, Ordering::SeqCst);
+            self.resume_accept();
+        }
+        if sock.set_nonblocking(true).is_err() {
+            self.nconns.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let (stream, peer) = match addr.as_socket() {
+            Some(a) => {
+                let _ = sock.set_tcp_nodelay(true);
+                (Stream::Tcp(sock.into()), Peer::Tcp(a))
+            }
+            None => (Stream::Unix(sock.into()), Peer::Unix),
+        };
+        let Some(idx) = lock(&self.free).pop() else {
+            self.nconns.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        };
+        let generation = {
+            let mut s = lock(&self.slots[idx as usize]);
+            s.generation = s.generation.wrapping_add(1);
+            s.generation
+        };
+        let now = monotonic_ms();
+        let conn = Box::new(Conn {
+            stream,
+            core: Connection::new(Arc::clone(&self.proto), peer),
+            peer,
+            listener: i,
+            out: Vec::new(),
+            out_pos: 0,
+            body: Vec::new(),
+            registered: false,
+            may_read: true,
+            close_after: false,
+            deadline: now,
+            writing: false,
+            req_deadline: now + self.io_timeout_ms,
+        });
+        Some((idx, generation, conn))
+    }
+
+    fn arm_listener(&self, i: usize) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTEN + i as u64);
+        let _ = self.epoll.modify(self.listeners[i].as_fd(), &mut ev);
+    }
+
+    /// Re-arms paused listeners when there is room again.
+    fn resume_accept(&self) {
+        for (i, p) in self.paused.iter().enumerate() {
+            if p.load(Ordering::SeqCst)
+                && self.nconns.load(Ordering::SeqCst) < self.opts.worker_connections
+                && p.swap(false, Ordering::SeqCst)
+            {
+                self.arm_listener(i);
+            }
+        }
+    }
+
+    fn close(&self, idx: u32, conn: Box<Conn>) {
+        let conn = *conn;
+        if conn.close_after || !conn.out.is_empty() {
+            // Stop sending and read what the client still sent, so that closing does not
+            // turn into a reset that destroys the answer in flight.
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            let mut buf = [0u8; 4096];
+            let _ = nix::unistd::read(conn.stream.as_fd(), &mut buf);
+        }
+        drop(conn);
+        lock(&self.free).push(idx);
+        self.nconns.fetch_sub(1, Ordering::SeqCst);
+        self.resume_accept();
+    }
+
+    /// Serves `conn` as long as it has work, then parks or closes it.
+    fn run_conn(&self, idx: u32, generation: u32, mut conn: Box<Conn>, scratch: &mut [u8]) {
+        match self.drive(&mut conn, scratch) {
+            Next::Close => self.close(idx, conn),
+            Next::Park { write, deadline } => {
+                if !write && self.closing_idle.load(Ordering::SeqCst) {
+                    return self.close(idx, conn);
+                }
+                conn.deadline = deadline;
+                conn.writing = write;
+                let flags = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+                let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
+                let mut s = lock(&self.slots[idx as usize]);
+                let r = if conn.registered {
+                    self.epoll.modify(conn.stream.as_fd(), &mut ev)
+                } else {
+                    self.epoll.add(conn.stream.as_fd(), ev)
+                };
+                if r.is_err() {
+                    drop(s);
+                    return self.close(idx, conn);
+                }
+                conn.registered = true;
+                s.conn = Some(conn);
+            }
+        }
+    }
+
+    /// Writes the pending output without blocking: `Ok(true)` when all of it went.
+    fn flush(conn: &mut Conn) -> io::Result<bool> {
+        while conn.out_pos < conn.out.len() {
+            match nix::unistd::write(conn.stream.as_fd(), &conn.out[conn.out_pos..]) {
+                Ok(n) => conn.out_pos += n,
+                Err(Errno::EAGAIN) => return Ok(false),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        conn.out.clear();
+        conn.out_pos = 0;
+        if conn.out.capacity() > 4 * FLUSH_AT {
+            conn.out = Vec::new();
+        }
+        Ok(true)
+    }
+
+    fn park_write(&self) -> Next {
+        Next::Park { write: true, deadline: monotonic_ms() + self.io_timeout_ms }
+    }
+
+    /// Reads, parses and serves requests on `conn` until it needs the network.
+    fn drive(&self, conn: &mut Conn, scratch: &mut [u8]) -> Next {
+        loop {
+            // Pipelined responses are written together, but a connection whose output
+            // piles up is parked before its next request is read: a client that does not
+            // read holds buffer space, never the thread, and the next handler always has
+            // room in the buffer.
+            if conn.close_after || conn.out.len() - conn.out_pos >= FLUSH_AT / 4 {
+                match Self::flush(conn) {
+                    Ok(true) if conn.close_after => return Next::Close,
+                    Ok(true) => {}
+                    Ok(false) => return self.park_write(),
+                    Err(_) => {
+                        conn.out.clear();
+                        return Next::Close;
+                    }
+                }
+            }
+            let c = &mut *conn;
+            match c.core.next_event() {
+                Ok(Event::NeedData) => {
+                    match Self::flush(c) {
+                        Ok(true) => {}
+                        Ok(false) => return self.park_write(),
+                        Err(_) => {
+                            c.out.clear();
+                            return Next::Close;
+                        }
+                    }
+                    if !c.may_read {
+                        return self.park_read(c);
+                    }
+                    let idle = c.core.is_idle();
+                    match nix::unistd::read(c.stream.as_fd(), scratch) {
+                        Ok(0) => c.core.receive_eof(),
+                        Ok(n) => {
+                            if idle {
+                                c.req_deadline = monotonic_ms() + self.io_timeout_ms;
+                            }
+                            c.may_read = n == scratch.len();
+                            c.core.receive(&scratch[..n]);
+                        }
+                        Err(Errno::EAGAIN) => {
+                            c.may_read = false;
+                            return self.park_read(c);
+                        }
+                        Err(Errno::EINTR) => {}
+                        Err(_) => return Next::Close,
+                    }
+                }
+                Ok(Event::Request(head)) => {
+                    let (expect, kind) = (head.expect_continue, head.body);
+                    c.body.clear();
+                    if expect && kind != BodyKind::Empty && kind != BodyKind::Length(0) {
+                        c.out.extend_from_slice(response::CONTINUE);
+                    }
+                    if matches!(kind, BodyKind::Length(n) if n > self.opts.buffer_body as u64) {
+                        self.dispatch(c, true, scratch);
+                    }
+                }
+                Ok(Event::Data(d)) => {
+                    c.body.extend_from_slice(d);
+                    if c.body.len() > self.opts.buffer_body {
+                        self.dispatch(c, true, scratch);
+                    }
+                }
+                Ok(Event::EndOfMessage(_)) => self.dispatch(c, false, scratch),
+                Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
+                Err(e) => {
+                    if c.core.requests() > 0 || c.core.buffered() > 0 || !matches!(e, ferrocorn_core::RecvError::NoMoreData) {
+                        response::error_response(&e, &mut c.out);
+                    }
+                    c.close_after = true;
+                }
+            }
+        }
+    }
+
+    fn park_read(&self, c: &Conn) -> Next {
+        let deadline = if c.core.is_idle() {
+            let ka = self.opts.keepalive.as_millis() as u64;
+            monotonic_ms() + if c.core.requests() == 0 { ka.max(FRESH_MS) } else { ka }
+        } else {
+            c.req_deadline
+        };
+        Next::Park { write: false, deadline }
+    }
+
+    /// Whether the next response may keep the connection open.
+    fn server_keepalive(&self) -> bool {
+        // gunicorn refuses keep-alive once `worker_connections - threads` connections are
+        // kept; here the count includes the connections being served.
+        !self.opts.keepalive.is_zero()
+            && !self.stopping.load(Ordering::Relaxed)
+            && self.nconns.load(Ordering::Relaxed) <= self.opts.worker_connections.saturating_sub(self.opts.threads).max(1)
+    }
+
+    /// Calls the handler for the request just read (its body buffered, or streaming from
+    /// the socket), then prepares the connection for the next one.
+    fn dispatch(&self, c: &mut Conn, streaming: bool, scratch: &mut [u8]) {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.max_requests > 0 && n == self.max_requests {
+            self.log.info("Autorestarting worker after current request.");
+            self.stopping.store(true, Ordering::SeqCst);
+        }
+        let keepalive = self.server_keepalive();
+        let started = Instant::now();
+        let fd: BorrowedFd<'_> = c.stream.as_fd();
+        let nth = c.core.requests().saturating_sub(1);
+        let owned_head;
+        let (head, body) = if streaming {
+            owned_head = c.core.head().cloned().expect("a request was read");
+            let body = Body::stream_from(&mut c.core, fd, &mut c.body, scratch, self.io_timeout);
+            (&owned_head, body)
+        } else {
+            (c.core.head().expect("a request was read"), Body::buffered_from(&c.body))
+        };
+        let mark = c.out.len();
+        let info = RequestInfo::from_head(head);
+        let response =
+            Response::new(fd, &mut c.out, &mut c.out_pos, info, keepalive, &self.stopping, self.io_timeout, &self.opts.server);
+        let mut ex = Exchange { head, peer: c.peer, listener: c.listener, body, response, started, nth };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(&mut ex)));
+        let ok = match result {
+            Ok(Ok(())) => ex.response.started() && ex.response.finish().is_ok(),
+            Ok(Err(_)) => false,
+            Err(_) => {
+                self.log.error("Error handling request (the handler panicked)");
+                false
+            }
+        };
+        let mut keep = ok && ex.response.keep_alive();
+        let started_response = ex.response.started();
+        let broken = ex.response.broken();
+        if keep && streaming && !ex.body.complete() {
+            keep = ex.body.drain(DRAIN_BUDGET);
+        }
+        if !ok && !started_response && !broken {
+            // Nothing of this response was queued: answer 500 in its place.
+            c.out.truncate(mark.max(c.out_pos));
+            response::internal_error_page(&mut c.out);
+        }
+        if broken {
+            c.out.clear();
+            c.out_pos = 0;
+        }
+        if keep && c.core.keep_alive() && c.core.start_next_cycle().is_ok() {
+            c.body.clear();
+            if c.body.capacity() > 4 * self.opts.buffer_body {
+                c.body = Vec::new();
+            }
+        } else {
+            c.close_after = true;
+        }
+    }
+}
+
+/// Blocks the signals the main thread handles, in a serving thread: they are delivered
+/// to the main thread, and blocking syscalls here are not interrupted.
+fn block_signals() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// gunicorn's `randint(0, max_requests_jitter)`, from the clock and the pid.
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let seed = monotonic_ms() ^ u64::from(std::process::id()).rotate_left(32);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x % (max + 1)
+}

@@ -1,0 +1,77 @@
+//! A Rust [`Handler`] for the gthread engine: `Hello, World!`, for the tests and to
+//! measure the engine without Python.
+//!
+//! Paths: `/sleep?ms=N` answers after N ms (blocking the thread, like a slow
+//! application); `/big?kb=N` answers N KiB in one write (for slow readers); `/chunks?n=N`
+//! answers N small chunks without `Content-Length` (chunked); any request with a body is
+//! answered with the body (an echo). Every answer carries `X-Request: <n>`, the
+//! request's position on its connection, from 0.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ferrocorn_core::response::ResponseHead;
+
+use super::exchange::{Exchange, Failed, Handler};
+
+const BODY: &[u8] = b"Hello, World!";
+
+/// The `Hello, World!` handler.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HelloHandler;
+
+fn query_param(target: &[u8], name: &[u8]) -> Option<u64> {
+    let q = target.splitn(2, |&b| b == b'?').nth(1)?;
+    q.split(|&b| b == b'&').find_map(|kv| {
+        let mut it = kv.splitn(2, |&b| b == b'=');
+        (it.next()? == name).then(|| std::str::from_utf8(it.next()?).ok()?.parse().ok())?
+    })
+}
+
+impl Handler for HelloHandler {
+    fn handle(&self, ex: &mut Exchange<'_>) -> Result<(), Failed> {
+        let target = ex.head.target();
+        let path = ex.head.path();
+        let nth = ex.nth.to_string();
+        let has_body = ex.head.body != ferrocorn_core::BodyKind::Empty;
+        let mut echo = Vec::new();
+        let body: &[u8] = if has_body {
+            match ex.body.buffered() {
+                Some(b) => b,
+                None => {
+                    ex.body.read_to_end(&mut echo).map_err(|_| Failed)?;
+                    &echo
+                }
+            }
+        } else {
+            BODY
+        };
+        if path == b"/sleep" {
+            std::thread::sleep(Duration::from_millis(query_param(target, b"ms").unwrap_or(0)));
+        }
+        if path == b"/chunks" {
+            let n = query_param(target, b"n").unwrap_or(3);
+            let fields: [(&[u8], &[u8]); 2] = [(b"Content-Type", b"text/plain"), (b"X-Request", nth.as_bytes())];
+            let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
+            ex.response.start(&head).map_err(|_| Failed)?;
+            for i in 0..n {
+                ex.response.write(format!("chunk {i}\n").as_bytes()).map_err(|_| Failed)?;
+            }
+            return Ok(());
+        }
+        let big;
+        let body = if path == b"/big" {
+            big = vec![b'x'; query_param(target, b"kb").unwrap_or(1024) as usize * 1024];
+            &big[..]
+        } else {
+            body
+        };
+        let len = body.len().to_string();
+        let fields: [(&[u8], &[u8]); 3] =
+            [(b"Content-Type", b"text/plain"), (b"Content-Length", len.as_bytes()), (b"X-Request", nth.as_bytes())];
+        let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
+        ex.response.start(&head).map_err(|_| Failed)?;
+        ex.response.write(body).map_err(|_| Failed)?;
+        Ok(())
+    }
+}

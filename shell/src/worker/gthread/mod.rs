@@ -1,0 +1,159 @@
+//! The gthread worker's engine: one event loop per worker process, shared by a pool of
+//! exactly `threads` threads that run the application (`-k gthread`, and `-k sync` with
+//! `--threads` > 1).
+//!
+//! # Threading model: leader/follower over one epoll
+//!
+//! ```text
+//!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop
+//!
+//!   thread 1..threads:  epoll_wait(shared epoll, 1 event) --+--> listener: accept one,
+//!        ^                                                  |      re-arm, serve it
+//!        |                                                  +--> connection: take it
+//!        |                                                         from its slot, serve
+//!        +------- park it (EPOLLONESHOT re-arm) or close <--------- it, ...
+//! ```
+//!
+//! Every serving thread waits on the same epoll instance. Connections and listeners are
+//! registered with `EPOLLONESHOT`, so an event goes to exactly one thread, and that thread
+//! owns the connection until it parks it again: it reads, parses (the core's incremental
+//! `Connection`), calls the application, writes the response, and, when a pipelined
+//! request is already buffered, serves that one too, all without handing the request to
+//! another thread. A request costs `epoll_wait`, `read`, `write` and one `epoll_ctl` to
+//! re-arm: no futex wake-up and no context switch between an I/O thread and an
+//! application thread, which is what a hand-off design pays twice per request (a few
+//! microseconds each, the whole CPU budget of a hello-world request).
+//!
+//! A connection is owned by at most one thread at a time. Idle keep-alive connections, and
+//! slow clients (a head or a small body trickling in, a client that does not read its
+//! response) sit in the poller owned by nobody, in a slot of a fixed table
+//! (`worker_connections` slots): they cost a slot and their buffers, never a thread.
+//! Tokens carry a generation, so an event for a connection closed meanwhile is ignored.
+//!
+//! - **Bodies.** A body of at most [`Options::buffer_body`] bytes (64 KiB) is read before
+//!   the application is called, so the application never waits on the network. A larger
+//!   one streams: reading `wsgi.input` may block the serving thread, each wait bounded by
+//!   `timeout`.
+//! - **Responses** collect in the connection's buffer and are written when the handler
+//!   returns, without blocking; what the socket does not take is parked with
+//!   `EPOLLOUT` and the thread is free. Chunks that would grow the buffer past 64 KiB are
+//!   written at once (waits bounded by `timeout`), so the buffer stays bounded.
+//! - **Deadlines** (checked by the main thread every 100 ms): an idle keep-alive
+//!   connection is closed `keepalive` seconds after its last response; a new connection
+//!   may stay silent `max(keepalive, 5 s)` (gunicorn's 5 s first-byte wait); a request
+//!   must arrive whole (head and buffered body) within `timeout` seconds of its first byte,
+//!   however it trickles; a parked response must make progress every `timeout` seconds.
+//!   A `timeout` of 0 means 30 s for these.
+//! - **Backpressure.** At `worker_connections` open connections the listener is not
+//!   re-armed: connections wait in the kernel's backlog (or go to another worker) until
+//!   one closes. As in gunicorn, keep-alive is refused when fewer than `threads` slots
+//!   are left.
+//! - **Graceful stop** (TERM): listeners leave the poller, idle and half-read
+//!   connections are closed at once, requests being served finish and their connections
+//!   close after the response, parked responses are written; the worker exits when no
+//!   connection is left, or after `graceful_timeout`. INT/QUIT exit at once. After
+//!   `max_requests` (`Autorestarting worker after current request.`) the worker stops
+//!   accepting and keeping alive, but an idle connection is not closed at once: it
+//!   carries one more request (answered with `Connection: close`) or times out, so a
+//!   request a keep-alive client already sent is never dropped.
+//! - **Heartbeat**: the main thread beats every tick, as gunicorn's gthread main loop
+//!   does; a worker whose threads are all stuck in the application keeps beating (the same
+//!   as gunicorn).
+//!
+//! Unlike gunicorn's gthread, pipelined requests are answered at once (gunicorn leaves
+//! the buffered second request until the keep-alive timeout), a stalled client never
+//! holds a thread, and the PROXY header stays with the connection for every request.
+
+mod engine;
+pub mod exchange;
+pub mod hello;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrocorn_core::ProtoConfig;
+
+pub use exchange::{Body, Exchange, Failed, Handler, Response};
+
+use super::{WorkerBody, WorkerContext};
+use crate::settings::Settings;
+
+/// What the engine takes from the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `threads`: the serving threads.
+    pub threads: usize,
+    /// `worker_connections`: open connections at most.
+    pub worker_connections: usize,
+    /// `keepalive`: how long an idle connection is kept (0: no keep-alive).
+    pub keepalive: Duration,
+    /// `max_requests` (0: no limit) and `max_requests_jitter`.
+    pub max_requests: u64,
+    /// `max_requests_jitter`: a random 0..=jitter is added to `max_requests`.
+    pub max_requests_jitter: u64,
+    /// Bodies up to this size are read whole before the handler is called.
+    pub buffer_body: usize,
+    /// The `Server` header value.
+    pub server: Vec<u8>,
+    /// The parser's limits and policies.
+    pub proto: Arc<ProtoConfig>,
+}
+
+impl Options {
+    /// The options of `settings`, with the parser configuration `proto`.
+    pub fn from_settings(settings: &Settings, proto: Arc<ProtoConfig>) -> Options {
+        let int = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
+        Options {
+            threads: int("threads").max(1) as usize,
+            worker_connections: int("worker_connections").max(1) as usize,
+            keepalive: Duration::from_secs(int("keepalive")),
+            max_requests: int("max_requests"),
+            max_requests_jitter: int("max_requests_jitter"),
+            buffer_body: 64 * 1024,
+            server: b"ferrocorn".to_vec(),
+            proto,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: 1,
+            worker_connections: 1000,
+            keepalive: Duration::from_secs(2),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            buffer_body: 64 * 1024,
+            server: b"ferrocorn".to_vec(),
+            proto: Arc::new(ProtoConfig::default()),
+        }
+    }
+}
+
+/// Runs the engine with `handler` in this worker process until it is told to stop;
+/// returns the worker's exit status. For worker bodies that prepare something first
+/// (the WSGI worker loads the application).
+pub fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options) -> u8 {
+    engine::serve(ctx, handler, opts)
+}
+
+/// A worker body that runs the engine with a fixed handler.
+#[derive(Debug)]
+pub struct GthreadBody<H> {
+    handler: H,
+    opts: Options,
+}
+
+impl<H: Handler> GthreadBody<H> {
+    /// A body serving `handler` with `opts`.
+    pub fn new(handler: H, opts: Options) -> Self {
+        GthreadBody { handler, opts }
+    }
+}
+
+impl<H: Handler> WorkerBody for GthreadBody<H> {
+    fn run(&self, ctx: WorkerContext) -> u8 {
+        serve(&ctx, &self.handler, &self.opts)
+    }
+}

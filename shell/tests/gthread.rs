@@ -1,0 +1,474 @@
+//! The gthread engine end to end: a real master (`ferrocorn-test-server -k gthread`)
+//! forking workers that run the engine with the Rust hello handler, raw sockets on
+//! 127.0.0.1. Every wait has a deadline; nothing sleeps to wait for the server.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::Server;
+
+// ---------------------------------------------------------------------------------------
+// A small HTTP/1.1 response reader
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn nth(&self) -> Option<u64> {
+        self.header("X-Request")?.parse().ok()
+    }
+
+    fn closes(&self) -> bool {
+        self.header("Connection") == Some("close")
+    }
+}
+
+/// A client connection that reads responses one at a time.
+struct Client {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    fn get(&mut self, path: &str) -> Resp {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        self.read().expect("a response")
+    }
+
+    /// Reads more bytes; `false` at EOF.
+    fn fill(&mut self) -> bool {
+        let mut tmp = [0u8; 65536];
+        match self.s.read(&mut tmp) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// The next final response (1xx skipped), or `None` at EOF before one starts.
+    fn read(&mut self) -> Option<Resp> {
+        loop {
+            let end = loop {
+                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i;
+                }
+                if !self.fill() {
+                    assert!(self.buf.is_empty(), "EOF inside a head: {:?}", String::from_utf8_lossy(&self.buf));
+                    return None;
+                }
+            };
+            let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            self.buf.drain(..end + 4);
+            let mut lines = head.split("\r\n");
+            let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+            let headers: Vec<(String, String)> = lines
+                .map(|l| {
+                    let (n, v) = l.split_once(':').unwrap();
+                    (n.to_owned(), v.trim().to_owned())
+                })
+                .collect();
+            if status < 200 {
+                continue;
+            }
+            let mut r = Resp { status, headers, body: Vec::new() };
+            if let Some(n) = r.header("Content-Length") {
+                let n: usize = n.parse().unwrap();
+                while self.buf.len() < n {
+                    assert!(self.fill(), "EOF inside a body");
+                }
+                r.body = self.buf.drain(..n).collect();
+            } else if r.header("Transfer-Encoding") == Some("chunked") {
+                loop {
+                    let line_end = loop {
+                        if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                            break i;
+                        }
+                        assert!(self.fill(), "EOF inside a chunk line");
+                    };
+                    let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap(), 16).unwrap();
+                    self.buf.drain(..line_end + 2);
+                    while self.buf.len() < size + 2 {
+                        assert!(self.fill(), "EOF inside a chunk");
+                    }
+                    r.body.extend(self.buf.drain(..size));
+                    self.buf.drain(..2);
+                    if size == 0 {
+                        break;
+                    }
+                }
+            } else {
+                while self.fill() {}
+                r.body = std::mem::take(&mut self.buf);
+            }
+            return Some(r);
+        }
+    }
+
+    /// Whether the server closes the connection within `secs` (no more bytes come).
+    fn closed_within(&mut self, secs: f64) -> bool {
+        self.s.set_read_timeout(Some(Duration::from_secs_f64(secs))).unwrap();
+        let mut tmp = [0u8; 65536];
+        loop {
+            match self.s.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn gthread(extra: &[&str]) -> (Server, SocketAddr) {
+    let mut args = vec!["-k", "gthread", "-w", "1", "-b", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
+    let addr = srv.addr();
+    srv.wait_booted(1);
+    assert!(srv.log().contains("Using worker: gthread"), "{}", srv.log());
+    (srv, addr)
+}
+
+fn is_hello(r: &Resp) -> bool {
+    r.status == 200 && r.body == b"Hello, World!"
+}
+
+/// A fresh connection, one request, the time it took.
+fn timed_get(addr: SocketAddr, path: &str) -> (Resp, Duration) {
+    let t = Instant::now();
+    let mut c = Client::connect(addr);
+    let r = c.get(path);
+    (r, t.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------
+// Keep-alive and pipelining
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn keep_alive_and_pipelined_requests_in_order_at_once() {
+    let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30"]);
+    let mut c = Client::connect(addr);
+    let started = Instant::now();
+    c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /chunks?n=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let rs: Vec<Resp> = (0..3).map(|_| c.read().unwrap()).collect();
+    assert!(started.elapsed() < Duration::from_secs(2), "pipelined answers waited: {:?}", started.elapsed());
+    assert_eq!(rs.iter().map(Resp::nth).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
+    assert!(is_hello(&rs[0]) && is_hello(&rs[1]), "{rs:?}");
+    assert_eq!(rs[2].body, b"chunk 0\nchunk 1\n");
+    assert!(rs.iter().all(|r| r.header("Connection") == Some("keep-alive")), "{rs:?}");
+    // The connection goes on, with bodies split across writes.
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
+    std::thread::sleep(Duration::from_millis(50));
+    c.send(b" body");
+    let r = c.read().unwrap();
+    assert_eq!((r.status, r.body.as_slice(), r.nth()), (200, &b"hello body"[..], Some(3)));
+    // A chunked body and Expect: 100-continue.
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut interim = [0u8; 25];
+    c.s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    assert_eq!(c.read().unwrap().body, b"abcde");
+}
+
+#[test]
+fn large_bodies_stream_both_ways() {
+    let (_srv, addr) = gthread(&["--threads", "2"]);
+    let mut c = Client::connect(addr);
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut req = format!("PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    req.extend_from_slice(&body);
+    let writer = {
+        let mut s = c.s.try_clone().unwrap();
+        std::thread::spawn(move || s.write_all(&req).unwrap())
+    };
+    let r = c.read().unwrap();
+    writer.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "echoed {} bytes", r.body.len());
+    let r = c.get("/big?kb=3000");
+    assert_eq!(r.body.len(), 3000 * 1024);
+    assert!(is_hello(&c.get("/")));
+}
+
+#[test]
+fn connection_close_and_http10() {
+    let (_srv, addr) = gthread(&["--threads", "2"]);
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let r = c.read().unwrap();
+    assert!(is_hello(&r) && r.closes(), "{r:?}");
+    assert!(c.closed_within(2.0));
+
+    // HTTP/1.0 with keep-alive: the connection stays.
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.read().unwrap();
+    assert_eq!(r.header("Connection"), Some("keep-alive"), "{r:?}");
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.read().unwrap();
+    assert_eq!((r.nth(), r.header("Connection")), (Some(1), Some("keep-alive")));
+    // HTTP/1.0 without it: closed after the answer.
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    let r = c.read().unwrap();
+    assert!(is_hello(&r) && r.closes(), "{r:?}");
+    assert!(c.closed_within(2.0));
+}
+
+#[test]
+fn keepalive_timeout_closes_idle_connections() {
+    let (_srv, addr) = gthread(&["--threads", "1", "--keep-alive", "1"]);
+    let mut c = Client::connect(addr);
+    assert!(is_hello(&c.get("/")));
+    let t = Instant::now();
+    assert!(c.closed_within(5.0), "an idle connection stays open");
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500), "{waited:?}");
+
+    // keepalive 0: every answer closes.
+    let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "0"]);
+    let mut c = Client::connect(addr);
+    let r = c.get("/");
+    assert!(is_hello(&r) && r.closes(), "{r:?}");
+    assert!(c.closed_within(2.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Slow and idle clients cost no thread
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn many_idle_connections_while_others_are_served() {
+    let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30"]);
+    let mut idle: Vec<Client> = (0..500).map(|_| Client::connect(addr)).collect();
+    for c in idle.iter_mut().step_by(2) {
+        assert!(is_hello(&c.get("/")));
+    }
+    // Half of them idle after a request, half never sent anything.
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let (r, took) = timed_get(addr, "/");
+        assert!(is_hello(&r));
+        worst = worst.max(took);
+    }
+    assert!(worst < Duration::from_secs(1), "slowest request: {worst:?}");
+    for c in idle.iter_mut().step_by(2) {
+        assert!(is_hello(&c.get("/")), "idle keep-alive connections still work");
+    }
+}
+
+#[test]
+fn slow_clients_hold_no_thread_and_time_out() {
+    // One thread: if a slow client held it, nobody else would be served.
+    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "2", "--keep-alive", "30"]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickle = |bytes: &'static [u8]| {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let t = Instant::now();
+            for b in bytes.iter().cycle() {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            t.elapsed()
+        })
+    };
+    // A head that never ends, and a body that trickles in.
+    let head = trickle(b"GET / HTTP/1.1\r\nHost: t\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    let body = trickle(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    let mut worst = Duration::ZERO;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        let (r, took) = timed_get(addr, "/");
+        assert!(is_hello(&r));
+        worst = worst.max(took);
+    }
+    assert!(worst < Duration::from_millis(500), "slowest request beside slow clients: {worst:?}");
+    // The request deadline (timeout = 2 s from the first byte) closes both.
+    let (h, b) = (head.join().unwrap(), body.join().unwrap());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(h < Duration::from_secs(5) && b < Duration::from_secs(5), "slow clients lasted {h:?} and {b:?}");
+}
+
+#[test]
+fn a_client_that_does_not_read_is_parked_then_closed() {
+    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "2", "--keep-alive", "30"]);
+    let mut lazy = Client::connect(addr);
+    // 400 pipelined requests for 16 KiB each (6.4 MB): far more than the socket buffers.
+    let reqs: Vec<u8> = (0..400).flat_map(|_| b"GET /big?kb=16 HTTP/1.1\r\nHost: t\r\n\r\n".iter().copied()).collect();
+    lazy.send(&reqs);
+    // The only thread is free for others.
+    let t = Instant::now();
+    let mut worst = Duration::ZERO;
+    while t.elapsed() < Duration::from_millis(1000) {
+        let (r, took) = timed_get(addr, "/");
+        assert!(is_hello(&r));
+        worst = worst.max(took);
+    }
+    assert!(worst < Duration::from_millis(500), "slowest request beside a non-reader: {worst:?}");
+    // The write deadline closes the lazy connection: reading now ends before all 6.4 MB.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut got = 0usize;
+    let mut tmp = vec![0u8; 1 << 16];
+    lazy.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        match lazy.s.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection was not closed: {e} after {got} bytes"),
+        }
+    }
+    assert!(got < 400 * 16 * 1024, "all {got} bytes came");
+}
+
+#[test]
+fn worker_connections_is_backpressure() {
+    let (_srv, addr) = gthread(&["--threads", "1", "--worker-connections", "3", "--keep-alive", "30"]);
+    // Three connections that send nothing yet: the worker holds them in its poller.
+    let mut held: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
+    // A fourth connection is not accepted while three are open.
+    let mut extra = Client::connect(addr);
+    extra.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    extra.s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut tmp = [0u8; 16];
+    let e = extra.s.read(&mut tmp).expect_err("served above worker_connections");
+    assert!(matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{e}");
+    // Closing one lets it in.
+    drop(held.pop());
+    extra.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = extra.read().unwrap();
+    assert!(is_hello(&r), "{r:?}");
+    for c in &mut held {
+        assert!(is_hello(&c.get("/")));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stopping
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn term_closes_idle_connections_and_finishes_busy_ones() {
+    let (mut srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30", "--graceful-timeout", "10"]);
+    let mut idle = Client::connect(addr);
+    assert!(is_hello(&idle.get("/")));
+    let busy = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.get("/sleep?ms=1500")
+    });
+    // Wait until the busy request is in the handler (it answers in 1.5 s).
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    srv.signal(Signal::SIGTERM);
+    assert!(idle.closed_within(1.5), "the idle connection stays open after TERM");
+    assert!(t.elapsed() < Duration::from_millis(1000));
+    let r = busy.join().unwrap();
+    assert!(is_hello(&r) && r.closes(), "{r:?}");
+    assert_eq!(srv.wait_exit(10).code(), Some(0));
+    assert!(!srv.log().contains("SIGKILL"), "{}", srv.log());
+}
+
+#[test]
+fn max_requests_restarts_the_worker_without_dropping_requests() {
+    let (srv, addr) = gthread(&["--threads", "2", "--max-requests", "25", "--keep-alive", "30"]);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for _ in 0..40 {
+                    let r = c.get("/");
+                    assert!(is_hello(&r), "{r:?}");
+                    if r.closes() {
+                        assert!(c.closed_within(5.0));
+                        c = Client::connect(addr);
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let log = srv.wait_log(10, "a restart", |l| l.contains("Autorestarting worker after current request."));
+    assert!(srv.booted().len() >= 2, "{log}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The conformance corpora over persistent connections
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn conformance_corpus_over_persistent_connections() {
+    use ferrocorn_conformance::replay::{End, replay};
+    let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30"]);
+    let mut cases = Vec::new();
+    for (label, dir) in [
+        ("gunicorn", ferrocorn_conformance::gunicorn_corpus_dir()),
+        ("ferrocorn", ferrocorn_conformance::own_corpus_dir()),
+    ] {
+        cases.extend(ferrocorn_conformance::case::load_dir(label, &dir.join("valid")).expect("the corpus loads"));
+    }
+    let proto = Arc::new(ferrocorn_core::ProtoConfig::default());
+    let peer = ferrocorn_core::Peer::Tcp("127.0.0.1:1".parse().unwrap());
+    let mut checked = 0;
+    let mut answered = 0;
+    for case in cases.iter().filter(|c| c.settings.is_empty()) {
+        let expect = replay(&proto, peer, &[&case.bytes]);
+        let mut c = Client::connect(addr);
+        c.send(&case.bytes);
+        let _ = c.s.shutdown(Shutdown::Write);
+        for (i, req) in expect.requests.iter().enumerate() {
+            if !req.complete {
+                break;
+            }
+            let r = c.read().unwrap_or_else(|| panic!("{}: no answer to request {i}", case.name));
+            assert_eq!(r.status, 200, "{}: request {i}", case.name);
+            assert_eq!(r.nth(), Some(i as u64), "{}", case.name);
+            let want: &[u8] = if req.framing == "Empty" { b"Hello, World!" } else { &req.body };
+            assert!(r.body == want, "{}: request {i}: body {:?}", case.name, String::from_utf8_lossy(&r.body));
+            answered += 1;
+        }
+        match &expect.end {
+            End::Error { status, .. } => {
+                let r = c.read().unwrap_or_else(|| panic!("{}: no error page", case.name));
+                assert_eq!(r.status, *status, "{}", case.name);
+            }
+            _ => assert!(c.read().is_none(), "{}: an extra answer", case.name),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 30 && answered >= 50, "{checked} cases, {answered} answers");
+}
