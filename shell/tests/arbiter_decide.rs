@@ -239,6 +239,7 @@ fn render(cmds: &[Command]) -> Vec<String> {
                 Command::Kill(p, s) => format!("kill:{p}:{s:?}"),
                 Command::Hook(Hook::NWorkersChanged { new, old }) => format!("hook:n:{new}<-{old}"),
                 Command::Hook(Hook::ChildExit { pid, .. }) => format!("hook:exit:{pid}"),
+                Command::Hook(Hook::OnReload) => "hook:on_reload".to_owned(),
                 Command::CloseListeners { unlink } => format!("close:{unlink}"),
                 other => format!("{other:?}"),
             })
@@ -365,7 +366,7 @@ fn reload(a: &mut Arbiter, cfg: Config) -> Vec<Command> {
 fn hup_retires_an_old_worker_only_when_a_new_one_booted() {
     let mut a = running();
     let out = reload(&mut a, CFG);
-    assert_eq!(render(&out), vec!["hook:n:2<-2", "spawn:2", "spawn:3"]);
+    assert_eq!(render(&out), vec!["hook:n:2<-2", "hook:on_reload", "spawn:2", "spawn:3"]);
     assert!(a.reloading());
     a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
     a.handle(Event::Spawned { pid: 201, slot: 3, now: 1001 });
@@ -395,7 +396,7 @@ fn hup_with_fewer_or_more_workers() {
     // 2 -> 3: the third new worker retires nobody.
     let mut a = running();
     let out = reload(&mut a, Config { workers: 3, ..CFG });
-    assert_eq!(render(&out), vec!["hook:n:3<-2", "spawn:2", "spawn:3", "spawn:4"]);
+    assert_eq!(render(&out), vec!["hook:n:3<-2", "hook:on_reload", "spawn:2", "spawn:3", "spawn:4"]);
     for (pid, slot) in [(200, 2), (201, 3), (202, 4)] {
         a.handle(Event::Spawned { pid, slot, now: 1001 });
     }
@@ -485,7 +486,7 @@ fn winch_when_daemonized_then_hup_brings_workers_back() {
     assert!(spawns(&a.handle(Event::Tick { now: 2000 })).is_empty());
     // HUP (the documented roll-back): workers come back.
     let out = reload(&mut a, Config { daemon: true, ..CFG });
-    assert_eq!(render(&out), vec!["hook:n:2<-0", "spawn:0", "spawn:1"]);
+    assert_eq!(render(&out), vec!["hook:n:2<-0", "hook:on_reload", "spawn:0", "spawn:1"]);
 }
 
 #[test]

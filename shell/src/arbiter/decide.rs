@@ -236,6 +236,8 @@ pub enum Hook {
         /// The old count.
         old: usize,
     },
+    /// `on_reload(server)`: the new configuration is in force, before the new workers.
+    OnReload,
     /// `child_exit(server, worker)` after a worker is reaped.
     ChildExit {
         /// The worker's pid.
@@ -661,6 +663,7 @@ impl Arbiter {
         self.cfg = cfg;
         self.generation += 1;
         self.set_num_workers(cfg.workers, out);
+        out.push(Command::Hook(Hook::OnReload));
         self.manage(now, out);
     }
 

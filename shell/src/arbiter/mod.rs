@@ -494,6 +494,7 @@ impl Master<'_> {
                     Command::Hook(Hook::NWorkersChanged { new, old }) => {
                         self.with_server(|h, s| h.nworkers_changed(s, new, Some(old)));
                     }
+                    Command::Hook(Hook::OnReload) => self.with_server(|h, s| h.on_reload(s)),
                     Command::Hook(Hook::ChildExit { pid, age }) => {
                         let slot = exiting.get(&pid).map_or(0, |w| w.slot);
                         let w = WorkerInfo { pid, ppid: self.pid, age, slot };
@@ -586,7 +587,6 @@ impl Master<'_> {
             None => self.prev = Some(old),
         }
         self.proc_name = settings.proc_name();
-        self.with_server(|h, s| h.on_reload(s));
         if let Some(p) = self.pidfile.take() {
             let path = p.path().to_path_buf();
             p.unlink();

@@ -63,7 +63,8 @@ impl Level {
 #[derive(Debug)]
 enum Sink {
     Stderr,
-    File(File),
+    /// Behind a lock so USR1 can swap the file for every clone at once.
+    File(std::sync::RwLock<File>),
 }
 
 /// The error logger. Cheap to clone; clones share the sink.
@@ -91,7 +92,11 @@ impl Logger {
         if errorlog == "-" {
             return Ok(Logger::stderr(level));
         }
-        Ok(Logger { level, sink: Arc::new(Sink::File(Logger::open_file(errorlog)?)), path: Some(errorlog.into()) })
+        Ok(Logger {
+            level,
+            sink: Arc::new(Sink::File(std::sync::RwLock::new(Logger::open_file(errorlog)?))),
+            path: Some(errorlog.into()),
+        })
     }
 
     fn open_file(errorlog: &str) -> Result<File, String> {
@@ -112,11 +117,12 @@ impl Logger {
         self.path.as_deref()
     }
 
-    /// Reopens the log file (USR1, after logrotate moved it); clones made before keep
-    /// the old file. Stderr needs nothing.
-    pub fn reopen(&mut self) -> Result<(), String> {
-        if let Some(p) = &self.path {
-            self.sink = Arc::new(Sink::File(Logger::open_file(p)?));
+    /// Reopens the log file (USR1, after logrotate moved it), for this logger and every
+    /// clone of it in this process. Stderr needs nothing.
+    pub fn reopen(&self) -> Result<(), String> {
+        if let (Some(p), Sink::File(f)) = (&self.path, &*self.sink) {
+            let new = Logger::open_file(p)?;
+            *f.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
         }
         Ok(())
     }
@@ -146,7 +152,7 @@ impl Logger {
         // A failing log write (closed stderr, full disk) must never stop the server.
         let _ = match &*self.sink {
             Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
-            Sink::File(f) => (&*f).write_all(line.as_bytes()),
+            Sink::File(f) => (&*f.read().unwrap_or_else(std::sync::PoisonError::into_inner)).write_all(line.as_bytes()),
         };
     }
 

@@ -105,6 +105,19 @@ impl Server {
         kill(Pid::from_raw(self.pid()), sig).unwrap();
     }
 
+    /// Waits for the master to exit, without waiting for the end of its output (a
+    /// process it started may still write to the same pipe).
+    pub fn wait_exit_only(&mut self, secs: u64) -> ExitStatus {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < end, "master did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for the master to exit.
     pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
         let end = Instant::now() + Duration::from_secs(secs);
@@ -169,4 +182,133 @@ pub fn exchange<S: Read + Write>(s: &mut S, path: &str) -> String {
 
 pub fn is_hello(resp: &str) -> bool {
     resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.contains("\r\nConnection: close\r\n") && resp.ends_with("\r\n\r\nHello, World!")
+}
+
+/// Polls `pred` every 10 ms until it holds; panics with `what` after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !pred() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The children of `pid`, from /proc.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| alive(*p))
+        .collect()
+}
+
+/// One request that may fail: `Err` says how.
+pub fn try_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    let r = String::from_utf8_lossy(&out).into_owned();
+    if is_hello(&r) { Ok(r) } else { Err(format!("bad answer: {r:?}")) }
+}
+
+/// A bounded load loop: one thread sending sequential requests until stopped or until
+/// its deadline, counting answers and failures.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<std::sync::atomic::AtomicU64>,
+    handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, max_secs: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, o) = (Arc::clone(&stop), Arc::clone(&ok));
+        let handle = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(max_secs);
+            let mut failures = Vec::new();
+            while !s.load(Ordering::SeqCst) && Instant::now() < end {
+                match try_get(addr, "/") {
+                    Ok(_) => {
+                        o.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            failures
+        });
+        Load { stop, ok, handle: Some(handle) }
+    }
+
+    /// Answers so far.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` more requests were answered.
+    pub fn wait_more(&self, n: u64) {
+        let start = self.ok();
+        wait_until(20, &format!("{n} more answers"), || self.ok() >= start + n);
+    }
+
+    /// Stops the loop: (answers, failures).
+    pub fn finish(mut self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let failures = self.handle.take().unwrap().join().unwrap();
+        (self.ok(), failures)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("ferrocorn-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills the listed pids (processes a test started indirectly, e.g. daemonized masters
+/// and their workers) on drop, if they are still alive.
+#[derive(Default)]
+pub struct KillOnDrop(pub Mutex<Vec<i32>>);
+
+impl KillOnDrop {
+    pub fn add(&self, pid: i32) {
+        self.0.lock().unwrap().push(pid);
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in self.0.lock().unwrap().iter() {
+            if alive(*pid) {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            }
+        }
+    }
 }
