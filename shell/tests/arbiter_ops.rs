@@ -416,3 +416,30 @@ fn as_pid_1_orphans_are_reaped_silently() {
     assert_eq!(srv.wait_exit(10).code(), Some(0));
     assert!(srv.log().contains("[1] [INFO] Shutting down: Master"));
 }
+
+#[test]
+fn workers_drop_privileges_and_the_socket_is_chowned() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = TempDir::new("owner");
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sock = dir.path("s.sock");
+    let bind = format!("unix:{}", sock.display());
+    let srv = Server::start(&["-w", "1", "-u", "65534", "-g", "65534", "-b", &bind]);
+    let pid = srv.wait_booted(1)[0];
+    let ids = |field: &str| -> String {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().to_owned()
+    };
+    wait_until(10, "the switch", || ids("Uid:") == "65534");
+    assert_eq!(ids("Gid:"), "65534");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&sock).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    let master = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
+    assert!(master.lines().any(|l| l.starts_with("Uid:\t0")), "the master keeps its ids");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    assert!(is_hello(&support::exchange(&mut s, "/")));
+}
