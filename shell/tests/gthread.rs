@@ -323,6 +323,21 @@ fn slow_clients_hold_no_thread_and_time_out() {
 }
 
 #[test]
+fn a_slow_request_does_not_hold_up_the_other_threads() {
+    let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30"]);
+    let slow = std::thread::spawn(move || timed_get(addr, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    for _ in 0..20 {
+        assert!(is_hello(&c.get("/")));
+    }
+    assert!(t.elapsed() < Duration::from_millis(700), "20 requests beside a slow one took {:?}", t.elapsed());
+    let (r, took) = slow.join().unwrap();
+    assert!(is_hello(&r) && took >= Duration::from_millis(1500));
+}
+
+#[test]
 fn a_client_that_does_not_read_is_parked_then_closed() {
     let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "2", "--keep-alive", "30"]);
     let mut lazy = Client::connect(addr);

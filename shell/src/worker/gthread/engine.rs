@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::response::{self, RequestInfo};
@@ -30,8 +30,15 @@ const LISTEN: u64 = u64::MAX - 1 - 1024;
 const FRESH_MS: u64 = 5_000;
 /// How much of an unread streamed body is skipped to keep the connection.
 const DRAIN_BUDGET: usize = 64 * 1024;
-/// The main thread's tick: deadlines are checked this often.
-const TICK: Duration = Duration::from_millis(100);
+/// Deadlines are checked this often.
+const SWEEP_MS: u64 = 100;
+/// The main thread's tick while connections are open: how soon a follower is promoted
+/// when every serving thread is stuck in a request.
+const TICK_BUSY: Duration = Duration::from_millis(1);
+/// The main thread's tick without connections.
+const TICK_IDLE: Duration = Duration::from_millis(100);
+/// A follower is promoted when no thread has polled for this long.
+const PROMOTE_MS: u64 = 2;
 
 /// One accepted connection and everything that persists across its requests.
 #[derive(Debug)]
@@ -56,6 +63,12 @@ struct Conn {
     writing: bool,
     /// The deadline of the request being read (set at its first byte).
     req_deadline: u64,
+}
+
+#[derive(Debug, Default)]
+struct LeaderState {
+    polling: bool,
+    idle: usize,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +105,11 @@ struct Shared<'a, H> {
     exit: AtomicBool,
     requests: AtomicU64,
     max_requests: u64,
+    /// Leader/follower: whether a thread polls (or is about to), how many wait to.
+    leader: Mutex<LeaderState>,
+    followers: Condvar,
+    /// When the last leader stopped polling to serve (monotonic ms).
+    leader_left: AtomicU64,
     io_timeout: Duration,
     io_timeout_ms: u64,
 }
@@ -144,6 +162,9 @@ impl<'a, H: Handler> Shared<'a, H> {
             exit: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             max_requests,
+            leader: Mutex::new(LeaderState::default()),
+            followers: Condvar::new(),
+            leader_left: AtomicU64::new(0),
             io_timeout,
             io_timeout_ms: io_timeout.as_millis() as u64,
         })
@@ -187,6 +208,17 @@ impl<'a, H: Handler> Shared<'a, H> {
         self.closing_idle.store(true, Ordering::SeqCst);
         self.exit.store(true, Ordering::SeqCst);
         let _ = self.wake.write(1);
+        let _g = lock(&self.leader);
+        self.followers.notify_all();
+    }
+
+    /// Wakes a follower to poll when no thread has polled for [`PROMOTE_MS`] (every
+    /// serving thread is in a long request) and one is idle.
+    fn promote(&self, now: u64) {
+        let st = lock(&self.leader);
+        if !st.polling && st.idle > 0 && now >= self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS {
+            self.followers.notify_one();
+        }
     }
 
     fn supervise(&self, ctx: &WorkerContext) -> u8 {
@@ -214,16 +246,18 @@ impl<'a, H: Handler> Shared<'a, H> {
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
             }
             let now = monotonic_ms();
-            if stop_deadline.is_some() || now >= last_sweep + TICK.as_millis() as u64 {
+            if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
                 self.sweep(now);
                 last_sweep = now;
             }
+            self.promote(now);
             if let Some(end) = stop_deadline {
                 if self.nconns.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
                     return 0;
                 }
             }
-            ctx.signals.sleep_unless_quick(TICK);
+            let busy = self.nconns.load(Ordering::Relaxed) > 0;
+            ctx.signals.sleep_unless_quick(if busy { TICK_BUSY } else { TICK_IDLE });
         }
     }
 
@@ -249,7 +283,22 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mut scratch = vec![0u8; 64 * 1024];
         let mut events = [EpollEvent::empty()];
         while !self.exit.load(Ordering::Relaxed) {
-            match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+            {
+                let mut st = lock(&self.leader);
+                while st.polling && !self.exit.load(Ordering::Relaxed) {
+                    st.idle += 1;
+                    st = self.followers.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st.idle -= 1;
+                }
+                st.polling = true;
+            }
+            let waited = self.epoll.wait(&mut events, EpollTimeout::NONE);
+            {
+                let mut st = lock(&self.leader);
+                st.polling = false;
+            }
+            self.leader_left.store(monotonic_ms(), Ordering::Relaxed);
+            match waited {
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(_) => {}
                 Err(e) => {

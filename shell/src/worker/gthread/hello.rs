@@ -2,7 +2,8 @@
 //! measure the engine without Python.
 //!
 //! Paths: `/sleep?ms=N` answers after N ms (blocking the thread, like a slow
-//! application); `/big?kb=N` answers N KiB in one write (for slow readers); `/chunks?n=N`
+//! application); `/gil?us=N` spins N µs holding a process-wide lock (a stand-in for
+//! Python code under the GIL, to measure thread scheduling); `/big?kb=N` answers N KiB in one write (for slow readers); `/chunks?n=N`
 //! answers N small chunks without `Content-Length` (chunked); any request with a body is
 //! answered with the body (an echo). Every answer carries `X-Request: <n>`, the
 //! request's position on its connection, from 0.
@@ -46,6 +47,17 @@ impl Handler for HelloHandler {
         } else {
             BODY
         };
+        if path == b"/gil" {
+            // A stand-in for a Python application: N µs of work under one lock per
+            // process, as the GIL serialises Python code.
+            static GIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let us = query_param(target, b"us").unwrap_or(5);
+            let _g = GIL.lock();
+            let end = std::time::Instant::now() + Duration::from_micros(us);
+            while std::time::Instant::now() < end {
+                std::hint::spin_loop();
+            }
+        }
         if path == b"/sleep" {
             std::thread::sleep(Duration::from_millis(query_param(target, b"ms").unwrap_or(0)));
         }

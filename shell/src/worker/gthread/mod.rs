@@ -5,24 +5,35 @@
 //! # Threading model: leader/follower over one epoll
 //!
 //! ```text
-//!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop
+//!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop, and
+//!                promotes a follower when no thread has polled for 2 ms (1 ms tick)
 //!
-//!   thread 1..threads:  epoll_wait(shared epoll, 1 event) --+--> listener: accept one,
-//!        ^                                                  |      re-arm, serve it
-//!        |                                                  +--> connection: take it
-//!        |                                                         from its slot, serve
-//!        +------- park it (EPOLLONESHOT re-arm) or close <--------- it, ...
+//!   leader (one of the `threads`):  epoll_wait(1 event) --+--> listener: accept one,
+//!        ^                                                |      re-arm, serve it
+//!        |                                                +--> connection: take it from
+//!        |                                                |      its slot, serve it, ...
+//!        +--- poll again (no sleep if events are ready) <--+--- park it (EPOLLONESHOT
+//!                                                               re-arm) or close it
+//!   followers: wait on a condvar until there is no leader and they are woken
 //! ```
 //!
-//! Every serving thread waits on the same epoll instance. Connections and listeners are
-//! registered with `EPOLLONESHOT`, so an event goes to exactly one thread, and that thread
-//! owns the connection until it parks it again: it reads, parses (the core's incremental
-//! `Connection`), calls the application, writes the response, and, when a pipelined
-//! request is already buffered, serves that one too, all without handing the request to
-//! another thread. A request costs `epoll_wait`, `read`, `write` and one `epoll_ctl` to
-//! re-arm: no futex wake-up and no context switch between an I/O thread and an
-//! application thread, which is what a hand-off design pays twice per request (a few
-//! microseconds each, the whole CPU budget of a hello-world request).
+//! Connections and listeners are registered with `EPOLLONESHOT`, so an event goes to
+//! exactly one thread, and that thread owns the connection until it parks it again: it
+//! reads, parses (the core's incremental `Connection`), calls the application, writes the
+//! response, and, when a pipelined request is already buffered, serves that one too, all
+//! without handing the request to another thread. A request costs `epoll_wait`, `read`,
+//! `write` and one `epoll_ctl` to re-arm: no futex wake-up and no context switch between
+//! an I/O thread and an application thread, which is what a hand-off design pays twice
+//! per request (a few microseconds each, the whole CPU budget of a hello-world request).
+//!
+//! One thread polls at a time (the leader). When it takes an event it stops polling and
+//! serves, without waking anyone; when done it polls again, and gets the next ready event
+//! at once. So while requests are short (Python under the GIL, where a second thread
+//! could only wait for the GIL anyway) one hot thread does the work: no wake-ups, no GIL
+//! hand-offs, warm caches. When no thread has polled for 2 ms (every serving thread is
+//! in a long request: a database call, a sleep, a slow upload) the main thread wakes a
+//! follower, which becomes the leader: up to `threads` requests then run at once, and
+//! a request waits at most about 2 ms for a free thread.
 //!
 //! A connection is owned by at most one thread at a time. Idle keep-alive connections, and
 //! slow clients (a head or a small body trickling in, a client that does not read its
