@@ -40,6 +40,11 @@ pub trait AppLoader {
     /// imports the application described by `settings`. `Err` carries the text for stderr
     /// (`\nError while loading the application:\n\n` and the traceback).
     fn check_app(&self, settings: &Settings, out: &mut Outcome) -> Result<(), String>;
+
+    /// Serves the application: writes what `out` holds so far, then runs the master
+    /// (which forks the workers) until it stops, and returns the exit code. Whatever
+    /// is left to print goes into `out`.
+    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8;
 }
 
 /// Runs `ferrocorn` with these arguments (without the program name).
@@ -109,8 +114,14 @@ pub fn run_full(
         out.code = 1;
         return out;
     }
-    out.stderr
-        .push_str("\nError: serving is not implemented yet\n");
-    out.code = 1;
+    match loader {
+        Some(loader) => out.code = loader.serve(&settings, &mut out),
+        None => {
+            out.stderr.push_str(
+                "\nError: this ferrocorn binary does not embed Python and cannot serve an application; install the ferrocorn Python package (pip install ./shell)\n",
+            );
+            out.code = 1;
+        }
+    }
     out
 }

@@ -175,13 +175,13 @@ fn config_files_are_refused_until_python_lands() {
 }
 
 #[test]
-fn serving_is_not_implemented_yet() {
+fn serving_needs_the_python_package() {
     assert_eq!(
         run("serve", &["app:app"], &[]),
         (
             1,
             String::new(),
-            "\nError: serving is not implemented yet\n".into()
+            "\nError: this ferrocorn binary does not embed Python and cannot serve an application; install the ferrocorn Python package (pip install ./shell)\n".into()
         )
     );
     let (code, _, err) = run(

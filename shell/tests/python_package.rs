@@ -168,13 +168,8 @@ fn sys_executable_is_the_venv_interpreter() {
 }
 
 #[test]
-fn plain_run_still_says_serving_is_not_implemented() {
+fn unsupported_settings_refuse_to_serve() {
     let dir = project("serve", &[("myapp.py", APP)]);
-    let o = ferrocorn(&dir, &["myapp"], &[]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (1, "\nError: serving is not implemented yet\n")
-    );
     let o = ferrocorn(&dir, &["myapp", "--protocol", "uwsgi"], &[]);
     assert_eq!(o.code, 1);
     assert_eq!(

@@ -722,7 +722,13 @@ impl Master<'_> {
         let mask = handled_sigset();
         let mut old = SigSet::empty();
         let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old));
-        match fork_process() {
+        self.body.before_fork();
+        let forked = fork_process();
+        match &forked {
+            Ok(ForkResult::Child) => self.body.after_fork_child(),
+            Ok(ForkResult::Parent { .. }) | Err(_) => self.body.after_fork_parent(),
+        }
+        match forked {
             Ok(ForkResult::Parent { child }) => {
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
                 Event::Spawned { pid: child.as_raw(), slot, now }

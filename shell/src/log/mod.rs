@@ -13,6 +13,7 @@
 //! configure Python `logging` (`logconfig*`, `logger_class`) get that from the Python
 //! bridge, later.
 
+pub mod access;
 pub mod time;
 
 use std::fmt;

@@ -345,4 +345,8 @@ impl AppLoader for PythonApp {
             }
         })
     }
+
+    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8 {
+        Python::attach(|py| super::serve::serve(py, settings, out))
+    }
 }

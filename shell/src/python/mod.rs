@@ -12,6 +12,9 @@
 //! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
+//! - [`serve`]: serving: the master set up as gunicorn's arbiter, with [`sync`], the WSGI
+//!   sync worker, over [`wsgi`] (environ, `wsgi.input`, `start_response`, file wrapper)
+//!   and [`hooks`] (`pre_request` / `post_request` and their `worker`, `req`, `resp`).
 //! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
@@ -29,6 +32,10 @@ pub mod app;
 pub mod cfg;
 pub mod config;
 pub mod convert;
+pub mod hooks;
+pub mod serve;
+pub mod sync;
+pub mod wsgi;
 
 use std::sync::Mutex;
 

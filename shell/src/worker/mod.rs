@@ -34,6 +34,18 @@ use crate::settings::Settings;
 pub trait WorkerBody {
     /// Serves until told to stop; returns the exit status of the worker process.
     fn run(&self, ctx: WorkerContext) -> u8;
+
+    /// Called in the master just before `fork(2)` (the Python bridge runs
+    /// `PyOS_BeforeFork` here). The default does nothing.
+    fn before_fork(&self) {}
+
+    /// Called in the master just after `fork(2)`, also when it failed
+    /// (`PyOS_AfterFork_Parent`). The default does nothing.
+    fn after_fork_parent(&self) {}
+
+    /// Called first thing in the child after `fork(2)` (`PyOS_AfterFork_Child`). The
+    /// default does nothing.
+    fn after_fork_child(&self) {}
 }
 
 /// Everything a worker body needs, handed over after fork.

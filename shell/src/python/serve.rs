@@ -1,0 +1,83 @@
+//! `ferrocorn APP [options]`: the master with the WSGI sync worker.
+//!
+//! In the master, as gunicorn's `Arbiter.setup`: `SERVER_SOFTWARE` in `os.environ`, the
+//! import environment (`--chdir`, `--pythonpath`, `--env`), the application loaded when
+//! `preload_app`, then [`crate::arbiter::serve`], which logs `Starting ferrocorn`, binds,
+//! and forks the workers (`PyOS_BeforeFork` / `PyOS_AfterFork_*` around each fork, see
+//! [`super::sync::SyncBody`]). The master runs no Python thread of its own.
+
+use pyo3::prelude::*;
+
+use super::app::{load_app, prepare_import};
+use super::convert::{exc_str, write_stream};
+use super::sync::SyncBody;
+use crate::run::Outcome;
+use crate::settings::{Env, Settings};
+
+/// Whether the worker class is gunicorn's sync worker (`sync` or the class path).
+fn is_sync(class: &str) -> bool {
+    class == "sync" || class.ends_with("SyncWorker")
+}
+
+/// Serves the application of `settings`; returns the exit code (output left to print
+/// goes into `out`).
+pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
+    let flushed = write_stream(py, "stdout", &out.stdout).and_then(|()| write_stream(py, "stderr", &out.stderr));
+    out.stdout.clear();
+    out.stderr.clear();
+    if let Err(e) = flushed {
+        out.stderr = format!("\nError: {}\n", exc_str(py, &e));
+        return 1;
+    }
+    let class = settings.worker_class();
+    if !is_sync(&class) {
+        out.stderr = format!(
+            "\nError: worker class {class:?} is not supported by ferrocorn yet: only 'sync' serves today (gthread comes next)\n"
+        );
+        return 1;
+    }
+    let software = concat!("ferrocorn/", env!("CARGO_PKG_VERSION"));
+    let setup = (|| -> PyResult<()> {
+        PyModule::import(py, "os")?.getattr("environ")?.set_item("SERVER_SOFTWARE", software)?;
+        // The master's and the workers' own handlers take SIGINT; Python's
+        // KeyboardInterrupt handler must not also fire in them.
+        let signal = PyModule::import(py, "signal")?;
+        signal.call_method1("signal", (signal.getattr("SIGINT")?, signal.getattr("SIG_DFL")?))?;
+        prepare_import(py, settings)
+    })();
+    if let Err(e) = setup {
+        if super::escapes(py, &e) {
+            return 1;
+        }
+        out.stderr = format!("\nError: {}\n", exc_str(py, &e));
+        return 1;
+    }
+    let preloaded = if settings.bool("preload_app") {
+        match load_app(py, settings) {
+            Ok(app) => Some(app.unbind()),
+            Err(e) => {
+                if super::escapes(py, &e.error) {
+                    return 1;
+                }
+                // gunicorn lets the exception end the process: its traceback, exit 1.
+                out.stderr = e.traceback;
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let env = Env::from_process();
+    let body = match SyncBody::new(settings, preloaded, &env) {
+        Ok(b) => b,
+        Err(e) => {
+            out.stderr = format!("\nError: {e}\n");
+            return 1;
+        }
+    };
+    let code = crate::arbiter::serve_with(settings, &body, &crate::arbiter::ServeOptions::default());
+    // Output the application printed in the master must not be lost.
+    let _ = write_stream(py, "stdout", "");
+    let _ = write_stream(py, "stderr", "");
+    code
+}

@@ -1,0 +1,869 @@
+//! The WSGI bridge of one request (PEP 3333): the environ dict, `wsgi.input`,
+//! `start_response` and `write`, `wsgi.file_wrapper`, `wsgi.errors`, and the socket I/O
+//! they drive.
+//!
+//! One [`Exchange`] holds the connection of a request: the socket, the core's
+//! [`Connection`] (which decodes the body), the response head and its [`BodyWriter`].
+//! `wsgi.input` ([`Input`]) and `start_response` ([`StartResponse`]) share it with the
+//! worker loop through an `Arc<Mutex<_>>`, locked with `lock_py_attached` (never held while
+//! waiting for the GIL, so an application thread cannot deadlock the worker). Every socket
+//! call runs with the GIL released.
+//!
+//! **Deadlines.** The client has `timeout` seconds from `accept` to deliver its request
+//! head and its body (the worker beats while it waits, so it is never killed for a slow
+//! client; the client gets its connection closed, or an `OSError` is raised inside the
+//! application reading its body). A write that makes no progress for `timeout` seconds
+//! fails the same way. gunicorn's sync worker blocks without a deadline and is killed by
+//! the master after `timeout`: the bound on a client is the same, the worker survives.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferrocorn_core::environ::{Environ, Key, Name};
+use ferrocorn_core::response::{self, BodyWriter, Frame, RequestInfo, ResponseHead};
+use ferrocorn_core::{Connection, Event, RecvError};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::heartbeat::Slot;
+use crate::listen::Stream;
+use crate::log::Logger;
+
+/// The `Server` header value (gunicorn writes `Server: gunicorn`).
+pub const SERVER: &[u8] = b"ferrocorn";
+
+/// How many bytes one socket read asks for.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------
+// Strings
+// ---------------------------------------------------------------------------------------
+
+/// Bytes as a latin-1 `str` (PEP 3333's "native string").
+pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => PyString::new(py, s),
+        _ => PyString::new(py, &b.iter().map(|&c| char::from(c)).collect::<String>()),
+    }
+}
+
+/// A `str` as latin-1 bytes; characters above U+00FF are an error (PEP 3333).
+pub fn to_latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj))))?;
+    let s = s.to_str()?;
+    if s.is_ascii() {
+        return Ok(s.as_bytes().to_vec());
+    }
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| PyValueError::new_err(format!("{what} is not latin-1: {s:?}")))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// The environ
+// ---------------------------------------------------------------------------------------
+
+/// The longest value the per-key caches keep.
+const CACHE_VALUE_MAX: usize = 256;
+/// How many distinct `HTTP_*` names the cache keeps.
+const CACHE_NAMES_MAX: usize = 256;
+
+#[derive(Debug)]
+struct Cached {
+    bytes: Vec<u8>,
+    value: Py<PyString>,
+}
+
+#[derive(Debug)]
+struct HttpName {
+    key: Py<PyString>,
+    last: Option<Cached>,
+}
+
+/// Builds environ dicts: a template of the constant entries (`dict.copy()` per request),
+/// interned keys for every [`Key`], and for each key (and each `HTTP_*` name) the last
+/// value seen, reused when the next request has the same bytes (methods, protocols,
+/// server names, hosts, user agents repeat).
+#[derive(Debug)]
+pub struct EnvironBuilder {
+    template: Py<PyDict>,
+    keys: Vec<Py<PyString>>,
+    last: Vec<Option<Cached>>,
+    http: std::collections::HashMap<Vec<u8>, HttpName>,
+    input_key: Py<PyString>,
+}
+
+/// What the constant part of the environ holds.
+#[derive(Debug)]
+pub struct TemplateParts<'py> {
+    /// `wsgi.errors`.
+    pub errors: Bound<'py, PyAny>,
+    /// `wsgi.multiprocess` (`workers > 1`).
+    pub multiprocess: bool,
+    /// `SERVER_SOFTWARE`.
+    pub server_software: &'py str,
+}
+
+impl EnvironBuilder {
+    /// The builder for one worker.
+    pub fn new(py: Python<'_>, parts: TemplateParts<'_>) -> PyResult<EnvironBuilder> {
+        let t = PyDict::new(py);
+        t.set_item("wsgi.errors", parts.errors)?;
+        t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        t.set_item("wsgi.multithread", false)?;
+        t.set_item("wsgi.multiprocess", parts.multiprocess)?;
+        t.set_item("wsgi.run_once", false)?;
+        t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        t.set_item("wsgi.input_terminated", true)?;
+        t.set_item("SERVER_SOFTWARE", parts.server_software)?;
+        Ok(EnvironBuilder {
+            template: t.unbind(),
+            keys: Key::ALL.iter().map(|k| PyString::intern(py, k.as_str()).unbind()).collect(),
+            last: Key::ALL.iter().map(|_| None).collect(),
+            http: std::collections::HashMap::new(),
+            input_key: PyString::intern(py, "wsgi.input").unbind(),
+        })
+    }
+
+    fn value<'py>(py: Python<'py>, slot: &mut Option<Cached>, bytes: &[u8]) -> Bound<'py, PyString> {
+        if let Some(c) = slot {
+            if c.bytes == bytes {
+                return c.value.bind(py).clone();
+            }
+        }
+        let v = latin1(py, bytes);
+        if bytes.len() <= CACHE_VALUE_MAX {
+            *slot = Some(Cached { bytes: bytes.to_vec(), value: v.clone().unbind() });
+        }
+        v
+    }
+
+    /// The environ dict of a request, with `wsgi.input` set to `input`.
+    pub fn build<'py>(
+        &mut self,
+        py: Python<'py>,
+        env: &Environ,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.template.bind(py).copy()?;
+        for (name, value) in env.iter() {
+            match name {
+                Name::Key(Key::ServerSoftware) => {}
+                Name::Key(k) => {
+                    let v = Self::value(py, &mut self.last[k.index()], value);
+                    d.set_item(self.keys[k.index()].bind(py), v)?;
+                }
+                Name::Http(n) => {
+                    if !self.http.contains_key(n) && self.http.len() >= CACHE_NAMES_MAX {
+                        d.set_item(latin1(py, n), latin1(py, value))?;
+                        continue;
+                    }
+                    let entry = self.http.entry(n.to_vec()).or_insert_with(|| HttpName {
+                        key: PyString::intern(py, &String::from_utf8_lossy(n)).unbind(),
+                        last: None,
+                    });
+                    let v = Self::value(py, &mut entry.last, value);
+                    d.set_item(entry.key.bind(py), v)?;
+                }
+            }
+        }
+        d.set_item(self.input_key.bind(py), input)?;
+        Ok(d)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The exchange
+// ---------------------------------------------------------------------------------------
+
+/// How reading the request head ended.
+#[derive(Debug)]
+pub enum HeadResult {
+    /// A request head was read (`Exchange::conn.head()`).
+    Request,
+    /// The client closed, timed out or failed before sending a whole head: close silently.
+    Gone,
+    /// The request was rejected: answer with the error page and close.
+    Rejected(RecvError),
+}
+
+/// The connection of one request and its response state.
+#[derive(Debug)]
+pub struct Exchange {
+    stream: Option<Stream>,
+    /// The core's connection (the head stays readable through `conn.head()`).
+    pub conn: Connection,
+    rbuf: Vec<u8>,
+    pending: Vec<u8>,
+    pending_pos: usize,
+    body_done: bool,
+    /// The error that ended the request body, if any.
+    pub body_error: Option<RecvError>,
+    /// The client went away, or stopped reading or sending within the deadline.
+    pub client_gone: bool,
+    deadline: Instant,
+    write_limit: Duration,
+    beat: &'static Slot,
+    log: Logger,
+    /// What the framing decision needs to know about the request.
+    pub req: RequestInfo,
+    /// The response head from `start_response`.
+    pub head: Option<ResponseHead>,
+    /// The body writer, once `start_response` was called.
+    pub writer: Option<BodyWriter>,
+    /// Whether the head went out.
+    pub headers_sent: bool,
+    head_buf: Vec<u8>,
+    /// The request is over: input reads return nothing and writes fail.
+    pub over: bool,
+    /// The request's environ as data (for the access log).
+    pub environ: Option<Environ>,
+}
+
+fn retryable(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+}
+
+/// Writes every slice, releasing nothing (call it with the GIL released). A write that
+/// makes no progress for `limit` fails with `TimedOut`; the worker beats meanwhile.
+fn write_all_slices(stream: &mut Stream, mut bufs: &mut [IoSlice<'_>], beat: &Slot, limit: Duration) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    let mut progress = Instant::now();
+    while !bufs.is_empty() {
+        match stream.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut bufs, n);
+                progress = Instant::now();
+            }
+            Err(e) if retryable(&e) => {
+                beat.notify();
+                if progress.elapsed() >= limit {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Exchange {
+    /// A new exchange on an accepted connection. `timeout` is the worker's `timeout`
+    /// (the client's deadline, see the module documentation).
+    ///
+    /// `rbuf` is the read buffer (lent by the worker, given back by [`Exchange::take_buffer`]);
+    /// the socket's read and write timeouts must be short (they are inherited from the
+    /// listener), so blocking calls return to beat.
+    pub fn new(stream: Stream, conn: Connection, mut rbuf: Vec<u8>, timeout: Duration, beat: &'static Slot, log: Logger) -> Exchange {
+        if rbuf.len() < READ_CHUNK {
+            rbuf.resize(READ_CHUNK, 0);
+        }
+        Exchange {
+            stream: Some(stream),
+            conn,
+            rbuf,
+            pending: Vec::new(),
+            pending_pos: 0,
+            body_done: false,
+            body_error: None,
+            client_gone: false,
+            deadline: Instant::now() + timeout,
+            write_limit: timeout,
+            beat,
+            log,
+            req: RequestInfo { is_head: false, version: ferrocorn_core::Version::HTTP_11, keep_alive: false, is_connect: false },
+            head: None,
+            writer: None,
+            headers_sent: false,
+            head_buf: Vec::with_capacity(256),
+            over: false,
+            environ: None,
+        }
+    }
+
+    /// Reads from the socket once (into the connection), within the deadline.
+    fn read_socket(&mut self, py: Python<'_>) -> io::Result<()> {
+        let Exchange { stream, rbuf, conn, deadline, beat, .. } = self;
+        let Some(stream) = stream.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        loop {
+            if Instant::now() >= *deadline {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let buf = rbuf.as_mut_slice();
+            match py.detach(|| stream.read(buf)) {
+                Ok(0) => {
+                    conn.receive_eof();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    conn.receive(&rbuf[..n]);
+                    return Ok(());
+                }
+                Err(e) if retryable(&e) => beat.notify(),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads until a request head is complete.
+    pub fn read_head(&mut self, py: Python<'_>) -> HeadResult {
+        loop {
+            match self.conn.next_event() {
+                Ok(Event::Request(head)) => {
+                    self.req = RequestInfo::from_head(head);
+                    return HeadResult::Request;
+                }
+                Ok(Event::NeedData) => {
+                    if self.read_socket(py).is_err() {
+                        self.client_gone = true;
+                        return HeadResult::Gone;
+                    }
+                }
+                Ok(_) => return HeadResult::Gone,
+                Err(RecvError::NoMoreData) => return HeadResult::Gone,
+                Err(e) => return HeadResult::Rejected(e),
+            }
+        }
+    }
+
+    /// Decodes more body into `pending`; `Ok(false)` at the end of the body.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        if self.body_done || self.over {
+            return Ok(false);
+        }
+        loop {
+            match self.conn.next_event() {
+                Ok(Event::Data(d)) => {
+                    if self.pending_pos == self.pending.len() {
+                        self.pending.clear();
+                        self.pending_pos = 0;
+                    }
+                    self.pending.extend_from_slice(d);
+                    return Ok(true);
+                }
+                Ok(Event::NeedData) => {
+                    if let Err(e) = self.read_socket(py) {
+                        self.client_gone = true;
+                        self.body_done = true;
+                        return Err(PyOSError::new_err(format!("error reading the request body: {e}")));
+                    }
+                }
+                Ok(_) => {
+                    self.body_done = true;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.body_done = true;
+                    let msg = e.to_string();
+                    self.body_error = Some(e);
+                    return Err(PyOSError::new_err(msg));
+                }
+            }
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.pending[self.pending_pos..]
+    }
+
+    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
+        let n = n.min(self.available().len());
+        let b = PyBytes::new(py, &self.pending[self.pending_pos..self.pending_pos + n]);
+        self.pending_pos += n;
+        b
+    }
+
+    /// `wsgi.input.read(size)`: `None` or negative reads to the end.
+    pub fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let want = match size {
+            Some(n) if n >= 0 => n as usize,
+            _ => usize::MAX,
+        };
+        while self.available().len() < want && self.fill(py)? {}
+        Ok(self.take(py, want))
+    }
+
+    /// `wsgi.input.readline(size)`.
+    pub fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let limit = match size {
+            Some(n) if n >= 0 => n as usize,
+            _ => usize::MAX,
+        };
+        let mut scanned = 0;
+        loop {
+            let avail = self.available();
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                return Ok(self.take(py, (scanned + i + 1).min(limit)));
+            }
+            if avail.len() >= limit {
+                return Ok(self.take(py, limit));
+            }
+            scanned = avail.len();
+            if !self.fill(py)? {
+                return Ok(self.take(py, limit));
+            }
+        }
+    }
+
+    /// Encodes the head of `start_response` (the date is taken now).
+    fn set_head(&mut self, head: ResponseHead) {
+        let framing = response::choose_framing(&self.req, &head, false);
+        self.head_buf.clear();
+        response::encode_head(&head, &framing, SERVER, &date_now(), &mut self.head_buf);
+        self.writer = Some(BodyWriter::new(framing.body));
+        self.head = Some(head);
+    }
+
+    /// Writes body chunks (and the head first, if not sent yet); `finish` ends the body.
+    /// Empty chunks write nothing (a body with only empty chunks sends the head at
+    /// `finish`).
+    pub fn send_body(&mut self, py: Python<'_>, chunks: &[&[u8]], finish: bool) -> PyResult<()> {
+        if self.over || self.client_gone {
+            return Err(PyOSError::new_err("the connection is closed"));
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(PyAssertionError::new_err("the application wrote body bytes before calling start_response()"));
+        };
+        let mut frames: Vec<Frame> = Vec::with_capacity(chunks.len());
+        let mut warn = false;
+        for c in chunks {
+            let f = writer.frame(c.len());
+            warn |= f.warn_no_body;
+            frames.push(f);
+        }
+        let last = if finish { writer.finish().last } else { b"" };
+        if warn {
+            self.log.warning("WSGI app sent body bytes on a no-body response (HEAD, 1xx, 204 or 304); dropping per RFC 9110.");
+        }
+        let nothing = frames.iter().all(Frame::is_empty) && last.is_empty();
+        if nothing && (self.headers_sent || !finish) {
+            return Ok(());
+        }
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 + 3 * chunks.len());
+        if !self.headers_sent {
+            slices.push(IoSlice::new(&self.head_buf));
+        }
+        for (c, f) in chunks.iter().zip(&frames) {
+            slices.push(IoSlice::new(f.prefix()));
+            slices.push(IoSlice::new(&c[..f.take]));
+            slices.push(IoSlice::new(f.suffix));
+        }
+        slices.push(IoSlice::new(last));
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(PyOSError::new_err("the connection is closed"));
+        };
+        let (beat, limit) = (self.beat, self.write_limit);
+        let r = py.detach(|| write_all_slices(stream, &mut slices, beat, limit));
+        self.headers_sent = true;
+        if let Err(e) = r {
+            self.client_gone = true;
+            return Err(io_to_py(e));
+        }
+        Ok(())
+    }
+
+    /// Ends the response: the head if it was never sent, and the last chunk.
+    pub fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.head.is_none() {
+            return Err(PyAssertionError::new_err("the application returned without calling start_response()"));
+        }
+        self.send_body(py, &[], true)
+    }
+
+    /// Sends `count` bytes of `fd` from `offset` with sendfile(2), after the head and
+    /// chunk prefix; returns how many bytes of the body went out.
+    pub fn send_file(&mut self, py: Python<'_>, fd: BorrowedFd<'_>, offset: i64, count: u64) -> PyResult<u64> {
+        if self.over || self.client_gone {
+            return Err(PyOSError::new_err("the connection is closed"));
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(PyAssertionError::new_err("the application returned without calling start_response()"));
+        };
+        let f = writer.frame(usize::try_from(count).unwrap_or(usize::MAX));
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(PyOSError::new_err("the connection is closed"));
+        };
+        let mut slices = Vec::with_capacity(2);
+        if !self.headers_sent {
+            slices.push(IoSlice::new(&self.head_buf));
+        }
+        slices.push(IoSlice::new(f.prefix()));
+        let (beat, limit) = (self.beat, self.write_limit);
+        let take = f.take;
+        let suffix = f.suffix;
+        let r = py.detach(|| -> io::Result<u64> {
+            write_all_slices(stream, &mut slices, beat, limit)?;
+            let mut off: nix::libc::off_t = offset;
+            let mut left = take;
+            let mut progress = Instant::now();
+            while left > 0 {
+                match nix::sys::sendfile::sendfile(stream.as_fd(), fd, Some(&mut off), left) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        left -= n;
+                        progress = Instant::now();
+                    }
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                        beat.notify();
+                        if progress.elapsed() >= limit {
+                            return Err(io::ErrorKind::TimedOut.into());
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if left > 0 {
+                // The file is shorter than announced: the body cannot be completed.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            write_all_slices(stream, &mut [IoSlice::new(suffix)], beat, limit)?;
+            Ok(take as u64)
+        });
+        self.headers_sent = true;
+        r.map_err(|e| {
+            self.client_gone = true;
+            io_to_py(e)
+        })
+    }
+
+    /// Writes an error page when nothing was sent yet (the request is then over).
+    pub fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) {
+        if self.headers_sent || self.client_gone {
+            return;
+        }
+        self.headers_sent = true;
+        if let Some(stream) = self.stream.as_mut() {
+            let (beat, limit) = (self.beat, self.write_limit);
+            let r = py.detach(|| write_all_slices(stream, &mut [IoSlice::new(bytes)], beat, limit));
+            if r.is_err() {
+                self.client_gone = true;
+            }
+        }
+    }
+
+    /// Writes `100 Continue` (before the application is called, as gunicorn does).
+    pub fn send_continue(&mut self, py: Python<'_>) {
+        if self.headers_sent || self.client_gone {
+            return;
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            let (beat, limit) = (self.beat, self.write_limit);
+            let r = py.detach(|| write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit));
+            if r.is_err() {
+                self.client_gone = true;
+            }
+        }
+    }
+
+    /// Gives the read buffer back (for the next connection).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.rbuf)
+    }
+
+    /// Takes the socket out (the request is over).
+    pub fn take_stream(&mut self) -> Option<Stream> {
+        self.over = true;
+        self.stream.take()
+    }
+}
+
+thread_local! {
+    static DATE: std::cell::Cell<(i64, [u8; 29])> = const { std::cell::Cell::new((i64::MIN, [0; 29])) };
+}
+
+/// The `Date` value for now, formatted once per second.
+fn date_now() -> [u8; 29] {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    DATE.with(|c| {
+        let (at, text) = c.get();
+        if at == now {
+            return text;
+        }
+        let text = response::http_date(now);
+        c.set((now, text));
+        text
+    })
+}
+
+fn io_to_py(e: io::Error) -> PyErr {
+    match e.raw_os_error() {
+        Some(n) => PyOSError::new_err((n, nix::errno::Errno::from_raw(n).desc())),
+        None => PyOSError::new_err(e.to_string()),
+    }
+}
+
+/// An exchange shared with the Python objects of its request.
+pub type Shared = Arc<Mutex<Exchange>>;
+
+/// Locks an exchange without holding the GIL while waiting.
+pub fn lock<'a>(py: Python<'_>, ex: &'a Shared) -> MutexGuard<'a, Exchange> {
+    ex.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------
+// wsgi.input
+// ---------------------------------------------------------------------------------------
+
+/// `wsgi.input`: the request body, decoded (chunked included), streamed from the socket.
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.wsgi", name = "Input", frozen)]
+pub struct Input {
+    ex: Shared,
+}
+
+impl Input {
+    /// The input of an exchange.
+    pub fn new(ex: Shared) -> Input {
+        Input { ex }
+    }
+}
+
+#[pymethods]
+impl Input {
+    /// Reads at most `size` bytes (all that is left when `size` is omitted or negative).
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        lock(py, &self.ex).read(py, size)
+    }
+
+    /// Reads one line (at most `size` bytes).
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        lock(py, &self.ex).readline(py, size)
+    }
+
+    /// Reads lines until the end, or until `hint` bytes were read.
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+        let lines = PyList::empty(py);
+        let mut total = 0usize;
+        let mut ex = lock(py, &self.ex);
+        loop {
+            let line = ex.readline(py, None)?;
+            let n = line.as_bytes().len();
+            if n == 0 {
+                break;
+            }
+            lines.append(line)?;
+            total += n;
+            if matches!(hint, Some(h) if h > 0 && total >= h as usize) {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = lock(py, &self.ex).readline(py, None)?;
+        Ok((!line.as_bytes().is_empty()).then_some(line))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// start_response and write
+// ---------------------------------------------------------------------------------------
+
+/// The `start_response` callable of one request; `write` is its bound method.
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.wsgi", name = "StartResponse", frozen)]
+pub struct StartResponse {
+    ex: Shared,
+}
+
+impl StartResponse {
+    /// The `start_response` of an exchange.
+    pub fn new(ex: Shared) -> StartResponse {
+        StartResponse { ex }
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    /// PEP 3333's `start_response(status, response_headers, exc_info=None)`.
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let exc = exc_info.filter(|e| !e.is_none());
+        {
+            let ex = lock(py, &slf.get().ex);
+            match exc {
+                Some(info) if ex.headers_sent => {
+                    drop(ex);
+                    return Err(PyErr::from_value(info.get_item(1)?));
+                }
+                None if ex.head.is_some() => {
+                    return Err(PyAssertionError::new_err("Response headers already set!"));
+                }
+                _ => {}
+            }
+        }
+        let status = to_latin1(status, "status")?;
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(headers.len().unwrap_or(4));
+        for item in headers.try_iter()? {
+            let item = item?;
+            let t = item
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err(format!("a header must be a (name, value) tuple, not {}", type_name(&item))))?;
+            if t.len() != 2 {
+                return Err(PyTypeError::new_err("a header must be a (name, value) tuple"));
+            }
+            pairs.push((to_latin1(&t.get_item(0)?, "header name")?, to_latin1(&t.get_item(1)?, "header value")?));
+        }
+        let head = ResponseHead::from_app(&status, pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        lock(py, &slf.get().ex).set_head(head);
+        slf.getattr("write")
+    }
+
+    /// PEP 3333's `write(data)`: sends `data` at once (the head first).
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let b = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err(format!("{} is not a byte", data.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        lock(py, &self.ex).send_body(py, &[b.as_bytes()], false)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// wsgi.file_wrapper
+// ---------------------------------------------------------------------------------------
+
+/// `wsgi.file_wrapper(filelike, blksize=8192)`: iterates the file in blocks; a result of
+/// this type whose file has a real `fileno()` is sent with sendfile(2).
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.wsgi", name = "FileWrapper", frozen)]
+pub struct FileWrapper {
+    /// The wrapped file-like object.
+    #[pyo3(get)]
+    pub filelike: Py<PyAny>,
+    /// The block size of iteration.
+    #[pyo3(get)]
+    pub blksize: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, blksize=8192))]
+    fn new(filelike: Py<PyAny>, blksize: usize) -> FileWrapper {
+        FileWrapper { filelike, blksize: blksize.max(1) }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let data = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
+        Ok(data.is_truthy()?.then_some(data))
+    }
+
+    /// The legacy `__getitem__` protocol of wsgiref's FileWrapper.
+    fn __getitem__<'py>(&self, py: Python<'py>, _key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
+        if data.is_truthy()? {
+            Ok(data)
+        } else {
+            Err(pyo3::exceptions::PyIndexError::new_err("end of file"))
+        }
+    }
+
+    /// Closes the file, if it can be closed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let f = self.filelike.bind(py);
+        if f.hasattr("close")? {
+            f.call_method0("close")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// wsgi.errors
+// ---------------------------------------------------------------------------------------
+
+/// `wsgi.errors`: text written as it is into the error log (`sys.stderr` when `errorlog`
+/// is `-`, else the error log file), as gunicorn's `WSGIErrorsWrapper`.
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.wsgi", name = "ErrorStream", frozen)]
+pub struct ErrorStream {
+    file: Option<std::fs::File>,
+}
+
+impl ErrorStream {
+    /// The stream for `errorlog`.
+    pub fn open(errorlog: &str) -> ErrorStream {
+        let file = (errorlog != "-")
+            .then(|| std::fs::OpenOptions::new().create(true).append(true).open(errorlog).ok())
+            .flatten();
+        ErrorStream { file }
+    }
+}
+
+#[pymethods]
+impl ErrorStream {
+    /// Writes a string.
+    fn write(&self, py: Python<'_>, s: &Bound<'_, PyAny>) -> PyResult<()> {
+        let text: String = match s.cast::<PyString>() {
+            Ok(t) => t.to_string_lossy().into_owned(),
+            Err(_) => match s.cast::<PyBytes>() {
+                Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
+                Err(_) => return Err(PyTypeError::new_err("wsgi.errors.write() takes a str")),
+            },
+        };
+        match &self.file {
+            Some(f) => {
+                let _ = (&*f).write_all(text.as_bytes());
+            }
+            None => {
+                let err = PyModule::import(py, "sys")?.getattr("stderr")?;
+                if !err.is_none() {
+                    err.call_method1("write", (text,))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes each string of a sequence.
+    fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for l in lines.try_iter()? {
+            self.write(py, &l?)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes `sys.stderr` (the file is unbuffered).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        if self.file.is_none() {
+            let err = PyModule::import(py, "sys")?.getattr("stderr")?;
+            if !err.is_none() {
+                err.call_method0("flush")?;
+            }
+        }
+        Ok(())
+    }
+}

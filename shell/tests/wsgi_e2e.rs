@@ -1,0 +1,505 @@
+//! End-to-end: the WSGI sync worker of the INSTALLED `ferrocorn` command (the Python
+//! package in `.venv`, built by `scripts/install-ferrocorn.sh`; `FERROCORN_VENV` points
+//! elsewhere), serving real applications (shell/tests/apps/: a plain WSGI app wrapped in
+//! `wsgiref.validate.validator`, Flask, a small Django project) to real clients (raw
+//! sockets, curl, Python `requests`), with crashes, timeouts, TERM and boot failures.
+//!
+//! Servers bind 127.0.0.1:0 and are found through `Listening at:`; every wait polls with a
+//! deadline; only the processes a test started are signalled.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
+use nix::sys::signal::Signal;
+use support::{Server, alive, wait_until};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn venv() -> PathBuf {
+    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
+    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
+    v
+}
+
+fn apps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!("ferrocorn-wsgi-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts the installed `ferrocorn` in the apps directory with a clean environment.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(venv().join("bin/ferrocorn"));
+    cmd.args(args)
+        .current_dir(apps())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent-home")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start_command(cmd)
+}
+
+/// A server on an ephemeral port with `workers` workers, booted.
+fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
+    let w = workers.to_string();
+    let mut args = vec![app, "-b", "127.0.0.1:0", "-w", &w];
+    args.extend_from_slice(extra);
+    let s = start(&args, env);
+    let addr = s.addr();
+    s.wait_booted(workers);
+    (s, addr)
+}
+
+/// Sends raw bytes, half-closes, and reads the whole answer.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// `GET path` and the answer as text.
+fn get(addr: SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n");
+    String::from_utf8_lossy(&raw(addr, req.as_bytes())).into_owned()
+}
+
+fn status(resp: &str) -> &str {
+    resp.lines().next().unwrap_or("")
+}
+
+/// The body of a response (chunked bodies decoded).
+fn body(resp: &str) -> String {
+    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return rest.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// The response header names, in order.
+fn header_names(resp: &str) -> Vec<String> {
+    let head = resp.split("\r\n\r\n").next().unwrap();
+    head.lines().skip(1).map(|l| l.split(':').next().unwrap().to_owned()).collect()
+}
+
+fn python(code: &str, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(venv().join("bin/python")).arg("-c").arg(code).args(args).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+// ---- PEP 3333 through wsgiref.validate ----
+
+#[test]
+fn pep3333_validated_app_end_to_end() {
+    let dir = scratch("pep");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (s, addr) = serve("wsgi_app:app", 2, &[], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
+
+    let r = get(addr, "/");
+    assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
+    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "Content-Length"]);
+    assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: close\r\n"), "{r}");
+    assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
+
+    // The app's header order is kept after ours; the status line is the app's.
+    let r = get(addr, "/headers");
+    assert_eq!(status(&r), "HTTP/1.1 201 Created");
+    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
+
+    // A generator is streamed chunked (HTTP/1.1, no Content-Length); HTTP/1.0 gets it raw.
+    let r = get(addr, "/stream");
+    assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
+    assert_eq!(body(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    let r = String::from_utf8(raw(addr, b"GET /stream HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && !r.contains("chunked"), "{r}");
+    assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
+
+    // write() and the returned iterable, in order.
+    assert_eq!(body(&get(addr, "/write")), "written;returned");
+
+    // Request bodies: Content-Length, chunked, readline(size), iteration, readlines.
+    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+    let r = String::from_utf8(raw(addr, chunked)).unwrap();
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
+    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
+    let r = String::from_utf8(raw(addr, lines)).unwrap();
+    assert_eq!(body(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
+    let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
+    assert_eq!(body(&r), r#"["a\n", "b\n", "c\n"]"#);
+
+    // A large body, streamed through wsgi.input.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
+    req.extend_from_slice(&big);
+    let out = raw(addr, &req);
+    assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
+
+    // Expect: 100-continue gets the interim response before the application reads.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"abc").unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
+
+    // wsgi.file_wrapper: sendfile(2) with a Content-Length.
+    let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.ends_with(&data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+
+    // The environ.
+    let r = get(addr, "/env?a=1&b=%20");
+    let env = body(&r);
+    for needle in [
+        r#""REQUEST_METHOD": "GET""#,
+        r#""QUERY_STRING": "a=1&b=%20""#,
+        r#""RAW_URI": "/env?a=1&b=%20""#,
+        r#""PATH_INFO": "/env""#,
+        r#""SCRIPT_NAME": """#,
+        r#""SERVER_NAME": "127.0.0.1""#,
+        r#""REMOTE_ADDR": "127.0.0.1""#,
+        r#""SERVER_PROTOCOL": "HTTP/1.1""#,
+        r#""HTTP_HOST": "127.0.0.1""#,
+        r#""HTTP_USER_AGENT": "raw""#,
+        r#""SERVER_SOFTWARE": "ferrocorn/"#,
+        r#""wsgi.url_scheme": "http""#,
+        r#""wsgi.version": [1, 0]"#,
+        r#""wsgi.multithread": false"#,
+        r#""wsgi.multiprocess": true"#,
+        r#""wsgi.run_once": false"#,
+        r#""wsgi.input_terminated": true"#,
+    ] {
+        assert!(env.contains(needle), "{needle} not in {env}");
+    }
+    assert!(env.contains(&format!(r#""SERVER_PORT": "{}""#, addr.port())), "{env}");
+
+    // Content-Length enforced: extra bytes dropped; too few closes the connection.
+    let r = get(addr, "/cl-long");
+    assert!(r.ends_with("\r\n\r\nabcde"), "{r}");
+    let r = get(addr, "/cl-short");
+    assert!(r.contains("Content-Length: 100\r\n") && r.ends_with("\r\n\r\nonly nine"), "{r}");
+
+    // wsgi.errors goes to the error log; nothing in the log says the validator objected.
+    assert_eq!(body(&get(addr, "/errors")), "logged");
+    let log = s.wait_for("a line for wsgi.errors");
+    assert!(!log.contains("AssertionError") && !log.contains("Traceback"), "{log}");
+}
+
+#[test]
+fn no_sendfile_iterates_the_file_wrapper() {
+    let dir = scratch("nosendfile");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let file = dir.join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    for (flags, env) in [(vec!["--no-sendfile"], vec![]), (vec![], vec![("SENDFILE", "0")])] {
+        let mut env = env;
+        env.push(("FERROCORN_TEST_FILE", file.to_str().unwrap()));
+        let (_s, addr) = serve("wsgi_app:app", 1, &flags, &env);
+        let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(out.ends_with(&data), "{flags:?}: {} bytes", out.len());
+    }
+}
+
+// ---- errors ----
+
+#[test]
+fn app_exception_is_a_500_with_the_traceback_in_the_log() {
+    let (s, addr) = serve("wsgi_app:raw", 1, &[], &[]);
+    let r = get(addr, "/boom?x=1");
+    assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error");
+    assert!(r.contains("Connection: close\r\nContent-Type: text/html\r\n"), "{r}");
+    assert!(!r.contains("boom in view") && !r.contains("Traceback"), "nothing internal in the body: {r}");
+    let log = s.wait_for("RuntimeError: boom in view");
+    assert!(log.contains("[ERROR] Error handling request GET /boom?x=1\nTraceback (most recent call last):\n"), "{log}");
+    // The worker goes on serving.
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+}
+
+#[test]
+fn rejected_requests_get_the_core_error_page_and_a_close() {
+    let (s, addr) = serve("wsgi_app:raw", 1, &[], &[]);
+    let r = String::from_utf8(raw(addr, b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\n"), "{r}");
+    let r = String::from_utf8(raw(addr, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.1 501 "), "{r}");
+    s.wait_for("Invalid request from ip=127.0.0.1");
+    // A bad chunk inside the body: the app sees OSError; the client gets a 400 and a close.
+    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+}
+
+/// A sample of the gunicorn request corpus replayed over TCP: each answer agrees with
+/// what the core says in process (a rejection's status, then a close; an accepted
+/// request reaches the application).
+#[test]
+fn corpus_sample_over_tcp() {
+    let corpus = std::env::var_os("FERROCORN_SHARED")
+        .map_or_else(|| repo_root().parent().unwrap().join("shared"), PathBuf::from)
+        .join("corpus/gunicorn-requests");
+    let (_s, addr) = serve("wsgi_app:raw", 2, &[], &[]);
+    let mut checked = (0, 0);
+    for kind in ["invalid", "valid"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join(kind))
+            .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "http"))
+            .collect();
+        files.sort();
+        for path in files.iter().step_by(3) {
+            let expect = std::fs::read_to_string(path.with_extension("json")).unwrap_or_default();
+            if !expect.contains("\"settings\": {}") {
+                continue;
+            }
+            let bytes = std::fs::read(path).unwrap();
+            let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Tcp("127.0.0.1:1".parse().unwrap()));
+            conn.receive(&bytes);
+            conn.receive_eof();
+            let verdict = loop {
+                match conn.next_event() {
+                    Ok(Event::Request(h)) => break Ok(h.target().to_vec()),
+                    Ok(Event::NeedData | Event::ConnectionClosed) | Err(RecvError::NoMoreData) => break Err(None),
+                    Ok(_) => {}
+                    Err(e) => break Err(Some(e.status())),
+                }
+            };
+            let out = raw(addr, &bytes);
+            let text = String::from_utf8_lossy(&out);
+            let name = path.display();
+            match verdict {
+                Err(Some(code)) => {
+                    assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{name}: want {code}, got {text:?}");
+                    assert!(text.contains("\r\nConnection: close\r\n"), "{name}");
+                    checked.0 += 1;
+                }
+                Err(None) => assert!(out.is_empty(), "{name}: nothing expected, got {text:?}"),
+                Ok(_) => {
+                    assert!(text.starts_with("HTTP/1."), "{name}: no response: {text:?}");
+                    assert!(!text.starts_with("HTTP/1.1 4") && !text.starts_with("HTTP/1.1 5") || text.contains("not found"), "{name}: {text:?}");
+                    checked.1 += 1;
+                }
+            }
+        }
+    }
+    assert!(checked.0 >= 10 && checked.1 >= 10, "too few cases checked: {checked:?}");
+}
+
+// ---- real frameworks and clients ----
+
+#[test]
+fn flask_app_with_curl_and_requests() {
+    let (s, addr) = serve("flask_app:app", 2, &[], &[]);
+    let base = format!("http://{addr}");
+    let curl = |args: &[&str]| {
+        let o = Command::new("curl").args(["-s", "-S", "--max-time", "10"]).args(args).output().expect("curl");
+        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    assert_eq!(curl(&[&format!("{base}/")]), b"Hello from Flask");
+    let j = String::from_utf8(curl(&[&format!("{base}/json?q=z")])).unwrap();
+    assert!(j.contains(r#""items":[0,1,2,3,4]"#) && j.contains(r#""q":"z""#), "{j}");
+    let sent = curl(&[&format!("{base}/sendfile")]);
+    let want: Vec<u8> = (0..1024).flat_map(|_| 0..=255u8).collect();
+    assert!(sent == want, "send_file body differs ({} bytes)", sent.len());
+    let streamed = String::from_utf8(curl(&[&format!("{base}/download")])).unwrap();
+    assert_eq!(streamed.lines().count(), 1000);
+    assert!(streamed.ends_with("line 999\n"));
+
+    // Python requests: a multipart upload, and the 500 of a failing view.
+    let code = r#"
+import hashlib, sys, requests
+base = sys.argv[1]
+data = bytes(range(256)) * 400
+r = requests.post(base + "/upload", files={"file": ("blob.bin", data)}, data={"field": "v"}, timeout=10)
+r.raise_for_status()
+j = r.json()
+assert j == {"name": "blob.bin", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "field": "v"}, j
+r = requests.get(base + "/boom", timeout=10)
+assert r.status_code == 500, r.status_code
+assert r.headers["Connection"] == "close" and r.headers["Server"] == "ferrocorn", r.headers
+print("ok")
+"#;
+    let (rc, out, err) = python(code, &[&base]);
+    assert_eq!((rc, out.as_str()), (0, "ok\n"), "{err}");
+    // Flask logs its own traceback to the error stream.
+    s.wait_for("ValueError: flask view failed");
+}
+
+#[test]
+fn django_project() {
+    let (s, addr) = serve("djproj.wsgi", 2, &[], &[]);
+    let r = get(addr, "/hello/?q=1");
+    assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
+    assert!(body(&r).contains(r#""method": "GET", "path": "/hello/", "q": "1""#), "{r}");
+    let r = String::from_utf8(raw(addr, b"POST /hello/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc")).unwrap();
+    assert!(body(&r).contains(r#""body": "abc", "host": "localhost""#), "{r}");
+    // ALLOWED_HOSTS: Django answers 400 to another host.
+    let r = String::from_utf8(raw(addr, b"GET /hello/ HTTP/1.1\r\nHost: evil.example\r\n\r\n")).unwrap();
+    assert_eq!(status(&r), "HTTP/1.1 400 Bad Request", "{r}");
+    assert!(get(addr, "/missing/").starts_with("HTTP/1.1 404 "));
+    drop(s);
+}
+
+// ---- hooks and logs ----
+
+#[test]
+fn hooks_and_access_log() {
+    let dir = scratch("hooks");
+    let hooks = dir.join("hooks.txt");
+    let access = dir.join("access.log");
+    let (s, addr) = serve(
+        "wsgi_app:raw",
+        1,
+        &["-c", "hooks.conf.py", "--access-logfile", access.to_str().unwrap(), "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s"],
+        &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
+    );
+    let r = raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n");
+    assert!(r.ends_with(b"Hello, World!"));
+    let r = get(addr, "/pre-fail");
+    assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error", "pre_request failing fails the request");
+    let r = get(addr, "/post-fail");
+    assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
+    wait_until(10, "hook lines", || std::fs::read_to_string(&hooks).unwrap_or_default().lines().count() >= 5);
+    let lines = std::fs::read_to_string(&hooks).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True");
+    assert_eq!(lines[1], "post GET / 200 /");
+    assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
+    assert_eq!(lines[3], "post GET /pre-fail None None");
+    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail");
+    let log = s.wait_for("Exception in post_request hook");
+    assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
+    assert!(log.contains("RuntimeError: post_request failed"), "{log}");
+    assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
+    wait_until(10, "access lines", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 3);
+    let text = std::fs::read_to_string(&access).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "127.0.0.1 \"GET /?a=b HTTP/1.1\" 200 13 tag GET / a=b");
+    assert_eq!(lines[1], "127.0.0.1 \"GET /pre-fail HTTP/1.1\" 500 0 - GET /pre-fail ");
+    assert_eq!(lines[2], "127.0.0.1 \"GET /post-fail HTTP/1.1\" 404 9 - GET /post-fail ");
+}
+
+#[test]
+fn default_access_log_to_stdout_is_off_without_accesslog() {
+    let dir = scratch("acc");
+    let access = dir.join("a.log");
+    let (_s, addr) = serve("wsgi_app:raw", 1, &["--access-logfile", access.to_str().unwrap()], &[]);
+    let r = raw(addr, b"GET /x HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: ua \"q\"\r\n\r\n");
+    assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.1 404"));
+    wait_until(10, "access line", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 1);
+    let line = std::fs::read_to_string(&access).unwrap();
+    // gunicorn's default format, %(t)s in local time.
+    let re_ok = line.starts_with("127.0.0.1 - - [")
+        && line.ends_with("] \"GET /x HTTP/1.1\" 404 9 \"http://r/\" \"ua \\\"q\\\"\"\n");
+    assert!(re_ok, "{line}");
+}
+
+// ---- the process side ----
+
+#[test]
+fn crash_respawn_and_timeout_kill() {
+    let (s, addr) = serve("wsgi_app:raw", 1, &["--timeout", "2"], &[]);
+    let first = s.booted()[0];
+    // os._exit in a view: the client sees a close, the master replaces the worker.
+    let r = raw(addr, b"GET /exit HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.is_empty(), "{r:?}");
+    s.wait_for(&format!("Worker (pid:{first}) exited with code 1."));
+    let second = s.wait_booted(2)[1];
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    // A view sleeping past --timeout: WORKER TIMEOUT, the client gets a 500 or a close.
+    let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n")).into_owned();
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
+    let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
+    assert!(log.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6")), "{log}");
+    s.wait_booted(3);
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert!(!alive(second));
+}
+
+#[test]
+fn term_lets_the_request_in_flight_finish() {
+    let dir = scratch("term");
+    let marker = dir.join("started");
+    let (mut s, addr) = serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let client = std::thread::spawn(move || get(addr, "/sleep?1"));
+    wait_until(10, "the request to start", || marker.exists());
+    s.signal(Signal::SIGTERM);
+    let r = client.join().unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("slept"), "{r}");
+    let st = s.wait_exit(20);
+    assert_eq!(st.code(), Some(0), "{}", s.log());
+}
+
+#[test]
+fn boot_failures_stop_the_master_with_gunicorns_codes() {
+    // AppImportError: the message once, exit 4.
+    let mut s = start(&["wsgi_app:nothere", "-b", "127.0.0.1:0"], &[]);
+    let st = s.wait_exit(20);
+    let log = s.log();
+    assert_eq!(st.code(), Some(4), "{log}");
+    assert_eq!(log.matches("Failed to find attribute 'nothere' in 'wsgi_app'.").count(), 1, "{log}");
+    assert!(log.contains("[ERROR] Reason: App failed to load."), "{log}");
+    // Any other exception at import: the traceback once, exit 3.
+    let dir = scratch("boot");
+    std::fs::write(dir.join("broken.py"), "raise RuntimeError('broken at import')\n").unwrap();
+    let mut s = start(&["broken", "--chdir", dir.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let st = s.wait_exit(20);
+    let log = s.log();
+    assert_eq!(st.code(), Some(3), "{log}");
+    assert_eq!(log.matches("Traceback (most recent call last)").count(), 1, "{log}");
+    assert!(log.contains("[ERROR] Exception in worker process\nTraceback"), "{log}");
+    assert!(log.contains("[ERROR] Reason: Worker failed to boot."), "{log}");
+}
+
+#[test]
+fn preload_and_worker_classes() {
+    let (s, addr) = serve("wsgi_app:raw", 2, &["--preload"], &[]);
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    let log = s.log();
+    assert!(log.contains("[INFO] Using worker: sync"), "{log}");
+    drop(s);
+    let mut s = start(&["wsgi_app:raw", "-k", "gthread", "-b", "127.0.0.1:0"], &[]);
+    let st = s.wait_exit(20);
+    assert_eq!(st.code(), Some(1));
+    assert!(s.log().contains("worker class \"gthread\" is not supported by ferrocorn yet"), "{}", s.log());
+}
