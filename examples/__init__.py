@@ -1,0 +1,1 @@
+"""Example applications for ``scripts/run-example.sh``."""
