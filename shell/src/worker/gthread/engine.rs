@@ -3,19 +3,19 @@
 //! drive loop, parking in epoll, deadlines, graceful stop.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::response::{self, RequestInfo};
+use ferrocorn_core::response;
 use ferrocorn_core::{BodyKind, Connection, Event, Peer, ProtoConfig};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::Options;
-use super::exchange::{Body, Exchange, FLUSH_AT, Handler, Response};
+use super::exchange::{Exchange, FLUSH_AT, Handler, Setup};
 use crate::heartbeat::monotonic_ms;
 use crate::listen::{Listener, Stream};
 use crate::log::Logger;
@@ -42,22 +42,23 @@ const PROMOTE_MS: u64 = 2;
 
 /// One accepted connection and everything that persists across its requests.
 #[derive(Debug)]
-struct Conn {
-    stream: Stream,
-    core: Connection,
-    peer: Peer,
-    listener: usize,
+pub(super) struct Conn {
+    pub(super) stream: Stream,
+    pub(super) core: Connection,
+    pub(super) peer: Peer,
+    pub(super) listener: usize,
     /// Response bytes not written yet, from `out_pos`.
-    out: Vec<u8>,
-    out_pos: usize,
-    /// The body of the current request, collected before the handler is called.
-    body: Vec<u8>,
+    pub(super) out: Vec<u8>,
+    pub(super) out_pos: usize,
+    /// The body of the current request, collected before the handler is called (and the
+    /// pieces of a streamed body as they are read).
+    pub(super) body: Vec<u8>,
     /// Registered in epoll (ADD was done).
     registered: bool,
     /// The socket may hold bytes we did not read (cleared when a read comes back short).
     may_read: bool,
     /// Close once the output is written.
-    close_after: bool,
+    pub(super) close_after: bool,
     /// When a parked connection is closed (monotonic ms), and whether it waits to write.
     deadline: u64,
     writing: bool,
@@ -81,6 +82,8 @@ struct SlotState {
 enum Next {
     Park { write: bool, deadline: u64 },
     Close,
+    /// The handler did not give the connection back.
+    Lost,
 }
 
 /// State shared by the threads of one worker.
@@ -97,7 +100,7 @@ struct Shared<'a, H> {
     free: Mutex<Vec<u32>>,
     nconns: AtomicUsize,
     /// No new connections, no more keep-alive (TERM, `max_requests`).
-    stopping: AtomicBool,
+    stopping: Arc<AtomicBool>,
     /// Idle connections are closed at once (TERM; `max_requests` lets each connection
     /// carry one more request, answered with `Connection: close`, or time out, so that
     /// no request a client already sent is dropped).
@@ -105,6 +108,8 @@ struct Shared<'a, H> {
     exit: AtomicBool,
     requests: AtomicU64,
     max_requests: u64,
+    /// The `Server` header value.
+    server: &'static [u8],
     /// Leader/follower: whether a thread polls (or is about to), how many wait to.
     leader: Mutex<LeaderState>,
     followers: Condvar,
@@ -126,7 +131,10 @@ fn token(idx: u32, generation: u32) -> u64 {
 /// exit status.
 pub(super) fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options) -> u8 {
     match Shared::new(ctx, handler, opts) {
-        Ok(shared) => shared.run(ctx),
+        Ok(shared) => {
+            ctx.booted();
+            shared.run(ctx)
+        }
         Err(e) => {
             ctx.log.error(format_args!("Cannot start the gthread engine: {e}"));
             crate::worker::WORKER_BOOT_ERROR
@@ -144,7 +152,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
         let cap = opts.worker_connections.max(1) + ctx.listeners.len();
         let io_timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
-        let max_requests = if opts.max_requests == 0 { 0 } else { opts.max_requests + jitter(opts.max_requests_jitter) };
+        // Once per worker process, for the life of the process.
+        let server: &'static [u8] = Box::leak(opts.server.clone().into_boxed_slice());
         Ok(Shared {
             handler,
             opts,
@@ -157,11 +166,12 @@ impl<'a, H: Handler> Shared<'a, H> {
             slots: (0..cap).map(|_| Mutex::new(SlotState::default())).collect(),
             free: Mutex::new((0..cap as u32).rev().collect()),
             nconns: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
+            stopping: Arc::new(AtomicBool::new(false)),
             closing_idle: AtomicBool::new(false),
             exit: AtomicBool::new(false),
             requests: AtomicU64::new(0),
-            max_requests,
+            max_requests: ctx.max_requests,
+            server,
             leader: Mutex::new(LeaderState::default()),
             followers: Condvar::new(),
             leader_left: AtomicU64::new(0),
@@ -178,7 +188,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             for i in 0..self.opts.threads.max(1) {
                 let spawned = std::thread::Builder::new().name(format!("ferrocorn-{i}")).spawn_scoped(scope, || {
                     block_signals();
-                    self.thread_loop();
+                    self.handler.run_thread(&mut || self.thread_loop());
                     done.fetch_add(1, Ordering::SeqCst);
                 });
                 if let Err(e) = spawned {
@@ -233,7 +243,11 @@ impl<'a, H: Handler> Shared<'a, H> {
                 ctx.log.info(format_args!("Parent changed, shutting down: {}", ctx.pid));
                 return 0;
             }
-            let _ = ctx.signals.take_usr1();
+            if ctx.signals.take_usr1() {
+                if let Err(e) = ctx.log.reopen() {
+                    ctx.log.error(e);
+                }
+            }
             if !ctx.signals.alive() {
                 self.closing_idle.store(true, Ordering::SeqCst);
             }
@@ -433,9 +447,18 @@ impl<'a, H: Handler> Shared<'a, H> {
     }
 
     /// Serves `conn` as long as it has work, then parks or closes it.
-    fn run_conn(&self, idx: u32, generation: u32, mut conn: Box<Conn>, scratch: &mut [u8]) {
-        match self.drive(&mut conn, scratch) {
-            Next::Close => self.close(idx, conn),
+    fn run_conn(&self, idx: u32, generation: u32, conn: Box<Conn>, scratch: &mut [u8]) {
+        let mut held = Some(conn);
+        let next = self.drive(&mut held, scratch);
+        let Some(mut conn) = held else {
+            // The handler kept the connection: it is gone for us.
+            lock(&self.free).push(idx);
+            self.nconns.fetch_sub(1, Ordering::SeqCst);
+            self.resume_accept();
+            return;
+        };
+        match next {
+            Next::Close | Next::Lost => self.close(idx, conn),
             Next::Park { write, deadline } => {
                 if !write && self.closing_idle.load(Ordering::SeqCst) {
                     return self.close(idx, conn);
@@ -482,9 +505,10 @@ impl<'a, H: Handler> Shared<'a, H> {
         Next::Park { write: true, deadline: monotonic_ms() + self.io_timeout_ms }
     }
 
-    /// Reads, parses and serves requests on `conn` until it needs the network.
-    fn drive(&self, conn: &mut Conn, scratch: &mut [u8]) -> Next {
+    /// Reads, parses and serves requests on the connection until it needs the network.
+    fn drive(&self, held: &mut Option<Box<Conn>>, scratch: &mut [u8]) -> Next {
         loop {
+            let Some(conn) = held.as_deref_mut() else { return Next::Lost };
             // Pipelined responses are written together, but a connection whose output
             // piles up is parked before its next request is read: a client that does not
             // read holds buffer space, never the thread, and the next handler always has
@@ -539,16 +563,16 @@ impl<'a, H: Handler> Shared<'a, H> {
                         c.out.extend_from_slice(response::CONTINUE);
                     }
                     if matches!(kind, BodyKind::Length(n) if n > self.opts.buffer_body as u64) {
-                        self.dispatch(c, true, scratch);
+                        self.dispatch(held, true);
                     }
                 }
                 Ok(Event::Data(d)) => {
                     c.body.extend_from_slice(d);
                     if c.body.len() > self.opts.buffer_body {
-                        self.dispatch(c, true, scratch);
+                        self.dispatch(held, true);
                     }
                 }
-                Ok(Event::EndOfMessage(_)) => self.dispatch(c, false, scratch),
+                Ok(Event::EndOfMessage(_)) => self.dispatch(held, false),
                 Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
                 Err(e) => {
                     if c.core.requests() > 0 || c.core.buffered() > 0 || !matches!(e, ferrocorn_core::RecvError::NoMoreData) {
@@ -581,45 +605,41 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Calls the handler for the request just read (its body buffered, or streaming from
     /// the socket), then prepares the connection for the next one.
-    fn dispatch(&self, c: &mut Conn, streaming: bool, scratch: &mut [u8]) {
+    fn dispatch(&self, held: &mut Option<Box<Conn>>, streaming: bool) {
+        let Some(conn) = held.take() else { return };
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if self.max_requests > 0 && n == self.max_requests {
             self.log.info("Autorestarting worker after current request.");
             self.stopping.store(true, Ordering::SeqCst);
         }
-        let keepalive = self.server_keepalive();
-        let started = Instant::now();
-        let fd: BorrowedFd<'_> = c.stream.as_fd();
-        let nth = c.core.requests().saturating_sub(1);
-        let owned_head;
-        let (head, body) = if streaming {
-            owned_head = c.core.head().cloned().expect("a request was read");
-            let body = Body::stream_from(&mut c.core, fd, &mut c.body, scratch, self.io_timeout);
-            (&owned_head, body)
-        } else {
-            (c.core.head().expect("a request was read"), Body::buffered_from(&c.body))
+        let mark = conn.out.len();
+        let setup = Setup {
+            streaming,
+            server_keepalive: self.server_keepalive(),
+            stopping: Arc::clone(&self.stopping),
+            timeout: self.io_timeout,
+            server: self.server,
         };
-        let mark = c.out.len();
-        let info = RequestInfo::from_head(head);
-        let response =
-            Response::new(fd, &mut c.out, &mut c.out_pos, info, keepalive, &self.stopping, self.io_timeout, &self.opts.server);
-        let mut ex = Exchange { head, peer: c.peer, listener: c.listener, body, response, started, nth };
+        let mut ex = Exchange::new(conn, setup);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(&mut ex)));
+        if !ex.is_attached() {
+            return;
+        }
         let ok = match result {
-            Ok(Ok(())) => ex.response.started() && ex.response.finish().is_ok(),
+            Ok(Ok(())) => ex.response_started() && ex.finish().is_ok(),
             Ok(Err(_)) => false,
             Err(_) => {
                 self.log.error("Error handling request (the handler panicked)");
                 false
             }
         };
-        let mut keep = ok && ex.response.keep_alive();
-        let started_response = ex.response.started();
-        let broken = ex.response.broken();
-        if keep && streaming && !ex.body.complete() {
-            keep = ex.body.drain(DRAIN_BUDGET);
+        let mut keep = ok && ex.keep_alive();
+        if keep && streaming && !ex.body_complete() {
+            keep = ex.drain_body(DRAIN_BUDGET);
         }
-        if !ok && !started_response && !broken {
+        let (started, broken) = (ex.response_started(), ex.broken());
+        let Some(mut c) = ex.conn.take() else { return };
+        if !ok && !started && !broken && !c.close_after {
             // Nothing of this response was queued: answer 500 in its place.
             c.out.truncate(mark.max(c.out_pos));
             response::internal_error_page(&mut c.out);
@@ -628,7 +648,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             c.out.clear();
             c.out_pos = 0;
         }
-        if keep && c.core.keep_alive() && c.core.start_next_cycle().is_ok() {
+        if keep && !c.close_after && c.core.keep_alive() && c.core.start_next_cycle().is_ok() {
             c.body.clear();
             if c.body.capacity() > 4 * self.opts.buffer_body {
                 c.body = Vec::new();
@@ -636,6 +656,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         } else {
             c.close_after = true;
         }
+        *held = Some(c);
     }
 }
 
@@ -659,15 +680,4 @@ fn block_signals() {
         set.add(s);
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
-}
-
-/// gunicorn's `randint(0, max_requests_jitter)`, from the clock and the pid.
-fn jitter(max: u64) -> u64 {
-    if max == 0 {
-        return 0;
-    }
-    let seed = monotonic_ms() ^ u64::from(std::process::id()).rotate_left(32);
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 31;
-    x % (max + 1)
 }

@@ -1,6 +1,6 @@
-//! What a [`Handler`] gets for one request: the head, the body ([`Body`]: buffered bytes
-//! or a blocking reader with a deadline) and the response ([`Response`]: head, body chunks,
-//! `sendfile`), all framed by the core.
+//! What a [`Handler`] gets for one request: an [`Exchange`] that owns the connection for
+//! the length of the call, with the head, the body (`Read` / `BufRead` over buffered bytes
+//! or the socket) and the response (head, body chunks, `sendfile`), all framed by the core.
 //!
 //! The engine calls [`Handler::handle`] on the thread that read the request; that thread
 //! also writes the response, so a request costs no hand-off between threads. Response
@@ -10,17 +10,25 @@
 //! caller's slice, waiting for the socket with a deadline. Whatever the socket does not
 //! take when the handler is done stays with the connection, which the engine parks in the
 //! poller: a slow reader costs buffer space, never a thread.
+//!
+//! The exchange is an owned value (no lifetimes), so a handler can share it with objects
+//! that outlive the call (the WSGI bridge puts it behind an `Arc<Mutex<_>>` for
+//! `wsgi.input` and `start_response`): it takes it with `std::mem::take` and puts it back
+//! before returning. An exchange that is not put back loses its connection.
 
 use std::io::{self, BufRead, IoSlice, Read};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::h1::RequestHead;
 use ferrocorn_core::response::{self, BodyWriter, Framing, RequestInfo, ResponseHead};
-use ferrocorn_core::{Connection, Event, Peer};
+use ferrocorn_core::{Event, Peer};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::engine::Conn;
 
 /// The output buffer size past which response bytes are written before more are added.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -28,36 +36,57 @@ pub const FLUSH_AT: usize = 64 * 1024;
 /// The application side of the gthread engine: called once per request, on one of the
 /// worker's `threads` threads, concurrently with other requests.
 pub trait Handler: Send + Sync {
-    /// Serves one request: reads `ex.body` if it wants, starts the response with
-    /// [`Response::start`], writes its body, and returns. `Err(Failed)` means the handler
+    /// Serves one request: reads the body if it wants, starts the response with
+    /// [`Exchange::start`], writes its body, and returns. `Err(Failed)` means the handler
     /// failed and already logged why: the engine answers `500 Internal Server Error` when
-    /// no byte of the response was started, and closes the connection either way. A
-    /// handler that returns `Ok` without starting a response is treated as failed.
-    fn handle(&self, ex: &mut Exchange<'_>) -> Result<(), Failed>;
+    /// no response was started, and closes the connection either way. A handler that
+    /// returns `Ok` without starting a response is treated as failed.
+    fn handle(&self, ex: &mut Exchange) -> Result<(), Failed>;
+
+    /// Runs one serving thread's whole life: calls `serve` once. The default just calls
+    /// it; the WSGI handler attaches the thread to the interpreter for its life and
+    /// releases the GIL while serving, so each request only takes the GIL.
+    fn run_thread(&self, serve: &mut dyn FnMut()) {
+        serve();
+    }
 }
 
 /// A handler failed (it logged the reason itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Failed;
 
-/// One request and its response, lent to [`Handler::handle`].
+/// One request and its response, owned by the handler for the length of
+/// [`Handler::handle`].
+#[derive(Debug, Default)]
+pub struct Exchange {
+    pub(super) conn: Option<Box<Conn>>,
+    /// The body streams from the socket (it was larger than the buffering limit).
+    streaming: bool,
+    body_pos: usize,
+    body_done: bool,
+    body_failed: bool,
+    scratch: Vec<u8>,
+    info: Option<RequestInfo>,
+    server_keepalive: bool,
+    stopping: Option<Arc<AtomicBool>>,
+    timeout: Duration,
+    server: &'static [u8],
+    state: Option<(Framing, BodyWriter)>,
+    code: u16,
+    finished: bool,
+    broken: bool,
+    started: Option<Instant>,
+    nth: u64,
+}
+
+/// What the engine fixes for one exchange.
 #[derive(Debug)]
-pub struct Exchange<'a> {
-    /// The request head (with the connection's PROXY header, if any).
-    pub head: &'a RequestHead,
-    /// The client.
-    pub peer: Peer,
-    /// The index, in `WorkerContext::listeners`, of the listener that accepted the
-    /// connection.
-    pub listener: usize,
-    /// The request body.
-    pub body: Body<'a>,
-    /// The response.
-    pub response: Response<'a>,
-    /// When the request head was read whole (for the access log's durations).
-    pub started: Instant,
-    /// How many requests this connection carried before this one.
-    pub nth: u64,
+pub(super) struct Setup {
+    pub streaming: bool,
+    pub server_keepalive: bool,
+    pub stopping: Arc<AtomicBool>,
+    pub timeout: Duration,
+    pub server: &'static [u8],
 }
 
 // ---------------------------------------------------------------------------------------
@@ -84,7 +113,7 @@ fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, timeout: Duration) -> io::Res
 
 /// Writes all of `bufs` (in order) to the non-blocking socket `fd`, waiting at most
 /// `timeout` each time the socket is full.
-pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
     let mut idx = 0;
     let mut off = 0;
     while idx < bufs.len() {
@@ -121,75 +150,103 @@ pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]], timeout: Du
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// The request body
-// ---------------------------------------------------------------------------------------
-
-/// The request body, as `Read` and `BufRead`.
-///
-/// A body of at most the engine's buffering limit (64 KiB) is read whole before the
-/// handler is called ([`Body::buffered`] gives it as one slice), so the application never
-/// waits on the network. A larger one streams: reading it may block the calling thread,
-/// each wait at most the worker's `timeout`; a body that fails to arrive or does not
-/// follow its framing reads as an error.
-#[derive(Debug)]
-pub struct Body<'a> {
-    inner: Inner<'a>,
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the request is over")
 }
 
-#[derive(Debug)]
-enum Inner<'a> {
-    Buffered { data: &'a [u8], pos: usize },
-    Stream(Stream<'a>),
-}
-
-#[derive(Debug)]
-struct Stream<'a> {
-    conn: &'a mut Connection,
-    fd: BorrowedFd<'a>,
-    buf: &'a mut Vec<u8>,
-    pos: usize,
-    scratch: &'a mut [u8],
-    timeout: Duration,
-    done: bool,
-    failed: bool,
-}
-
-impl<'a> Body<'a> {
-    pub(crate) fn buffered_from(data: &'a [u8]) -> Body<'a> {
-        Body { inner: Inner::Buffered { data, pos: 0 } }
+impl Exchange {
+    pub(super) fn new(conn: Box<Conn>, setup: Setup) -> Exchange {
+        let head = conn.core.head().expect("a request was read");
+        let info = RequestInfo::from_head(head);
+        let nth = conn.core.requests().saturating_sub(1);
+        Exchange {
+            conn: Some(conn),
+            streaming: setup.streaming,
+            body_pos: 0,
+            body_done: false,
+            body_failed: false,
+            scratch: Vec::new(),
+            info: Some(info),
+            server_keepalive: setup.server_keepalive,
+            stopping: Some(setup.stopping),
+            timeout: setup.timeout,
+            server: setup.server,
+            state: None,
+            code: 0,
+            finished: false,
+            broken: false,
+            started: Some(Instant::now()),
+            nth,
+        }
     }
 
-    pub(crate) fn stream_from(
-        conn: &'a mut Connection,
-        fd: BorrowedFd<'a>,
-        prefix: &'a mut Vec<u8>,
-        scratch: &'a mut [u8],
-        timeout: Duration,
-    ) -> Body<'a> {
-        Body { inner: Inner::Stream(Stream { conn, fd, buf: prefix, pos: 0, scratch, timeout, done: false, failed: false }) }
+    /// Whether the exchange holds its connection (an empty one is what
+    /// `std::mem::take` leaves behind).
+    pub fn is_attached(&self) -> bool {
+        self.conn.is_some()
     }
 
-    /// The whole body, when it was read before the handler was called.
-    pub fn buffered(&self) -> Option<&[u8]> {
-        match &self.inner {
-            Inner::Buffered { data, .. } => Some(data),
-            Inner::Stream(_) => None,
+    /// The request head (with the connection's PROXY header, if any). `None` only on an
+    /// empty exchange.
+    pub fn head(&self) -> Option<&RequestHead> {
+        self.conn.as_ref().and_then(|c| c.core.head())
+    }
+
+    /// The client.
+    pub fn peer(&self) -> Option<Peer> {
+        self.conn.as_ref().map(|c| c.peer)
+    }
+
+    /// The index, in `WorkerContext::listeners`, of the listener that accepted the
+    /// connection.
+    pub fn listener(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.listener)
+    }
+
+    /// When the request head was read whole and the handler was called.
+    pub fn started(&self) -> Instant {
+        self.started.unwrap_or_else(Instant::now)
+    }
+
+    /// How many requests this connection carried before this one.
+    pub fn nth(&self) -> u64 {
+        self.nth
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The body
+    // -----------------------------------------------------------------------------------
+
+    /// The whole body when it was read before the handler was called (at most the
+    /// engine's buffering limit, 64 KiB); `None` when it streams from the socket.
+    pub fn buffered_body(&self) -> Option<&[u8]> {
+        match &self.conn {
+            Some(c) if !self.streaming => Some(&c.body),
+            _ => None,
+        }
+    }
+
+    /// Whether reading more of the body may wait on the network (the caller may release
+    /// locks first, e.g. the GIL).
+    pub fn body_may_block(&self) -> bool {
+        match &self.conn {
+            Some(c) => self.streaming && !self.body_done && self.body_pos == c.body.len(),
+            None => false,
         }
     }
 
     /// Whether the body was read from the network to its end (so the connection may
     /// carry another request).
-    pub(crate) fn complete(&self) -> bool {
-        match &self.inner {
-            Inner::Buffered { .. } => true,
-            Inner::Stream(s) => s.done || (!s.failed && s.conn.state() == ferrocorn_core::ConnState::Done),
+    pub(super) fn body_complete(&self) -> bool {
+        match &self.conn {
+            Some(c) => !self.streaming || self.body_done || (!self.body_failed && c.core.state() == ferrocorn_core::ConnState::Done),
+            None => false,
         }
     }
 
-    /// Reads the rest of a streamed body and drops it, at most `budget` bytes, so the
-    /// connection can carry another request. Returns whether the end was reached.
-    pub(crate) fn drain(&mut self, mut budget: usize) -> bool {
+    /// Reads the rest of a streamed body and drops it, at most `budget` bytes. Returns
+    /// whether the end was reached.
+    pub(super) fn drain_body(&mut self, mut budget: usize) -> bool {
         loop {
             match self.fill_buf() {
                 Ok([]) => return true,
@@ -202,147 +259,73 @@ impl<'a> Body<'a> {
             }
         }
     }
-}
 
-impl Stream<'_> {
-    fn fill(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        self.pos = 0;
+    /// Decodes more of a streamed body into the connection's body buffer.
+    fn fill_stream(&mut self) -> io::Result<()> {
+        let Some(c) = self.conn.as_mut() else { return Err(closed()) };
+        c.body.clear();
+        self.body_pos = 0;
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; 64 * 1024];
+        }
         loop {
-            if self.done || self.failed {
+            if self.body_done || self.body_failed {
                 return Ok(());
             }
-            match self.conn.next_event() {
+            match c.core.next_event() {
                 Ok(Event::Data(d)) => {
-                    self.buf.extend_from_slice(d);
+                    c.body.extend_from_slice(d);
                     return Ok(());
                 }
                 Ok(Event::EndOfMessage(_) | Event::Paused | Event::ConnectionClosed | Event::Request(_)) => {
-                    self.done = true;
+                    self.body_done = true;
                 }
-                Ok(Event::NeedData) => match nix::unistd::read(self.fd, self.scratch) {
-                    Ok(0) => self.conn.receive_eof(),
-                    Ok(n) => self.conn.receive(&self.scratch[..n]),
+                Ok(Event::NeedData) => match nix::unistd::read(c.stream.as_fd(), &mut self.scratch) {
+                    Ok(0) => c.core.receive_eof(),
+                    Ok(n) => c.core.receive(&self.scratch[..n]),
                     Err(Errno::EAGAIN) => {
-                        if let Err(e) = wait_ready(self.fd, PollFlags::POLLIN, self.timeout) {
-                            self.failed = true;
+                        if let Err(e) = wait_ready(c.stream.as_fd(), PollFlags::POLLIN, self.timeout) {
+                            self.body_failed = true;
                             return Err(e);
                         }
                     }
                     Err(Errno::EINTR) => {}
                     Err(e) => {
-                        self.failed = true;
+                        self.body_failed = true;
                         return Err(e.into());
                     }
                 },
                 Err(e) => {
-                    self.failed = true;
+                    self.body_failed = true;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
                 }
             }
         }
     }
-}
 
-impl Read for Body<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Body<'_> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        match &mut self.inner {
-            Inner::Buffered { data, pos } => Ok(&data[*pos..]),
-            Inner::Stream(s) => {
-                if s.pos == s.buf.len() {
-                    s.fill()?;
-                }
-                Ok(&s.buf[s.pos..])
-            }
-        }
-    }
-
-    fn consume(&mut self, amt: usize) {
-        match &mut self.inner {
-            Inner::Buffered { data, pos } => *pos = (*pos + amt).min(data.len()),
-            Inner::Stream(s) => s.pos = (s.pos + amt).min(s.buf.len()),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The response
-// ---------------------------------------------------------------------------------------
-
-/// The response of one request: framing chosen by the core, bytes buffered with the
-/// connection and written by the engine, large chunks written at once.
-#[derive(Debug)]
-pub struct Response<'a> {
-    fd: BorrowedFd<'a>,
-    out: &'a mut Vec<u8>,
-    out_pos: &'a mut usize,
-    info: RequestInfo,
-    server_keepalive: bool,
-    stopping: &'a AtomicBool,
-    timeout: Duration,
-    server: &'a [u8],
-    state: Option<(Framing, BodyWriter)>,
-    code: u16,
-    finished: bool,
-    broken: bool,
-}
-
-impl<'a> Response<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        fd: BorrowedFd<'a>,
-        out: &'a mut Vec<u8>,
-        out_pos: &'a mut usize,
-        info: RequestInfo,
-        server_keepalive: bool,
-        stopping: &'a AtomicBool,
-        timeout: Duration,
-        server: &'a [u8],
-    ) -> Response<'a> {
-        Response {
-            fd,
-            out,
-            out_pos,
-            info,
-            server_keepalive,
-            stopping,
-            timeout,
-            server,
-            state: None,
-            code: 0,
-            finished: false,
-            broken: false,
-        }
-    }
+    // -----------------------------------------------------------------------------------
+    // The response
+    // -----------------------------------------------------------------------------------
 
     /// Starts the response: chooses the framing (`Content-Length`, chunked, or until
     /// close; keep-alive only if the server allows it now, so a response started after
-    /// TERM says `Connection: close`) and queues the head. Fails
-    /// when a response was already started.
+    /// TERM says `Connection: close`) and queues the head. Fails when a response was
+    /// already started.
     pub fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
         if self.state.is_some() {
             return Err(io::Error::other("the response was already started"));
         }
-        let keepalive = self.server_keepalive && !self.stopping.load(Ordering::Relaxed);
-        let framing = response::choose_framing(&self.info, head, keepalive);
-        response::encode_head(head, &framing, self.server, &date_now(), self.out);
+        let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else { return Err(closed()) };
+        let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+        let framing = response::choose_framing(info, head, self.server_keepalive && !stopping);
+        response::encode_head(head, &framing, self.server, &date_now(), &mut c.out);
         self.code = head.code();
         self.state = Some((framing, BodyWriter::new(framing.body)));
         Ok(())
     }
 
-    /// Whether [`Response::start`] was called.
-    pub fn started(&self) -> bool {
+    /// Whether [`Exchange::start`] was called.
+    pub fn response_started(&self) -> bool {
         self.state.is_some()
     }
 
@@ -362,13 +345,24 @@ impl<'a> Response<'a> {
         self.state.as_ref().is_some_and(|(f, _)| f.keep_alive) && !self.broken
     }
 
-    /// The framing chosen by [`Response::start`].
+    /// The framing chosen by [`Exchange::start`].
     pub fn framing(&self) -> Option<&Framing> {
         self.state.as_ref().map(|(f, _)| f)
     }
 
+    /// Whether writing `len` more body bytes may wait on the network (the caller may
+    /// release locks first, e.g. the GIL).
+    pub fn write_may_block(&self, len: usize) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.out.len() + len + 32 > FLUSH_AT)
+    }
+
+    /// Whether the connection failed (a write error or timeout): the request is over.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
     fn writer(&mut self) -> io::Result<&mut BodyWriter> {
-        if self.broken {
+        if self.broken || self.conn.is_none() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
         }
         match &mut self.state {
@@ -379,14 +373,15 @@ impl<'a> Response<'a> {
 
     /// Writes what is buffered and then `extra`, waiting for the socket.
     fn flush_with(&mut self, extra: &[&[u8]]) -> io::Result<()> {
-        let pending = &self.out[*self.out_pos..];
+        let Some(c) = self.conn.as_mut() else { return Err(closed()) };
+        let pending = &c.out[c.out_pos..];
         let mut bufs: [&[u8]; 4] = [pending, &[], &[], &[]];
         for (slot, b) in bufs[1..].iter_mut().zip(extra) {
             *slot = b;
         }
-        let r = write_all_vectored(self.fd, &bufs[..1 + extra.len().min(3)], self.timeout);
-        self.out.clear();
-        *self.out_pos = 0;
+        let r = write_all_vectored(c.stream.as_fd(), &bufs[..1 + extra.len().min(3)], self.timeout);
+        c.out.clear();
+        c.out_pos = 0;
         if r.is_err() {
             self.broken = true;
         }
@@ -395,26 +390,28 @@ impl<'a> Response<'a> {
 
     /// Writes a chunk of the body (framed; cut at `Content-Length`; dropped for HEAD and
     /// other no-body responses). Small chunks are buffered; a chunk that would grow the
-    /// buffer past [`FLUSH_AT`] is written at once, without a copy.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// buffer past [`FLUSH_AT`] is written at once, without a copy. Returns whether body
+    /// bytes were dropped on a no-body response for the first time (the caller may warn).
+    pub fn write(&mut self, data: &[u8]) -> io::Result<bool> {
         let frame = self.writer()?.frame(data.len());
         if frame.is_empty() {
-            return Ok(());
+            return Ok(frame.warn_no_body);
         }
         let body = &data[..frame.take];
-        if self.out.len() + body.len() + 32 <= FLUSH_AT {
-            self.out.extend_from_slice(frame.prefix());
-            self.out.extend_from_slice(body);
-            self.out.extend_from_slice(frame.suffix);
-            Ok(())
+        let Some(c) = self.conn.as_mut() else { return Err(closed()) };
+        if c.out.len() + body.len() + 32 <= FLUSH_AT {
+            c.out.extend_from_slice(frame.prefix());
+            c.out.extend_from_slice(body);
+            c.out.extend_from_slice(frame.suffix);
+            Ok(frame.warn_no_body)
         } else {
-            self.flush_with(&[frame.prefix(), body, frame.suffix])
+            self.flush_with(&[frame.prefix(), body, frame.suffix]).map(|()| frame.warn_no_body)
         }
     }
 
     /// Writes `count` bytes of `file` from `offset` as body bytes with `sendfile(2)`
-    /// (framed like [`Response::write`]). Returns the bytes sent; fewer than `count` when
-    /// the file is shorter.
+    /// (framed like [`Exchange::write`]; `count` is cut at `Content-Length`). Returns the
+    /// body bytes sent.
     pub fn sendfile(&mut self, file: BorrowedFd<'_>, offset: u64, count: u64) -> io::Result<u64> {
         let len = usize::try_from(count).unwrap_or(usize::MAX);
         let frame = self.writer()?.frame(len);
@@ -422,14 +419,15 @@ impl<'a> Response<'a> {
             return Ok(0);
         }
         self.flush_with(&[frame.prefix()])?;
+        let Some(c) = self.conn.as_mut() else { return Err(closed()) };
         let mut off = i64::try_from(offset).map_err(io::Error::other)?;
         let mut left = frame.take;
         while left > 0 {
-            match nix::sys::sendfile::sendfile64(self.fd, file, Some(&mut off), left.min(1 << 30)) {
+            match nix::sys::sendfile::sendfile64(c.stream.as_fd(), file, Some(&mut off), left.min(1 << 30)) {
                 Ok(0) => break,
                 Ok(n) => left -= n,
                 Err(Errno::EAGAIN) => {
-                    if let Err(e) = wait_ready(self.fd, PollFlags::POLLOUT, self.timeout) {
+                    if let Err(e) = wait_ready(c.stream.as_fd(), PollFlags::POLLOUT, self.timeout) {
                         self.broken = true;
                         return Err(e);
                     }
@@ -446,8 +444,8 @@ impl<'a> Response<'a> {
             self.broken = true;
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the count"));
         }
-        self.out.extend_from_slice(frame.suffix);
-        Ok((frame.take - left) as u64)
+        c.out.extend_from_slice(frame.suffix);
+        Ok(frame.take as u64)
     }
 
     /// Ends the body (the last chunk of a chunked body). Called by the engine when the
@@ -459,7 +457,9 @@ impl<'a> Response<'a> {
         }
         self.finished = true;
         let fin = self.writer()?.finish();
-        self.out.extend_from_slice(fin.last);
+        if let Some(c) = self.conn.as_mut() {
+            c.out.extend_from_slice(fin.last);
+        }
         if fin.must_close() {
             self.broken = true;
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "response shorter than its Content-Length"));
@@ -467,8 +467,48 @@ impl<'a> Response<'a> {
         Ok(())
     }
 
-    pub(crate) fn broken(&self) -> bool {
-        self.broken
+    /// Queues bytes as they are (an error page written in place of a response that was
+    /// never started); the connection closes after them.
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        if self.state.is_some() {
+            return;
+        }
+        if let Some(c) = self.conn.as_mut() {
+            c.out.extend_from_slice(bytes);
+            c.close_after = true;
+        }
+        self.finished = true;
+    }
+}
+
+impl Read for Exchange {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The request body: buffered bytes, or decoded from the socket as it comes (each wait
+/// at most the worker's `timeout`; a body that fails to arrive or breaks its framing
+/// reads as an error).
+impl BufRead for Exchange {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let pending = self.conn.as_ref().map_or(0, |c| c.body.len());
+        if self.streaming && self.body_pos == pending {
+            self.fill_stream()?;
+        }
+        match &self.conn {
+            Some(c) => Ok(&c.body[self.body_pos..]),
+            None => Ok(&[]),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let len = self.conn.as_ref().map_or(0, |c| c.body.len());
+        self.body_pos = (self.body_pos + amt).min(len);
     }
 }
 
@@ -488,10 +528,4 @@ fn date_now() -> [u8; 29] {
         c.set((now, date));
         date
     })
-}
-
-impl AsFd for Response<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd
-    }
 }

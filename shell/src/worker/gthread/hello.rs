@@ -30,28 +30,23 @@ fn query_param(target: &[u8], name: &[u8]) -> Option<u64> {
 }
 
 impl Handler for HelloHandler {
-    fn handle(&self, ex: &mut Exchange<'_>) -> Result<(), Failed> {
-        let target = ex.head.target();
-        let path = ex.head.path();
-        let nth = ex.nth.to_string();
-        let has_body = ex.head.body != ferrocorn_core::BodyKind::Empty;
-        let mut echo = Vec::new();
-        let body: &[u8] = if has_body {
-            match ex.body.buffered() {
-                Some(b) => b,
-                None => {
-                    ex.body.read_to_end(&mut echo).map_err(|_| Failed)?;
-                    &echo
-                }
-            }
+    fn handle(&self, ex: &mut Exchange) -> Result<(), Failed> {
+        let head = ex.head().ok_or(Failed)?;
+        let target = head.target().to_vec();
+        let path = head.path().to_vec();
+        let has_body = head.body != ferrocorn_core::BodyKind::Empty;
+        let nth = ex.nth().to_string();
+        let mut body = Vec::new();
+        if has_body {
+            ex.read_to_end(&mut body).map_err(|_| Failed)?;
         } else {
-            BODY
-        };
+            body.extend_from_slice(BODY);
+        }
         if path == b"/gil" {
             // A stand-in for a Python application: N µs of work under one lock per
             // process, as the GIL serialises Python code.
             static GIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let us = query_param(target, b"us").unwrap_or(5);
+            let us = query_param(&target, b"us").unwrap_or(5);
             let _g = GIL.lock();
             let end = std::time::Instant::now() + Duration::from_micros(us);
             while std::time::Instant::now() < end {
@@ -59,31 +54,27 @@ impl Handler for HelloHandler {
             }
         }
         if path == b"/sleep" {
-            std::thread::sleep(Duration::from_millis(query_param(target, b"ms").unwrap_or(0)));
+            std::thread::sleep(Duration::from_millis(query_param(&target, b"ms").unwrap_or(0)));
         }
         if path == b"/chunks" {
-            let n = query_param(target, b"n").unwrap_or(3);
+            let n = query_param(&target, b"n").unwrap_or(3);
             let fields: [(&[u8], &[u8]); 2] = [(b"Content-Type", b"text/plain"), (b"X-Request", nth.as_bytes())];
             let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
-            ex.response.start(&head).map_err(|_| Failed)?;
+            ex.start(&head).map_err(|_| Failed)?;
             for i in 0..n {
-                ex.response.write(format!("chunk {i}\n").as_bytes()).map_err(|_| Failed)?;
+                ex.write(format!("chunk {i}\n").as_bytes()).map_err(|_| Failed)?;
             }
             return Ok(());
         }
-        let big;
-        let body = if path == b"/big" {
-            big = vec![b'x'; query_param(target, b"kb").unwrap_or(1024) as usize * 1024];
-            &big[..]
-        } else {
-            body
-        };
+        if path == b"/big" {
+            body = vec![b'x'; query_param(&target, b"kb").unwrap_or(1024) as usize * 1024];
+        }
         let len = body.len().to_string();
         let fields: [(&[u8], &[u8]); 3] =
             [(b"Content-Type", b"text/plain"), (b"Content-Length", len.as_bytes()), (b"X-Request", nth.as_bytes())];
         let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
-        ex.response.start(&head).map_err(|_| Failed)?;
-        ex.response.write(body).map_err(|_| Failed)?;
+        ex.start(&head).map_err(|_| Failed)?;
+        ex.write(&body).map_err(|_| Failed)?;
         Ok(())
     }
 }

@@ -84,7 +84,7 @@ use std::time::Duration;
 
 use ferrocorn_core::ProtoConfig;
 
-pub use exchange::{Body, Exchange, Failed, Handler, Response};
+pub use exchange::{Exchange, Failed, Handler};
 
 use super::{WorkerBody, WorkerContext};
 use crate::settings::Settings;
@@ -98,10 +98,6 @@ pub struct Options {
     pub worker_connections: usize,
     /// `keepalive`: how long an idle connection is kept (0: no keep-alive).
     pub keepalive: Duration,
-    /// `max_requests` (0: no limit) and `max_requests_jitter`.
-    pub max_requests: u64,
-    /// `max_requests_jitter`: a random 0..=jitter is added to `max_requests`.
-    pub max_requests_jitter: u64,
     /// Bodies up to this size are read whole before the handler is called.
     pub buffer_body: usize,
     /// The `Server` header value.
@@ -118,8 +114,6 @@ impl Options {
             threads: int("threads").max(1) as usize,
             worker_connections: int("worker_connections").max(1) as usize,
             keepalive: Duration::from_secs(int("keepalive")),
-            max_requests: int("max_requests"),
-            max_requests_jitter: int("max_requests_jitter"),
             buffer_body: 64 * 1024,
             server: b"ferrocorn".to_vec(),
             proto,
@@ -133,8 +127,6 @@ impl Default for Options {
             threads: 1,
             worker_connections: 1000,
             keepalive: Duration::from_secs(2),
-            max_requests: 0,
-            max_requests_jitter: 0,
             buffer_body: 64 * 1024,
             server: b"ferrocorn".to_vec(),
             proto: Arc::new(ProtoConfig::default()),
