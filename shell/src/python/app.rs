@@ -83,11 +83,19 @@ fn chained(py: Python<'_>, new: PyErr, old: &PyErr) -> PyErr {
     new
 }
 
-/// Sets the process up as gunicorn does before importing the application: changes to
-/// `chdir` and puts it first on `sys.path`, puts each `pythonpath` entry (made absolute)
-/// first on `sys.path`, and sets the `raw_env` variables in `os.environ`.
+/// Sets the process up as gunicorn does before importing the application: puts the
+/// starting directory on `sys.path`, changes to `chdir` and puts it first on `sys.path`,
+/// puts each `pythonpath` entry (made absolute) first on `sys.path`, and sets the
+/// `raw_env` variables in `os.environ`.
 pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
     let os = PyModule::import(py, "os")?;
+    // gunicorn's first `Application.chdir()`, before the config file: the starting
+    // directory goes on sys.path whatever `--chdir` says later, so `--chdir sub` still
+    // imports an application that sits beside the command.
+    ensure_on_sys_path(
+        py,
+        &crate::settings::Env::from_process().cwd.to_string_lossy(),
+    )?;
     if let Some(dir) = settings.str("chdir") {
         os.call_method1("chdir", (dir,))?;
         ensure_on_sys_path(py, dir)?;

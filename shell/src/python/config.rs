@@ -54,6 +54,16 @@ impl Importer for PythonConfig {
             describe(&obj).map_err(|e| exc_str(py, &e))
         })
     }
+
+    fn call0(&self, function: &PyObj) -> Option<Result<Value, String>> {
+        let f = super::convert::handle(function)?;
+        Some(Python::attach(|py| {
+            f.bind(py)
+                .call0()
+                .and_then(|r| to_value(&r))
+                .map_err(|e| exc_str(py, &e))
+        }))
+    }
 }
 
 fn load_config(

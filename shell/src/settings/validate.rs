@@ -15,6 +15,13 @@ pub trait Importer {
     /// Imports the object at a dotted path, or returns the message of the `TypeError`
     /// gunicorn raises (`No module named 'x'`, `Can not load 'a' from 'b'`).
     fn import(&self, module: &str, attr: &str) -> Result<PyObj, String>;
+
+    /// Calls a function without arguments and returns its result (gunicorn's
+    /// `validate_class` calls a function given for `worker_class` / `logger_class`).
+    /// `None` when this importer cannot run Python.
+    fn call0(&self, _function: &PyObj) -> Option<Result<Value, String>> {
+        None
+    }
 }
 
 /// What validators may consult besides the value.
@@ -125,7 +132,7 @@ impl Validator {
             V::ListOfFilesOrPatterns => files_or_patterns(v, ctx),
             V::StringToList => string_to_list(v),
             V::StringToAddrList => addr_list(v),
-            V::Class => class(v),
+            V::Class => class(v, ctx),
             V::Callable(arity) => callable(v, Some(arity), ctx),
             V::PostRequest => post_request(v, ctx),
             V::User => id_or_name(v, ctx.env.euid, |n| ctx.env.user_id(n), "user"),
@@ -403,11 +410,113 @@ fn files_or_patterns(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
     };
     for item in &items {
         let Value::Str(s) = item else { continue };
-        if !is_glob(s) && !ctx.env.cwd.join(s).exists() {
-            return Err(format!("File {s} does not exists."));
+        if !is_glob(s) {
+            if !ctx.env.cwd.join(s).exists() {
+                return Err(format!("File {s} does not exists."));
+            }
+        } else if !glob_matches_any(&ctx.env.cwd, s) {
+            // gunicorn: `warnings.warn(..., RuntimeWarning)`; the pattern is kept, as the
+            // reloader expands it again on every cycle.
+            ctx.warnings.push(format!(
+                "RuntimeWarning: Pattern {s} currently matches no files."
+            ));
         }
     }
     Ok(Value::List(items))
+}
+
+/// Whether Python's `glob.glob(pattern, recursive=True)`, run in `cwd`, finds anything:
+/// `*`, `?` and `[...]` within a path component (not matching a leading `.` unless the
+/// pattern's component starts with one), `**` for any depth of directories.
+pub fn glob_matches_any(cwd: &Path, pattern: &str) -> bool {
+    let base = if pattern.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        cwd.to_path_buf()
+    };
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    let mut current = vec![base];
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let mut next = Vec::new();
+        for dir in &current {
+            if *part == "**" {
+                // Zero or more directories (and, as the last component, files too).
+                let mut stack = vec![dir.clone()];
+                while let Some(d) = stack.pop() {
+                    next.push(d.clone());
+                    let Ok(entries) = std::fs::read_dir(&d) else {
+                        continue;
+                    };
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with('.') {
+                            continue;
+                        }
+                        let path = e.path();
+                        if path.is_dir() {
+                            stack.push(path);
+                        } else if last {
+                            next.push(path);
+                        }
+                    }
+                }
+            } else if !is_glob(part) {
+                let p = dir.join(part);
+                if p.exists() {
+                    next.push(p);
+                }
+            } else if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') && !part.starts_with('.') {
+                        continue;
+                    }
+                    if fnmatch(part.as_bytes(), name.as_bytes()) && (last || e.path().is_dir()) {
+                        next.push(e.path());
+                    }
+                }
+            }
+        }
+        if next.is_empty() {
+            return false;
+        }
+        current = next;
+    }
+    !current.is_empty()
+}
+
+/// Python's `fnmatch.fnmatchcase` for one path component: `*`, `?`, `[seq]`, `[!seq]`
+/// (with ranges); a `[` without its `]` is a literal.
+fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
+    match pat.first() {
+        None => name.is_empty(),
+        Some(b'*') => (0..=name.len()).any(|i| fnmatch(&pat[1..], &name[i..])),
+        Some(b'?') => !name.is_empty() && fnmatch(&pat[1..], &name[1..]),
+        Some(b'[') => {
+            let Some(close) = pat.iter().skip(2).position(|&c| c == b']').map(|p| p + 2) else {
+                return name.first() == Some(&b'[') && fnmatch(&pat[1..], &name[1..]);
+            };
+            let Some(&c) = name.first() else { return false };
+            let (negate, set) = match pat[1] {
+                b'!' => (true, &pat[2..close]),
+                _ => (false, &pat[1..close]),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == b'-' {
+                    hit |= set[i] <= c && c <= set[i + 2];
+                    i += 3;
+                } else {
+                    hit |= set[i] == c;
+                    i += 1;
+                }
+            }
+            hit != negate && fnmatch(&pat[close + 1..], &name[1..])
+        }
+        Some(&p) => name.first() == Some(&p) && fnmatch(&pat[1..], &name[1..]),
+    }
 }
 
 fn string_to_list(v: &Value) -> VResult {
@@ -493,11 +602,22 @@ fn v4_mask_prefix(m: &str) -> Option<u32> {
     }
 }
 
-fn class(v: &Value) -> VResult {
+fn class(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
     match v {
-        // A function is called to produce the class: only the Python bridge can do that,
-        // so the object is kept and marked by its kind.
-        Value::Object(o) if matches!(o.kind, ObjKind::Function | ObjKind::Class) => Ok(v.clone()),
+        // gunicorn calls a function to produce the class, then validates what it returned
+        // as it would a value (a class is kept, anything else must be a string).
+        Value::Object(o) if o.kind == ObjKind::Function => {
+            match ctx.importer.and_then(|i| i.call0(o)) {
+                Some(Ok(r @ Value::Object(_))) if matches!(&r, Value::Object(c) if c.kind == ObjKind::Class) => {
+                    Ok(r)
+                }
+                Some(Ok(other)) => string(&other),
+                Some(Err(e)) => Err(e),
+                // Without Python the function is kept, marked by its kind.
+                None => Ok(v.clone()),
+            }
+        }
+        Value::Object(o) if o.kind == ObjKind::Class => Ok(v.clone()),
         other => string(other),
     }
 }
@@ -688,4 +808,38 @@ fn http_protocols(v: &Value) -> VResult {
         return Err("Duplicate protocols specified".to_owned());
     }
     Ok(Value::str_list(&protos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnmatch_as_python() {
+        assert!(fnmatch(b"*.py", b"app.py"));
+        assert!(!fnmatch(b"*.py", b"app.pyc"));
+        assert!(fnmatch(b"a?c", b"abc"));
+        assert!(fnmatch(b"[ab]x", b"bx"));
+        assert!(!fnmatch(b"[!ab]x", b"bx"));
+        assert!(fnmatch(b"[a-c]x", b"cx"));
+        assert!(fnmatch(b"[x", b"[x"));
+        assert!(fnmatch(b"*", b""));
+    }
+
+    #[test]
+    fn glob_finds_files_at_any_depth() {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-glob-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/b/t.html"), "").unwrap();
+        std::fs::write(dir.join(".hidden.py"), "").unwrap();
+        assert!(glob_matches_any(&dir, "a/*/t.html"));
+        assert!(glob_matches_any(&dir, "**/*.html"));
+        assert!(glob_matches_any(&dir, "a/**"));
+        assert!(!glob_matches_any(&dir, "*.py"));
+        assert!(glob_matches_any(&dir, ".*.py"));
+        assert!(!glob_matches_any(&dir, "*/t.html"));
+        assert!(glob_matches_any(&dir, &format!("{}/a/b/*", dir.display())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

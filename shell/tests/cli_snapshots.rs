@@ -1,0 +1,84 @@
+//! Snapshots (insta, tests/snapshots/) of what people read: `ferrocorn --help`, and
+//! `ferrocorn --print-config` for a config file with the shapes real ones have
+//! (tests/fixtures/print_config: computed values, imports, hooks as functions and import
+//! strings, lists, dicts, an ignored upper-case name).
+//!
+//! `--help` comes from the entry point in a fixed environment (no variables, cwd `/`),
+//! so it is the same on every machine. `--print-config` runs the installed
+//! command (`.venv`, or `FERROCORN_VENV`; scripts/install-ferrocorn.sh) in a temporary
+//! copy of the fixture; the copy's path and the uid/gid of whoever runs the test are
+//! replaced by `[PROJECT]`, `[UID]` and `[GID]`.
+//!
+//! A change of wording or value shows up as a snapshot diff: review it with
+//! `cargo insta review` (or `INSTA_UPDATE=always cargo test -p ferrocorn --test
+//! cli_snapshots`) and commit the new snapshot with the change.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ferrocorn::settings::Env;
+
+#[test]
+fn help() {
+    let out = ferrocorn::run::run(&["--help".to_owned()], &Env::bare("/"));
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    insta::assert_snapshot!("help", out.stdout);
+}
+
+fn venv() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
+    assert!(
+        v.join("bin/ferrocorn").exists(),
+        "{} has no ferrocorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
+        v.display()
+    );
+    v
+}
+
+fn status_id(status: &str, field: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+#[test]
+fn print_config_of_a_real_config_file() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/print_config");
+    let dir = std::env::temp_dir().join(format!("ferrocorn-snap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let o = Command::new(venv().join("bin/ferrocorn"))
+        .arg("--print-config")
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent-home")
+        .env("PWD", &dir)
+        .output()
+        .expect("run ferrocorn");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stderr, "");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let (uid, gid) = (status_id(&status, "Uid:"), status_id(&status, "Gid:"));
+    let text: String = String::from_utf8(o.stdout)
+        .unwrap()
+        .replace(&dir.to_string_lossy().into_owned(), "[PROJECT]")
+        .lines()
+        .map(|l| match l.split_once(" = ") {
+            Some((name, v)) if name.trim() == "user" && v == uid => format!("{name} = [UID]\n"),
+            Some((name, v)) if name.trim() == "group" && v == gid => format!("{name} = [GID]\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    insta::assert_snapshot!("print_config", text);
+}
