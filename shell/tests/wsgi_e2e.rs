@@ -420,6 +420,36 @@ fn hooks_and_access_log() {
 }
 
 #[test]
+fn server_hooks_from_the_config_file() {
+    let dir = scratch("server-hooks");
+    let hooks = dir.join("hooks.txt");
+    let (mut s, addr) = serve("wsgi_app:raw", 1, &["-c", "server_hooks.conf.py"], &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())]);
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    let read = || std::fs::read_to_string(&hooks).unwrap_or_default();
+    wait_until(10, "post_worker_init", || read().contains("post_worker_init"));
+    s.signal(Signal::SIGTERM);
+    assert_eq!(s.wait_exit(20).code(), Some(0), "{}", s.log());
+    let lines = read();
+    for want in [
+        "nworkers_changed 1 None",
+        "on_starting pid=True master=Master",
+        "when_ready listeners=1 workers=1",
+        "pre_fork age=1",
+        "post_fork pid=True ppid=True",
+        "post_worker_init pid=True",
+        "worker_exit pid=True",
+        "on_exit workers=0",
+    ] {
+        assert!(lines.lines().any(|l| l == want), "{want:?} not in:\n{lines}");
+    }
+    let order: Vec<&str> = lines.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let at = |name: &str| order.iter().position(|n| *n == name).unwrap();
+    assert!(at("on_starting") < at("when_ready") && at("when_ready") < at("pre_fork") && at("pre_fork") < at("post_fork"), "{order:?}");
+    assert!(at("post_fork") < at("post_worker_init") && at("worker_exit") < at("on_exit"), "{order:?}");
+    assert!(s.log().contains("[INFO] when_ready ran in "), "{}", s.log());
+}
+
+#[test]
 fn default_access_log_to_stdout_is_off_without_accesslog() {
     let dir = scratch("acc");
     let access = dir.join("a.log");
@@ -451,6 +481,9 @@ fn crash_respawn_and_timeout_kill() {
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
     let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
     assert!(log.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6")), "{log}");
+    // faulthandler wrote the stuck worker's Python stack into the error log.
+    s.wait_for("Fatal Python error: Aborted");
+    s.wait_log(10, "the stack", |l| l.contains("wsgi_app.py\", line"));
     s.wait_booted(3);
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     assert!(!alive(second));

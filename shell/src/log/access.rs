@@ -24,6 +24,7 @@ enum Sink {
 pub struct AccessLog {
     format: AccessFormat,
     sink: Sink,
+    path: Option<String>,
     line: RefCell<String>,
     time: RefCell<(i64, String)>,
 }
@@ -35,22 +36,26 @@ impl AccessLog {
         let Some(target) = accesslog else {
             return Ok(None);
         };
-        let sink = if target == "-" {
-            Sink::Stdout
+        let (sink, path) = if target == "-" {
+            (Sink::Stdout, None)
         } else {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(target)
-                .map_err(|e| format!("Error: '{target}' isn't writable [{}]", crate::log::py_os_error(&e)))?;
-            Sink::File(file)
+            (Sink::File(open_file(target)?), Some(target.to_owned()))
         };
         Ok(Some(AccessLog {
             format: AccessFormat::parse(format),
             sink,
+            path,
             line: RefCell::new(String::with_capacity(256)),
             time: RefCell::new((i64::MIN, String::new())),
         }))
+    }
+
+    /// Opens the file again (USR1, after log rotation); stdout stays as it is.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.path {
+            self.sink = Sink::File(open_file(p)?);
+        }
+        Ok(())
     }
 
     /// The parsed format (to know which lookups a record needs).
@@ -83,6 +88,14 @@ impl AccessLog {
     }
 }
 
+fn open_file(path: &str) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("Error: '{path}' isn't writable [{}]", crate::log::py_os_error(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,12 +110,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferrocorn-access-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("access.log");
-        let log = AccessLog::open(path.to_str(), "%(m)s %(s)s %(b)s").unwrap().unwrap();
+        let mut log = AccessLog::open(path.to_str(), "%(m)s %(s)s %(b)s").unwrap().unwrap();
         log.write(&AccessRecord { method: b"GET", status: 200, sent: Some(13), ..AccessRecord::default() });
         log.write(&AccessRecord { method: b"HEAD", status: 204, sent: None, ..AccessRecord::default() });
         let text = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(text, "GET 200 13\nHEAD 204 -\n");
+        // Rotation: the file is moved away, USR1 reopens the configured path.
+        std::fs::rename(&path, dir.join("access.log.1")).unwrap();
+        log.reopen().unwrap();
+        log.write(&AccessRecord { method: b"PUT", status: 201, sent: Some(0), ..AccessRecord::default() });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text, "PUT 201 0\n");
         let t = log.now_text();
         assert!(t.starts_with('[') && t.ends_with(']') && t.len() == 28, "{t}");
     }

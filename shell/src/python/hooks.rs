@@ -25,6 +25,11 @@ pub struct HookLog {
 }
 
 impl HookLog {
+    /// `log` seen from Python.
+    pub fn new(log: Logger) -> HookLog {
+        HookLog { log }
+    }
+
     fn emit(&self, py: Python<'_>, level: Level, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, tb: bool) -> PyResult<()> {
         if !self.log.enabled(level) {
             return Ok(());
@@ -114,6 +119,20 @@ impl WorkerObj {
             age,
             log: Py::new(py, HookLog { log: log.clone() })?,
             cfg: cfg_namespace(py, settings)?.unbind(),
+            timeout,
+            alive: AtomicBool::new(true),
+            nr: AtomicU64::new(0),
+        })
+    }
+
+    /// A worker object with an already built `cfg`.
+    pub fn with_cfg(py: Python<'_>, pid: u32, ppid: i32, age: u64, timeout: u64, log: &Logger, cfg: Py<PyAny>) -> PyResult<WorkerObj> {
+        Ok(WorkerObj {
+            pid,
+            ppid,
+            age,
+            log: Py::new(py, HookLog { log: log.clone() })?,
+            cfg,
             timeout,
             alive: AtomicBool::new(true),
             nr: AtomicU64::new(0),

@@ -12,7 +12,8 @@
 //! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
-//! - [`serve`]: serving: the master set up as gunicorn's arbiter, with [`sync`], the WSGI
+//! - [`serve`]: serving: the master set up as gunicorn's arbiter (server hooks and HUP
+//!   reload from [`server_hooks`]), with [`sync`], the WSGI
 //!   sync worker, over [`wsgi`] (environ, `wsgi.input`, `start_response`, file wrapper)
 //!   and [`hooks`] (`pre_request` / `post_request` and their `worker`, `req`, `resp`).
 //! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod convert;
 pub mod hooks;
 pub mod serve;
+pub mod server_hooks;
 pub mod sync;
 pub mod wsgi;
 
@@ -67,6 +69,7 @@ fn escapes(py: Python<'_>, err: &PyErr) -> bool {
 /// Output goes to Python's `sys.stdout` / `sys.stderr` (flushed, so it keeps its place
 /// after whatever the config file or the application printed); returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
+    let _ = server_hooks::ARGV.set(argv.to_vec());
     let env = Env::from_process();
     let out = run::run_full(argv, &env, &config::PythonConfig, Some(&app::PythonApp));
     if let Some(err) = ESCAPED.lock().ok().and_then(|mut e| e.take()) {

@@ -75,7 +75,21 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
             return 1;
         }
     };
-    let code = crate::arbiter::serve_with(settings, &body, &crate::arbiter::ServeOptions::default());
+    let log = match crate::log::Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
+        Ok(l) => l,
+        Err(e) => {
+            out.stderr = format!("{e}\n");
+            return 1;
+        }
+    };
+    let opts = match super::server_hooks::serve_options(py, settings, log) {
+        Ok(o) => o,
+        Err(e) => {
+            out.stderr = format!("\nError: {}\n", exc_str(py, &e));
+            return 1;
+        }
+    };
+    let code = crate::arbiter::serve_with(settings, &body, &opts);
     // Output the application printed in the master must not be lost.
     let _ = write_stream(py, "stdout", "");
     let _ = write_stream(py, "stderr", "");

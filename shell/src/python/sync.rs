@@ -106,7 +106,6 @@ pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
 /// application) and run in every forked worker.
 #[derive(Debug)]
 pub struct SyncBody {
-    settings: Settings,
     preloaded: Option<Py<PyAny>>,
     proto: Arc<ProtoConfig>,
     environ: EnvironConfig,
@@ -122,7 +121,7 @@ impl SyncBody {
             headers: proto.headers.clone(),
             ..EnvironConfig::default()
         };
-        Ok(SyncBody { settings: settings.clone(), preloaded, proto: Arc::new(proto), environ, sendfile: settings.sendfile(env) })
+        Ok(SyncBody { preloaded, proto: Arc::new(proto), environ, sendfile: settings.sendfile(env) })
     }
 }
 
@@ -182,7 +181,7 @@ fn boot_failure(py: Python<'_>, ctx: &WorkerContext, e: &AppLoadError) -> u8 {
 fn run_worker(py: Python<'_>, body: &SyncBody, ctx: WorkerContext) -> u8 {
     let app = match &body.preloaded {
         Some(app) => app.clone_ref(py),
-        None => match load_app(py, &body.settings) {
+        None => match load_app(py, &ctx.settings) {
             Ok(app) => app.unbind(),
             Err(e) => return boot_failure(py, &ctx, &e),
         },
@@ -274,7 +273,9 @@ struct Done {
 
 impl<'a> Worker<'a> {
     fn new(py: Python<'_>, body: &'a SyncBody, ctx: WorkerContext, app: Py<PyAny>) -> Result<Worker<'a>, String> {
-        let s = &body.settings;
+        // This generation's settings (a HUP reload gives new workers new ones).
+        let settings = Arc::clone(&ctx.settings);
+        let s = &*settings;
         let pyerr = |e: PyErr| format_traceback(py, &e);
         let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
         let workers = s.int("workers");
@@ -331,7 +332,7 @@ impl<'a> Worker<'a> {
         let sigabrt = signal.getattr("SIGABRT")?;
         let handler = Py::new(py, AbortHandler { hooks: Arc::clone(&self.ctx.hooks), info: self.ctx.info() })?;
         signal.call_method1("signal", (&sigabrt, handler))?;
-        let file = match self.body.settings.str("errorlog") {
+        let file = match self.ctx.settings.str("errorlog") {
             Some(path) if path != "-" => {
                 let f = PyModule::import(py, "builtins")?.call_method1("open", (path, "a"))?;
                 self.abort_file = Some(f.clone().unbind());
@@ -354,6 +355,9 @@ impl<'a> Worker<'a> {
             self.ctx.heartbeat.notify();
             if self.ctx.signals.take_usr1() {
                 if let Err(e) = self.ctx.log.reopen() {
+                    self.ctx.log.error(e);
+                }
+                if let Some(Err(e)) = self.access.as_mut().map(AccessLog::reopen) {
                     self.ctx.log.error(e);
                 }
             }

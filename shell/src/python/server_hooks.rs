@@ -1,0 +1,235 @@
+//! The config file's server hooks (`on_starting`, `when_ready`, `pre_fork`, `post_fork`,
+//! `post_worker_init`, `worker_int`, `worker_abort`, `pre_exec`, `child_exit`,
+//! `worker_exit`, `nworkers_changed`, `on_reload`, `on_exit`) called by the arbiter,
+//! with `server` ([`ServerObj`]: `pid`, `cfg`, `log`, `num_workers`, `proc_name`,
+//! `master_name`, `LISTENERS`, `WORKERS`, `reexec_pid`, `master_pid`) and `worker`
+//! ([`super::hooks::WorkerObj`]) objects; and the HUP reload that runs the configuration
+//! again in this interpreter.
+//!
+//! A hook left at its default is not called. An exception in a hook is logged as
+//! `Exception in <name> hook` with its traceback and the server goes on.
+
+use std::sync::{Arc, OnceLock};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::convert::{format_traceback, handle};
+use super::hooks::{HookLog, WorkerObj};
+use crate::arbiter::hooks::{Reload, ServerHooks, ServerInfo, WorkerInfo};
+use crate::log::Logger;
+use crate::settings::{Env, Settings, Value};
+
+/// gunicorn's server hooks, by name.
+const NAMES: [&str; 13] = [
+    "on_starting",
+    "on_reload",
+    "when_ready",
+    "pre_fork",
+    "post_fork",
+    "post_worker_init",
+    "worker_int",
+    "worker_abort",
+    "pre_exec",
+    "child_exit",
+    "worker_exit",
+    "nworkers_changed",
+    "on_exit",
+];
+
+/// The `server` argument of hooks (gunicorn's `Arbiter`), a snapshot taken for the call.
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.arbiter", name = "Arbiter", frozen)]
+pub struct ServerObj {
+    /// `server.pid`.
+    #[pyo3(get)]
+    pub pid: i32,
+    /// `server.cfg`.
+    #[pyo3(get)]
+    pub cfg: Py<PyAny>,
+    /// `server.log`.
+    #[pyo3(get)]
+    pub log: Py<HookLog>,
+    /// `server.num_workers`.
+    #[pyo3(get)]
+    pub num_workers: usize,
+    /// `server.proc_name`.
+    #[pyo3(get)]
+    pub proc_name: String,
+    /// `server.master_name` (`Master`, or `Master.2` while re-executed).
+    #[pyo3(get)]
+    pub master_name: &'static str,
+    /// `server.LISTENERS`: the listeners' names.
+    #[pyo3(get, name = "LISTENERS")]
+    pub listeners: Py<PyList>,
+    /// `server.WORKERS`: `{pid: worker}`.
+    #[pyo3(get, name = "WORKERS")]
+    pub workers: Py<PyDict>,
+    /// `server.reexec_pid` (0 when none, as gunicorn).
+    #[pyo3(get)]
+    pub reexec_pid: i32,
+    /// `server.master_pid` (0 when none).
+    #[pyo3(get)]
+    pub master_pid: i32,
+}
+
+/// The hooks of the configuration, called from the arbiter.
+#[derive(Debug)]
+pub struct PythonHooks {
+    hooks: Vec<(&'static str, Py<PyAny>)>,
+    cfg: Py<PyAny>,
+    log: Logger,
+    timeout: u64,
+}
+
+impl PythonHooks {
+    /// The hooks `settings` set (defaults are skipped); `log` is the error log.
+    pub fn new(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<PythonHooks> {
+        let hooks = NAMES
+            .iter()
+            .filter_map(|&name| match settings.get(name) {
+                Value::Object(o) => handle(o).map(|h| (name, h.clone_ref(py))),
+                _ => None,
+            })
+            .collect();
+        Ok(PythonHooks {
+            hooks,
+            cfg: super::cfg::cfg_object(py, settings)?,
+            log,
+            timeout: u64::try_from(settings.int("timeout")).unwrap_or(0),
+        })
+    }
+
+    /// Whether any server hook is set.
+    pub fn any(&self) -> bool {
+        !self.hooks.is_empty()
+    }
+
+    fn hook(&self, name: &str) -> Option<&Py<PyAny>> {
+        self.hooks.iter().find(|(n, _)| *n == name).map(|(_, h)| h)
+    }
+
+    fn server<'py>(&self, py: Python<'py>, s: &ServerInfo<'_>) -> PyResult<Bound<'py, ServerObj>> {
+        let workers = PyDict::new(py);
+        for w in s.workers {
+            workers.set_item(w.pid, self.worker(py, w)?)?;
+        }
+        Bound::new(
+            py,
+            ServerObj {
+                pid: s.pid,
+                cfg: self.cfg.clone_ref(py),
+                log: Py::new(py, HookLog::new(s.log.clone()))?,
+                num_workers: s.num_workers,
+                proc_name: s.proc_name.to_owned(),
+                master_name: s.master_name,
+                listeners: PyList::new(py, s.listeners)?.unbind(),
+                workers: workers.unbind(),
+                reexec_pid: s.reexec_pid.unwrap_or(0),
+                master_pid: s.master_pid.unwrap_or(0),
+            },
+        )
+    }
+
+    fn worker<'py>(&self, py: Python<'py>, w: &WorkerInfo) -> PyResult<Bound<'py, WorkerObj>> {
+        let obj = WorkerObj::with_cfg(py, u32::try_from(w.pid).unwrap_or(0), w.ppid, w.age, self.timeout, &self.log, self.cfg.clone_ref(py))?;
+        Bound::new(py, obj)
+    }
+
+    /// Calls hook `name` with the arguments `args` builds; logs a failure.
+    fn call(&self, name: &str, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>) {
+        let Some(hook) = self.hook(name) else { return };
+        Python::attach(|py| {
+            let called = args(py).and_then(|a| hook.bind(py).call1(pyo3::types::PyTuple::new(py, a)?));
+            if let Err(e) = called {
+                self.log.error(format_args!("Exception in {name} hook\n{}", format_traceback(py, &e).trim_end()));
+            }
+        });
+    }
+
+    fn call_server(&self, name: &str, s: &ServerInfo<'_>) {
+        self.call(name, |py| Ok(vec![self.server(py, s)?.into_any()]));
+    }
+
+    fn call_server_worker(&self, name: &str, s: &ServerInfo<'_>, w: &WorkerInfo) {
+        self.call(name, |py| Ok(vec![self.server(py, s)?.into_any(), self.worker(py, w)?.into_any()]));
+    }
+
+    fn call_worker(&self, name: &str, w: &WorkerInfo) {
+        self.call(name, |py| Ok(vec![self.worker(py, w)?.into_any()]));
+    }
+}
+
+impl ServerHooks for PythonHooks {
+    fn on_starting(&self, server: &ServerInfo<'_>) {
+        self.call_server("on_starting", server);
+    }
+    fn on_reload(&self, server: &ServerInfo<'_>) {
+        self.call_server("on_reload", server);
+    }
+    fn when_ready(&self, server: &ServerInfo<'_>) {
+        self.call_server("when_ready", server);
+    }
+    fn pre_fork(&self, server: &ServerInfo<'_>, worker: &WorkerInfo) {
+        self.call_server_worker("pre_fork", server, worker);
+    }
+    fn post_fork(&self, server: &ServerInfo<'_>, worker: &WorkerInfo) {
+        self.call_server_worker("post_fork", server, worker);
+    }
+    fn post_worker_init(&self, worker: &WorkerInfo) {
+        self.call_worker("post_worker_init", worker);
+    }
+    fn worker_int(&self, worker: &WorkerInfo) {
+        self.call_worker("worker_int", worker);
+    }
+    fn worker_abort(&self, worker: &WorkerInfo) {
+        self.call_worker("worker_abort", worker);
+    }
+    fn pre_exec(&self, server: &ServerInfo<'_>) {
+        self.call_server("pre_exec", server);
+    }
+    fn child_exit(&self, server: &ServerInfo<'_>, worker: &WorkerInfo) {
+        self.call_server_worker("child_exit", server, worker);
+    }
+    fn worker_exit(&self, server: &ServerInfo<'_>, worker: &WorkerInfo) {
+        self.call_server_worker("worker_exit", server, worker);
+    }
+    fn nworkers_changed(&self, server: &ServerInfo<'_>, new: usize, old: Option<usize>) {
+        self.call("nworkers_changed", |py| {
+            Ok(vec![self.server(py, server)?.into_any(), new.into_pyobject(py)?.into_any(), old.into_pyobject(py)?.into_any()])
+        });
+    }
+    fn on_exit(&self, server: &ServerInfo<'_>) {
+        self.call_server("on_exit", server);
+    }
+}
+
+/// The command line the server was started with (kept by [`super::main`] for HUP).
+pub static ARGV: OnceLock<Vec<String>> = OnceLock::new();
+
+/// HUP: the command line, `GUNICORN_CMD_ARGS` and the config file resolved again, in this
+/// interpreter, as at start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PythonReload;
+
+impl Reload for PythonReload {
+    fn reload(&self) -> Result<Settings, String> {
+        let argv = ARGV.get().cloned().unwrap_or_default();
+        let env = Env::from_process();
+        match crate::settings::resolve::load(&argv, &env, &super::config::PythonConfig) {
+            Ok(crate::settings::resolve::Loaded::Settings(s)) => Ok(*s),
+            Ok(_) => Err("the command line no longer names a configuration to serve".to_owned()),
+            Err(e) => Err(e.render().trim().to_owned()),
+        }
+    }
+}
+
+/// The options the Python command runs the arbiter with.
+pub fn serve_options(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<crate::arbiter::ServeOptions> {
+    let hooks = PythonHooks::new(py, settings, log)?;
+    Ok(crate::arbiter::ServeOptions {
+        hooks: Arc::new(hooks),
+        reload: Some(Arc::new(PythonReload)),
+        ..crate::arbiter::ServeOptions::default()
+    })
+}
