@@ -33,6 +33,7 @@ pub mod app;
 pub mod cfg;
 pub mod config;
 pub mod convert;
+pub mod gthread;
 pub mod hooks;
 pub mod serve;
 pub mod server_hooks;

@@ -10,7 +10,6 @@ use pyo3::prelude::*;
 
 use super::app::{load_app, prepare_import};
 use super::convert::{exc_str, write_stream};
-use super::sync::SyncBody;
 use crate::run::Outcome;
 use crate::settings::{Env, Settings};
 
@@ -30,9 +29,9 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         return 1;
     }
     let class = settings.worker_class();
-    if !is_sync(&class) {
+    if !is_sync(&class) && !super::gthread::is_gthread(&class) {
         out.stderr = format!(
-            "\nError: worker class {class:?} is not supported by ferrocorn yet: only 'sync' serves today (gthread comes next)\n"
+            "\nError: worker class {class:?} is not supported by ferrocorn yet: only 'sync' and 'gthread' serve today\n"
         );
         return 1;
     }
@@ -68,7 +67,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         None
     };
     let env = Env::from_process();
-    let body = match SyncBody::new(settings, preloaded, &env) {
+    let body = match super::gthread::WsgiBody::new(&class, settings, preloaded, &env) {
         Ok(b) => b,
         Err(e) => {
             out.stderr = format!("\nError: {e}\n");

@@ -149,6 +149,12 @@ impl EnvironBuilder {
         v
     }
 
+    /// Sets a constant entry of the template (the gthread worker says
+    /// `wsgi.multithread: True`).
+    pub fn set_constant(&self, py: Python<'_>, key: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
+        self.template.bind(py).set_item(key, value)
+    }
+
     /// The environ dict of a request, with `wsgi.input` set to `input`.
     pub fn build<'py>(
         &mut self,

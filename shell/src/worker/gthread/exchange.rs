@@ -46,7 +46,7 @@ pub trait Handler: Send + Sync {
     /// Runs one serving thread's whole life: calls `serve` once. The default just calls
     /// it; the WSGI handler attaches the thread to the interpreter for its life and
     /// releases the GIL while serving, so each request only takes the GIL.
-    fn run_thread(&self, serve: &mut dyn FnMut()) {
+    fn run_thread(&self, serve: &mut (dyn FnMut() + Send)) {
         serve();
     }
 }
