@@ -531,8 +531,8 @@ fn preload_and_worker_classes() {
     let log = s.log();
     assert!(log.contains("[INFO] Using worker: sync"), "{log}");
     drop(s);
-    let mut s = start(&["wsgi_app:raw", "-k", "gthread", "-b", "127.0.0.1:0"], &[]);
+    let mut s = start(&["wsgi_app:raw", "-k", "gevent", "-b", "127.0.0.1:0"], &[]);
     let st = s.wait_exit(20);
     assert_eq!(st.code(), Some(1));
-    assert!(s.log().contains("worker class \"gthread\" is not supported by ferrocorn yet"), "{}", s.log());
+    assert!(s.log().contains("worker class \"gevent\" is not supported by ferrocorn yet"), "{}", s.log());
 }
