@@ -75,6 +75,7 @@ pub struct Exchange {
     code: u16,
     finished: bool,
     broken: bool,
+    incomplete: bool,
     started: Option<Instant>,
     nth: u64,
 }
@@ -175,6 +176,7 @@ impl Exchange {
             code: 0,
             finished: false,
             broken: false,
+            incomplete: false,
             started: Some(Instant::now()),
             nth,
         }
@@ -342,7 +344,7 @@ impl Exchange {
     /// Whether the connection may carry another request after this response (as the
     /// head says; the engine may still close it if the body was not read whole).
     pub fn keep_alive(&self) -> bool {
-        self.state.as_ref().is_some_and(|(f, _)| f.keep_alive) && !self.broken
+        self.state.as_ref().is_some_and(|(f, _)| f.keep_alive) && !self.broken && !self.incomplete
     }
 
     /// The framing chosen by [`Exchange::start`].
@@ -461,7 +463,8 @@ impl Exchange {
             c.out.extend_from_slice(fin.last);
         }
         if fin.must_close() {
-            self.broken = true;
+            // What was queued still goes out; the connection closes after it.
+            self.incomplete = true;
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "response shorter than its Content-Length"));
         }
         Ok(())

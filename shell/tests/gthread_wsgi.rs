@@ -1,0 +1,308 @@
+//! End-to-end: the WSGI gthread worker of the INSTALLED `ferrocorn` command (the Python
+//! package in `.venv`, built by `scripts/install-ferrocorn.sh`; `FERROCORN_VENV` points
+//! elsewhere), serving shell/tests/apps (the PEP 3333 validator around a plain WSGI app,
+//! Flask) over keep-alive connections, pipelined requests, concurrent slow requests,
+//! hooks, the access log and TERM.
+//!
+//! Servers bind 127.0.0.1:0 and are found through `Listening at:`; every wait polls with a
+//! deadline; only the processes a test started are signalled.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::{Server, wait_until};
+
+fn venv() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
+    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
+    v
+}
+
+fn apps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!("ferrocorn-gthread-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The installed `ferrocorn` with `-k gthread`, booted, on an ephemeral port.
+fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
+    let mut cmd = Command::new(venv().join("bin/ferrocorn"));
+    cmd.args([app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"])
+        .args(extra)
+        .current_dir(apps())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent-home")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let s = Server::start_command(cmd);
+    let addr = s.addr();
+    s.wait_booted(1);
+    (s, addr)
+}
+
+/// Sends raw bytes, half-closes, and reads the whole answer.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n");
+    String::from_utf8_lossy(&raw(addr, req.as_bytes())).into_owned()
+}
+
+fn status(resp: &str) -> &str {
+    resp.lines().next().unwrap_or("")
+}
+
+/// The body of one response (chunked bodies decoded).
+fn body(resp: &str) -> String {
+    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return rest.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// Reads exactly one response with a `Content-Length` from a kept-alive connection.
+fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let resp: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&resp).into_owned();
+            }
+        }
+        let mut tmp = [0u8; 65536];
+        let n = s.read(&mut tmp).expect("a response");
+        assert!(n > 0, "EOF before a whole response: {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+#[test]
+fn pep3333_validated_app_on_gthread() {
+    let dir = scratch("pep");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (s, addr) = serve("wsgi_app:app", &["--threads", "4"], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
+    assert!(s.log().contains("[INFO] Using worker: gthread"), "{}", s.log());
+
+    let r = get(addr, "/");
+    assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
+    assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: keep-alive\r\n"), "{r}");
+    assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
+    let r = get(addr, "/headers");
+    assert_eq!(status(&r), "HTTP/1.1 201 Created");
+    let names: Vec<&str> = r.split("\r\n\r\n").next().unwrap().lines().skip(1).map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(names, ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
+
+    let r = get(addr, "/stream");
+    assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
+    assert_eq!(body(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    let r = String::from_utf8(raw(addr, b"GET /stream HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && !r.contains("chunked"), "{r}");
+    assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
+    assert_eq!(body(&get(addr, "/write")), "written;returned");
+
+    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+    assert!(String::from_utf8(raw(addr, chunked)).unwrap().ends_with("\r\n\r\nhello world"));
+    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
+    let r = String::from_utf8(raw(addr, lines)).unwrap();
+    assert_eq!(body(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
+    let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
+    assert_eq!(body(&r), r#"["a\n", "b\n", "c\n"]"#);
+
+    // A body above the buffering limit streams through wsgi.input.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
+    req.extend_from_slice(&big);
+    let out = raw(addr, &req);
+    assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
+
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"abc").unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
+
+    let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.ends_with(&data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+
+    let env = body(&get(addr, "/env?a=1"));
+    for needle in [r#""wsgi.multithread": true"#, r#""wsgi.multiprocess": false"#, r#""QUERY_STRING": "a=1""#, r#""wsgi.input_terminated": true"#] {
+        assert!(env.contains(needle), "{needle} not in {env}");
+    }
+    let r = get(addr, "/cl-long");
+    assert!(r.ends_with("\r\n\r\nabcde"), "{r}");
+    let r = get(addr, "/cl-short");
+    assert!(r.contains("Content-Length: 100\r\n") && r.ends_with("\r\n\r\nonly nine"), "{r}");
+    assert_eq!(body(&get(addr, "/errors")), "logged");
+    let log = s.wait_for("a line for wsgi.errors");
+    assert!(!log.contains("AssertionError") && !log.contains("Traceback"), "{log}");
+}
+
+#[test]
+fn keep_alive_pipelining_and_concurrent_slow_requests() {
+    let (_s, addr) = serve("wsgi_app:raw", &["--threads", "3", "--keep-alive", "30"], &[]);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npipeGET /headers HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let rs: Vec<String> = (0..3).map(|_| read_one(&mut c, &mut buf)).collect();
+    assert!(t.elapsed() < Duration::from_secs(2), "pipelined answers waited {:?}", t.elapsed());
+    assert!(rs[0].ends_with("Hello, World!") && rs[1].ends_with("\r\n\r\npipe") && rs[2].starts_with("HTTP/1.1 201"), "{rs:?}");
+    for _ in 0..20 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
+    }
+
+    // Two slow requests (time.sleep releases the GIL) run at once, and a third thread
+    // still answers quickly beside them.
+    let t = Instant::now();
+    let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(addr, "/sleep?1"))).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let quick = Instant::now();
+    for _ in 0..10 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
+    }
+    assert!(quick.elapsed() < Duration::from_millis(600), "quick requests beside slow ones took {:?}", quick.elapsed());
+    for h in slow {
+        assert_eq!(body(&h.join().unwrap()), "slept");
+    }
+    assert!(t.elapsed() < Duration::from_millis(1900), "the slow requests ran one after the other: {:?}", t.elapsed());
+}
+
+#[test]
+fn sync_with_threads_is_gthread_and_errors_are_500() {
+    let mut cmd = Command::new(venv().join("bin/ferrocorn"));
+    cmd.args(["wsgi_app:raw", "-b", "127.0.0.1:0", "-w", "1", "-k", "sync", "--threads", "2"])
+        .current_dir(apps())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let s = Server::start_command(cmd);
+    let addr = s.addr();
+    s.wait_booted(1);
+    assert!(s.log().contains("[INFO] Using worker: gthread"), "{}", s.log());
+    let r = get(addr, "/boom");
+    assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error", "{r}");
+    assert!(r.contains("Connection: close"), "{r}");
+    let log = s.wait_for("RuntimeError: boom in view");
+    assert!(log.contains("[ERROR] Error handling request GET /boom\nTraceback"), "{log}");
+    assert!(get(addr, "/").ends_with("Hello, World!"));
+}
+
+#[test]
+fn hooks_and_access_log_on_gthread() {
+    let dir = scratch("hooks");
+    let hooks = dir.join("hooks.txt");
+    let access = dir.join("access.log");
+    let (s, addr) = serve(
+        "wsgi_app:raw",
+        &["--threads", "2", "-c", "hooks.conf.py", "--access-logfile", access.to_str().unwrap(), "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s"],
+        &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
+    );
+    assert!(raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n").ends_with(b"Hello, World!"));
+    assert_eq!(status(&get(addr, "/pre-fail")), "HTTP/1.1 500 Internal Server Error");
+    assert_eq!(status(&get(addr, "/post-fail")), "HTTP/1.1 404 Not Found");
+    wait_until(10, "hook lines", || std::fs::read_to_string(&hooks).unwrap_or_default().lines().count() >= 6);
+    let lines = std::fs::read_to_string(&hooks).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True");
+    assert_eq!(lines[1], "post GET / 200 /");
+    assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
+    assert_eq!(lines[3], "post GET /pre-fail None None");
+    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail");
+    let log = s.wait_for("Exception in post_request hook");
+    assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
+    assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
+    wait_until(10, "access lines", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 3);
+    let text = std::fs::read_to_string(&access).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "127.0.0.1 \"GET /?a=b HTTP/1.1\" 200 13 tag GET / a=b");
+    assert_eq!(lines[1], "127.0.0.1 \"GET /pre-fail HTTP/1.1\" 500 0 - GET /pre-fail ");
+    assert_eq!(lines[2], "127.0.0.1 \"GET /post-fail HTTP/1.1\" 404 9 - GET /post-fail ");
+}
+
+#[test]
+fn flask_on_gthread() {
+    let (_s, addr) = serve("flask_app:app", &["--threads", "4"], &[]);
+    assert_eq!(body(&get(addr, "/")), "Hello from Flask");
+    let j = body(&get(addr, "/json?q=z"));
+    assert!(j.contains(r#""items":[0,1,2,3,4]"#) && j.contains(r#""q":"z""#), "{j}");
+    let sent = raw(addr, b"GET /sendfile HTTP/1.1\r\nHost: x\r\n\r\n");
+    let want: Vec<u8> = (0..1024).flat_map(|_| 0..=255u8).collect();
+    assert!(sent.ends_with(&want), "send_file body differs ({} bytes)", sent.len());
+    assert_eq!(body(&get(addr, "/download")).lines().count(), 1000);
+}
+
+#[test]
+fn term_closes_idle_connections_and_finishes_the_request_in_flight() {
+    let dir = scratch("term");
+    let marker = dir.join("sleeping");
+    let (mut s, addr) = serve("wsgi_app:raw", &["--threads", "2", "--keep-alive", "30"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    assert!(read_one(&mut idle, &mut buf).ends_with("Hello, World!"));
+    let busy = std::thread::spawn(move || get(addr, "/sleep?1.5"));
+    wait_until(10, "the request in flight", || marker.exists());
+    let t = Instant::now();
+    s.signal(Signal::SIGTERM);
+    let mut tmp = [0u8; 16];
+    assert_eq!(idle.read(&mut tmp).unwrap_or(0), 0, "the idle connection is closed");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    let r = busy.join().unwrap();
+    assert_eq!(body(&r), "slept");
+    assert!(r.contains("Connection: close"), "{r}");
+    assert_eq!(s.wait_exit(10).code(), Some(0));
+}
