@@ -235,11 +235,12 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mut stop_deadline: Option<Instant> = None;
         let mut last_sweep = 0;
         loop {
-            ctx.heartbeat.notify();
+            let now = monotonic_ms();
+            ctx.heartbeat.notify_at(now);
             if ctx.signals.quick() {
                 return 0;
             }
-            if ctx.parent_changed() {
+            if now >= last_sweep + SWEEP_MS && ctx.parent_changed() {
                 ctx.log.info(format_args!("Parent changed, shutting down: {}", ctx.pid));
                 return 0;
             }
@@ -259,7 +260,6 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
             }
-            let now = monotonic_ms();
             if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
                 self.sweep(now);
                 last_sweep = now;
@@ -270,8 +270,10 @@ impl<'a, H: Handler> Shared<'a, H> {
                     return 0;
                 }
             }
-            let busy = self.nconns.load(Ordering::Relaxed) > 0;
-            ctx.signals.sleep_unless_quick(if busy { TICK_BUSY } else { TICK_IDLE });
+            // The fast tick is for promoting followers: only with several threads and
+            // connections to serve.
+            let busy = self.opts.threads > 1 && self.nconns.load(Ordering::Relaxed) > 0;
+            wait_signal(ctx, if busy { TICK_BUSY } else { TICK_IDLE });
         }
     }
 
@@ -657,6 +659,16 @@ impl<'a, H: Handler> Shared<'a, H> {
             c.close_after = true;
         }
         *held = Some(c);
+    }
+}
+
+/// Waits up to `tick` for a signal (the wake-up pipe), draining it only when it fired.
+fn wait_signal(ctx: &WorkerContext, tick: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let ms = PollTimeout::try_from(tick.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN)];
+    if matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+        ctx.signals.drain();
     }
 }
 
