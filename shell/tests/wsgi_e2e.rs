@@ -490,6 +490,33 @@ fn crash_respawn_and_timeout_kill() {
 }
 
 #[test]
+fn slow_clients_are_cut_off_without_killing_the_worker() {
+    let (s, addr) = serve("wsgi_app:raw", 1, &["--timeout", "2"], &[]);
+    let worker = s.booted()[0];
+    let started = std::time::Instant::now();
+    // A client that sends half a head and waits, and one that trickles a body.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = idle.read_to_end(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let mut trickle = TcpStream::connect(addr).unwrap();
+    trickle.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc").unwrap();
+    trickle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = trickle.read_to_end(&mut out);
+    assert!(started.elapsed() < Duration::from_secs(9), "cut off within the deadlines: {:?}", started.elapsed());
+    // The same worker serves the next request; the master never timed it out.
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(s.booted(), vec![worker]);
+    assert!(!s.log().contains("WORKER TIMEOUT"), "{}", s.log());
+    // HEAD: the head only, Content-Length kept.
+    let r = String::from_utf8(raw(addr, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("Content-Length: 13\r\n") && r.ends_with("\r\n\r\n"), "{r}");
+}
+
+#[test]
 fn term_lets_the_request_in_flight_finish() {
     let dir = scratch("term");
     let marker = dir.join("started");

@@ -296,14 +296,6 @@ impl<'a> Worker<'a> {
                 ListenAddr::Unix(p) => Local::Unix(p.as_os_str().as_encoded_bytes().to_vec()),
             })
             .collect();
-        // Accepted sockets inherit these from the listener (Linux copies the socket), which
-        // saves two setsockopt(2) per connection: every blocking read or write returns
-        // within a beat interval, so the worker beats while it waits for a client.
-        let beat = nix::sys::time::TimeVal::new(ctx.beat_interval().as_secs() as i64, ctx.beat_interval().subsec_micros().into());
-        for l in &ctx.listeners {
-            let _ = nix::sys::socket::setsockopt(l, nix::sys::socket::sockopt::ReceiveTimeout, &beat);
-            let _ = nix::sys::socket::setsockopt(l, nix::sys::socket::sockopt::SendTimeout, &beat);
-        }
         Ok(Worker {
             body,
             hooks: Hooks::from_settings(py, s),
@@ -417,6 +409,12 @@ impl<'a> Worker<'a> {
         };
         let conn = Connection::new(Arc::clone(&self.body.proto), peer);
         let timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
+        // Every blocking read or write returns within a beat interval, so the worker beats
+        // while it waits for a client. (Set per connection: a connection inherits the
+        // listener's options when its handshake completes, which can be before this
+        // worker existed.)
+        let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
+        let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
         let rbuf = std::mem::take(&mut self.rbuf);
         let ex: Shared = Arc::new(Mutex::new(Exchange::new(stream, conn, rbuf, timeout, ctx.heartbeat, ctx.log.clone())));
         let mut g = lock(py, &ex);

@@ -270,8 +270,8 @@ impl Exchange {
     /// (the client's deadline, see the module documentation).
     ///
     /// `rbuf` is the read buffer (lent by the worker, given back by [`Exchange::take_buffer`]);
-    /// the socket's read and write timeouts must be short (they are inherited from the
-    /// listener), so blocking calls return to beat.
+    /// the socket's read and write timeouts must be short (a beat interval), so blocking
+    /// calls return to beat.
     pub fn new(stream: Stream, conn: Connection, mut rbuf: Vec<u8>, timeout: Duration, beat: &'static Slot, log: Logger) -> Exchange {
         if rbuf.len() < READ_CHUNK {
             rbuf.resize(READ_CHUNK, 0);
