@@ -324,6 +324,30 @@ fn corpus_sample_over_tcp() {
     assert!(checked.0 >= 10 && checked.1 >= 10, "too few cases checked: {checked:?}");
 }
 
+#[test]
+fn start_response_exc_info_and_close_always_called() {
+    let dir = scratch("close");
+    let marker = dir.join("closed");
+    let (_s, addr) = serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    // A second call without exc_info fails; with exc_info before anything was sent, the
+    // new status and headers replace the old ones.
+    let r = get(addr, "/exc-info");
+    assert_eq!(status(&r), "HTTP/1.1 503 Service Unavailable", "{r}");
+    assert!(r.contains("X-Replaced: 1\r\n") && !r.contains("X-First"), "{r}");
+    assert_eq!(body(&r), "Response headers already set!");
+    // close() after a complete response...
+    assert_eq!(body(&get(addr, "/closing?2")).len(), 2 * 65536);
+    wait_until(10, "close() called", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 1);
+    // ...and when the client goes away in the middle of a long one.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /closing?100000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 1000];
+    c.read_exact(&mut first).unwrap();
+    drop(c);
+    wait_until(10, "close() called after the client left", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2);
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+}
+
 // ---- real frameworks and clients ----
 
 #[test]
@@ -450,7 +474,7 @@ fn server_hooks_from_the_config_file() {
 }
 
 #[test]
-fn default_access_log_to_stdout_is_off_without_accesslog() {
+fn default_access_log_format() {
     let dir = scratch("acc");
     let access = dir.join("a.log");
     let (_s, addr) = serve("wsgi_app:raw", 1, &["--access-logfile", access.to_str().unwrap()], &[]);

@@ -7,6 +7,7 @@ sides (the server's environ, input and start_response, and the application's ans
 
 import json
 import os
+import sys
 import time
 from wsgiref.validate import validator
 
@@ -83,7 +84,38 @@ def raw(environ, start_response):
     if path == "/headers":
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-B", "2"), ("X-A", "1"), ("Content-Length", "2")])
         return [b"ok"]
+    if path == "/exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+        try:
+            start_response("201 Created", [("Content-Type", "text/plain")])
+            second = b"second call accepted"
+        except AssertionError as e:
+            second = str(e).encode()
+        try:
+            raise ValueError("replaced")
+        except ValueError:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("X-Replaced", "1")], sys.exc_info())
+        return [second]
+    if path == "/closing":
+        marker = os.environ["FERROCORN_TEST_MARKER"]
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _Closing(marker, int(query or 1))
     return _text(start_response, b"not found", "404 Not Found")
+
+
+class _Closing:
+    """An iterable whose close() leaves a marker file (the server must always call it)."""
+
+    def __init__(self, marker, chunks):
+        self.marker, self.chunks = marker, chunks
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            yield b"z" * 65536
+
+    def close(self):
+        with open(self.marker, "a") as f:
+            f.write("closed\n")
 
 
 app = validator(raw)
