@@ -32,6 +32,8 @@ const FRESH_MS: u64 = 5_000;
 const DRAIN_BUDGET: usize = 64 * 1024;
 /// Deadlines are checked this often.
 const SWEEP_MS: u64 = 100;
+/// How many pending connections one listener wake-up accepts.
+const ACCEPT_BATCH: usize = 16;
 /// The main thread's tick while connections are open: how soon a follower is promoted
 /// when every serving thread is stuck in a request.
 const TICK_BUSY: Duration = Duration::from_millis(1);
@@ -76,6 +78,18 @@ struct LeaderState {
 struct SlotState {
     generation: u32,
     conn: Option<Box<Conn>>,
+}
+
+/// What accepting one connection gave.
+enum Accepted {
+    /// A connection, and there is room for more.
+    Conn(u32, u32, Box<Conn>),
+    /// The worker reached `worker_connections` with this one (if it could be set up).
+    Full(Option<(u32, u32, Box<Conn>)>),
+    /// A connection was lost before or while it was set up; try the next one.
+    Dropped,
+    /// Nothing pending.
+    Empty,
 }
 
 /// What the drive loop decided.
@@ -329,7 +343,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
             if t >= LISTEN {
                 let i = (t - LISTEN) as usize;
-                if let Some((idx, generation, conn)) = self.accept(i) {
+                if let Some((idx, generation, conn)) = self.accept_batch(i) {
                     self.run_conn(idx, generation, conn, &mut scratch);
                 }
                 continue;
@@ -351,29 +365,81 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Accepts one connection on listener `i`, and re-arms the listener unless the worker
     /// is at `worker_connections` or stopping.
-    fn accept(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
+    /// Accepts what is pending on listener `i` (at most [`ACCEPT_BATCH`]): the first
+    /// connection is returned to be served at once, the others are parked in the poller
+    /// (their request, if already there, makes them ready at once). Accepting one per
+    /// wake-up would leave a burst of new connections in the backlog for as many rounds
+    /// of the ready list. Re-arms the listener unless the worker is at
+    /// `worker_connections` or stopping.
+    fn accept_batch(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
+        let mut first = None;
+        let mut room = true;
+        for _ in 0..ACCEPT_BATCH {
+            match self.accept(i) {
+                Accepted::Conn(idx, generation, conn) => {
+                    if first.is_none() {
+                        first = Some((idx, generation, conn));
+                    } else {
+                        let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
+                        self.park(idx, generation, conn, false, deadline);
+                    }
+                }
+                Accepted::Dropped => {}
+                Accepted::Full(c) => {
+                    if let Some(c) = c {
+                        if first.is_none() {
+                            first = Some(c);
+                        } else {
+                            let (idx, generation, conn) = c;
+                            let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
+                            self.park(idx, generation, conn, false, deadline);
+                        }
+                    }
+                    room = false;
+                    break;
+                }
+                Accepted::Empty => break,
+            }
+        }
+        if room {
+            self.arm_listener(i);
+        }
+        first
+    }
+
+    /// Accepts one connection on listener `i`.
+    fn accept(&self, i: usize) -> Accepted {
         let listener = &self.listeners[i];
         let accepted = socket2::SockRef::from(listener).accept();
         let (sock, addr) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
-                    && !matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO))
-                {
+                if matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)) {
+                    return Accepted::Dropped;
+                }
+                if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
                     self.log.error(format_args!("accept failed: {e}"));
                 }
-                self.arm_listener(i);
-                return None;
+                return Accepted::Empty;
             }
         };
         // Accepted after a stop began: served all the same (one request, then closed).
         let n = self.nconns.fetch_add(1, Ordering::SeqCst) + 1;
-        if n < self.opts.worker_connections {
-            self.arm_listener(i);
-        } else {
+        let full = n >= self.opts.worker_connections;
+        if full {
             self.paused[i].store(true, Ordering::SeqCst);
             self.resume_accept();
         }
+        let made = self.new_conn(i, sock, &addr);
+        match (made, full) {
+            (Some((idx, generation, conn)), false) => Accepted::Conn(idx, generation, conn),
+            (made, true) => Accepted::Full(made),
+            (None, false) => Accepted::Dropped,
+        }
+    }
+
+    /// The connection state of an accepted socket, in a free slot.
+    fn new_conn(&self, i: usize, sock: socket2::Socket, addr: &socket2::SockAddr) -> Option<(u32, u32, Box<Conn>)> {
         if sock.set_nonblocking(true).is_err() {
             self.nconns.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -452,7 +518,7 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn run_conn(&self, idx: u32, generation: u32, conn: Box<Conn>, scratch: &mut [u8]) {
         let mut held = Some(conn);
         let next = self.drive(&mut held, scratch);
-        let Some(mut conn) = held else {
+        let Some(conn) = held else {
             // The handler kept the connection: it is gone for us.
             lock(&self.free).push(idx);
             self.nconns.fetch_sub(1, Ordering::SeqCst);
@@ -461,28 +527,33 @@ impl<'a, H: Handler> Shared<'a, H> {
         };
         match next {
             Next::Close | Next::Lost => self.close(idx, conn),
-            Next::Park { write, deadline } => {
-                if !write && self.closing_idle.load(Ordering::SeqCst) {
-                    return self.close(idx, conn);
-                }
-                conn.deadline = deadline;
-                conn.writing = write;
-                let flags = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
-                let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
-                let mut s = lock(&self.slots[idx as usize]);
-                let r = if conn.registered {
-                    self.epoll.modify(conn.stream.as_fd(), &mut ev)
-                } else {
-                    self.epoll.add(conn.stream.as_fd(), ev)
-                };
-                if r.is_err() {
-                    drop(s);
-                    return self.close(idx, conn);
-                }
-                conn.registered = true;
-                s.conn = Some(conn);
-            }
+            Next::Park { write, deadline } => self.park(idx, generation, conn, write, deadline),
         }
+    }
+
+    /// Puts a connection in the poller, owned by nobody, until it is ready or `deadline`.
+    fn park(&self, idx: u32, generation: u32, mut conn: Box<Conn>, write: bool, deadline: u64) {
+        if !write && self.closing_idle.load(Ordering::SeqCst) {
+            return self.close(idx, conn);
+        }
+        conn.deadline = deadline;
+        conn.writing = write;
+        let flags = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+        let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
+        // Under the slot's lock: the event may fire at once, and its thread must find the
+        // connection in the slot.
+        let mut s = lock(&self.slots[idx as usize]);
+        let r = if conn.registered {
+            self.epoll.modify(conn.stream.as_fd(), &mut ev)
+        } else {
+            self.epoll.add(conn.stream.as_fd(), ev)
+        };
+        if r.is_err() {
+            drop(s);
+            return self.close(idx, conn);
+        }
+        conn.registered = true;
+        s.conn = Some(conn);
     }
 
     /// Writes the pending output without blocking: `Ok(true)` when all of it went.
