@@ -555,6 +555,33 @@ fn term_lets_the_request_in_flight_finish() {
 }
 
 #[test]
+fn usr2_reexecutes_the_installed_command() {
+    let (mut s, addr) = serve("wsgi_app:raw", 1, &[], &[]);
+    let old = s.pid();
+    s.signal(Signal::SIGUSR2);
+    // The new master runs the same interpreter and arguments, on the inherited listener.
+    let masters = |log: &str| -> Vec<i32> {
+        log.lines()
+            .filter_map(|l| l.split("Listening at: ").nth(1))
+            .filter_map(|r| r.rsplit_once('(').and_then(|(_, p)| p.trim_end_matches(')').parse().ok()))
+            .collect()
+    };
+    let log = s.wait_log(20, "a second master", |l| masters(l).len() >= 2 && s.booted().len() >= 2);
+    let new = *masters(&log).iter().find(|p| **p != old).expect("the new master's pid");
+    assert_eq!(support::parent_of(new), Some(old));
+    assert!(log.contains(&format!("Listening at: http://{addr} ({new})")), "{log}");
+    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    // The old master leaves; the new one serves on alone.
+    s.signal(Signal::SIGTERM);
+    assert_eq!(s.wait_exit_only(20).code(), Some(0));
+    for _ in 0..3 {
+        assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    }
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(new), Signal::SIGTERM);
+    wait_until(20, "the new master to exit", || !alive(new));
+}
+
+#[test]
 fn boot_failures_stop_the_master_with_gunicorns_codes() {
     // AppImportError: the message once, exit 4.
     let mut s = start(&["wsgi_app:nothere", "-b", "127.0.0.1:0"], &[]);

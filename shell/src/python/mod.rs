@@ -70,6 +70,7 @@ fn escapes(py: Python<'_>, err: &PyErr) -> bool {
 /// Output goes to Python's `sys.stdout` / `sys.stderr` (flushed, so it keeps its place
 /// after whatever the config file or the application printed); returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
+    server_hooks::record_start();
     let _ = server_hooks::ARGV.set(argv.to_vec());
     let env = Env::from_process();
     let out = run::run_full(argv, &env, &config::PythonConfig, Some(&app::PythonApp));

@@ -3,12 +3,14 @@
 //! `worker_exit`, `nworkers_changed`, `on_reload`, `on_exit`) called by the arbiter,
 //! with `server` ([`ServerObj`]: `pid`, `cfg`, `log`, `num_workers`, `proc_name`,
 //! `master_name`, `LISTENERS`, `WORKERS`, `reexec_pid`, `master_pid`) and `worker`
-//! ([`super::hooks::WorkerObj`]) objects; and the HUP reload that runs the configuration
-//! again in this interpreter.
+//! ([`super::hooks::WorkerObj`]) objects; the HUP reload that runs the configuration
+//! again in this interpreter; and the command USR2 executes (this interpreter again).
 //!
 //! A hook left at its default is not called. An exception in a hook is logged as
 //! `Exception in <name> hook` with its traceback and the server goes on.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
@@ -16,7 +18,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::convert::{format_traceback, handle};
 use super::hooks::{HookLog, WorkerObj};
-use crate::arbiter::hooks::{Reload, ServerHooks, ServerInfo, WorkerInfo};
+use crate::arbiter::hooks::{ReexecCommand, Reload, ServerHooks, ServerInfo, WorkerInfo};
 use crate::log::Logger;
 use crate::settings::{Env, Settings, Value};
 
@@ -207,6 +209,33 @@ impl ServerHooks for PythonHooks {
 /// The command line the server was started with (kept by [`super::main`] for HUP).
 pub static ARGV: OnceLock<Vec<String>> = OnceLock::new();
 
+/// The environment and working directory when the command started, before `--env` and
+/// `--chdir` changed them (gunicorn's `env_orig` and `START_CTX['cwd']`), for USR2.
+pub static START: OnceLock<(Vec<(OsString, OsString)>, PathBuf)> = OnceLock::new();
+
+/// Records [`START`] (call first thing).
+pub fn record_start() {
+    let _ = START.get_or_init(|| {
+        (std::env::vars_os().collect(), std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")))
+    });
+}
+
+/// What USR2 executes: `sys.executable` with `sys.argv` (gunicorn's `START_CTX`), so the
+/// new master runs in the same interpreter and virtualenv, with the starting environment
+/// and directory.
+fn reexec_command(py: Python<'_>) -> PyResult<ReexecCommand> {
+    let sys = PyModule::import(py, "sys")?;
+    let exe: String = sys.getattr("executable")?.extract()?;
+    let argv: Vec<String> = sys.getattr("argv")?.extract()?;
+    let (env, cwd) = START.get().cloned().unwrap_or_else(|| (std::env::vars_os().collect(), PathBuf::from("/")));
+    Ok(ReexecCommand {
+        program: PathBuf::from(&exe),
+        argv: std::iter::once(exe).chain(argv).map(OsString::from).collect(),
+        env,
+        cwd,
+    })
+}
+
 /// HUP: the command line, `GUNICORN_CMD_ARGS` and the config file resolved again, in this
 /// interpreter, as at start.
 #[derive(Clone, Copy, Debug, Default)]
@@ -230,6 +259,7 @@ pub fn serve_options(py: Python<'_>, settings: &Settings, log: Logger) -> PyResu
     Ok(crate::arbiter::ServeOptions {
         hooks: Arc::new(hooks),
         reload: Some(Arc::new(PythonReload)),
+        reexec: Some(reexec_command(py)?),
         ..crate::arbiter::ServeOptions::default()
     })
 }
