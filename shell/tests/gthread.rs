@@ -215,6 +215,20 @@ fn large_bodies_stream_both_ways() {
     writer.join().unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body == body, "echoed {} bytes", r.body.len());
+    // A buffered body (read straight into the body buffer) in pieces, with the next
+    // request pipelined right behind its last byte.
+    let body: Vec<u8> = (0..60_000u32).map(|i| (i % 239) as u8).collect();
+    c.send(format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    c.send(&body[..1000]);
+    std::thread::sleep(Duration::from_millis(30));
+    c.send(&body[1000..40_000]);
+    std::thread::sleep(Duration::from_millis(30));
+    let mut last = body[40_000..].to_vec();
+    last.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(&last);
+    let r = c.read().unwrap();
+    assert!(r.body == body, "echoed {} bytes", r.body.len());
+    assert!(is_hello(&c.read().unwrap()));
     let r = c.get("/big?kb=3000");
     assert_eq!(r.body.len(), 3000 * 1024);
     assert!(is_hello(&c.get("/")));

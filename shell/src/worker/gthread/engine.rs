@@ -66,6 +66,11 @@ pub(super) struct Conn {
     writing: bool,
     /// The deadline of the request being read (set at its first byte).
     req_deadline: u64,
+    /// The `Content-Length` of the body being collected before the handler is called.
+    body_target: Option<u64>,
+    /// Body bytes read straight into `body` and then given to the core, whose `Data`
+    /// events for them are not copied again.
+    body_skip: usize,
 }
 
 #[derive(Debug, Default)]
@@ -475,6 +480,8 @@ impl<'a, H: Handler> Shared<'a, H> {
             deadline: now,
             writing: false,
             req_deadline: now + self.io_timeout_ms,
+            body_target: None,
+            body_skip: 0,
         });
         Some((idx, generation, conn))
     }
@@ -611,6 +618,32 @@ impl<'a, H: Handler> Shared<'a, H> {
                     if !c.may_read {
                         return self.park_read(c);
                     }
+                    if let Some(target) = c.body_target {
+                        // A buffered Content-Length body: read it straight into the
+                        // body buffer (no scratch copy), then let the core account for it.
+                        let want = target.saturating_sub(c.body.len() as u64);
+                        let start = c.body.len();
+                        c.body.reserve(want as usize);
+                        let r = std::io::Read::read_to_end(&mut std::io::Read::take(&mut c.stream, want), &mut c.body);
+                        let got = c.body.len() - start;
+                        if got > 0 {
+                            c.body_skip += got;
+                            c.core.receive(&c.body[start..]);
+                        }
+                        match r {
+                            Ok(_) if (got as u64) < want => c.core.receive_eof(),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                c.may_read = false;
+                                if got == 0 {
+                                    return self.park_read(c);
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(_) => return Next::Close,
+                        }
+                        continue;
+                    }
                     let idle = c.core.is_idle();
                     match nix::unistd::read(c.stream.as_fd(), scratch) {
                         Ok(0) => c.core.receive_eof(),
@@ -632,6 +665,11 @@ impl<'a, H: Handler> Shared<'a, H> {
                 Ok(Event::Request(head)) => {
                     let (expect, kind) = (head.expect_continue, head.body);
                     c.body.clear();
+                    c.body_skip = 0;
+                    c.body_target = match kind {
+                        BodyKind::Length(n) if n > 0 && n <= self.opts.buffer_body as u64 => Some(n),
+                        _ => None,
+                    };
                     if expect && kind != BodyKind::Empty && kind != BodyKind::Length(0) {
                         c.out.extend_from_slice(response::CONTINUE);
                     }
@@ -639,13 +677,20 @@ impl<'a, H: Handler> Shared<'a, H> {
                         self.dispatch(held, true);
                     }
                 }
+                Ok(Event::Data(d)) if c.body_skip > 0 => {
+                    // Already in the body buffer (read straight into it).
+                    c.body_skip = c.body_skip.saturating_sub(d.len());
+                }
                 Ok(Event::Data(d)) => {
                     c.body.extend_from_slice(d);
                     if c.body.len() > self.opts.buffer_body {
                         self.dispatch(held, true);
                     }
                 }
-                Ok(Event::EndOfMessage(_)) => self.dispatch(held, false),
+                Ok(Event::EndOfMessage(_)) => {
+                    c.body_target = None;
+                    self.dispatch(held, false);
+                }
                 Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
                 Err(e) => {
                     if c.core.requests() > 0 || c.core.buffered() > 0 || !matches!(e, ferrocorn_core::RecvError::NoMoreData) {
