@@ -107,13 +107,14 @@ pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
 #[derive(Debug)]
 pub struct SyncBody {
     preloaded: Option<Py<PyAny>>,
-    proto: Arc<ProtoConfig>,
     environ: EnvironConfig,
     sendfile: bool,
 }
 
 impl SyncBody {
-    /// A body for `settings`; `preloaded` is the application loaded in the master.
+    /// A body for `settings`; `preloaded` is the application loaded in the master. The
+    /// parser policy is checked here, so a bad one stops the master before it forks; each
+    /// worker builds its own from its generation's settings.
     pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<SyncBody, String> {
         let proto = proto_config(settings)?;
         let environ = EnvironConfig {
@@ -121,7 +122,7 @@ impl SyncBody {
             headers: proto.headers.clone(),
             ..EnvironConfig::default()
         };
-        Ok(SyncBody { preloaded, proto: Arc::new(proto), environ, sendfile: settings.sendfile(env) })
+        Ok(SyncBody { preloaded, environ, sendfile: settings.sendfile(env) })
     }
 }
 
@@ -246,6 +247,10 @@ struct Worker<'a> {
     abort_file: Option<Py<PyAny>>,
     /// The socket read buffer, lent to each exchange.
     rbuf: Vec<u8>,
+    /// The parser policy of this generation's settings.
+    proto: Arc<ProtoConfig>,
+    /// The environ configuration of this generation's settings.
+    environ_cfg: EnvironConfig,
 }
 
 /// `EnvironLookup` over the core's environ (the `wsgi.*` objects are not there).
@@ -277,6 +282,10 @@ impl<'a> Worker<'a> {
         let settings = Arc::clone(&ctx.settings);
         let s = &*settings;
         let pyerr = |e: PyErr| format_traceback(py, &e);
+        // A HUP reload gives new workers new settings: the parser policy follows them.
+        let proto = proto_config(s)?;
+        let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
+        let proto = Arc::new(proto);
         let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
         let workers = s.int("workers");
         let environ = EnvironBuilder::new(
@@ -307,6 +316,8 @@ impl<'a> Worker<'a> {
             locals,
             abort_file: None,
             rbuf: vec![0; wsgi::READ_CHUNK],
+            proto,
+            environ_cfg,
         })
     }
 
@@ -407,7 +418,7 @@ impl<'a> Worker<'a> {
             Peer::Tcp(a) => a.to_string(),
             Peer::Unix => String::new(),
         };
-        let conn = Connection::new(Arc::clone(&self.body.proto), peer);
+        let conn = Connection::new(Arc::clone(&self.proto), peer);
         let timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
         // Every blocking read or write returns within a beat interval, so the worker beats
         // while it waits for a client. (Set per connection: a connection inherits the
@@ -443,7 +454,7 @@ impl<'a> Worker<'a> {
         let expect_continue = head.expect_continue;
         let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
         let conn_info = ConnInfo { peer, local: self.locals[listener].clone(), tls: false };
-        let built = environ::build(head, &conn_info, &self.body.environ);
+        let built = environ::build(head, &conn_info, &self.environ_cfg);
         drop(g);
 
         // gunicorn's order: pre_request, the environ, then the request is counted.
