@@ -134,6 +134,8 @@ struct Shared<'a, H> {
     followers: Condvar,
     /// When the last leader stopped polling to serve (monotonic ms).
     leader_left: AtomicU64,
+    /// The kernel thread ids of the serving threads (0 until started).
+    tids: Vec<std::sync::atomic::AtomicI32>,
     io_timeout: Duration,
     io_timeout_ms: u64,
 }
@@ -194,6 +196,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             leader: Mutex::new(LeaderState::default()),
             followers: Condvar::new(),
             leader_left: AtomicU64::new(0),
+            tids: (0..opts.threads.max(1)).map(|_| std::sync::atomic::AtomicI32::new(0)).collect(),
             io_timeout,
             io_timeout_ms: io_timeout.as_millis() as u64,
         })
@@ -204,9 +207,11 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn run(&self, ctx: &WorkerContext) -> u8 {
         let done = AtomicUsize::new(0);
         std::thread::scope(|scope| {
+            let done = &done;
             for i in 0..self.opts.threads.max(1) {
-                let spawned = std::thread::Builder::new().name(format!("ferrocorn-{i}")).spawn_scoped(scope, || {
+                let spawned = std::thread::Builder::new().name(format!("ferrocorn-{i}")).spawn_scoped(scope, move || {
                     block_signals();
+                    self.tids[i].store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
                     self.handler.run_thread(&mut || self.thread_loop());
                     done.fetch_add(1, Ordering::SeqCst);
                 });
@@ -241,11 +246,23 @@ impl<'a, H: Handler> Shared<'a, H> {
         self.followers.notify_all();
     }
 
-    /// Wakes a follower to poll when no thread has polled for [`PROMOTE_MS`] (every
-    /// serving thread is in a long request) and one is idle.
+    /// Wakes a follower to poll when no thread has polled for [`PROMOTE_MS`], one is
+    /// idle, and no serving thread is running: every one is blocked in a long request (a
+    /// database call, a sleep, a slow upload). A thread that is running (or runnable,
+    /// preempted on a busy machine) is making progress; a second thread would only
+    /// compete with it for the CPU and the GIL.
     fn promote(&self, now: u64) {
+        {
+            let st = lock(&self.leader);
+            if st.polling || st.idle == 0 || now < self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS {
+                return;
+            }
+        }
+        if self.tids.iter().any(|t| thread_running(t.load(Ordering::Relaxed))) {
+            return;
+        }
         let st = lock(&self.leader);
-        if !st.polling && st.idle > 0 && now >= self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS {
+        if !st.polling && st.idle > 0 {
             self.followers.notify_one();
         }
     }
@@ -776,6 +793,15 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
         *held = Some(c);
     }
+}
+
+/// Whether thread `tid` of this process is running or runnable (`R` in its stat).
+fn thread_running(tid: i32) -> bool {
+    if tid == 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
+    stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
 }
 
 /// Waits up to `tick` for a signal (the wake-up pipe), draining it only when it fired.

@@ -30,10 +30,13 @@
 //! serves, without waking anyone; when done it polls again, and gets the next ready event
 //! at once. So while requests are short (Python under the GIL, where a second thread
 //! could only wait for the GIL anyway) one hot thread does the work: no wake-ups, no GIL
-//! hand-offs, warm caches. When no thread has polled for 2 ms (every serving thread is
-//! in a long request: a database call, a sleep, a slow upload) the main thread wakes a
-//! follower, which becomes the leader: up to `threads` requests then run at once, and
-//! a request waits at most about 2 ms for a free thread.
+//! hand-offs, warm caches. When no thread has polled for 2 ms and every serving thread
+//! is blocked in a long request (a database call, a sleep, a slow upload: no serving
+//! thread is running or runnable, per `/proc/self/task/*/stat`) the main thread wakes a
+//! follower, which becomes the leader: up to `threads` requests then run at once, and a
+//! request waits about 2 ms for a free thread. A thread that is merely preempted on a
+//! busy machine does not get a follower promoted: it would only compete with it for the
+//! CPU and the GIL (and a thread waiting for the GIL can wait whole switch intervals).
 //!
 //! A connection is owned by at most one thread at a time. Idle keep-alive connections, and
 //! slow clients (a head or a small body trickling in, a client that does not read its
