@@ -1,5 +1,6 @@
 //! The objects server hooks receive, with the attributes hooks use in practice:
-//! `worker` ([`WorkerObj`]: `pid`, `ppid`, `age`, `log`, `cfg`, `alive`, `nr`), `req`
+//! `worker` ([`WorkerObj`]: `pid`, `ppid`, `age`, `log`, `cfg`, `alive`, `nr`, `booted`,
+//! `timeout`, and any attribute a hook sets), `req`
 //! ([`RequestObj`]: `method`, `uri`, `path`, `query`, `version`, `headers`, `scheme`,
 //! `remote_addr`) and `resp` ([`ResponseObj`]: `status`, `status_code`, `headers`,
 //! `sent`), and the calls of `pre_request` and `post_request`.
@@ -84,12 +85,13 @@ impl HookLog {
     }
 }
 
-/// The `worker` argument of hooks (gunicorn's `SyncWorker`).
+/// The `worker` argument of hooks (gunicorn's `SyncWorker`). In a worker process, every
+/// hook and the worker body share one object ([`this_worker`]), so attributes a hook sets
+/// (`worker.tracer = ...` in `post_fork`) are there in the next hook.
 #[derive(Debug)]
-#[pyclass(module = "ferrocorn.workers", name = "SyncWorker", frozen)]
+#[pyclass(module = "ferrocorn.workers", name = "SyncWorker", frozen, dict)]
 pub struct WorkerObj {
-    /// `worker.pid`.
-    #[pyo3(get)]
+    /// `worker.pid` (`"[booting]"` in `pre_fork`, as gunicorn).
     pid: u32,
     /// `worker.ppid`.
     #[pyo3(get)]
@@ -108,6 +110,28 @@ pub struct WorkerObj {
     timeout: u64,
     alive: AtomicBool,
     nr: AtomicU64,
+    booted: AtomicBool,
+}
+
+/// The worker object of this process, once made: `(pid, object)`.
+static THIS_WORKER: std::sync::Mutex<Option<(u32, Py<WorkerObj>)>> = std::sync::Mutex::new(None);
+
+/// The worker object of worker `pid`: in that worker's own process, the one object
+/// shared by the hooks and the body (made by `make` the first time); elsewhere (the
+/// master) a new one each call.
+pub fn this_worker(py: Python<'_>, pid: u32, make: impl FnOnce() -> PyResult<WorkerObj>) -> PyResult<Py<WorkerObj>> {
+    if pid != std::process::id() {
+        return Py::new(py, make()?);
+    }
+    let cached = THIS_WORKER.lock().ok().and_then(|g| g.as_ref().filter(|(p, _)| *p == pid).map(|(_, o)| o.clone_ref(py)));
+    if let Some(o) = cached {
+        return Ok(o);
+    }
+    let obj = Py::new(py, make()?)?;
+    if let Ok(mut g) = THIS_WORKER.lock() {
+        *g = Some((pid, obj.clone_ref(py)));
+    }
+    Ok(obj)
 }
 
 impl WorkerObj {
@@ -122,6 +146,7 @@ impl WorkerObj {
             timeout,
             alive: AtomicBool::new(true),
             nr: AtomicU64::new(0),
+            booted: AtomicBool::new(false),
         })
     }
 
@@ -136,6 +161,7 @@ impl WorkerObj {
             timeout,
             alive: AtomicBool::new(true),
             nr: AtomicU64::new(0),
+            booted: AtomicBool::new(false),
         })
     }
 
@@ -149,6 +175,11 @@ impl WorkerObj {
         self.alive.store(false, Ordering::Relaxed);
     }
 
+    /// Marks the worker booted (`worker.booted`, after `post_worker_init`).
+    pub fn mark_booted(&self) {
+        self.booted.store(true, Ordering::Relaxed);
+    }
+
     /// Counts a request; returns the new count.
     pub fn count_request(&self) -> u64 {
         self.nr.fetch_add(1, Ordering::Relaxed) + 1
@@ -157,6 +188,18 @@ impl WorkerObj {
 
 #[pymethods]
 impl WorkerObj {
+    /// `worker.pid`: `"[booting]"` before the fork (`pre_fork`), as gunicorn.
+    #[getter]
+    fn pid<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.pid == 0 { Ok("[booting]".into_pyobject(py)?.into_any()) } else { Ok(self.pid.into_pyobject(py)?.into_any()) }
+    }
+
+    /// `worker.booted`: the application is loaded and `post_worker_init` ran.
+    #[getter]
+    fn booted(&self) -> bool {
+        self.booted.load(Ordering::Relaxed)
+    }
+
     /// `worker.alive`.
     #[getter]
     fn alive(&self) -> bool {

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::{format_traceback, handle};
-use super::hooks::{HookLog, WorkerObj};
+use super::hooks::{HookLog, WorkerObj, this_worker};
 use crate::arbiter::hooks::{ReexecCommand, Reload, ServerHooks, ServerInfo, WorkerInfo};
 use crate::log::Logger;
 use crate::settings::{Env, Settings, Value};
@@ -75,43 +75,81 @@ pub struct ServerObj {
     pub master_pid: i32,
 }
 
-/// The hooks of the configuration, called from the arbiter.
+/// The hooks of one configuration generation (a HUP reload runs the config file again:
+/// its new hooks and its new `cfg` apply from then on).
 #[derive(Debug)]
-pub struct PythonHooks {
+struct Generation {
     hooks: Vec<(&'static str, Py<PyAny>)>,
     cfg: Py<PyAny>,
-    log: Logger,
     timeout: u64,
 }
 
-impl PythonHooks {
-    /// The hooks `settings` set (defaults are skipped); `log` is the error log.
-    pub fn new(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<PythonHooks> {
-        let hooks = NAMES
+impl Generation {
+    fn hooks_of(py: Python<'_>, settings: &Settings) -> Vec<(&'static str, Py<PyAny>)> {
+        NAMES
             .iter()
             .filter_map(|&name| match settings.get(name) {
                 Value::Object(o) => handle(o).map(|h| (name, h.clone_ref(py))),
                 _ => None,
             })
-            .collect();
-        Ok(PythonHooks {
-            hooks,
+            .collect()
+    }
+
+    fn new(py: Python<'_>, settings: &Settings) -> PyResult<Generation> {
+        Ok(Generation {
+            hooks: Generation::hooks_of(py, settings),
             cfg: super::cfg::cfg_object(py, settings)?,
-            log,
             timeout: u64::try_from(settings.int("timeout")).unwrap_or(0),
         })
     }
 
-    /// Whether any server hook is set.
-    pub fn any(&self) -> bool {
-        !self.hooks.is_empty()
+    /// Whether `hooks` are this generation's (the same Python objects).
+    fn same(&self, hooks: &[(&'static str, Py<PyAny>)]) -> bool {
+        self.hooks.len() == hooks.len() && self.hooks.iter().zip(hooks).all(|(a, b)| a.0 == b.0 && a.1.as_ptr() == b.1.as_ptr())
+    }
+}
+
+/// The hooks of the configuration, called from the arbiter.
+#[derive(Debug)]
+pub struct PythonHooks {
+    generation: std::sync::Mutex<Arc<Generation>>,
+    log: Logger,
+}
+
+impl PythonHooks {
+    /// The hooks `settings` set (defaults are skipped); `log` is the error log.
+    pub fn new(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<PythonHooks> {
+        Ok(PythonHooks { generation: std::sync::Mutex::new(Arc::new(Generation::new(py, settings)?)), log })
     }
 
-    fn hook(&self, name: &str) -> Option<&Py<PyAny>> {
-        self.hooks.iter().find(|(n, _)| *n == name).map(|(_, h)| h)
+    /// Whether any server hook is set.
+    pub fn any(&self) -> bool {
+        !self.current().hooks.is_empty()
+    }
+
+    fn current(&self) -> Arc<Generation> {
+        self.generation.lock().map(|g| Arc::clone(&g)).unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+    }
+
+    /// Follows the master's settings: after a HUP reload, the new config file's hooks and
+    /// `cfg` (the worker-side hooks follow what `post_fork` saw).
+    fn refresh(&self, py: Python<'_>, settings: &Settings) {
+        let hooks = Generation::hooks_of(py, settings);
+        if self.current().same(&hooks) {
+            return;
+        }
+        match Generation::new(py, settings) {
+            Ok(g) => {
+                if let Ok(mut cur) = self.generation.lock() {
+                    *cur = Arc::new(g);
+                }
+            }
+            Err(e) => self.log.error(format_args!("Keeping the previous hooks: {}", format_traceback(py, &e).trim_end())),
+        }
     }
 
     fn server<'py>(&self, py: Python<'py>, s: &ServerInfo<'_>) -> PyResult<Bound<'py, ServerObj>> {
+        let generation = self.current();
         let workers = PyDict::new(py);
         for w in s.workers {
             workers.set_item(w.pid, self.worker(py, w)?)?;
@@ -120,7 +158,7 @@ impl PythonHooks {
             py,
             ServerObj {
                 pid: s.pid,
-                cfg: self.cfg.clone_ref(py),
+                cfg: generation.cfg.clone_ref(py),
                 log: Py::new(py, HookLog::new(s.log.clone()))?,
                 num_workers: s.num_workers,
                 proc_name: s.proc_name.to_owned(),
@@ -133,14 +171,20 @@ impl PythonHooks {
         )
     }
 
+    /// The `worker` object: in the worker's own process, the one it keeps for its life.
     fn worker<'py>(&self, py: Python<'py>, w: &WorkerInfo) -> PyResult<Bound<'py, WorkerObj>> {
-        let obj = WorkerObj::with_cfg(py, u32::try_from(w.pid).unwrap_or(0), w.ppid, w.age, self.timeout, &self.log, self.cfg.clone_ref(py))?;
-        Bound::new(py, obj)
+        let generation = self.current();
+        let pid = u32::try_from(w.pid).unwrap_or(0);
+        let obj = this_worker(py, pid, || {
+            WorkerObj::with_cfg(py, pid, w.ppid, w.age, generation.timeout, &self.log, generation.cfg.clone_ref(py))
+        })?;
+        Ok(obj.into_bound(py))
     }
 
     /// Calls hook `name` with the arguments `args` builds; logs a failure.
     fn call(&self, name: &str, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>) {
-        let Some(hook) = self.hook(name) else { return };
+        let generation = self.current();
+        let Some((_, hook)) = generation.hooks.iter().find(|(n, _)| *n == name) else { return };
         Python::attach(|py| {
             let called = args(py).and_then(|a| hook.bind(py).call1(pyo3::types::PyTuple::new(py, a)?));
             if let Err(e) = called {
@@ -149,11 +193,23 @@ impl PythonHooks {
         });
     }
 
+    /// `worker.alive` is false once the worker stops (gunicorn's signal handlers set it
+    /// before `worker_int` / `worker_abort`, and it is false in `worker_exit`).
+    fn stopping(&self, w: &WorkerInfo) {
+        Python::attach(|py| {
+            if let Ok(obj) = self.worker(py, w) {
+                obj.get().stop();
+            }
+        });
+    }
+
     fn call_server(&self, name: &str, s: &ServerInfo<'_>) {
+        Python::attach(|py| self.refresh(py, s.settings));
         self.call(name, |py| Ok(vec![self.server(py, s)?.into_any()]));
     }
 
     fn call_server_worker(&self, name: &str, s: &ServerInfo<'_>, w: &WorkerInfo) {
+        Python::attach(|py| self.refresh(py, s.settings));
         self.call(name, |py| Ok(vec![self.server(py, s)?.into_any(), self.worker(py, w)?.into_any()]));
     }
 
@@ -180,11 +236,19 @@ impl ServerHooks for PythonHooks {
     }
     fn post_worker_init(&self, worker: &WorkerInfo) {
         self.call_worker("post_worker_init", worker);
+        // gunicorn sets `worker.booted` right after `post_worker_init`.
+        Python::attach(|py| {
+            if let Ok(w) = self.worker(py, worker) {
+                w.get().mark_booted();
+            }
+        });
     }
     fn worker_int(&self, worker: &WorkerInfo) {
+        self.stopping(worker);
         self.call_worker("worker_int", worker);
     }
     fn worker_abort(&self, worker: &WorkerInfo) {
+        self.stopping(worker);
         self.call_worker("worker_abort", worker);
     }
     fn pre_exec(&self, server: &ServerInfo<'_>) {
@@ -194,9 +258,11 @@ impl ServerHooks for PythonHooks {
         self.call_server_worker("child_exit", server, worker);
     }
     fn worker_exit(&self, server: &ServerInfo<'_>, worker: &WorkerInfo) {
+        self.stopping(worker);
         self.call_server_worker("worker_exit", server, worker);
     }
     fn nworkers_changed(&self, server: &ServerInfo<'_>, new: usize, old: Option<usize>) {
+        Python::attach(|py| self.refresh(py, server.settings));
         self.call("nworkers_changed", |py| {
             Ok(vec![self.server(py, server)?.into_any(), new.into_pyobject(py)?.into_any(), old.into_pyobject(py)?.into_any()])
         });
@@ -253,6 +319,35 @@ impl Reload for PythonReload {
     }
 }
 
+/// Process titles through the `setproctitle` package when it is importable (gunicorn's
+/// `util._setproctitle`), so `ps -o args` shows `ferrocorn: master [name]`; else the
+/// kernel's `comm` name ([`crate::process::CommTitle`]).
+#[derive(Debug)]
+pub struct PythonTitle {
+    setproctitle: Option<Py<PyAny>>,
+}
+
+impl PythonTitle {
+    /// Imports `setproctitle.setproctitle` if it is there.
+    pub fn new(py: Python<'_>) -> PythonTitle {
+        let f = PyModule::import(py, "setproctitle").and_then(|m| m.getattr("setproctitle")).ok();
+        PythonTitle { setproctitle: f.map(Bound::unbind) }
+    }
+}
+
+impl crate::process::ProcTitle for PythonTitle {
+    fn set(&self, title: &str) {
+        match &self.setproctitle {
+            Some(f) => Python::attach(|py| {
+                if f.bind(py).call1((title,)).is_err() {
+                    crate::process::CommTitle.set(title);
+                }
+            }),
+            None => crate::process::CommTitle.set(title),
+        }
+    }
+}
+
 /// The options the Python command runs the arbiter with.
 pub fn serve_options(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<crate::arbiter::ServeOptions> {
     let hooks = PythonHooks::new(py, settings, log)?;
@@ -260,6 +355,7 @@ pub fn serve_options(py: Python<'_>, settings: &Settings, log: Logger) -> PyResu
         hooks: Arc::new(hooks),
         reload: Some(Arc::new(PythonReload)),
         reexec: Some(reexec_command(py)?),
+        title: Arc::new(PythonTitle::new(py)),
         ..crate::arbiter::ServeOptions::default()
     })
 }

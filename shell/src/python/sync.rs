@@ -294,9 +294,11 @@ impl<'a> Worker<'a> {
         )
         .map_err(pyerr)?;
         let access = AccessLog::open(s.str("accesslog"), s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT))?;
-        let obj = WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
-            .and_then(|o| Py::new(py, o))
-            .map_err(pyerr)?;
+        // The object the server hooks of this process got (post_fork), when they made one.
+        let obj = super::hooks::this_worker(py, ctx.pid, || {
+            WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
+        })
+        .map_err(pyerr)?;
         let locals = ctx
             .listeners
             .iter()
