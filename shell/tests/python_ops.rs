@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::sys::signal::Signal;
-use support::{Server, TempDir, get, wait_until};
+use support::{Load, Server, TempDir, alive, children, get, wait_until};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
@@ -122,4 +122,184 @@ fn every_server_hook_as_under_gunicorn() {
     eprintln!("ferrocorn workers:\n{ow:#?}\n\ngunicorn workers:\n{gw:#?}");
     assert_eq!(om, gm, "the master's hooks");
     assert_eq!(ow, gw, "the workers' hooks");
+}
+
+// ---- operations under load ----
+
+/// A config file in `dir` that the test can edit, and the arguments to serve with it.
+fn config(dir: &TempDir, text: &str) -> PathBuf {
+    let p = dir.path("ops.conf.py");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The live children of the master, sorted.
+fn workers(master: i32) -> Vec<i32> {
+    let mut c = children(master);
+    c.sort_unstable();
+    c
+}
+
+#[test]
+fn hup_broken_hup_ttin_ttou_under_load() {
+    let dir = TempDir::new("ops-hup");
+    let good = "workers = 2\ntimeout = 10\ngraceful_timeout = 5\n";
+    let cfg = config(&dir, good);
+    let s = start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let addr = s.addr();
+    s.wait_booted(2);
+    let first = workers(s.pid());
+    let load = Load::start(addr, 40);
+    load.wait_more(10);
+    // HUP: two new workers, the old ones gone.
+    s.signal(Signal::SIGHUP);
+    wait_until(20, "the HUP's new workers", || s.booted().len() >= 4);
+    wait_until(20, "the old workers to leave", || {
+        let now = workers(s.pid());
+        now.len() == 2 && now.iter().all(|p| !first.contains(p))
+    });
+    load.wait_more(10);
+    // A config file that no longer loads: reported, the running workers keep serving.
+    let second = workers(s.pid());
+    std::fs::write(&cfg, "workers = (\n").unwrap();
+    s.signal(Signal::SIGHUP);
+    let log = s.wait_for("Reload failed, the running configuration is kept");
+    assert!(log.contains("SyntaxError"), "{log}");
+    load.wait_more(20);
+    assert_eq!(workers(s.pid()), second, "the old workers still serve");
+    std::fs::write(&cfg, good).unwrap();
+    // TTIN / TTOU change the count.
+    s.signal(Signal::SIGTTIN);
+    wait_until(20, "3 workers", || workers(s.pid()).len() == 3);
+    load.wait_more(10);
+    s.signal(Signal::SIGTTOU);
+    wait_until(20, "2 workers", || workers(s.pid()).len() == 2);
+    load.wait_more(10);
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
+    eprintln!("HUP, broken HUP, TTIN, TTOU under load: {ok} requests, 0 failed");
+}
+
+#[test]
+fn usr2_upgrade_under_load_with_the_pidfile() {
+    let dir = TempDir::new("ops-usr2");
+    let pidfile = dir.path("app.pid");
+    let pid2 = dir.path("app.pid.2");
+    let mut s = start("ferrocorn", &["ops_app:app", "-w", "2", "-b", "127.0.0.1:0", "-p", pidfile.to_str().unwrap()], &[]);
+    let addr = s.addr();
+    s.wait_booted(2);
+    let old = s.pid();
+    assert_eq!(read(&pidfile).trim(), old.to_string());
+    let load = Load::start(addr, 40);
+    load.wait_more(10);
+    s.signal(Signal::SIGUSR2);
+    // The new master writes `<pidfile>.2` and boots its own workers on the inherited socket.
+    wait_until(20, "app.pid.2", || !read(&pid2).trim().is_empty());
+    let new: i32 = read(&pid2).trim().parse().unwrap();
+    assert_ne!(new, old);
+    wait_until(20, "the new master's workers", || s.booted().len() >= 4);
+    load.wait_more(10);
+    // Not daemonized (WINCH is ignored then, as gunicorn): TERM takes the old master down.
+    s.signal(Signal::SIGTERM);
+    assert_eq!(s.wait_exit_only(30).code(), Some(0));
+    // The new master is promoted: the pidfile is its again.
+    wait_until(20, "the promotion", || read(&pidfile).trim() == new.to_string() && !pid2.exists());
+    load.wait_more(10);
+    let (ok, failures) = load.finish();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(new), Signal::SIGTERM).unwrap();
+    wait_until(30, "the new master to exit", || !alive(new));
+    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
+    assert!(!pidfile.exists(), "the new master removed its pidfile");
+    eprintln!("USR2 + TERM under load: {ok} requests, 0 failed");
+}
+
+#[test]
+fn max_requests_recycles_under_load() {
+    let s = start(
+        "ferrocorn",
+        &["ops_app:app", "-w", "2", "-b", "127.0.0.1:0", "--max-requests", "5", "--max-requests-jitter", "2"],
+        &[],
+    );
+    let addr = s.addr();
+    s.wait_booted(2);
+    let load = Load::start(addr, 40);
+    load.wait_more(40);
+    let (ok, failures) = load.finish();
+    let restarts = s.log().matches("Autorestarting worker after current request.").count();
+    assert!(failures.is_empty(), "{failures:?}\n{}", s.log());
+    assert!(restarts >= 4, "{}", s.log());
+    eprintln!("max_requests under load: {ok} requests, {restarts} recycles, 0 failed");
+}
+
+// ---- integrations ----
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+}
+
+#[test]
+fn prometheus_multiprocess_and_post_fork_set_up() {
+    let dir = TempDir::new("ops-prom");
+    let d = dir.path("prom");
+    std::fs::create_dir_all(&d).unwrap();
+    let file = dir.path("hooks.txt");
+    let s = start(
+        "ferrocorn",
+        &["ops_app:app", "-c", "ops_hooks.conf.py", "-w", "2", "-b", "127.0.0.1:0", "--timeout", "10"],
+        &[("PROMETHEUS_MULTIPROC_DIR", d.to_str().unwrap()), ("OPS_HOOKS", file.to_str().unwrap())],
+    );
+    let addr = s.addr();
+    s.wait_booted(2);
+    // Requests on both workers: while one sleeps, the other serves.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut n = 0;
+    wait_until(20, "both workers to serve /pid", || {
+        let sleeper = std::thread::spawn(move || get(addr, "/sleep?0.2"));
+        for _ in 0..5 {
+            let r = get(addr, "/pid");
+            let (pid, tracer) = body(&r).split_once(' ').unwrap();
+            assert_eq!(pid, tracer, "post_fork's module global is the worker's own pid");
+            seen.insert(pid.to_owned());
+            n += 1;
+        }
+        let _ = sleeper.join();
+        seen.len() == 2
+    });
+    let m = body(&get(addr, "/metrics")).to_owned();
+    assert_eq!(metric(&m, "ops_requests_total{path=\"/pid\"}"), f64::from(n), "{m}");
+    assert_eq!(metric(&m, "ops_worker_up"), 2.0, "{m}");
+    // TTOU: child_exit marks the worker dead; its live gauge goes, its counts stay.
+    s.signal(Signal::SIGTTOU);
+    // (the hook records its call before it marks the worker dead)
+    let mut m = String::new();
+    wait_until(20, "the dead worker's gauge to go", || {
+        m = body(&get(addr, "/metrics")).to_owned();
+        metric(&m, "ops_worker_up") == 1.0
+    });
+    assert_eq!(count(&read(&file), "child_exit"), 1);
+    assert_eq!(metric(&m, "ops_requests_total{path=\"/pid\"}"), f64::from(n), "{m}");
+    eprintln!("prometheus: {n} requests over {} workers counted once", seen.len());
+}
+
+#[test]
+fn process_titles_in_ps() {
+    let args = |pid: i32| -> String {
+        let o = Command::new("ps").args(["-o", "args=", "-p", &pid.to_string()]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let s = start("ferrocorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0", "-n", "shop"], &[]);
+    let w = s.wait_booted(1)[0];
+    wait_until(10, "the titles", || args(s.pid()) == "ferrocorn: master [shop]" && args(w) == "ferrocorn: worker [shop]");
+    drop(s);
+    // default_proc_name: the application, as gunicorn.
+    let s = start("ferrocorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0"], &[]);
+    let w = s.wait_booted(1)[0];
+    wait_until(10, "the default titles", || args(s.pid()) == "ferrocorn: master [ops_app:app]" && args(w) == "ferrocorn: worker [ops_app:app]");
+    let g = start("gunicorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0"], &[]);
+    let gw = g.wait_booted(1)[0];
+    wait_until(10, "gunicorn's titles", || args(g.pid()) == "gunicorn: master [ops_app:app]" && args(gw) == "gunicorn: worker [ops_app:app]");
 }
