@@ -235,6 +235,20 @@ fn large_bodies_stream_both_ways() {
 }
 
 #[test]
+fn proxy_information_stays_with_the_connection() {
+    let (_srv, addr) = gthread(&["--threads", "2", "--proxy-protocol", "v1"]);
+    let mut c = Client::connect(addr);
+    c.send(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 80\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    for i in 0..3 {
+        if i == 2 {
+            c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        }
+        let r = c.read().unwrap();
+        assert_eq!((r.nth(), r.header("X-Proxy-Source")), (Some(i), Some("192.0.2.7:40000")), "{r:?}");
+    }
+}
+
+#[test]
 fn connection_close_and_http10() {
     let (_srv, addr) = gthread(&["--threads", "2"]);
     let mut c = Client::connect(addr);

@@ -61,6 +61,15 @@ fn main() -> ExitCode {
                 settings.int("limit_request_fields"),
                 settings.int("limit_request_field_size"),
             ),
+            proxy: ferrocorn_core::config::ProxyPolicy {
+                mode: match settings.str("proxy_protocol").unwrap_or("off") {
+                    "v1" => ferrocorn_core::config::ProxyMode::V1,
+                    "v2" => ferrocorn_core::config::ProxyMode::V2,
+                    "auto" => ferrocorn_core::config::ProxyMode::Auto,
+                    _ => ferrocorn_core::config::ProxyMode::Off,
+                },
+                ..ferrocorn_core::config::ProxyPolicy::default()
+            },
             ..ferrocorn_core::ProtoConfig::default()
         };
         let engine = gthread::Options::from_settings(&settings, std::sync::Arc::new(proto));

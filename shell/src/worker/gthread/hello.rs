@@ -6,7 +6,8 @@
 //! Python code under the GIL, to measure thread scheduling); `/big?kb=N` answers N KiB in one write (for slow readers); `/chunks?n=N`
 //! answers N small chunks without `Content-Length` (chunked); any request with a body is
 //! answered with the body (an echo). Every answer carries `X-Request: <n>`, the
-//! request's position on its connection, from 0.
+//! request's position on its connection, from 0, and `X-Proxy-Source`, the client
+//! address of the connection's PROXY header (empty without one).
 
 use std::io::Read;
 use std::time::Duration;
@@ -36,6 +37,7 @@ impl Handler for HelloHandler {
         let path = head.path().to_vec();
         let has_body = head.body != ferrocorn_core::BodyKind::Empty;
         let nth = ex.nth().to_string();
+        let proxy = head.proxy.as_ref().and_then(|p| p.source).map(|a| a.to_string()).unwrap_or_default();
         let mut body = Vec::new();
         if has_body {
             ex.read_to_end(&mut body).map_err(|_| Failed)?;
@@ -70,8 +72,12 @@ impl Handler for HelloHandler {
             body = vec![b'x'; query_param(&target, b"kb").unwrap_or(1024) as usize * 1024];
         }
         let len = body.len().to_string();
-        let fields: [(&[u8], &[u8]); 3] =
-            [(b"Content-Type", b"text/plain"), (b"Content-Length", len.as_bytes()), (b"X-Request", nth.as_bytes())];
+        let fields: [(&[u8], &[u8]); 4] = [
+            (b"Content-Type", b"text/plain"),
+            (b"Content-Length", len.as_bytes()),
+            (b"X-Request", nth.as_bytes()),
+            (b"X-Proxy-Source", proxy.as_bytes()),
+        ];
         let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
         ex.start(&head).map_err(|_| Failed)?;
         ex.write(&body).map_err(|_| Failed)?;
