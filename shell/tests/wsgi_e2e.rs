@@ -504,10 +504,20 @@ fn crash_respawn_and_timeout_kill() {
     let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n")).into_owned();
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
     let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
-    assert!(log.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6")), "{log}");
-    // faulthandler wrote the stuck worker's Python stack into the error log.
-    s.wait_for("Fatal Python error: Aborted");
-    s.wait_log(10, "the stack", |l| l.contains("wsgi_app.py\", line"));
+    // The request it was serving: method, path, client and elapsed time.
+    let serving = log.lines().find(|l| l.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6 from 127.0.0.1:"))).unwrap_or_else(|| panic!("{log}"));
+    let took: f64 = serving.split(" for ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{serving}"));
+    assert!((1.5..6.0).contains(&took), "{serving}");
+    // faulthandler wrote the stuck worker's Python stack into the error log (every thread:
+    // `Current thread`), with the application's sleeping frame, before the worker died.
+    let src = std::fs::read_to_string(apps().join("wsgi_app.py")).unwrap();
+    let line = 1 + src.lines().position(|l| l.contains("time.sleep(float(query")).unwrap();
+    let frame = format!("wsgi_app.py\", line {line} in raw");
+    let log = s.wait_log(10, "the stack", |l| l.contains("Fatal Python error: Aborted") && l.contains(&frame));
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} not in:\n{log}"));
+    assert!(at("Current thread 0x") > at("Fatal Python error: Aborted"), "{log}");
+    assert!(at(&frame) > at("Current thread 0x"), "{log}");
+    assert!(at("was serving GET /sleep?6") < at("Fatal Python error: Aborted"), "{log}");
     s.wait_booted(3);
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     assert!(!alive(second));
