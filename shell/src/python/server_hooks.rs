@@ -5,6 +5,10 @@
 //! `master_name`, `LISTENERS`, `WORKERS`, `reexec_pid`, `master_pid`) and `worker`
 //! ([`super::hooks::WorkerObj`]) objects; the HUP reload that runs the configuration
 //! again in this interpreter; and the command USR2 executes (this interpreter again).
+//! After a HUP reload the hooks and `cfg` of the new config file apply. In a worker
+//! process, every hook and the worker body share one `worker` object, so attributes set
+//! in `post_fork` are there later. Process titles go through `setproctitle` when it is
+//! importable ([`PythonTitle`]).
 //!
 //! A hook left at its default is not called. An exception in a hook is logged as
 //! `Exception in <name> hook` with its traceback and the server goes on.
