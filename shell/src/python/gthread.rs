@@ -490,6 +490,14 @@ impl Handler for WsgiHandler {
         Python::attach(|py| self.serve(py, ex, peer, built))
     }
 
+    fn reopen_logs(&self) {
+        if let Some(access) = &self.access {
+            if let Err(e) = access.lock().unwrap_or_else(PoisonError::into_inner).reopen() {
+                self.log.error(e);
+            }
+        }
+    }
+
     fn run_thread(&self, serve: &mut (dyn FnMut() + Send)) {
         // Attach the thread once for its life (its Python thread state stays), and
         // release the GIL while it serves: each request then only takes the GIL.

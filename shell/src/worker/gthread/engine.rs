@@ -284,6 +284,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                 if let Err(e) = ctx.log.reopen() {
                     ctx.log.error(e);
                 }
+                self.handler.reopen_logs();
             }
             if !ctx.signals.alive() {
                 self.closing_idle.store(true, Ordering::SeqCst);

@@ -49,6 +49,10 @@ pub trait Handler: Send + Sync {
     fn run_thread(&self, serve: &mut (dyn FnMut() + Send)) {
         serve();
     }
+
+    /// USR1 arrived: reopen the handler's own log files (the engine reopens the error
+    /// log). Called from the worker's main thread. The default does nothing.
+    fn reopen_logs(&self) {}
 }
 
 /// A handler failed (it logged the reason itself).
