@@ -109,6 +109,18 @@ impl Slot {
 
     /// Records the request the worker starts serving (and beats, and counts as booted).
     pub fn begin_request(&self, method: &[u8], path: &[u8], client: &[u8], now_ms: u64) {
+        self.show_request(method, path, client, now_ms);
+        self.beat_ms.store(now_ms, Ordering::Relaxed);
+        // A worker serving a request has its application loaded, whether or not its body
+        // called `mark_booted`.
+        if self.flags.load(Ordering::Relaxed) & FLAG_BOOTED == 0 {
+            self.flags.fetch_or(FLAG_BOOTED, Ordering::Release);
+        }
+    }
+
+    /// Records a request in flight that started at `started_ms`, without beating. One
+    /// writer at a time (the seqlock has one writer).
+    fn show_request(&self, method: &[u8], path: &[u8], client: &[u8], started_ms: u64) {
         let method = &method[..method.len().min(MAX_METHOD)];
         let client = &client[..client.len().min(MAX_CLIENT)];
         let path = &path[..path.len().min(TEXT_BYTES - method.len() - client.len())];
@@ -128,14 +140,8 @@ impl Slot {
         }
         let lens = method.len() as u64 | (path.len() as u64) << 16 | (client.len() as u64) << 32;
         self.req_lens.store(lens, Ordering::Relaxed);
-        self.req_start_ms.store(now_ms.max(1), Ordering::Relaxed);
+        self.req_start_ms.store(started_ms.max(1), Ordering::Relaxed);
         self.seq.store(s.wrapping_add(2), Ordering::Release);
-        self.beat_ms.store(now_ms, Ordering::Relaxed);
-        // A worker serving a request has its application loaded, whether or not its body
-        // called `mark_booted`.
-        if self.flags.load(Ordering::Relaxed) & FLAG_BOOTED == 0 {
-            self.flags.fetch_or(FLAG_BOOTED, Ordering::Release);
-        }
     }
 
     /// Records that the worker finished its request.
@@ -189,6 +195,91 @@ impl Slot {
             });
         }
         None
+    }
+}
+
+/// The requests in flight of a worker that serves several at once (the gthread worker),
+/// recorded in its one [`Slot`]: the slot shows the oldest (the one a timeout most likely
+/// concerns); when it ends, the next oldest; when none is left, none. The slot is written
+/// under a lock, so it keeps one writer.
+#[derive(Debug)]
+pub struct Requests {
+    slot: &'static Slot,
+    inner: std::sync::Mutex<InFlightList>,
+}
+
+#[derive(Debug, Default)]
+struct InFlightList {
+    next: u64,
+    /// Oldest first.
+    list: std::collections::VecDeque<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    method: Vec<u8>,
+    path: Vec<u8>,
+    client: Vec<u8>,
+    started_ms: u64,
+}
+
+/// A request recorded by [`Requests::begin`]; dropping it ends the request.
+#[derive(Debug)]
+#[must_use = "the request ends when this is dropped"]
+pub struct InFlightGuard<'a> {
+    requests: &'a Requests,
+    id: u64,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.requests.end(self.id);
+    }
+}
+
+impl Requests {
+    /// The requests of the worker that owns `slot`.
+    pub fn new(slot: &'static Slot) -> Requests {
+        Requests { slot, inner: std::sync::Mutex::new(InFlightList::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightList> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a request that starts now (`now_ms`), and beats.
+    pub fn begin(&self, method: &[u8], path: &[u8], client: &[u8], now_ms: u64) -> InFlightGuard<'_> {
+        let mut g = self.lock();
+        let id = g.next;
+        g.next += 1;
+        let cut = |b: &[u8], n: usize| b[..b.len().min(n)].to_vec();
+        g.list.push_back(Entry {
+            id,
+            method: cut(method, MAX_METHOD),
+            path: cut(path, TEXT_BYTES),
+            client: cut(client, MAX_CLIENT),
+            started_ms: now_ms,
+        });
+        if g.list.len() == 1 {
+            self.slot.begin_request(method, path, client, now_ms);
+        } else {
+            self.slot.notify_at(now_ms);
+        }
+        InFlightGuard { requests: self, id }
+    }
+
+    fn end(&self, id: u64) {
+        let mut g = self.lock();
+        let Some(at) = g.list.iter().position(|e| e.id == id) else { return };
+        g.list.remove(at);
+        if at != 0 {
+            return;
+        }
+        match g.list.front() {
+            Some(e) => self.slot.show_request(&e.method, &e.path, &e.client, e.started_ms),
+            None => self.slot.end_request(),
+        }
     }
 }
 
@@ -296,6 +387,34 @@ mod tests {
         s.end_request();
         assert_eq!(s.in_flight(), None);
         assert_eq!(hb.slot(0).last_beat(), 0);
+    }
+
+    #[test]
+    fn concurrent_requests_show_the_oldest_in_flight() {
+        let hb = Heartbeats::private(1);
+        let s = hb.slot(0);
+        s.reset(1);
+        let reqs = Requests::new(s);
+        let path = |s: &Slot| s.in_flight().map(|r| (r.path, r.started_ms));
+        let a = reqs.begin(b"GET", b"/a", b"1.2.3.4:1", 10);
+        assert_eq!(s.last_beat(), 10);
+        let b = reqs.begin(b"POST", b"/b", b"1.2.3.4:2", 20);
+        let c = reqs.begin(b"GET", b"/c", b"", 30);
+        assert_eq!(path(s), Some(("/a".into(), 10)), "the oldest stays shown");
+        assert_eq!(s.last_beat(), 30);
+        drop(b);
+        assert_eq!(path(s), Some(("/a".into(), 10)));
+        s.notify_at(50);
+        drop(a);
+        let r = s.in_flight().unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.client.as_str(), r.started_ms), ("GET", "/c", "", 30));
+        assert_eq!(s.last_beat(), 50, "showing an older request does not move the beat back");
+        drop(c);
+        assert_eq!(s.in_flight(), None);
+        let d = reqs.begin(b"GET", b"/d", b"", 40);
+        assert_eq!(path(s), Some(("/d".into(), 40)));
+        drop(d);
+        assert_eq!(s.in_flight(), None);
     }
 
     #[test]
