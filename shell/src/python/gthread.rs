@@ -16,6 +16,9 @@
 //!     response written by the engine (no GIL), next request or park
 //! ```
 //!
+//! Hooks get the process's one `worker` object (the one `post_fork` got). What both
+//! workers do alike is in [`super::request`] and [`super::worker`].
+//!
 //! `wsgi.multithread` is `True`. `wsgi.input` and `start_response` hold the request's
 //! [`Exchange`] behind an `Arc<Mutex<_>>` for the length of the call; the engine gets it
 //! back when the application returned (objects the application kept then read nothing
@@ -31,32 +34,28 @@
 //! times out a worker whose process is frozen.
 
 use std::io::BufRead;
-use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ferrocorn_core::access_log::{AccessRecord, EnvironLookup, HeaderLookup, NoEnviron, NoHeaders};
-use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Key, Local};
+use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
 use ferrocorn_core::response::ResponseHead;
-use ferrocorn_core::{Peer, ProtoConfig, RequestHead};
-use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use ferrocorn_core::{Peer, ProtoConfig};
+use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use super::app::{AppErrorKind, AppLoadError, load_app};
-use super::convert::{exc_str, format_traceback, write_stream};
-use super::hooks::{Hooks, RequestObj, ResponseObj, WorkerObj};
-use super::sync::proto_config;
-use super::wsgi::{EnvironBuilder, ErrorStream, FileWrapper, TemplateParts, latin1, to_latin1};
-use crate::listen::ListenAddr;
+use super::convert::format_traceback;
+use super::hooks::{Hooks, WorkerObj};
+use super::request::{self, Served, bytes_of, request_obj, response_obj};
+use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
+use super::wsgi::{self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
 use crate::settings::{Env, Settings};
+use crate::worker::WorkerContext;
 use crate::worker::gthread::{self, Exchange, Failed, Handler};
-use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
 
-/// The WSGI gthread worker body. Built in the master (which may have preloaded the
-/// application) and run in every forked worker.
+/// The WSGI gthread worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
 pub struct GthreadBody {
     settings: Settings,
@@ -70,86 +69,27 @@ impl GthreadBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master.
     pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<GthreadBody, String> {
         let proto = proto_config(settings)?;
-        let environ = EnvironConfig {
-            script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().into_bytes(),
-            headers: proto.headers.clone(),
-            ..EnvironConfig::default()
-        };
+        let environ = environ_config(&proto);
         Ok(GthreadBody { settings: settings.clone(), preloaded, proto: Arc::new(proto), environ, sendfile: settings.sendfile(env) })
     }
-}
 
-impl WorkerBody for GthreadBody {
-    fn run(&self, ctx: WorkerContext) -> u8 {
-        Python::attach(|py| {
-            let code = run_worker(py, self, &ctx);
-            let _ = write_stream(py, "stdout", "");
-            let _ = write_stream(py, "stderr", "");
-            code
-        })
-    }
-
-    #[allow(unsafe_code)]
-    fn before_fork(&self) {
-        // SAFETY: called by the master's main thread, which holds the GIL (the master runs
-        // inside the `ferrocorn` console script's call into the extension), just before
-        // fork(2), as the C API requires.
-        unsafe { pyo3::ffi::PyOS_BeforeFork() }
-    }
-
-    #[allow(unsafe_code)]
-    fn after_fork_parent(&self) {
-        // SAFETY: the same thread, still holding the GIL, right after fork(2) in the parent
-        // (also when fork failed), pairing the `PyOS_BeforeFork` above.
-        unsafe { pyo3::ffi::PyOS_AfterFork_Parent() }
-    }
-
-    #[allow(unsafe_code)]
-    fn after_fork_child(&self) {
-        // SAFETY: first call in the child after fork(2), by the only thread of the child,
-        // which holds the GIL it held in the parent; it resets the interpreter's locks and
-        // thread states as `os.fork()` does.
-        unsafe { pyo3::ffi::PyOS_AfterFork_Child() }
-    }
-}
-
-/// An application that failed to load in a worker, as gunicorn (and the sync worker).
-fn boot_failure(py: Python<'_>, ctx: &WorkerContext, e: &AppLoadError) -> u8 {
-    let msg = exc_str(py, &e.error);
-    match e.kind {
-        AppErrorKind::AppImport => {
-            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
-            APP_LOAD_ERROR
+    /// Serves in a forked worker; the exit status.
+    pub(super) fn run(&self, py: Python<'_>, ctx: &WorkerContext) -> u8 {
+        let app = match worker_app(py, self.preloaded.as_ref(), &self.settings, ctx) {
+            Ok(app) => app,
+            Err(code) => return code,
+        };
+        let handler = match WsgiHandler::new(py, self, ctx, app) {
+            Ok(h) => h,
+            Err(text) => return setup_failed(py, &text),
+        };
+        let opts = gthread::Options::from_settings(&self.settings, Arc::clone(&self.proto));
+        let code = py.detach(|| gthread::serve(ctx, &handler, &opts));
+        if ctx.signals.quick() {
+            ctx.hooks.worker_int(&ctx.info());
         }
-        AppErrorKind::Other => {
-            ctx.log.error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
-            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
-            WORKER_BOOT_ERROR
-        }
+        code
     }
-}
-
-fn run_worker(py: Python<'_>, body: &GthreadBody, ctx: &WorkerContext) -> u8 {
-    let app = match &body.preloaded {
-        Some(app) => app.clone_ref(py),
-        None => match load_app(py, &body.settings) {
-            Ok(app) => app.unbind(),
-            Err(e) => return boot_failure(py, ctx, &e),
-        },
-    };
-    let handler = match WsgiHandler::new(py, body, ctx, app) {
-        Ok(h) => h,
-        Err(text) => {
-            let _ = write_stream(py, "stderr", &format!("{text}\n"));
-            return WORKER_BOOT_ERROR;
-        }
-    };
-    let opts = gthread::Options::from_settings(&body.settings, Arc::clone(&body.proto));
-    let code = py.detach(|| gthread::serve(ctx, &handler, &opts));
-    if ctx.signals.quick() {
-        ctx.hooks.worker_int(&ctx.info());
-    }
-    code
 }
 
 // ---------------------------------------------------------------------------------------
@@ -165,6 +105,7 @@ struct WsgiHandler {
     /// The access log (a line at a time, under the GIL).
     access: Option<Mutex<AccessLog>>,
     hooks: Hooks,
+    /// The `worker` object of this process (the one the server hooks got).
     obj: Py<WorkerObj>,
     log: Logger,
     pid: u32,
@@ -173,38 +114,14 @@ struct WsgiHandler {
 
 impl WsgiHandler {
     fn new(py: Python<'_>, body: &GthreadBody, ctx: &WorkerContext, app: Py<PyAny>) -> Result<WsgiHandler, String> {
-        let s = &body.settings;
-        let pyerr = |e: PyErr| format_traceback(py, &e);
-        let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
-        let builder = EnvironBuilder::new(
-            py,
-            TemplateParts {
-                errors: errors.into_bound(py).into_any(),
-                multiprocess: s.int("workers") > 1,
-                server_software: &body.environ.server_software,
-            },
-        )
-        .map_err(pyerr)?;
-        builder.set_constant(py, "wsgi.multithread", pyo3::types::PyBool::new(py, true).to_owned().into_any()).map_err(pyerr)?;
-        let access = AccessLog::open(s.str("accesslog"), s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT))?;
-        let obj = WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
-            .and_then(|o| Py::new(py, o))
-            .map_err(pyerr)?;
-        let locals = ctx
-            .listeners
-            .iter()
-            .map(|l| match l.addr() {
-                ListenAddr::Tcp(a) => Local::Tcp(*a),
-                ListenAddr::Unix(p) => Local::Unix(p.as_os_str().as_encoded_bytes().to_vec()),
-            })
-            .collect();
+        let Common { environ, access, hooks, obj, locals } = Common::new(py, ctx, &body.settings, &body.environ.server_software, true)?;
         Ok(WsgiHandler {
             app,
-            builder: Mutex::new(builder),
+            builder: Mutex::new(environ),
             environ: body.environ.clone(),
             locals,
             access: access.map(Mutex::new),
-            hooks: Hooks::from_settings(py, s),
+            hooks,
             obj,
             log: ctx.log.clone(),
             pid: ctx.pid,
@@ -235,7 +152,7 @@ struct Req {
 type SharedReq = Arc<Mutex<Req>>;
 
 fn lock<'a>(py: Python<'_>, r: &'a SharedReq) -> MutexGuard<'a, Req> {
-    r.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner)
+    wsgi::lock_any(py, r)
 }
 
 fn io_err(e: &std::io::Error) -> PyErr {
@@ -279,7 +196,10 @@ impl Req {
         let n = if ex.body_may_block() { py.detach(|| ex.fill_buf().map(|b| b.len())) } else { ex.fill_buf().map(|b| b.len()) };
         n.map_err(|e| PyOSError::new_err(format!("error reading the request body: {e}")))
     }
+}
 
+/// `wsgi.input` of the gthread worker: the body, buffered or streamed by the engine.
+impl BodyRead for Req {
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let want = match size {
             Some(n) if n >= 0 => n as usize,
@@ -331,147 +251,25 @@ impl Req {
     }
 }
 
-/// `wsgi.input` of the gthread worker: the body, buffered or streamed by the engine.
+/// What `start_response` of the gthread worker acts on.
 #[derive(Debug)]
-#[pyclass(module = "ferrocorn.wsgi", name = "ThreadInput", frozen)]
-struct ThreadInput {
-    req: SharedReq,
-}
-
-#[pymethods]
-impl ThreadInput {
-    /// Reads at most `size` bytes (all that is left when `size` is omitted or negative).
-    #[pyo3(signature = (size=None))]
-    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        lock(py, &self.req).read(py, size)
-    }
-
-    /// Reads one line (at most `size` bytes).
-    #[pyo3(signature = (size=None))]
-    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        lock(py, &self.req).readline(py, size)
-    }
-
-    /// Reads lines until the end, or until `hint` bytes were read.
-    #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
-        let lines = PyList::empty(py);
-        let mut total = 0usize;
-        let mut r = lock(py, &self.req);
-        loop {
-            let line = r.readline(py, None)?;
-            let n = line.as_bytes().len();
-            if n == 0 {
-                break;
-            }
-            lines.append(line)?;
-            total += n;
-            if matches!(hint, Some(h) if h > 0 && total >= h as usize) {
-                break;
-            }
-        }
-        Ok(lines)
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = lock(py, &self.req).readline(py, None)?;
-        Ok((!line.as_bytes().is_empty()).then_some(line))
-    }
-}
-
-/// `start_response` of the gthread worker; `write` is its bound method.
-#[derive(Debug)]
-#[pyclass(module = "ferrocorn.wsgi", name = "ThreadStartResponse", frozen)]
-struct ThreadStartResponse {
+struct ThreadResponse {
     req: SharedReq,
     log: Logger,
 }
 
-#[pymethods]
-impl ThreadStartResponse {
-    /// PEP 3333's `start_response(status, response_headers, exc_info=None)`.
-    #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__<'py>(
-        slf: &Bound<'py, Self>,
-        status: &Bound<'py, PyAny>,
-        headers: &Bound<'py, PyAny>,
-        exc_info: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let exc = exc_info.filter(|e| !e.is_none());
-        {
-            let r = lock(py, &slf.get().req);
-            match exc {
-                Some(info) if r.started => {
-                    drop(r);
-                    return Err(PyErr::from_value(info.get_item(1)?));
-                }
-                None if r.head.is_some() => return Err(PyAssertionError::new_err("Response headers already set!")),
-                _ => {}
-            }
-        }
-        let status = to_latin1(status, "status")?;
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(headers.len().unwrap_or(4));
-        for item in headers.try_iter()? {
-            let item = item?;
-            let t = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("a header must be a (name, value) tuple"))?;
-            if t.len() != 2 {
-                return Err(PyTypeError::new_err("a header must be a (name, value) tuple"));
-            }
-            pairs.push((to_latin1(&t.get_item(0)?, "header name")?, to_latin1(&t.get_item(1)?, "header value")?));
-        }
-        let head = ResponseHead::from_app(&status, pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        lock(py, &slf.get().req).head = Some(head);
-        slf.getattr(pyo3::intern!(py, "write"))
+impl ResponseSink for ThreadResponse {
+    fn state(&self, py: Python<'_>) -> (bool, bool) {
+        let r = lock(py, &self.req);
+        (r.started, r.head.is_some())
     }
 
-    /// PEP 3333's `write(data)`.
-    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let b = bytes_of(data)?;
-        lock(py, &self.req).write(py, &self.log, b)
+    fn set_head(&self, py: Python<'_>, head: ResponseHead) {
+        lock(py, &self.req).head = Some(head);
     }
-}
 
-fn bytes_of<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
-    match item.cast::<PyBytes>() {
-        Ok(b) => Ok(b.as_bytes()),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{} is not a byte",
-            item.repr().map(|r| r.to_string()).unwrap_or_default()
-        ))),
-    }
-}
-
-fn peer_ip(peer: &Peer) -> String {
-    peer.ip().map(|ip| ip.to_string()).unwrap_or_default()
-}
-
-#[allow(unsafe_code)]
-fn borrow_fd<'a>(fd: i32) -> BorrowedFd<'a> {
-    // SAFETY: `fd` is the `fileno()` of a file object the caller holds a reference to for
-    // the whole use of the borrowed descriptor (fstat, lseek, sendfile within one call of
-    // `WsgiHandler::send_file`), so the descriptor stays open meanwhile; it is only read.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-/// `EnvironLookup` over the core's environ.
-#[derive(Debug)]
-struct EnvLookup<'a>(&'a Environ);
-
-impl EnvironLookup for EnvLookup<'_> {
-    fn lookup(&self, key: &str, out: &mut Vec<u8>) -> bool {
-        match self.0.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(key.as_bytes())) {
-            Some((_, v)) => {
-                out.extend_from_slice(v);
-                true
-            }
-            None => false,
-        }
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        lock(py, &self.req).write(py, &self.log, data)
     }
 }
 
@@ -515,10 +313,7 @@ impl WsgiHandler {
     ) -> Result<(), Failed> {
         let head = ex.head().ok_or(Failed)?;
         let req_obj = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
-        let pre = match (&self.hooks.pre_request, &req_obj) {
-            (Some(hook), Some(r)) => hook.bind(py).call1((self.obj.bind(py), r.bind(py))).map(|_| ()),
-            _ => Ok(()),
-        };
+        let pre = request::pre_request(py, &self.hooks, &self.obj, req_obj.as_ref());
         self.obj.get().count_request();
         let start = ex.started();
         let shared: SharedReq = Arc::new(Mutex::new(Req { ex: std::mem::take(ex), ..Req::default() }));
@@ -528,9 +323,7 @@ impl WsgiHandler {
         let result = match (pre, built) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => {
-                self.log.warning(format_args!("Invalid request from ip={}: {e}", peer_ip(&peer)));
-                let mut out = Vec::new();
-                ferrocorn_core::response::error_page(e.status(), e.reason(), &e.to_string(), &mut out);
+                let out = request::environ_refused(&self.log, &peer, &e);
                 lock(py, &shared).ex.write_raw(&out);
                 outcome.replaced = Some(e.status());
                 Ok(())
@@ -554,9 +347,9 @@ impl WsgiHandler {
         let head_kept = r.head.take();
         drop(r);
         self.access(ex, &peer, outcome.replaced, head_kept.as_ref(), env_data.as_ref(), start.elapsed());
-        if let Some((hook, arity)) = &self.hooks.post_request {
-            self.post_request(py, hook, *arity, req_obj.as_ref(), environ_dict.as_ref(), ex, head_kept.as_ref());
-        }
+        request::post_request(py, &self.hooks, &self.log, &self.obj, req_obj.as_ref(), environ_dict.as_ref(), || {
+            response_obj(py, head_kept.as_ref(), ex.sent())
+        });
         if result.is_err() && outcome.replaced.is_none() {
             return Err(Failed);
         }
@@ -571,22 +364,13 @@ impl WsgiHandler {
         env: &Environ,
         keep: &mut Option<Bound<'py, PyDict>>,
     ) -> PyResult<()> {
-        let input = Bound::new(py, ThreadInput { req: Arc::clone(shared) })?.into_any();
+        let input = Bound::new(py, Input::new(Arc::clone(shared)))?.into_any();
         let environ = self.builder.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner).build(py, env, input)?;
         *keep = Some(environ.clone());
-        let sr = Bound::new(py, ThreadStartResponse { req: Arc::clone(shared), log: self.log.clone() })?;
+        let sr = Bound::new(py, StartResponse::new(ThreadResponse { req: Arc::clone(shared), log: self.log.clone() }))?;
         let result = self.app.bind(py).call1((environ, sr))?;
         let written = self.write_result(py, shared, &result);
-        let closed = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-            Ok(())
-        } else {
-            match result.getattr_opt(pyo3::intern!(py, "close")) {
-                Ok(Some(close)) => close.call0().map(|_| ()),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-        written.and(closed)
+        written.and(request::close_result(py, &result))
     }
 
     fn write_result(&self, py: Python<'_>, shared: &SharedReq, result: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -621,32 +405,16 @@ impl WsgiHandler {
     /// Sends a `wsgi.file_wrapper` result with sendfile(2); `false` when its file has no
     /// usable descriptor (the caller iterates it instead).
     fn send_file(&self, py: Python<'_>, shared: &SharedReq, w: &FileWrapper) -> PyResult<bool> {
-        let file = w.filelike.bind(py);
-        let Ok(fileno) = file.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
-            return Ok(false);
-        };
-        if fileno < 0 {
-            return Ok(false);
-        }
-        if file.hasattr("flush")? {
-            let _ = file.call_method0("flush");
-        }
-        let fd = borrow_fd(fileno);
-        let Ok(st) = nix::sys::stat::fstat(fd) else { return Ok(false) };
-        if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
-            return Ok(false);
-        }
-        let Ok(offset) = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur) else { return Ok(false) };
-        let size = u64::try_from(st.st_size - offset).unwrap_or(0);
+        let Some(src) = request::file_source(py, w)? else { return Ok(false) };
         let mut r = lock(py, shared);
         r.start()?;
         let count = r.ex.framing().and_then(|f| match f.body {
-            ferrocorn_core::response::BodyFraming::Length(n) => Some(n.min(size)),
+            ferrocorn_core::response::BodyFraming::Length(n) => Some(n.min(src.size)),
             _ => None,
         });
-        let count = count.unwrap_or(size);
+        let count = count.unwrap_or(src.size);
         let ex = &mut r.ex;
-        py.detach(|| ex.sendfile(fd, offset as u64, count)).map_err(|e| io_err(&e))?;
+        py.detach(|| ex.sendfile(src.fd, src.offset as u64, count)).map_err(|e| io_err(&e))?;
         Ok(true)
     }
 
@@ -658,11 +426,7 @@ impl WsgiHandler {
             self.log.debug("Ignoring connection closed by the client");
             return None;
         }
-        let method_uri = r
-            .ex
-            .head()
-            .map(|h| format!("{} {}", String::from_utf8_lossy(h.method()), String::from_utf8_lossy(h.target())))
-            .unwrap_or_default();
+        let method_uri = r.ex.head().map(request::method_uri).unwrap_or_default();
         let tb = format_traceback(py, err);
         if r.started {
             self.log.error(format_args!("Error handling request\n{}", tb.trim_end()));
@@ -687,168 +451,16 @@ impl WsgiHandler {
         let Some(access) = &self.access else { return };
         let access = access.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(head) = ex.head() else { return };
-        let status = replaced.or_else(|| ex.status()).or_else(|| resp.map(ResponseHead::code)).unwrap_or(500);
-        let sent = if replaced.is_some() { 0 } else { ex.sent() };
-        let time = access.now_text();
-        let version = head.version.as_bytes();
-        let ip = peer_ip(peer);
-        let response_headers: &dyn HeaderLookup = match (resp, replaced) {
-            (Some(h), None) => h,
-            _ => &NoHeaders,
-        };
-        let lookup;
-        let environ: &dyn EnvironLookup = match env {
-            Some(e) => {
-                lookup = EnvLookup(e);
-                &lookup
-            }
-            None => &NoEnviron,
-        };
-        let get = |k: Key| env.and_then(|e| e.get(k));
-        let http = |n: &[u8]| match env {
-            Some(e) => e.get_name(n),
-            None => head.header(&n[5..]),
-        };
-        let rec = AccessRecord {
-            remote_addr: get(Key::RemoteAddr).or(Some(ip.as_bytes())),
-            method: head.method(),
-            raw_uri: head.target(),
-            protocol: &version,
-            status,
-            path_info: get(Key::PathInfo).unwrap_or(head.path()),
-            query: head.query(),
-            sent: Some(sent),
-            referer: http(b"HTTP_REFERER"),
-            user_agent: http(b"HTTP_USER_AGENT"),
-            authorization: http(b"HTTP_AUTHORIZATION"),
-            request_time: (elapsed.as_secs(), elapsed.subsec_micros()),
+        let served = Served {
+            head,
+            peer,
+            status: replaced.or_else(|| ex.status()).or_else(|| resp.map(ResponseHead::code)).unwrap_or(500),
+            sent: if replaced.is_some() { 0 } else { ex.sent() },
+            response: resp.filter(|_| replaced.is_none()),
+            environ: env,
+            elapsed,
             pid: self.pid,
-            time: &time,
-            request_headers: head as &RequestHead,
-            response_headers,
-            environ,
         };
-        access.write(&rec);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn post_request(
-        &self,
-        py: Python<'_>,
-        hook: &Py<PyAny>,
-        arity: usize,
-        req: Option<&Py<RequestObj>>,
-        environ: Option<&Bound<'_, PyDict>>,
-        ex: &Exchange,
-        resp: Option<&ResponseHead>,
-    ) {
-        let Some(req) = req else { return };
-        let resp = response_obj(py, resp, ex.sent());
-        let environ = environ.cloned().unwrap_or_else(|| PyDict::new(py));
-        let worker = self.obj.bind(py).clone().into_any();
-        let req = req.bind(py).clone().into_any();
-        let called = resp.and_then(|resp| {
-            let args: Vec<Bound<'_, PyAny>> = match arity {
-                2 => vec![worker, req],
-                3 => vec![worker, req, environ.into_any()],
-                _ => vec![worker, req, environ.into_any(), resp.into_any()],
-            };
-            hook.bind(py).call1(PyTuple::new(py, args)?)
-        });
-        if let Err(e) = called {
-            self.log.error(format_args!("Exception in post_request hook\n{}", format_traceback(py, &e).trim_end()));
-        }
-    }
-}
-
-/// The `req` of hooks.
-fn request_obj(py: Python<'_>, head: &RequestHead, peer: &Peer) -> PyResult<Py<RequestObj>> {
-    let headers = PyList::empty(py);
-    for (n, v) in head.headers() {
-        headers.append((latin1(py, &n.to_ascii_uppercase()), latin1(py, v)))?;
-    }
-    let remote_addr: Bound<'_, PyAny> = match peer {
-        Peer::Tcp(a) => (a.ip().to_string(), a.port()).into_pyobject(py)?.into_any(),
-        Peer::Unix => "".into_pyobject(py)?.into_any(),
-    };
-    let scheme = head.scheme.map_or("http", |s| s.as_str());
-    Py::new(
-        py,
-        RequestObj {
-            method: latin1(py, head.method()).into_any().unbind(),
-            uri: latin1(py, head.target()).into_any().unbind(),
-            path: latin1(py, head.path()).into_any().unbind(),
-            query: latin1(py, head.query()).into_any().unbind(),
-            version: (head.version.major, head.version.minor).into_pyobject(py)?.into_any().unbind(),
-            headers: headers.into_any().unbind(),
-            scheme: scheme.into_pyobject(py)?.into_any().unbind(),
-            remote_addr: remote_addr.unbind(),
-        },
-    )
-}
-
-/// The `resp` of `post_request`.
-fn response_obj<'py>(py: Python<'py>, head: Option<&ResponseHead>, sent: u64) -> PyResult<Bound<'py, ResponseObj>> {
-    let (status, code, headers) = match head {
-        Some(h) => {
-            let list = PyList::empty(py);
-            for (n, v) in h.headers() {
-                list.append((latin1(py, n), latin1(py, v)))?;
-            }
-            (latin1(py, h.status()).into_any(), h.code().into_pyobject(py)?.into_any(), list.into_any())
-        }
-        None => (py.None().into_bound(py), py.None().into_bound(py), PyList::empty(py).into_any()),
-    };
-    Bound::new(py, ResponseObj { status: status.unbind(), status_code: code.unbind(), headers: headers.unbind(), sent })
-}
-
-/// The WSGI worker body of the configured worker class: [`SyncBody`](super::sync::SyncBody)
-/// for `sync`, [`GthreadBody`] for `gthread` (and `sync` with `threads` > 1).
-#[derive(Debug)]
-pub enum WsgiBody {
-    /// `-k sync`.
-    Sync(super::sync::SyncBody),
-    /// `-k gthread`.
-    Gthread(GthreadBody),
-}
-
-/// Whether the worker class is gunicorn's gthread worker (`gthread` or the class path).
-pub fn is_gthread(class: &str) -> bool {
-    class == "gthread" || class.ends_with("ThreadWorker")
-}
-
-impl WsgiBody {
-    /// The body for worker class `class` (as [`Settings::worker_class`] resolves it).
-    pub fn new(class: &str, settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<WsgiBody, String> {
-        if is_gthread(class) {
-            GthreadBody::new(settings, preloaded, env).map(WsgiBody::Gthread)
-        } else {
-            super::sync::SyncBody::new(settings, preloaded, env).map(WsgiBody::Sync)
-        }
-    }
-
-    fn inner(&self) -> &dyn WorkerBody {
-        match self {
-            WsgiBody::Sync(b) => b,
-            WsgiBody::Gthread(b) => b,
-        }
-    }
-}
-
-impl WorkerBody for WsgiBody {
-    fn run(&self, ctx: WorkerContext) -> u8 {
-        self.inner().run(ctx)
-    }
-
-    fn before_fork(&self) {
-        self.inner().before_fork();
-    }
-
-    fn after_fork_parent(&self) {
-        self.inner().after_fork_parent();
-    }
-
-    fn after_fork_child(&self) {
-        self.inner().after_fork_child();
+        request::write_access(&access, &served);
     }
 }

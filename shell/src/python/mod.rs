@@ -13,9 +13,11 @@
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
 //! - [`serve`]: serving: the master set up as gunicorn's arbiter (server hooks and HUP
-//!   reload from [`server_hooks`]), with [`sync`], the WSGI
-//!   sync worker, over [`wsgi`] (environ, `wsgi.input`, `start_response`, file wrapper)
-//!   and [`hooks`] (`pre_request` / `post_request` and their `worker`, `req`, `resp`).
+//!   reload from [`server_hooks`]), with [`worker`]'s body around [`sync`], the WSGI
+//!   sync worker, or [`gthread`], the WSGI gthread worker, over [`wsgi`] (environ,
+//!   `wsgi.input`, `start_response`, file wrapper), [`request`] (what both workers do
+//!   alike per request) and [`hooks`] (`pre_request` / `post_request` and their `worker`,
+//!   `req`, `resp`).
 //! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
@@ -35,9 +37,11 @@ pub mod config;
 pub mod convert;
 pub mod gthread;
 pub mod hooks;
+pub mod request;
 pub mod serve;
 pub mod server_hooks;
 pub mod sync;
+pub mod worker;
 pub mod wsgi;
 
 use std::sync::Mutex;

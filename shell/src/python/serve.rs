@@ -4,7 +4,7 @@
 //! import environment (`--chdir`, `--pythonpath`, `--env`), the application loaded when
 //! `preload_app`, then [`crate::arbiter::serve`], which logs `Starting ferrocorn`, binds,
 //! and forks the workers (`PyOS_BeforeFork` / `PyOS_AfterFork_*` around each fork, see
-//! [`super::sync::SyncBody`]). The master runs no Python thread of its own.
+//! [`super::worker::WsgiBody`]). The master runs no Python thread of its own.
 
 use pyo3::prelude::*;
 
@@ -29,7 +29,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         return 1;
     }
     let class = settings.worker_class();
-    if !is_sync(&class) && !super::gthread::is_gthread(&class) {
+    if !is_sync(&class) && !super::worker::is_gthread(&class) {
         out.stderr = format!(
             "\nError: worker class {class:?} is not supported by ferrocorn yet: only 'sync' and 'gthread' serve today\n"
         );
@@ -67,7 +67,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         None
     };
     let env = Env::from_process();
-    let body = match super::gthread::WsgiBody::new(&class, settings, preloaded, &env) {
+    let body = match super::worker::WsgiBody::new(&class, settings, preloaded, &env) {
         Ok(b) => b,
         Err(e) => {
             out.stderr = format!("\nError: {e}\n");

@@ -25,85 +25,34 @@
 
 use std::io::{self, Read};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::access_log::{AccessRecord, EnvironLookup, HeaderLookup, NoHeaders};
-use ferrocorn_core::config::{HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders};
-use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Key, Local};
-use ferrocorn_core::{AllowList, Connection, Limits, Peer, ProtoConfig, RecvError, RequestHead};
+use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
+use ferrocorn_core::{Connection, Peer, ProtoConfig, RecvError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::app::{AppErrorKind, AppLoadError, load_app};
-use super::convert::{exc_str, format_traceback, write_stream};
-use super::hooks::{Hooks, RequestObj, ResponseObj, WorkerObj};
-use super::wsgi::{self, EnvironBuilder, ErrorStream, Exchange, FileWrapper, HeadResult, Input, Shared, StartResponse, TemplateParts, latin1, lock};
+use super::convert::{exc_str, format_traceback};
+use super::hooks::{Hooks, WorkerObj};
+use super::request::{self, Served, bytes_of, peer_ip, request_obj, response_obj};
+use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
+use super::wsgi::{self, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared, StartResponse, lock};
 use crate::heartbeat::monotonic_ms;
-use crate::listen::{ListenAddr, Stream};
+use crate::listen::Stream;
 use crate::log::access::AccessLog;
-use crate::settings::{Env, Settings, Value};
-use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
+use crate::settings::{Env, Settings};
+use crate::worker::WorkerContext;
 
 /// How long a closing connection may still send us bytes we discard (gunicorn's
 /// `close_graceful`: 2 s, 64 KiB).
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 const DRAIN_BYTES: usize = 64 * 1024;
 
-/// The parser policy the settings describe.
-pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
-    let list = |name: &str| -> Vec<String> {
-        match settings.get(name) {
-            Value::Str(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
-            v => v.as_str_list().into_iter().map(str::to_owned).collect(),
-        }
-    };
-    let allow = |name: &str| -> Result<AllowList, String> {
-        let entries = list(name);
-        AllowList::from_entries(entries.iter().map(String::as_str)).map_err(|e| format!("{name}: invalid entry {:?}", e.entry))
-    };
-    let secure_scheme_headers = match settings.get("secure_scheme_headers") {
-        Value::Dict(pairs) => pairs
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_ascii_uppercase(), v.as_str()?.to_owned())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let underscore = match settings.str("header_map").unwrap_or("drop") {
-        "refuse" => UnderscoreHeaders::Refuse,
-        "dangerous" => UnderscoreHeaders::Dangerous,
-        _ => UnderscoreHeaders::Drop,
-    };
-    let mode = match settings.str("proxy_protocol").unwrap_or("off") {
-        "v1" => ProxyMode::V1,
-        "v2" => ProxyMode::V2,
-        "auto" => ProxyMode::Auto,
-        _ => ProxyMode::Off,
-    };
-    Ok(ProtoConfig {
-        limits: Limits::from_gunicorn(
-            settings.int("limit_request_line"),
-            settings.int("limit_request_fields"),
-            settings.int("limit_request_field_size"),
-        ),
-        parser: ParserPolicy {
-            permit_obsolete_folding: settings.bool("permit_obsolete_folding"),
-            strip_header_spaces: settings.bool("strip_header_spaces"),
-            permit_unconventional_method: settings.bool("permit_unconventional_http_method"),
-            permit_unconventional_version: settings.bool("permit_unconventional_http_version"),
-            casefold_method: settings.bool("casefold_http_method"),
-        },
-        headers: HeaderPolicy { underscore, forwarder_headers: list("forwarder_headers") },
-        trust: TrustPolicy { forwarded_allow: allow("forwarded_allow_ips")?, secure_scheme_headers },
-        proxy: ProxyPolicy { mode, allow: allow("proxy_allow_ips")? },
-    })
-}
-
-/// The WSGI sync worker body. Built in the master (which may have preloaded the
-/// application) and run in every forked worker.
+/// The WSGI sync worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
 pub struct SyncBody {
     preloaded: Option<Py<PyAny>>,
@@ -117,95 +66,32 @@ impl SyncBody {
     /// worker builds its own from its generation's settings.
     pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<SyncBody, String> {
         let proto = proto_config(settings)?;
-        let environ = EnvironConfig {
-            script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().into_bytes(),
-            headers: proto.headers.clone(),
-            ..EnvironConfig::default()
+        Ok(SyncBody { preloaded, environ: environ_config(&proto), sendfile: settings.sendfile(env) })
+    }
+
+    /// Serves in a forked worker; the exit status.
+    pub(super) fn run(&self, py: Python<'_>, ctx: WorkerContext) -> u8 {
+        let app = match worker_app(py, self.preloaded.as_ref(), &ctx.settings, &ctx) {
+            Ok(app) => app,
+            Err(code) => return code,
         };
-        Ok(SyncBody { preloaded, environ, sendfile: settings.sendfile(env) })
-    }
-}
-
-impl WorkerBody for SyncBody {
-    fn run(&self, ctx: WorkerContext) -> u8 {
-        Python::attach(|py| {
-            let code = run_worker(py, self, ctx);
-            // What the application printed must not be lost with the process.
-            let _ = write_stream(py, "stdout", "");
-            let _ = write_stream(py, "stderr", "");
-            code
-        })
-    }
-
-    #[allow(unsafe_code)]
-    fn before_fork(&self) {
-        // SAFETY: called by the master's main thread, which holds the GIL (the master runs
-        // inside the `ferrocorn` console script's call into the extension), just before
-        // fork(2), as the C API requires.
-        unsafe { pyo3::ffi::PyOS_BeforeFork() }
-    }
-
-    #[allow(unsafe_code)]
-    fn after_fork_parent(&self) {
-        // SAFETY: the same thread, still holding the GIL, right after fork(2) in the parent
-        // (also when fork failed), pairing the `PyOS_BeforeFork` above.
-        unsafe { pyo3::ffi::PyOS_AfterFork_Parent() }
-    }
-
-    #[allow(unsafe_code)]
-    fn after_fork_child(&self) {
-        // SAFETY: first call in the child after fork(2), by the only thread of the child,
-        // which holds the GIL it held in the parent; it resets the interpreter's locks and
-        // thread states as `os.fork()` does.
-        unsafe { pyo3::ffi::PyOS_AfterFork_Child() }
-    }
-}
-
-/// Reports an application that failed to load in a worker, as gunicorn: an
-/// `AppImportError` prints its message and exits 4; anything else logs
-/// `Exception in worker process` with the traceback, prints the message and exits 3.
-fn boot_failure(py: Python<'_>, ctx: &WorkerContext, e: &AppLoadError) -> u8 {
-    let msg = exc_str(py, &e.error);
-    match e.kind {
-        AppErrorKind::AppImport => {
-            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
-            APP_LOAD_ERROR
+        let mut worker = match Worker::new(py, self, ctx, app) {
+            Ok(w) => w,
+            Err(text) => return setup_failed(py, &text),
+        };
+        if let Err(e) = worker.install_abort(py) {
+            worker.ctx.log.warning(format_args!("ABRT stays the default action: {}", exc_str(py, &e)));
         }
-        AppErrorKind::Other => {
-            ctx.log.error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
-            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
-            WORKER_BOOT_ERROR
+        worker.ctx.booted();
+        let code = worker.serve(py);
+        if ABORTED.load(Ordering::Relaxed) {
+            return 1;
         }
-    }
-}
-
-fn run_worker(py: Python<'_>, body: &SyncBody, ctx: WorkerContext) -> u8 {
-    let app = match &body.preloaded {
-        Some(app) => app.clone_ref(py),
-        None => match load_app(py, &ctx.settings) {
-            Ok(app) => app.unbind(),
-            Err(e) => return boot_failure(py, &ctx, &e),
-        },
-    };
-    let mut worker = match Worker::new(py, body, ctx, app) {
-        Ok(w) => w,
-        Err(text) => {
-            let _ = write_stream(py, "stderr", &format!("{text}\n"));
-            return WORKER_BOOT_ERROR;
+        if worker.ctx.signals.quick() {
+            worker.ctx.hooks.worker_int(&worker.ctx.info());
         }
-    };
-    if let Err(e) = worker.install_abort(py) {
-        worker.ctx.log.warning(format_args!("ABRT stays the default action: {}", exc_str(py, &e)));
+        code
     }
-    worker.ctx.booted();
-    let code = worker.serve(py);
-    if ABORTED.load(Ordering::Relaxed) {
-        return 1;
-    }
-    if worker.ctx.signals.quick() {
-        worker.ctx.hooks.worker_int(&worker.ctx.info());
-    }
-    code
 }
 
 /// Set by the Python-level ABRT handler (the master timed the worker out).
@@ -253,22 +139,6 @@ struct Worker<'a> {
     environ_cfg: EnvironConfig,
 }
 
-/// `EnvironLookup` over the core's environ (the `wsgi.*` objects are not there).
-#[derive(Debug)]
-struct EnvLookup<'a>(&'a Environ);
-
-impl EnvironLookup for EnvLookup<'_> {
-    fn lookup(&self, key: &str, out: &mut Vec<u8>) -> bool {
-        match self.0.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(key.as_bytes())) {
-            Some((_, v)) => {
-                out.extend_from_slice(v);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// What the end of a request needs to know.
 #[derive(Debug)]
 struct Done {
@@ -278,38 +148,15 @@ struct Done {
 
 impl<'a> Worker<'a> {
     fn new(py: Python<'_>, body: &'a SyncBody, ctx: WorkerContext, app: Py<PyAny>) -> Result<Worker<'a>, String> {
-        // This generation's settings (a HUP reload gives new workers new ones).
+        // This generation's settings (a HUP reload gives new workers new ones): the parser
+        // policy follows them.
         let settings = Arc::clone(&ctx.settings);
-        let s = &*settings;
-        let pyerr = |e: PyErr| format_traceback(py, &e);
-        // A HUP reload gives new workers new settings: the parser policy follows them.
-        let proto = proto_config(s)?;
+        let proto = proto_config(&settings)?;
         let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
-        let proto = Arc::new(proto);
-        let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
-        let workers = s.int("workers");
-        let environ = EnvironBuilder::new(
-            py,
-            TemplateParts { errors: errors.into_bound(py).into_any(), multiprocess: workers > 1, server_software: &body.environ.server_software },
-        )
-        .map_err(pyerr)?;
-        let access = AccessLog::open(s.str("accesslog"), s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT))?;
-        // The object the server hooks of this process got (post_fork), when they made one.
-        let obj = super::hooks::this_worker(py, ctx.pid, || {
-            WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
-        })
-        .map_err(pyerr)?;
-        let locals = ctx
-            .listeners
-            .iter()
-            .map(|l| match l.addr() {
-                ListenAddr::Tcp(a) => Local::Tcp(*a),
-                ListenAddr::Unix(p) => Local::Unix(p.as_os_str().as_encoded_bytes().to_vec()),
-            })
-            .collect();
+        let Common { environ, access, hooks, obj, locals } = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
         Ok(Worker {
             body,
-            hooks: Hooks::from_settings(py, s),
+            hooks,
             ctx,
             app,
             environ,
@@ -318,11 +165,10 @@ impl<'a> Worker<'a> {
             locals,
             abort_file: None,
             rbuf: vec![0; wsgi::READ_CHUNK],
-            proto,
+            proto: Arc::new(proto),
             environ_cfg,
         })
     }
-
     fn alive(&self) -> bool {
         self.ctx.signals.alive() && self.obj.get().is_alive() && !ABORTED.load(Ordering::Relaxed)
     }
@@ -416,10 +262,7 @@ impl<'a> Worker<'a> {
     /// Serves one connection (one request).
     fn handle(&mut self, py: Python<'_>, listener: usize, stream: Stream, peer: Peer) {
         let ctx = &self.ctx;
-        let client = match peer {
-            Peer::Tcp(a) => a.to_string(),
-            Peer::Unix => String::new(),
-        };
+        let client = request::peer_text(&peer);
         let conn = Connection::new(Arc::clone(&self.proto), peer);
         let timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
         // Every blocking read or write returns within a beat interval, so the worker beats
@@ -452,7 +295,7 @@ impl<'a> Worker<'a> {
         }
         let Some(head) = g.conn.head() else { return };
         ctx.heartbeat.begin_request(head.method(), head.target(), client.as_bytes(), monotonic_ms());
-        let method_uri = format!("{} {}", String::from_utf8_lossy(head.method()), String::from_utf8_lossy(head.target()));
+        let method_uri = request::method_uri(head);
         let expect_continue = head.expect_continue;
         let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
         let conn_info = ConnInfo { peer, local: self.locals[listener].clone(), tls: false };
@@ -460,10 +303,7 @@ impl<'a> Worker<'a> {
         drop(g);
 
         // gunicorn's order: pre_request, the environ, then the request is counted.
-        let pre = match (&self.hooks.pre_request, &req) {
-            (Some(hook), Some(r)) => hook.bind(py).call1((self.obj.bind(py), r.bind(py))).map(|_| ()),
-            _ => Ok(()),
-        };
+        let pre = request::pre_request(py, &self.hooks, &self.obj, req.as_ref());
         let start = Instant::now();
         let nr = self.obj.get().count_request();
         if self.ctx.max_requests > 0 && nr >= self.ctx.max_requests {
@@ -475,9 +315,7 @@ impl<'a> Worker<'a> {
         let outcome = match (pre, built) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => {
-                self.ctx.log.warning(format_args!("Invalid request from ip={}: {e}", peer_ip(&peer)));
-                let mut out = Vec::new();
-                ferrocorn_core::response::error_page(e.status(), e.reason(), &e.to_string(), &mut out);
+                let out = request::environ_refused(&self.ctx.log, &peer, &e);
                 lock(py, &ex).send_raw(py, &out);
                 done.status = Some(e.status());
                 Ok(())
@@ -494,9 +332,10 @@ impl<'a> Worker<'a> {
         let ctx = &self.ctx;
         ctx.heartbeat.end_request();
         self.access(py, &ex, &peer, &done, elapsed);
-        if let Some((hook, arity)) = &self.hooks.post_request {
-            self.post_request(py, hook, *arity, req.as_ref(), environ_dict.as_ref(), &ex);
-        }
+        request::post_request(py, &self.hooks, &self.ctx.log, &self.obj, req.as_ref(), environ_dict.as_ref(), || {
+            let g = lock(py, &ex);
+            response_obj(py, g.head.as_ref(), g.writer.as_ref().map_or(0, |w| w.sent()))
+        });
         let mut g = lock(py, &ex);
         // Read whole: the body (if any) was consumed and nothing beyond it arrived.
         let fully_read = !g.client_gone
@@ -529,17 +368,7 @@ impl<'a> Worker<'a> {
         let sr = Bound::new(py, StartResponse::new(Arc::clone(ex)))?;
         let result = self.app.bind(py).call1((environ, sr))?;
         let written = self.write_result(py, ex, &result);
-        // Lists and tuples have no close(); asking would cost an AttributeError.
-        let closed = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-            Ok(())
-        } else {
-            match result.getattr_opt(pyo3::intern!(py, "close")) {
-                Ok(Some(close)) => close.call0().map(|_| ()),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-        written.and(closed)
+        written.and(request::close_result(py, &result))
     }
 
     fn write_result(&self, py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -573,27 +402,10 @@ impl<'a> Worker<'a> {
     /// Sends a `wsgi.file_wrapper` result with sendfile(2); `false` when its file has no
     /// usable descriptor (the caller iterates it instead).
     fn send_file(&self, py: Python<'_>, ex: &Shared, w: &FileWrapper) -> PyResult<bool> {
-        let file = w.filelike.bind(py);
-        let Ok(fileno) = file.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
-            return Ok(false);
-        };
-        if fileno < 0 {
-            return Ok(false);
-        }
-        // Buffered writes of the application must reach the file first.
-        if file.hasattr("flush")? {
-            let _ = file.call_method0("flush");
-        }
-        let fd = borrow_fd(fileno);
-        let Ok(st) = nix::sys::stat::fstat(fd) else { return Ok(false) };
-        if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
-            return Ok(false);
-        }
-        let Ok(offset) = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur) else { return Ok(false) };
-        let size = u64::try_from(st.st_size - offset).unwrap_or(0);
+        let Some(src) = request::file_source(py, w)? else { return Ok(false) };
         let mut g = lock(py, ex);
-        let count = g.writer.as_ref().and_then(|wr| wr.remaining()).unwrap_or(size);
-        g.send_file(py, fd, offset, count)?;
+        let count = g.writer.as_ref().and_then(|wr| wr.remaining()).unwrap_or(src.size);
+        g.send_file(py, src.fd, src.offset, count)?;
         g.finish(py)?;
         Ok(true)
     }
@@ -633,147 +445,18 @@ impl<'a> Worker<'a> {
         let Some(access) = &self.access else { return };
         let g = lock(py, ex);
         let Some(head) = g.conn.head() else { return };
-        let status = done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500);
-        let sent = if done.status.is_some() { 0 } else { g.writer.as_ref().map_or(0, |w| w.sent()) };
-        let time = access.now_text();
-        let version = head.version.as_bytes();
-        let ip = peer_ip(peer);
-        let response_headers: &dyn HeaderLookup = match (&g.head, done.status) {
-            (Some(h), None) => h,
-            _ => &NoHeaders,
-        };
-        let empty;
-        let lookup;
-        let environ: &dyn EnvironLookup = match &g.environ {
-            Some(env) => {
-                lookup = EnvLookup(env);
-                &lookup
-            }
-            None => {
-                empty = ferrocorn_core::access_log::NoEnviron;
-                &empty
-            }
-        };
-        let env = g.environ.as_ref();
-        let get = |k: Key| env.and_then(|e| e.get(k));
-        let http = |n: &[u8]| match env {
-            Some(e) => e.get_name(n),
-            None => head.header(&n[5..]),
-        };
-        let rec = AccessRecord {
-            remote_addr: get(Key::RemoteAddr).or(Some(ip.as_bytes())),
-            method: head.method(),
-            raw_uri: head.target(),
-            protocol: &version,
-            status,
-            path_info: get(Key::PathInfo).unwrap_or(head.path()),
-            query: head.query(),
-            sent: Some(sent),
-            referer: http(b"HTTP_REFERER"),
-            user_agent: http(b"HTTP_USER_AGENT"),
-            authorization: http(b"HTTP_AUTHORIZATION"),
-            request_time: (elapsed.as_secs(), elapsed.subsec_micros()),
+        let served = Served {
+            head,
+            peer,
+            status: done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500),
+            sent: if done.status.is_some() { 0 } else { g.writer.as_ref().map_or(0, |w| w.sent()) },
+            response: g.head.as_ref().filter(|_| done.status.is_none()),
+            environ: g.environ.as_ref(),
+            elapsed,
             pid: self.ctx.pid,
-            time: &time,
-            request_headers: head as &RequestHead,
-            response_headers,
-            environ,
         };
-        access.write(&rec);
+        request::write_access(access, &served);
     }
-
-    fn post_request(&self, py: Python<'_>, hook: &Py<PyAny>, arity: usize, req: Option<&Py<RequestObj>>, environ: Option<&Bound<'_, PyDict>>, ex: &Shared) {
-        let Some(req) = req else { return };
-        let resp = {
-            let g = lock(py, ex);
-            response_obj(py, &g)
-        };
-        let environ = environ.cloned().unwrap_or_else(|| PyDict::new(py));
-        let worker = self.obj.bind(py).clone().into_any();
-        let req = req.bind(py).clone().into_any();
-        let called = resp.and_then(|resp| {
-            let args: Vec<Bound<'_, PyAny>> = match arity {
-                2 => vec![worker, req],
-                3 => vec![worker, req, environ.into_any()],
-                _ => vec![worker, req, environ.into_any(), resp.into_any()],
-            };
-            hook.bind(py).call1(PyTuple::new(py, args)?)
-        });
-        if let Err(e) = called {
-            self.ctx.log.error(format_args!("Exception in post_request hook\n{}", format_traceback(py, &e).trim_end()));
-        }
-    }
-}
-
-fn bytes_of<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
-    match item.cast::<pyo3::types::PyBytes>() {
-        Ok(b) => Ok(b.as_bytes()),
-        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
-            "{} is not a byte",
-            item.repr().map(|r| r.to_string()).unwrap_or_default()
-        ))),
-    }
-}
-
-fn peer_ip(peer: &Peer) -> String {
-    peer.ip().map(|ip| ip.to_string()).unwrap_or_default()
-}
-
-#[allow(unsafe_code)]
-fn borrow_fd<'a>(fd: i32) -> BorrowedFd<'a> {
-    // SAFETY: `fd` is the `fileno()` of a file object the caller holds a reference to for
-    // the whole use of the borrowed descriptor (fstat, lseek, sendfile within one call of
-    // `Worker::send_file`), so the descriptor stays open meanwhile; it is only read.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-/// The `req` of hooks.
-fn request_obj(py: Python<'_>, head: &RequestHead, peer: &Peer) -> PyResult<Py<RequestObj>> {
-    let headers = PyList::empty(py);
-    for (n, v) in head.headers() {
-        headers.append((latin1(py, &n.to_ascii_uppercase()), latin1(py, v)))?;
-    }
-    let remote_addr: Bound<'_, PyAny> = match peer {
-        Peer::Tcp(a) => (a.ip().to_string(), a.port()).into_pyobject(py)?.into_any(),
-        Peer::Unix => "".into_pyobject(py)?.into_any(),
-    };
-    let scheme = head.scheme.map_or("http", |s| s.as_str());
-    Py::new(
-        py,
-        RequestObj {
-            method: latin1(py, head.method()).into_any().unbind(),
-            uri: latin1(py, head.target()).into_any().unbind(),
-            path: latin1(py, head.path()).into_any().unbind(),
-            query: latin1(py, head.query()).into_any().unbind(),
-            version: (head.version.major, head.version.minor).into_pyobject(py)?.into_any().unbind(),
-            headers: headers.into_any().unbind(),
-            scheme: scheme.into_pyobject(py)?.into_any().unbind(),
-            remote_addr: remote_addr.unbind(),
-        },
-    )
-}
-
-/// The `resp` of `post_request`.
-fn response_obj<'py>(py: Python<'py>, g: &Exchange) -> PyResult<Bound<'py, ResponseObj>> {
-    let (status, code, headers) = match &g.head {
-        Some(h) => {
-            let list = PyList::empty(py);
-            for (n, v) in h.headers() {
-                list.append((latin1(py, n), latin1(py, v)))?;
-            }
-            (latin1(py, h.status()).into_any(), h.code().into_pyobject(py)?.into_any(), list.into_any())
-        }
-        None => (py.None().into_bound(py), py.None().into_bound(py), PyList::empty(py).into_any()),
-    };
-    Bound::new(
-        py,
-        ResponseObj {
-            status: status.unbind(),
-            status_code: code.unbind(),
-            headers: headers.unbind(),
-            sent: g.writer.as_ref().map_or(0, |w| w.sent()),
-        },
-    )
 }
 
 /// Closes a connection: at once when the request was read whole and nothing more is

@@ -393,8 +393,11 @@ impl Exchange {
         b
     }
 
+}
+
+impl BodyRead for Exchange {
     /// `wsgi.input.read(size)`: `None` or negative reads to the end.
-    pub fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let want = match size {
             Some(n) if n >= 0 => n as usize,
             _ => usize::MAX,
@@ -404,7 +407,7 @@ impl Exchange {
     }
 
     /// `wsgi.input.readline(size)`.
-    pub fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = match size {
             Some(n) if n >= 0 => n as usize,
             _ => usize::MAX,
@@ -424,7 +427,9 @@ impl Exchange {
             }
         }
     }
+}
 
+impl Exchange {
     /// Encodes the head of `start_response` (the date is taken now).
     fn set_head(&mut self, head: ResponseHead) {
         let framing = response::choose_framing(&self.req, &head, false);
@@ -617,24 +622,64 @@ pub type Shared = Arc<Mutex<Exchange>>;
 
 /// Locks an exchange without holding the GIL while waiting.
 pub fn lock<'a>(py: Python<'_>, ex: &'a Shared) -> MutexGuard<'a, Exchange> {
-    ex.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner)
+    lock_any(py, ex)
+}
+
+/// Locks what a request's Python objects share with the worker without holding the GIL
+/// while waiting (a poisoned lock is taken as it is).
+pub fn lock_any<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+    m.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner)
 }
 
 // ---------------------------------------------------------------------------------------
 // wsgi.input
 // ---------------------------------------------------------------------------------------
 
+/// A request body as `wsgi.input` reads it (the sync worker's [`Exchange`], the
+/// gthread worker's request), shared as `Arc<Mutex<_>>` with the worker.
+pub trait BodyRead: Send + std::fmt::Debug {
+    /// Reads at most `size` bytes (all that is left when `size` is `None` or negative).
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
+    /// Reads one line (at most `size` bytes).
+    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
+}
+
+/// `wsgi.input` of a worker's request, locked for each call.
+pub trait InputSource: Send + Sync + std::fmt::Debug {
+    /// [`BodyRead::read`].
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
+    /// [`BodyRead::readline`].
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
+    /// Reads lines until the end, or until `hint` bytes were read (see [`readlines`]).
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>>;
+}
+
+impl<T: BodyRead> InputSource for Arc<Mutex<T>> {
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        lock_any(py, self).read(py, size)
+    }
+
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        lock_any(py, self).readline(py, size)
+    }
+
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+        let mut body = lock_any(py, self);
+        readlines(py, hint, || body.readline(py, None))
+    }
+}
+
 /// `wsgi.input`: the request body, decoded (chunked included), streamed from the socket.
 #[derive(Debug)]
 #[pyclass(module = "ferrocorn.wsgi", name = "Input", frozen)]
 pub struct Input {
-    ex: Shared,
+    src: Box<dyn InputSource>,
 }
 
 impl Input {
-    /// The input of an exchange.
-    pub fn new(ex: Shared) -> Input {
-        Input { ex }
+    /// The input of a request.
+    pub fn new(src: impl InputSource + 'static) -> Input {
+        Input { src: Box::new(src) }
     }
 }
 
@@ -643,34 +688,19 @@ impl Input {
     /// Reads at most `size` bytes (all that is left when `size` is omitted or negative).
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        lock(py, &self.ex).read(py, size)
+        self.src.read(py, size)
     }
 
     /// Reads one line (at most `size` bytes).
     #[pyo3(signature = (size=None))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        lock(py, &self.ex).readline(py, size)
+        self.src.readline(py, size)
     }
 
     /// Reads lines until the end, or until `hint` bytes were read.
     #[pyo3(signature = (hint=None))]
     fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
-        let lines = PyList::empty(py);
-        let mut total = 0usize;
-        let mut ex = lock(py, &self.ex);
-        loop {
-            let line = ex.readline(py, None)?;
-            let n = line.as_bytes().len();
-            if n == 0 {
-                break;
-            }
-            lines.append(line)?;
-            total += n;
-            if matches!(hint, Some(h) if h > 0 && total >= h as usize) {
-                break;
-            }
-        }
-        Ok(lines)
+        self.src.readlines(py, hint)
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -678,26 +708,77 @@ impl Input {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = lock(py, &self.ex).readline(py, None)?;
+        let line = self.src.readline(py, None)?;
         Ok((!line.as_bytes().is_empty()).then_some(line))
     }
+}
+
+/// `readlines(hint)` of a `wsgi.input` (both workers): lines from `readline` until an
+/// empty one, or until `hint` bytes were read.
+pub fn readlines<'py>(
+    py: Python<'py>,
+    hint: Option<isize>,
+    mut readline: impl FnMut() -> PyResult<Bound<'py, PyBytes>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let lines = PyList::empty(py);
+    let mut total = 0usize;
+    loop {
+        let line = readline()?;
+        let n = line.as_bytes().len();
+        if n == 0 {
+            break;
+        }
+        lines.append(line)?;
+        total += n;
+        if matches!(hint, Some(h) if h > 0 && total >= h as usize) {
+            break;
+        }
+    }
+    Ok(lines)
 }
 
 // ---------------------------------------------------------------------------------------
 // start_response and write
 // ---------------------------------------------------------------------------------------
 
+/// What `start_response` and `write` act on: the response of a worker's request
+/// ([`Shared`] for the sync worker, the engine's exchange for the gthread worker).
+pub trait ResponseSink: Send + Sync + std::fmt::Debug {
+    /// Whether the head went out, and whether `start_response` was called before.
+    fn state(&self, py: Python<'_>) -> (bool, bool);
+    /// Keeps the head of `start_response` (sent with the first body bytes).
+    fn set_head(&self, py: Python<'_>, head: ResponseHead);
+    /// PEP 3333's `write(data)`.
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()>;
+}
+
+impl ResponseSink for Shared {
+    fn state(&self, py: Python<'_>) -> (bool, bool) {
+        let ex = lock(py, self);
+        (ex.headers_sent, ex.head.is_some())
+    }
+
+    fn set_head(&self, py: Python<'_>, head: ResponseHead) {
+        lock(py, self).set_head(head);
+    }
+
+    /// Sends `data` at once (the head first).
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        lock(py, self).send_body(py, &[data], false)
+    }
+}
+
 /// The `start_response` callable of one request; `write` is its bound method.
 #[derive(Debug)]
 #[pyclass(module = "ferrocorn.wsgi", name = "StartResponse", frozen)]
 pub struct StartResponse {
-    ex: Shared,
+    sink: Box<dyn ResponseSink>,
 }
 
 impl StartResponse {
-    /// The `start_response` of an exchange.
-    pub fn new(ex: Shared) -> StartResponse {
-        StartResponse { ex }
+    /// The `start_response` of a request.
+    pub fn new(sink: impl ResponseSink + 'static) -> StartResponse {
+        StartResponse { sink: Box::new(sink) }
     }
 }
 
@@ -712,45 +793,48 @@ impl StartResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let exc = exc_info.filter(|e| !e.is_none());
-        {
-            let ex = lock(py, &slf.get().ex);
-            match exc {
-                Some(info) if ex.headers_sent => {
-                    drop(ex);
-                    return Err(PyErr::from_value(info.get_item(1)?));
-                }
-                None if ex.head.is_some() => {
-                    return Err(PyAssertionError::new_err("Response headers already set!"));
-                }
-                _ => {}
-            }
-        }
-        let status = to_latin1(status, "status")?;
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(headers.len().unwrap_or(4));
-        for item in headers.try_iter()? {
-            let item = item?;
-            let t = item
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err(format!("a header must be a (name, value) tuple, not {}", type_name(&item))))?;
-            if t.len() != 2 {
-                return Err(PyTypeError::new_err("a header must be a (name, value) tuple"));
-            }
-            pairs.push((to_latin1(&t.get_item(0)?, "header name")?, to_latin1(&t.get_item(1)?, "header value")?));
-        }
-        let head = ResponseHead::from_app(&status, pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        lock(py, &slf.get().ex).set_head(head);
-        slf.getattr("write")
+        let (started, head_set) = slf.get().sink.state(py);
+        let head = response_head(status, headers, exc_info, started, head_set)?;
+        slf.get().sink.set_head(py, head);
+        slf.getattr(pyo3::intern!(py, "write"))
     }
 
-    /// PEP 3333's `write(data)`: sends `data` at once (the head first).
+    /// PEP 3333's `write(data)`.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let b = data
-            .cast::<PyBytes>()
-            .map_err(|_| PyTypeError::new_err(format!("{} is not a byte", data.repr().map(|r| r.to_string()).unwrap_or_default())))?;
-        lock(py, &self.ex).send_body(py, &[b.as_bytes()], false)
+        self.sink.write(py, super::request::bytes_of(data)?)
     }
+}
+
+/// The response head of a `start_response(status, response_headers, exc_info)` call
+/// (both workers): `started` says the head went out, `head_set` that `start_response`
+/// was called before. With `exc_info` after the head went out, its exception is raised
+/// again; a second call without `exc_info` is an error (PEP 3333).
+pub fn response_head(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+    exc_info: Option<&Bound<'_, PyAny>>,
+    started: bool,
+    head_set: bool,
+) -> PyResult<ResponseHead> {
+    match exc_info.filter(|e| !e.is_none()) {
+        Some(info) if started => return Err(PyErr::from_value(info.get_item(1)?)),
+        None if head_set => return Err(PyAssertionError::new_err("Response headers already set!")),
+        _ => {}
+    }
+    let status = to_latin1(status, "status")?;
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(headers.len().unwrap_or(4));
+    for item in headers.try_iter()? {
+        let item = item?;
+        let t = item
+            .cast::<PyTuple>()
+            .map_err(|_| PyTypeError::new_err(format!("a header must be a (name, value) tuple, not {}", type_name(&item))))?;
+        if t.len() != 2 {
+            return Err(PyTypeError::new_err("a header must be a (name, value) tuple"));
+        }
+        pairs.push((to_latin1(&t.get_item(0)?, "header name")?, to_latin1(&t.get_item(1)?, "header value")?));
+    }
+    ResponseHead::from_app(&status, pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------

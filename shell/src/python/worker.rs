@@ -1,0 +1,226 @@
+//! The WSGI worker body the arbiter forks ([`WsgiBody`]: [`super::sync`] or
+//! [`super::gthread`] by worker class), and what both workers do alike per process: the
+//! parser policy of the settings, the fork protocol of the interpreter
+//! (`PyOS_BeforeFork` / `PyOS_AfterFork_*`), the application loaded (or preloaded) with
+//! gunicorn's boot failures, and the objects a worker sets up once ([`Common`]: environ
+//! builder, access log, hooks, the process's `worker` object, listener addresses).
+
+use ferrocorn_core::config::{HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders};
+use ferrocorn_core::environ::{EnvironConfig, Local};
+use ferrocorn_core::{AllowList, Limits, ProtoConfig};
+use pyo3::prelude::*;
+
+use super::app::{AppErrorKind, load_app};
+use super::convert::{exc_str, format_traceback, write_stream};
+use super::gthread::GthreadBody;
+use super::hooks::{Hooks, WorkerObj, this_worker};
+use super::sync::SyncBody;
+use super::wsgi::{EnvironBuilder, ErrorStream, TemplateParts};
+use crate::listen::ListenAddr;
+use crate::log::access::AccessLog;
+use crate::settings::{Env, Settings, Value};
+use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
+
+/// The parser policy the settings describe.
+pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
+    let list = |name: &str| -> Vec<String> {
+        match settings.get(name) {
+            Value::Str(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            v => v.as_str_list().into_iter().map(str::to_owned).collect(),
+        }
+    };
+    let allow = |name: &str| -> Result<AllowList, String> {
+        let entries = list(name);
+        AllowList::from_entries(entries.iter().map(String::as_str)).map_err(|e| format!("{name}: invalid entry {:?}", e.entry))
+    };
+    let secure_scheme_headers = match settings.get("secure_scheme_headers") {
+        Value::Dict(pairs) => pairs
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_ascii_uppercase(), v.as_str()?.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let underscore = match settings.str("header_map").unwrap_or("drop") {
+        "refuse" => UnderscoreHeaders::Refuse,
+        "dangerous" => UnderscoreHeaders::Dangerous,
+        _ => UnderscoreHeaders::Drop,
+    };
+    let mode = match settings.str("proxy_protocol").unwrap_or("off") {
+        "v1" => ProxyMode::V1,
+        "v2" => ProxyMode::V2,
+        "auto" => ProxyMode::Auto,
+        _ => ProxyMode::Off,
+    };
+    Ok(ProtoConfig {
+        limits: Limits::from_gunicorn(
+            settings.int("limit_request_line"),
+            settings.int("limit_request_fields"),
+            settings.int("limit_request_field_size"),
+        ),
+        parser: ParserPolicy {
+            permit_obsolete_folding: settings.bool("permit_obsolete_folding"),
+            strip_header_spaces: settings.bool("strip_header_spaces"),
+            permit_unconventional_method: settings.bool("permit_unconventional_http_method"),
+            permit_unconventional_version: settings.bool("permit_unconventional_http_version"),
+            casefold_method: settings.bool("casefold_http_method"),
+        },
+        headers: HeaderPolicy { underscore, forwarder_headers: list("forwarder_headers") },
+        trust: TrustPolicy { forwarded_allow: allow("forwarded_allow_ips")?, secure_scheme_headers },
+        proxy: ProxyPolicy { mode, allow: allow("proxy_allow_ips")? },
+    })
+}
+
+/// The environ configuration of a parser policy (`SCRIPT_NAME` from the process
+/// environment, as gunicorn).
+pub fn environ_config(proto: &ProtoConfig) -> EnvironConfig {
+    EnvironConfig {
+        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().into_bytes(),
+        headers: proto.headers.clone(),
+        ..EnvironConfig::default()
+    }
+}
+
+/// Whether the worker class is gunicorn's gthread worker (`gthread` or the class path).
+pub fn is_gthread(class: &str) -> bool {
+    class == "gthread" || class.ends_with("ThreadWorker")
+}
+
+/// The WSGI worker body of the configured worker class: [`SyncBody`] for `sync`,
+/// [`GthreadBody`] for `gthread` (and `sync` with `threads` > 1). Built in the master
+/// (which may have preloaded the application) and run in every forked worker.
+#[derive(Debug)]
+pub enum WsgiBody {
+    /// `-k sync`.
+    Sync(SyncBody),
+    /// `-k gthread`.
+    Gthread(GthreadBody),
+}
+
+impl WsgiBody {
+    /// The body for worker class `class` (as [`Settings::worker_class`] resolves it).
+    pub fn new(class: &str, settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<WsgiBody, String> {
+        if is_gthread(class) {
+            GthreadBody::new(settings, preloaded, env).map(WsgiBody::Gthread)
+        } else {
+            SyncBody::new(settings, preloaded, env).map(WsgiBody::Sync)
+        }
+    }
+}
+
+impl WorkerBody for WsgiBody {
+    fn run(&self, ctx: WorkerContext) -> u8 {
+        Python::attach(|py| {
+            let code = match self {
+                WsgiBody::Sync(b) => b.run(py, ctx),
+                WsgiBody::Gthread(b) => b.run(py, &ctx),
+            };
+            // What the application printed must not be lost with the process.
+            let _ = write_stream(py, "stdout", "");
+            let _ = write_stream(py, "stderr", "");
+            code
+        })
+    }
+
+    #[allow(unsafe_code)]
+    fn before_fork(&self) {
+        // SAFETY: called by the master's main thread, which holds the GIL (the master runs
+        // inside the `ferrocorn` console script's call into the extension), just before
+        // fork(2), as the C API requires.
+        unsafe { pyo3::ffi::PyOS_BeforeFork() }
+    }
+
+    #[allow(unsafe_code)]
+    fn after_fork_parent(&self) {
+        // SAFETY: the same thread, still holding the GIL, right after fork(2) in the parent
+        // (also when fork failed), pairing the `PyOS_BeforeFork` above.
+        unsafe { pyo3::ffi::PyOS_AfterFork_Parent() }
+    }
+
+    #[allow(unsafe_code)]
+    fn after_fork_child(&self) {
+        // SAFETY: first call in the child after fork(2), by the only thread of the child,
+        // which holds the GIL it held in the parent; it resets the interpreter's locks and
+        // thread states as `os.fork()` does.
+        unsafe { pyo3::ffi::PyOS_AfterFork_Child() }
+    }
+}
+
+/// The application of a worker: the one preloaded in the master, else loaded from
+/// `settings`. A failure is reported as gunicorn does and gives the exit status: an
+/// `AppImportError` prints its message and exits 4; anything else logs `Exception in
+/// worker process` with the traceback, prints the message and exits 3.
+pub fn worker_app(py: Python<'_>, preloaded: Option<&Py<PyAny>>, settings: &Settings, ctx: &WorkerContext) -> Result<Py<PyAny>, u8> {
+    if let Some(app) = preloaded {
+        return Ok(app.clone_ref(py));
+    }
+    let e = match load_app(py, settings) {
+        Ok(app) => return Ok(app.unbind()),
+        Err(e) => e,
+    };
+    let msg = exc_str(py, &e.error);
+    Err(match e.kind {
+        AppErrorKind::AppImport => {
+            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
+            APP_LOAD_ERROR
+        }
+        AppErrorKind::Other => {
+            ctx.log.error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
+            let _ = write_stream(py, "stderr", &format!("{msg}\n"));
+            WORKER_BOOT_ERROR
+        }
+    })
+}
+
+/// Reports a worker that could not set itself up (`text` on stderr); the exit status.
+pub fn setup_failed(py: Python<'_>, text: &str) -> u8 {
+    let _ = write_stream(py, "stderr", &format!("{text}\n"));
+    WORKER_BOOT_ERROR
+}
+
+/// What a WSGI worker sets up once, before serving.
+#[derive(Debug)]
+pub struct Common {
+    /// Environ dicts from the template.
+    pub environ: EnvironBuilder,
+    /// The access log, when `accesslog` is set.
+    pub access: Option<AccessLog>,
+    /// `pre_request` and `post_request`.
+    pub hooks: Hooks,
+    /// The `worker` object of this process: the one the server hooks got (`post_fork`),
+    /// so attributes they set reach `pre_request` and `post_request`.
+    pub obj: Py<WorkerObj>,
+    /// The address of each listener, by index.
+    pub locals: Vec<Local>,
+}
+
+impl Common {
+    /// The pieces for worker `ctx` under `settings`; `multithread` is the environ's
+    /// `wsgi.multithread`. An error is the text to print.
+    pub fn new(py: Python<'_>, ctx: &WorkerContext, settings: &Settings, server_software: &str, multithread: bool) -> Result<Common, String> {
+        let s = settings;
+        let pyerr = |e: PyErr| format_traceback(py, &e);
+        let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
+        let environ = EnvironBuilder::new(
+            py,
+            TemplateParts { errors: errors.into_bound(py).into_any(), multiprocess: s.int("workers") > 1, server_software },
+        )
+        .map_err(pyerr)?;
+        if multithread {
+            environ.set_constant(py, "wsgi.multithread", pyo3::types::PyBool::new(py, true).to_owned().into_any()).map_err(pyerr)?;
+        }
+        let access = AccessLog::open(s.str("accesslog"), s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT))?;
+        let obj = this_worker(py, ctx.pid, || {
+            WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
+        })
+        .map_err(pyerr)?;
+        let locals = ctx
+            .listeners
+            .iter()
+            .map(|l| match l.addr() {
+                ListenAddr::Tcp(a) => Local::Tcp(*a),
+                ListenAddr::Unix(p) => Local::Unix(p.as_os_str().as_encoded_bytes().to_vec()),
+            })
+            .collect();
+        Ok(Common { environ, access, hooks: Hooks::from_settings(py, s), obj, locals })
+    }
+}
