@@ -256,11 +256,11 @@ fn hooks_and_access_log_on_gthread() {
     wait_until(10, "hook lines", || std::fs::read_to_string(&hooks).unwrap_or_default().lines().count() >= 6);
     let lines = std::fs::read_to_string(&hooks).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
-    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True");
-    assert_eq!(lines[1], "post GET / 200 /");
+    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True tag=forked-1");
+    assert_eq!(lines[1], "post GET / 200 / tag=forked-1");
     assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
-    assert_eq!(lines[3], "post GET /pre-fail None None");
-    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail");
+    assert_eq!(lines[3], "post GET /pre-fail None None tag=forked-1");
+    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail tag=forked-1");
     let log = s.wait_for("Exception in post_request hook");
     assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
     assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
@@ -323,4 +323,31 @@ fn usr1_reopens_the_access_log() {
         std::fs::read_to_string(&access).is_ok_and(|t| !t.is_empty())
     });
     assert!(std::fs::read_to_string(&rotated).unwrap().lines().count() >= 1);
+}
+
+#[test]
+fn a_timeout_kill_says_what_the_worker_was_serving() {
+    let dir = scratch("timeout");
+    let marker = dir.join("sleeping");
+    let (s, addr) = serve("wsgi_app:raw", &["--threads", "2", "--timeout", "2"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let worker = s.booted()[0];
+    let older = std::thread::spawn(move || raw(addr, b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    wait_until(10, "the first request in flight", || marker.exists());
+    std::fs::remove_file(&marker).unwrap();
+    let newer = std::thread::spawn(move || raw(addr, b"GET /sleep?29 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    wait_until(10, "the second request in flight", || marker.exists());
+    // The worker's main thread beats on its own: only a frozen process times out.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGSTOP).unwrap();
+    let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{worker})"));
+    // The slot shows the older of the two requests in flight.
+    let serving = log
+        .lines()
+        .find(|l| l.contains(&format!("Worker (pid:{worker}) was serving GET /sleep?30 from 127.0.0.1:")))
+        .unwrap_or_else(|| panic!("{log}"));
+    let took: f64 = serving.split(" for ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{serving}"));
+    assert!((1.5..30.0).contains(&took), "{serving}");
+    s.wait_booted(2);
+    assert!(older.join().unwrap().is_empty());
+    assert!(newer.join().unwrap().is_empty());
+    assert!(get(addr, "/").ends_with("Hello, World!"));
 }

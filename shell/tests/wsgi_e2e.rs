@@ -426,11 +426,11 @@ fn hooks_and_access_log() {
     wait_until(10, "hook lines", || std::fs::read_to_string(&hooks).unwrap_or_default().lines().count() >= 5);
     let lines = std::fs::read_to_string(&hooks).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
-    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True");
-    assert_eq!(lines[1], "post GET / 200 /");
+    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True tag=forked-1");
+    assert_eq!(lines[1], "post GET / 200 / tag=forked-1");
     assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
-    assert_eq!(lines[3], "post GET /pre-fail None None");
-    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail");
+    assert_eq!(lines[3], "post GET /pre-fail None None tag=forked-1");
+    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail tag=forked-1");
     let log = s.wait_for("Exception in post_request hook");
     assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
     assert!(log.contains("RuntimeError: post_request failed"), "{log}");

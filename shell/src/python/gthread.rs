@@ -16,8 +16,9 @@
 //!     response written by the engine (no GIL), next request or park
 //! ```
 //!
-//! Hooks get the process's one `worker` object (the one `post_fork` got). What both
-//! workers do alike is in [`super::request`] and [`super::worker`].
+//! The requests in flight are recorded in the worker's heartbeat slot (the oldest is
+//! shown), and hooks get the process's one `worker` object (the one `post_fork` got).
+//! What both workers do alike is in [`super::request`] and [`super::worker`].
 //!
 //! `wsgi.multithread` is `True`. `wsgi.input` and `start_response` hold the request's
 //! [`Exchange`] behind an `Arc<Mutex<_>>` for the length of the call; the engine gets it
@@ -49,6 +50,7 @@ use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
 use super::wsgi::{self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse};
+use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
 use crate::settings::{Env, Settings};
@@ -107,6 +109,9 @@ struct WsgiHandler {
     hooks: Hooks,
     /// The `worker` object of this process (the one the server hooks got).
     obj: Py<WorkerObj>,
+    /// The requests in flight, in the heartbeat slot (a timeout kill says what the
+    /// worker was serving).
+    requests: Requests,
     log: Logger,
     pid: u32,
     sendfile: bool,
@@ -123,6 +128,7 @@ impl WsgiHandler {
             access: access.map(Mutex::new),
             hooks,
             obj,
+            requests: Requests::new(ctx.heartbeat),
             log: ctx.log.clone(),
             pid: ctx.pid,
             sendfile: body.sendfile,
@@ -285,6 +291,7 @@ impl Handler for WsgiHandler {
         let (Some(head), Some(peer)) = (ex.head(), ex.peer()) else { return Err(Failed) };
         let conn = ConnInfo { peer, local: self.locals[ex.listener()].clone(), tls: false };
         let built = environ::build(head, &conn, &self.environ);
+        let _serving = self.requests.begin(head.method(), head.target(), request::peer_text(&peer).as_bytes(), monotonic_ms());
         Python::attach(|py| self.serve(py, ex, peer, built))
     }
 
