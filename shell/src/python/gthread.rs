@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
 use ferrocorn_core::response::ResponseHead;
-use ferrocorn_core::{Peer, ProtoConfig};
+use ferrocorn_core::Peer;
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -60,9 +60,7 @@ use crate::worker::gthread::{self, Exchange, Failed, Handler};
 /// The WSGI gthread worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
 pub struct GthreadBody {
-    settings: Settings,
     preloaded: Option<Py<PyAny>>,
-    proto: Arc<ProtoConfig>,
     environ: EnvironConfig,
     sendfile: bool,
 }
@@ -72,20 +70,27 @@ impl GthreadBody {
     pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<GthreadBody, String> {
         let proto = proto_config(settings)?;
         let environ = environ_config(&proto);
-        Ok(GthreadBody { settings: settings.clone(), preloaded, proto: Arc::new(proto), environ, sendfile: settings.sendfile(env) })
+        Ok(GthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
     }
 
-    /// Serves in a forked worker; the exit status.
+    /// Serves in a forked worker; the exit status. The worker follows its generation's
+    /// settings (a HUP reload gives new workers new ones), as the sync worker does.
     pub(super) fn run(&self, py: Python<'_>, ctx: &WorkerContext) -> u8 {
-        let app = match worker_app(py, self.preloaded.as_ref(), &self.settings, ctx) {
+        let settings = Arc::clone(&ctx.settings);
+        let app = match worker_app(py, self.preloaded.as_ref(), &settings, ctx) {
             Ok(app) => app,
             Err(code) => return code,
         };
-        let handler = match WsgiHandler::new(py, self, ctx, app) {
+        let proto = match proto_config(&settings) {
+            Ok(proto) => Arc::new(proto),
+            Err(text) => return setup_failed(py, &text),
+        };
+        let environ = EnvironConfig { headers: proto.headers.clone(), ..self.environ.clone() };
+        let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,
             Err(text) => return setup_failed(py, &text),
         };
-        let opts = gthread::Options::from_settings(&self.settings, Arc::clone(&self.proto));
+        let opts = gthread::Options::from_settings(&settings, proto);
         let code = py.detach(|| gthread::serve(ctx, &handler, &opts));
         if ctx.signals.quick() {
             ctx.hooks.worker_int(&ctx.info());
@@ -118,12 +123,19 @@ struct WsgiHandler {
 }
 
 impl WsgiHandler {
-    fn new(py: Python<'_>, body: &GthreadBody, ctx: &WorkerContext, app: Py<PyAny>) -> Result<WsgiHandler, String> {
-        let Common { environ, access, hooks, obj, locals } = Common::new(py, ctx, &body.settings, &body.environ.server_software, true)?;
+    fn new(
+        py: Python<'_>,
+        settings: &Settings,
+        environ_cfg: &EnvironConfig,
+        ctx: &WorkerContext,
+        app: Py<PyAny>,
+        sendfile: bool,
+    ) -> Result<WsgiHandler, String> {
+        let Common { environ, access, hooks, obj, locals } = Common::new(py, ctx, settings, &environ_cfg.server_software, true)?;
         Ok(WsgiHandler {
             app,
             builder: Mutex::new(environ),
-            environ: body.environ.clone(),
+            environ: environ_cfg.clone(),
             locals,
             access: access.map(Mutex::new),
             hooks,
@@ -131,7 +143,7 @@ impl WsgiHandler {
             requests: Requests::new(ctx.heartbeat),
             log: ctx.log.clone(),
             pid: ctx.pid,
-            sendfile: body.sendfile,
+            sendfile,
         })
     }
 }
