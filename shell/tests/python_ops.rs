@@ -303,3 +303,34 @@ fn process_titles_in_ps() {
     let gw = g.wait_booted(1)[0];
     wait_until(10, "gunicorn's titles", || args(g.pid()) == "gunicorn: master [ops_app:app]" && args(gw) == "gunicorn: worker [ops_app:app]");
 }
+
+#[test]
+fn gthread_workers_take_the_reloaded_settings_on_hup_under_load() {
+    let dir = TempDir::new("ops-gthread-hup");
+    let access = dir.path("access.log");
+    let conf = |tag: &str| {
+        format!(
+            "worker_class = 'gthread'\nthreads = 2\nworkers = 1\ngraceful_timeout = 5\naccesslog = {:?}\naccess_log_format = '{tag} %(s)s %(U)s'\n",
+            access.to_str().unwrap()
+        )
+    };
+    let cfg = config(&dir, &conf("first"));
+    let s = start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let addr = s.addr();
+    s.wait_booted(1);
+    let first = workers(s.pid());
+    let load = Load::start(addr, 40);
+    load.wait_more(10);
+    wait_until(20, "an access line in the first format", || read(&access).lines().any(|l| l == "first 200 /"));
+    std::fs::write(&cfg, conf("second")).unwrap();
+    s.signal(Signal::SIGHUP);
+    wait_until(20, "the old worker to leave", || {
+        let now = workers(s.pid());
+        now.len() == 1 && !first.contains(&now[0])
+    });
+    load.wait_more(10);
+    wait_until(20, "an access line in the reloaded format", || read(&access).lines().any(|l| l == "second 200 /"));
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
+    eprintln!("gthread HUP under load: {ok} requests, 0 failed");
+}

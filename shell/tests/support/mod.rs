@@ -207,7 +207,7 @@ pub fn children(pid: i32) -> Vec<i32> {
 pub fn try_get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
     let r = String::from_utf8_lossy(&out).into_owned();
