@@ -10,25 +10,24 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Server, wait_until};
+use support::{Server, check_request_bodies, apps, body_of, get_raw, raw, start_installed, status, venv, wait_until};
 
-fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
-    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
-    v
+fn get(addr: SocketAddr, path: &str) -> String {
+    get_raw(addr, path)
 }
 
-fn apps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+fn body(resp: &str) -> String {
+    body_of(resp)
 }
+
+
 
 fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -40,61 +39,17 @@ fn scratch(tag: &str) -> PathBuf {
 
 /// The installed `ferrocorn` with `-k gthread`, booted, on an ephemeral port.
 fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
-    let mut cmd = Command::new(venv().join("bin/ferrocorn"));
-    cmd.args([app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"])
-        .args(extra)
-        .current_dir(apps())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/nonexistent-home")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let s = Server::start_command(cmd);
+    let mut args = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
+    args.extend_from_slice(extra);
+    let s = start_installed("ferrocorn", &args, env);
     let addr = s.addr();
     s.wait_booted(1);
     (s, addr)
 }
 
-/// Sends raw bytes, half-closes, and reads the whole answer.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(bytes).unwrap();
-    let _ = s.shutdown(Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    out
-}
 
-fn get(addr: SocketAddr, path: &str) -> String {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n");
-    String::from_utf8_lossy(&raw(addr, req.as_bytes())).into_owned()
-}
 
-fn status(resp: &str) -> &str {
-    resp.lines().next().unwrap_or("")
-}
 
-/// The body of one response (chunked bodies decoded).
-fn body(resp: &str) -> String {
-    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return rest.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = rest;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
 
 /// Reads exactly one response with a `Content-Length` from a kept-alive connection.
 fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
@@ -143,33 +98,8 @@ fn pep3333_validated_app_on_gthread() {
     assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
     assert_eq!(body(&get(addr, "/write")), "written;returned");
 
-    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
-    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
-    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
-    assert!(String::from_utf8(raw(addr, chunked)).unwrap().ends_with("\r\n\r\nhello world"));
-    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
-    let r = String::from_utf8(raw(addr, lines)).unwrap();
-    assert_eq!(body(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
-    let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
-    assert_eq!(body(&r), r#"["a\n", "b\n", "c\n"]"#);
-
-    // A body above the buffering limit streams through wsgi.input.
-    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
-    req.extend_from_slice(&big);
-    let out = raw(addr, &req);
-    assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
-
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
-    let mut interim = [0u8; 25];
-    c.read_exact(&mut interim).unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
-    c.write_all(b"abc").unwrap();
-    let mut rest = String::new();
-    c.read_to_string(&mut rest).unwrap();
-    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
+    // Request bodies, a large streamed body, 100-continue.
+    check_request_bodies(addr);
 
     let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.ends_with(&data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());

@@ -13,36 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::sys::signal::Signal;
-use support::{Load, Server, TempDir, alive, children, get, wait_until};
+use support::{Load, Server, TempDir, alive, children, get, start_installed, wait_until};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
 
-fn venv() -> PathBuf {
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
-    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
-    v
-}
 
-fn apps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
-}
 
 /// Starts `program` (`ferrocorn` or `gunicorn` from the venv) in the apps directory with
 /// a clean environment.
 fn start(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(venv().join("bin").join(program));
-    cmd.args(args)
-        .current_dir(apps())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/nonexistent-home")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_command(cmd)
+    start_installed(program, args, env)
 }
 
 fn body(resp: &str) -> &str {

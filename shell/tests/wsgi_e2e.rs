@@ -10,8 +10,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,21 +19,10 @@ use std::time::Duration;
 
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
-use support::{Server, alive, wait_until};
+use support::{Server, check_request_bodies, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
 
-fn venv() -> PathBuf {
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
-    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
-    v
-}
 
-fn apps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
-}
 
 fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -45,17 +34,15 @@ fn scratch(tag: &str) -> PathBuf {
 
 /// Starts the installed `ferrocorn` in the apps directory with a clean environment.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(venv().join("bin/ferrocorn"));
-    cmd.args(args)
-        .current_dir(apps())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/nonexistent-home")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_command(cmd)
+    start_installed("ferrocorn", args, env)
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    get_raw(addr, path)
+}
+
+fn body(resp: &str) -> String {
+    body_of(resp)
 }
 
 /// A server on an ephemeral port with `workers` workers, booted.
@@ -69,45 +56,9 @@ fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Se
     (s, addr)
 }
 
-/// Sends raw bytes, half-closes, and reads the whole answer.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(bytes).unwrap();
-    let _ = s.shutdown(Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    out
-}
 
-/// `GET path` and the answer as text.
-fn get(addr: SocketAddr, path: &str) -> String {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n");
-    String::from_utf8_lossy(&raw(addr, req.as_bytes())).into_owned()
-}
 
-fn status(resp: &str) -> &str {
-    resp.lines().next().unwrap_or("")
-}
 
-/// The body of a response (chunked bodies decoded).
-fn body(resp: &str) -> String {
-    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return rest.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = rest;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
 
 /// The response header names, in order.
 fn header_names(resp: &str) -> Vec<String> {
@@ -152,36 +103,8 @@ fn pep3333_validated_app_end_to_end() {
     // write() and the returned iterable, in order.
     assert_eq!(body(&get(addr, "/write")), "written;returned");
 
-    // Request bodies: Content-Length, chunked, readline(size), iteration, readlines.
-    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
-    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
-    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
-    let r = String::from_utf8(raw(addr, chunked)).unwrap();
-    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
-    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
-    let r = String::from_utf8(raw(addr, lines)).unwrap();
-    assert_eq!(body(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
-    let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
-    assert_eq!(body(&r), r#"["a\n", "b\n", "c\n"]"#);
-
-    // A large body, streamed through wsgi.input.
-    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
-    req.extend_from_slice(&big);
-    let out = raw(addr, &req);
-    assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
-
-    // Expect: 100-continue gets the interim response before the application reads.
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n").unwrap();
-    let mut interim = [0u8; 25];
-    c.read_exact(&mut interim).unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
-    c.write_all(b"abc").unwrap();
-    let mut rest = String::new();
-    c.read_to_string(&mut rest).unwrap();
-    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
+    // Request bodies, a large streamed body, 100-continue.
+    check_request_bodies(addr);
 
     // wsgi.file_wrapper: sendfile(2) with a Content-Length.
     let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -312,3 +312,116 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+// ---- the installed Python package (`.venv`, made by scripts/install-ferrocorn.sh) ----
+
+/// The workspace root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The virtualenv with the installed `ferrocorn` (and gunicorn 27.0.1 as the oracle):
+/// `FERROCORN_VENV`, else `.venv` at the workspace root.
+pub fn venv() -> std::path::PathBuf {
+    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), std::path::PathBuf::from);
+    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
+    v
+}
+
+/// The test applications (`shell/tests/apps`).
+pub fn apps() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+/// Starts `program` (`ferrocorn`, or `gunicorn` as the oracle) from the venv in the apps
+/// directory, with a clean environment plus `env`.
+pub fn start_installed(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(venv().join("bin").join(program));
+    cmd.args(args)
+        .current_dir(apps())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent-home")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start_command(cmd)
+}
+
+/// Sends raw bytes, half-closes, and reads the whole answer.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// `GET path` over a half-closed connection, the answer as text.
+pub fn get_raw(addr: SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n");
+    String::from_utf8_lossy(&raw(addr, req.as_bytes())).into_owned()
+}
+
+/// The status line of a response.
+pub fn status(resp: &str) -> &str {
+    resp.lines().next().unwrap_or("")
+}
+
+/// The body of a response (chunked bodies decoded).
+pub fn body_of(resp: &str) -> String {
+    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return rest.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// The request-body side of PEP 3333 against a running server of the test app
+/// `wsgi_app.py` (both worker classes run it): Content-Length and chunked bodies,
+/// `readline(size)`, iteration, `readlines`, a large body streamed through `wsgi.input`,
+/// and `Expect: 100-continue` answered before the application reads.
+pub fn check_request_bodies(addr: SocketAddr) {
+    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+    let r = String::from_utf8(raw(addr, chunked)).unwrap();
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
+    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
+    let r = String::from_utf8(raw(addr, lines)).unwrap();
+    assert_eq!(body_of(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
+    let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
+    assert_eq!(body_of(&r), r#"["a\n", "b\n", "c\n"]"#);
+
+    // A large body (above any buffering limit), streamed through wsgi.input.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
+    req.extend_from_slice(&big);
+    let out = raw(addr, &req);
+    assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
+
+    // Expect: 100-continue gets the interim response before the application reads.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"abc").unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
+}
