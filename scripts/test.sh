@@ -16,6 +16,8 @@ fi
 # The ferrocorn Python package (shell/), built once and installed into .venv and into a
 # venv of Debian's python3, for the end-to-end tests of shell/tests/python_package.rs.
 scripts/install-ferrocorn.sh
+# Real peers for the end-to-end tests (nginx as a reverse proxy).
+scripts/setup-peers.sh
 
 # The benchmarks must keep compiling (they are run by hand: see bench/README.md).
 cargo build --workspace --benches --quiet
