@@ -8,7 +8,8 @@ scenario and server: requests/s (median over rounds), p50/p99 latency, errors, t
 of the server's processes (RSS, summed over the process group), the server's CPU time per request (utime +
 stime of its processes from /proc: the figure that does not depend on wrk saturating the
 2-core machine first) and the ratios
-ferrocorn/gunicorn and ferrocorn/granian. Bounded: every wrk run lasts --duration seconds.
+ferrocorn/gunicorn and ferrocorn/granian. Bounded: every wrk run lasts --duration seconds,
+after --warmup seconds of the same load, not measured.
 """
 
 import argparse
@@ -156,6 +157,10 @@ def main():
     ap.add_argument("--venv", default=os.path.join(os.path.dirname(HERE), ".venv-bench"))
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--duration", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="seconds of unmeasured load before each run, so that every worker has booted and "
+                         "served (a server answers once its first worker is up: measured from there, the "
+                         "workers still booting take no connections)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated server names")
@@ -182,6 +187,8 @@ def main():
                     if not wait_ready(port, proc):
                         print(f"{name}: did not start for {sname}", file=sys.stderr)
                         continue
+                    if args.warmup > 0:
+                        wrk(port, path, script, ka, conns, args.warmup)
                     cpu_before = cpu_seconds(proc.pid)
                     r = wrk(port, path, script, ka, conns, args.duration)
                     cpu = cpu_seconds(proc.pid) - cpu_before

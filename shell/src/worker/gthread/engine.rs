@@ -32,8 +32,12 @@ const FRESH_MS: u64 = 5_000;
 const DRAIN_BUDGET: usize = 64 * 1024;
 /// Deadlines are checked this often.
 const SWEEP_MS: u64 = 100;
-/// How many pending connections one listener wake-up accepts.
-const ACCEPT_BATCH: usize = 16;
+/// How many pending connections one listener wake-up accepts. Few, so that a burst of new
+/// connections spreads over the workers: the listener stays ready (level-triggered) while
+/// connections are pending, so this worker takes more on its next poll, and meanwhile
+/// another worker that is waiting is woken for them (`EPOLLEXCLUSIVE`). With 16, one
+/// worker took most of wrk's 256 keep-alive connections (up to 246 of 256).
+const ACCEPT_BATCH: usize = 4;
 /// The main thread's tick while connections are open: how soon a follower is promoted
 /// when every serving thread is stuck in a request.
 const TICK_BUSY: Duration = Duration::from_millis(1);
@@ -114,6 +118,11 @@ struct Shared<'a, H> {
     epoll: Epoll,
     wake: EventFd,
     listeners: &'a [Listener],
+    /// Whether listener `i` is in the poller (it leaves it at `worker_connections` and on
+    /// stop). Changed under this lock only.
+    listening: Mutex<Vec<bool>>,
+    /// Listener `i` left the poller at `worker_connections`: a hint for
+    /// [`Shared::resume_accept`], which decides under `listening`.
     paused: Vec<AtomicBool>,
     slots: Vec<Mutex<SlotState>>,
     free: Mutex<Vec<u32>>,
@@ -144,6 +153,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Listener `i` in a worker's poller: level-triggered, and `EPOLLEXCLUSIVE`, so that a new
+/// connection wakes one worker (one whose leader is waiting, if any: a worker busy serving
+/// is passed over) rather than every worker, the first to `accept` winning and the others
+/// waking for nothing.
+fn listen_event(i: usize) -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTEN + i as u64)
+}
+
 fn token(idx: u32, generation: u32) -> u64 {
     u64::from(generation) << 32 | u64::from(idx)
 }
@@ -169,7 +186,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
         for (i, l) in ctx.listeners.iter().enumerate() {
-            epoll.add(l.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTEN + i as u64))?;
+            epoll.add(l.as_fd(), listen_event(i))?;
         }
         let cap = opts.worker_connections.max(1) + ctx.listeners.len();
         let io_timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
@@ -183,6 +200,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             epoll,
             wake,
             listeners: &ctx.listeners,
+            listening: Mutex::new(vec![true; ctx.listeners.len()]),
             paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
             slots: (0..cap).map(|_| Mutex::new(SlotState::default())).collect(),
             free: Mutex::new((0..cap as u32).rev().collect()),
@@ -292,9 +310,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             let stop_now = !ctx.signals.alive() || self.stopping.load(Ordering::SeqCst);
             if stop_now && stop_deadline.is_none() {
                 self.stopping.store(true, Ordering::SeqCst);
-                for l in self.listeners {
-                    let _ = self.epoll.delete(l.as_fd());
-                }
+                self.stop_listening();
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
             }
             if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
@@ -365,6 +381,13 @@ impl<'a, H: Handler> Shared<'a, H> {
                 continue;
             }
             if t >= LISTEN {
+                if self.stopping.load(Ordering::SeqCst) {
+                    // The listeners stay ready (level-triggered) until they leave the
+                    // poller: take them out now rather than at the main thread's next
+                    // tick, and leave the pending connections to the next worker.
+                    self.stop_listening();
+                    continue;
+                }
                 let i = (t - LISTEN) as usize;
                 if let Some((idx, generation, conn)) = self.accept_batch(i) {
                     self.run_conn(idx, generation, conn, &mut scratch);
@@ -386,46 +409,31 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
-    /// Accepts one connection on listener `i`, and re-arms the listener unless the worker
-    /// is at `worker_connections` or stopping.
     /// Accepts what is pending on listener `i` (at most [`ACCEPT_BATCH`]): the first
     /// connection is returned to be served at once, the others are parked in the poller
-    /// (their request, if already there, makes them ready at once). Accepting one per
-    /// wake-up would leave a burst of new connections in the backlog for as many rounds
-    /// of the ready list. Re-arms the listener unless the worker is at
-    /// `worker_connections` or stopping.
+    /// (their request, if already there, makes them ready at once). Stops early at
+    /// `worker_connections`, where [`Shared::accept`] takes the listener out of the poller.
     fn accept_batch(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
         let mut first = None;
-        let mut room = true;
+        let mut keep = |c: Option<(u32, u32, Box<Conn>)>| {
+            let Some((idx, generation, conn)) = c else { return };
+            if first.is_none() {
+                first = Some((idx, generation, conn));
+            } else {
+                let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
+                self.park(idx, generation, conn, false, deadline);
+            }
+        };
         for _ in 0..ACCEPT_BATCH {
             match self.accept(i) {
-                Accepted::Conn(idx, generation, conn) => {
-                    if first.is_none() {
-                        first = Some((idx, generation, conn));
-                    } else {
-                        let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
-                        self.park(idx, generation, conn, false, deadline);
-                    }
-                }
+                Accepted::Conn(idx, generation, conn) => keep(Some((idx, generation, conn))),
                 Accepted::Dropped => {}
                 Accepted::Full(c) => {
-                    if let Some(c) = c {
-                        if first.is_none() {
-                            first = Some(c);
-                        } else {
-                            let (idx, generation, conn) = c;
-                            let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
-                            self.park(idx, generation, conn, false, deadline);
-                        }
-                    }
-                    room = false;
+                    keep(c);
                     break;
                 }
                 Accepted::Empty => break,
             }
-        }
-        if room {
-            self.arm_listener(i);
         }
         first
     }
@@ -450,8 +458,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         let n = self.nconns.fetch_add(1, Ordering::SeqCst) + 1;
         let full = n >= self.opts.worker_connections;
         if full {
-            self.paused[i].store(true, Ordering::SeqCst);
-            self.resume_accept();
+            self.pause(i);
         }
         let made = self.new_conn(i, sock, &addr);
         match (made, full) {
@@ -504,22 +511,47 @@ impl<'a, H: Handler> Shared<'a, H> {
         Some((idx, generation, conn))
     }
 
-    fn arm_listener(&self, i: usize) {
-        if self.stopping.load(Ordering::SeqCst) {
-            return;
+    /// Takes listener `i` out of the poller while the worker is at `worker_connections`:
+    /// connections wait in the kernel's backlog, or go to another worker.
+    fn pause(&self, i: usize) {
+        let mut listening = lock(&self.listening);
+        // Set before reading `nconns` (and `close` decrements it before reading
+        // `paused`): a connection closing meanwhile either keeps the listener in or
+        // sees the flag and puts it back.
+        self.paused[i].store(true, Ordering::SeqCst);
+        if listening[i] && self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections {
+            let _ = self.epoll.delete(self.listeners[i].as_fd());
+            listening[i] = false;
         }
-        let mut ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTEN + i as u64);
-        let _ = self.epoll.modify(self.listeners[i].as_fd(), &mut ev);
+        if listening[i] {
+            self.paused[i].store(false, Ordering::SeqCst);
+        }
     }
 
-    /// Re-arms paused listeners when there is room again.
+    /// Takes every listener out of the poller for good (`stopping` is set).
+    fn stop_listening(&self) {
+        let mut listening = lock(&self.listening);
+        for (l, on) in self.listeners.iter().zip(listening.iter_mut()) {
+            if std::mem::take(on) {
+                let _ = self.epoll.delete(l.as_fd());
+            }
+        }
+    }
+
+    /// Puts paused listeners back in the poller when there is room again.
     fn resume_accept(&self) {
         for (i, p) in self.paused.iter().enumerate() {
-            if p.load(Ordering::SeqCst)
+            if !p.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut listening = lock(&self.listening);
+            if !listening[i]
+                && !self.stopping.load(Ordering::SeqCst)
                 && self.nconns.load(Ordering::SeqCst) < self.opts.worker_connections
-                && p.swap(false, Ordering::SeqCst)
+                && self.epoll.add(self.listeners[i].as_fd(), listen_event(i)).is_ok()
             {
-                self.arm_listener(i);
+                listening[i] = true;
+                p.store(false, Ordering::SeqCst);
             }
         }
     }

@@ -8,8 +8,8 @@
 //!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop, and
 //!                promotes a follower when no thread has polled for 2 ms (1 ms tick)
 //!
-//!   leader (one of the `threads`):  epoll_wait(1 event) --+--> listener: accept one,
-//!        ^                                                |      re-arm, serve it
+//!   leader (one of the `threads`):  epoll_wait(1 event) --+--> listener: accept a few,
+//!        ^                                                |      serve the first
 //!        |                                                +--> connection: take it from
 //!        |                                                |      its slot, serve it, ...
 //!        +--- poll again (no sleep if events are ready) <--+--- park it (EPOLLONESHOT
@@ -17,14 +17,20 @@
 //!   followers: wait on a condvar until there is no leader and they are woken
 //! ```
 //!
-//! Connections and listeners are registered with `EPOLLONESHOT`, so an event goes to
-//! exactly one thread, and that thread owns the connection until it parks it again: it
+//! Connections are registered with `EPOLLONESHOT`, so an event goes to exactly one
+//! thread, and that thread owns the connection until it parks it again: it
 //! reads, parses (the core's incremental `Connection`), calls the application, writes the
 //! response, and, when a pipelined request is already buffered, serves that one too, all
 //! without handing the request to another thread. A request costs `epoll_wait`, `read`,
 //! `write` and one `epoll_ctl` to re-arm: no futex wake-up and no context switch between
 //! an I/O thread and an application thread, which is what a hand-off design pays twice
 //! per request (a few microseconds each, the whole CPU budget of a hello-world request).
+//!
+//! Listeners are level-triggered and `EPOLLEXCLUSIVE` in every worker's poller: a new
+//! connection wakes one worker, preferably one whose leader is waiting (a worker busy
+//! serving is passed over), and a wake-up accepts at most 4 pending connections, so a
+//! burst of new connections spreads over the workers instead of landing on whichever
+//! woke first.
 //!
 //! One thread polls at a time (the leader). When it takes an event it stops polling and
 //! serves, without waking anyone; when done it polls again, and gets the next ready event
@@ -58,8 +64,8 @@
 //!   must arrive whole (head and buffered body) within `timeout` seconds of its first byte,
 //!   however it trickles; a parked response must make progress every `timeout` seconds.
 //!   A `timeout` of 0 means 30 s for these.
-//! - **Backpressure.** At `worker_connections` open connections the listener is not
-//!   re-armed: connections wait in the kernel's backlog (or go to another worker) until
+//! - **Backpressure.** At `worker_connections` open connections the listener leaves the
+//!   poller: connections wait in the kernel's backlog (or go to another worker) until
 //!   one closes. As in gunicorn, keep-alive is refused when fewer than `threads` slots
 //!   are left.
 //! - **Graceful stop** (TERM): listeners leave the poller, idle and half-read
