@@ -330,14 +330,15 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
-    /// Closes parked connections past their deadline (all idle ones after TERM).
+    /// Closes parked connections past their deadline (after TERM, also every kept-alive
+    /// connection waiting between requests: see [`closable_on_stop`]).
     fn sweep(&self, now: u64) {
         let stopping = self.closing_idle.load(Ordering::SeqCst);
         for (idx, slot) in self.slots.iter().enumerate() {
             let expired = {
                 let mut s = lock(slot);
                 match &s.conn {
-                    Some(c) if now >= c.deadline || (stopping && !c.writing) => s.conn.take(),
+                    Some(c) if now >= c.deadline || (stopping && !c.writing && closable_on_stop(c)) => s.conn.take(),
                     _ => None,
                 }
             };
@@ -590,7 +591,7 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Puts a connection in the poller, owned by nobody, until it is ready or `deadline`.
     fn park(&self, idx: u32, generation: u32, mut conn: Box<Conn>, write: bool, deadline: u64) {
-        if !write && self.closing_idle.load(Ordering::SeqCst) {
+        if !write && self.closing_idle.load(Ordering::SeqCst) && closable_on_stop(&conn) {
             return self.close(idx, conn);
         }
         conn.deadline = deadline;
@@ -867,4 +868,19 @@ fn block_signals() {
         set.add(s);
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// Whether a parked reading connection may be closed at once because the worker stops:
+/// only a kept-alive connection between requests whose client has sent nothing more. A
+/// fresh connection (no request yet) or one whose next request has begun, or already sits
+/// in the socket, is served first (within its deadline and the graceful timeout): closing
+/// a socket with unread bytes resets it, and the client loses a request it already sent.
+fn closable_on_stop(c: &Conn) -> bool {
+    use std::os::fd::AsRawFd;
+    if !c.core.is_idle() || c.core.requests() == 0 {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+    matches!(nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags), Ok(0) | Err(Errno::EAGAIN))
 }
