@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
-use support::{Server, check_request_bodies, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
+use support::{Server, check_hook_and_access_lines, check_request_bodies, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
 
 
 
@@ -346,24 +346,7 @@ fn hooks_and_access_log() {
     assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error", "pre_request failing fails the request");
     let r = get(addr, "/post-fail");
     assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
-    wait_until(10, "hook lines", || std::fs::read_to_string(&hooks).unwrap_or_default().lines().count() >= 5);
-    let lines = std::fs::read_to_string(&hooks).unwrap();
-    let lines: Vec<&str> = lines.lines().collect();
-    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True tag=forked-1");
-    assert_eq!(lines[1], "post GET / 200 / tag=forked-1");
-    assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
-    assert_eq!(lines[3], "post GET /pre-fail None None tag=forked-1");
-    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail tag=forked-1");
-    let log = s.wait_for("Exception in post_request hook");
-    assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
-    assert!(log.contains("RuntimeError: post_request failed"), "{log}");
-    assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
-    wait_until(10, "access lines", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 3);
-    let text = std::fs::read_to_string(&access).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "127.0.0.1 \"GET /?a=b HTTP/1.1\" 200 13 tag GET / a=b");
-    assert_eq!(lines[1], "127.0.0.1 \"GET /pre-fail HTTP/1.1\" 500 0 - GET /pre-fail ");
-    assert_eq!(lines[2], "127.0.0.1 \"GET /post-fail HTTP/1.1\" 404 9 - GET /post-fail ");
+    check_hook_and_access_lines(&s, &hooks, &access);
 }
 
 #[test]

@@ -425,3 +425,27 @@ pub fn check_request_bodies(addr: SocketAddr) {
     c.read_to_string(&mut rest).unwrap();
     assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
 }
+
+/// What `apps/hooks.conf.py` records (pre_request / post_request lines in `hooks`, the
+/// access log in `access`, the error log of `s`) after the requests `/?a=b` (with
+/// `X-T: tag`), `/pre-fail` and `/post-fail`: the same under both worker classes.
+pub fn check_hook_and_access_lines(s: &Server, hooks: &std::path::Path, access: &std::path::Path) {
+    wait_until(10, "hook lines", || std::fs::read_to_string(hooks).unwrap_or_default().lines().count() >= 6);
+    let lines = std::fs::read_to_string(hooks).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True tag=forked-1");
+    assert_eq!(lines[1], "post GET / 200 / tag=forked-1");
+    assert!(lines[2].starts_with("pre GET /pre-fail /pre-fail  nr=1"), "{lines:?}");
+    assert_eq!(lines[3], "post GET /pre-fail None None tag=forked-1");
+    assert_eq!(lines[5], "post GET /post-fail 404 /post-fail tag=forked-1");
+    let log = s.wait_for("Exception in post_request hook");
+    assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
+    assert!(log.contains("RuntimeError: post_request failed"), "{log}");
+    assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
+    wait_until(10, "access lines", || std::fs::read_to_string(access).unwrap_or_default().lines().count() >= 3);
+    let text = std::fs::read_to_string(access).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "127.0.0.1 \"GET /?a=b HTTP/1.1\" 200 13 tag GET / a=b");
+    assert_eq!(lines[1], "127.0.0.1 \"GET /pre-fail HTTP/1.1\" 500 0 - GET /pre-fail ");
+    assert_eq!(lines[2], "127.0.0.1 \"GET /post-fail HTTP/1.1\" 404 9 - GET /post-fail ");
+}
