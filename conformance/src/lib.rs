@@ -76,3 +76,25 @@ pub fn default_corpora() -> Vec<runner::Corpus> {
         },
     ]
 }
+
+/// Runs one of the oracle scripts (`conformance/oracle/NAME.py`) with the project venv's
+/// Python (where scripts/setup-python.sh installed gunicorn 27.0.1), `input` as JSON on its
+/// stdin; its stdout parsed as JSON. Panics (the caller is a test) with the script's
+/// stderr when it fails, and with a pointer to setup-python.sh when the venv is missing.
+pub fn run_oracle_script(name: &str, input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = workspace_root().join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup-python.sh", python.display());
+    let mut child = Command::new(&python)
+        .arg(workspace_root().join("conformance/oracle").join(format!("{name}.py")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the oracle script");
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write the cases");
+    let out = child.wait_with_output().expect("wait for the oracle script");
+    assert!(out.status.success(), "{name}.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the oracle's JSON")
+}

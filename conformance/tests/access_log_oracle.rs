@@ -2,16 +2,9 @@
 //! rendered by gunicorn 27.0.1's own `glogging` code (in `.venv`, made by
 //! scripts/setup-python.sh), for the default format and every atom.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use ferrocorn_core::access_log::{AccessFormat, AccessRecord, EnvironList, HeaderList, DEFAULT_FORMAT};
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 struct Case {
     format: &'static str,
@@ -112,8 +105,6 @@ fn pairs(v: &[(&str, &str)]) -> Vec<Value> {
 
 #[test]
 fn access_lines_match_gunicorn27() {
-    let python = root().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup-python.sh", python.display());
     let cases = cases();
     let input: Vec<Value> = cases
         .iter()
@@ -127,17 +118,7 @@ fn access_lines_match_gunicorn27() {
             })
         })
         .collect();
-    let mut child = Command::new(&python)
-        .arg(root().join("conformance/oracle/gunicorn_access.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = ferrocorn_conformance::run_oracle_script("gunicorn_access", &Value::Array(input));
     let pid = got["pid"].as_u64().unwrap() as u32;
     for (case, theirs) in cases.iter().zip(got["lines"].as_array().unwrap()) {
         let get = |k: &str| case.environ.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_bytes());

@@ -9,10 +9,8 @@
 //! longer differs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ferrocorn_conformance::case::latin1_bytes;
@@ -132,8 +130,6 @@ fn ours(case: &Case) -> Result<BTreeMap<String, String>, String> {
 
 #[test]
 fn environ_matches_gunicorn27_or_the_ledger() {
-    let python = root().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup-python.sh", python.display());
     let mut cases = corpus_cases();
     cases.extend(handmade());
     let input: Vec<Value> = cases
@@ -151,17 +147,7 @@ fn environ_matches_gunicorn27_or_the_ledger() {
             json!({"name": c.name, "data": latin1(&c.data), "settings": c.settings, "peer": peer, "server": server, "script_name": c.script_name})
         })
         .collect();
-    let mut child = Command::new(&python)
-        .arg(root().join("conformance/oracle/gunicorn_environ.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs: Vec<Value> = serde_json::from_value(ferrocorn_conformance::run_oracle_script("gunicorn_environ", &Value::Array(input))).unwrap();
 
     let ledger: Value = toml::from_str::<toml::Value>(&std::fs::read_to_string(root().join("conformance/oracle/environ-divergences.toml")).unwrap())
         .map(|t| serde_json::to_value(t).unwrap())
