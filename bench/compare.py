@@ -82,39 +82,36 @@ def server_commands(venv, workers, threads):
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pgid):
-    """utime + stime of every process in the group, including reaped children's."""
-    total = 0
+def group_members(pgid):
+    """(pid, fields of /proc/pid/stat after the command name) of every process in the group."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            # fields[11..15] = utime stime cutime cstime (after the state field at index 0)
-            total += sum(int(x) for x in fields[11:15])
+            if int(fields[2]) == pgid:
+                yield pid, fields
         except (OSError, IndexError, ValueError):
             pass
-    return total / CLK_TCK
+
+
+def cpu_seconds(pgid):
+    """utime + stime of every process in the group, including reaped children's."""
+    # fields[11..15] = utime stime cutime cstime (after the state field at index 0)
+    return sum(sum(int(x) for x in fields[11:15]) for _, fields in group_members(pgid)) / CLK_TCK
 
 
 def rss_kib(pgid):
+    """Resident memory of every process in the group, KiB."""
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid, _ in group_members(pgid):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
+        except (OSError, ValueError):
             pass
     return total
 
