@@ -784,11 +784,7 @@ pub fn clf_time(unix_secs: i64, utc_offset_secs: i32) -> String {
     v.push(b'/');
     push_4digits(&mut v, t.year);
     v.push(b':');
-    push_2digits(&mut v, t.hour);
-    v.push(b':');
-    push_2digits(&mut v, t.minute);
-    v.push(b':');
-    push_2digits(&mut v, t.second);
+    t.push_hms(&mut v);
     v.push(b' ');
     v.push(if utc_offset_secs < 0 { b'-' } else { b'+' });
     let off = utc_offset_secs.unsigned_abs() / 60;

@@ -588,6 +588,17 @@ impl CivilTime {
     }
 }
 
+impl CivilTime {
+    /// Appends `HH:MM:SS`.
+    pub(crate) fn push_hms(&self, out: &mut Vec<u8>) {
+        push_2digits(out, self.hour);
+        out.push(b':');
+        push_2digits(out, self.minute);
+        out.push(b':');
+        push_2digits(out, self.second);
+    }
+}
+
 pub(crate) fn push_2digits(out: &mut Vec<u8>, n: u8) {
     out.push(b'0' + n / 10);
     out.push(b'0' + n % 10);
@@ -614,11 +625,7 @@ pub fn http_date(unix_secs: i64) -> [u8; 29] {
     v.push(b' ');
     push_4digits(&mut v, t.year);
     v.push(b' ');
-    push_2digits(&mut v, t.hour);
-    v.push(b':');
-    push_2digits(&mut v, t.minute);
-    v.push(b':');
-    push_2digits(&mut v, t.second);
+    t.push_hms(&mut v);
     v.extend_from_slice(b" GMT");
     let mut out = [0u8; 29];
     out.copy_from_slice(&v);
