@@ -529,12 +529,43 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
-    /// Takes every listener out of the poller for good (`stopping` is set).
+    /// Takes every listener out of the poller for good (`stopping` is set), then accepts
+    /// what is already pending on them: those connections are served (one request each,
+    /// answered with `Connection: close`) before the worker exits.
+    ///
+    /// The listeners are `EPOLLEXCLUSIVE`: the kernel woke this worker alone for the
+    /// connections queued so far, and does not wake another one for them when this
+    /// worker stops polling. Left in the queue, such a connection would wait until the
+    /// next one arrives and wakes another worker (for ever, on a quiet server). What
+    /// arrives after the listener left the poller wakes the other workers.
     fn stop_listening(&self) {
-        let mut listening = lock(&self.listening);
-        for (l, on) in self.listeners.iter().zip(listening.iter_mut()) {
-            if std::mem::take(on) {
-                let _ = self.epoll.delete(l.as_fd());
+        let removed: Vec<usize> = {
+            let mut listening = lock(&self.listening);
+            let mut removed = Vec::new();
+            for (i, (l, on)) in self.listeners.iter().zip(listening.iter_mut()).enumerate() {
+                if std::mem::take(on) {
+                    let _ = self.epoll.delete(l.as_fd());
+                    removed.push(i);
+                }
+            }
+            removed
+        };
+        for i in removed {
+            loop {
+                let c = match self.accept(i) {
+                    Accepted::Conn(idx, generation, conn) => Some((idx, generation, conn)),
+                    Accepted::Dropped => continue,
+                    Accepted::Full(c) => c,
+                    Accepted::Empty => break,
+                };
+                let full = c.is_none() || self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
+                if let Some((idx, generation, conn)) = c {
+                    let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
+                    self.park(idx, generation, conn, false, deadline);
+                }
+                if full {
+                    break;
+                }
             }
         }
     }

@@ -68,8 +68,10 @@
 //!   poller: connections wait in the kernel's backlog (or go to another worker) until
 //!   one closes. As in gunicorn, keep-alive is refused when fewer than `threads` slots
 //!   are left.
-//! - **Graceful stop** (TERM): listeners leave the poller, idle and half-read
-//!   connections are closed at once, requests being served finish and their connections
+//! - **Graceful stop** (TERM): listeners leave the poller, and the connections already
+//!   queued on them are accepted and served once (the kernel woke this worker alone for
+//!   them, `EPOLLEXCLUSIVE`, and would not wake another: left queued they would wait for
+//!   the next arrival), idle and half-read connections are closed at once, requests being served finish and their connections
 //!   close after the response, parked responses are written; the worker exits when no
 //!   connection is left, or after `graceful_timeout`. INT/QUIT exit at once. After
 //!   `max_requests` (`Autorestarting worker after current request.`) the worker stops
