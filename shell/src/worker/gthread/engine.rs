@@ -38,9 +38,18 @@ const SWEEP_MS: u64 = 100;
 /// another worker that is waiting is woken for them (`EPOLLEXCLUSIVE`). With 16, one
 /// worker took most of wrk's 256 keep-alive connections (up to 246 of 256).
 const ACCEPT_BATCH: usize = 4;
-/// The main thread's tick while connections are open: how soon a follower is promoted
-/// when every serving thread is stuck in a request.
+/// The main thread's tick while connections are open and a serving thread was recently
+/// away from the poller for [`PROMOTE_MS`] (requests that block): how soon a follower is
+/// promoted when every serving thread is stuck in a request.
 const TICK_BUSY: Duration = Duration::from_millis(1);
+/// The tick while connections are open but requests are short (the leader is always back
+/// polling within [`PROMOTE_MS`]): a thousand wake-ups a second of the main thread cost
+/// about 3% of a worker serving Flask hello world, for nothing. The first long request
+/// after such a stretch waits up to this long for a follower, and turns the fast tick on.
+const TICK_WARM: Duration = Duration::from_millis(5);
+/// How long the fast tick stays on after the leader was last seen away for
+/// [`PROMOTE_MS`].
+const FAST_FOR_MS: u64 = 1_000;
 /// The main thread's tick without connections.
 const TICK_IDLE: Duration = Duration::from_millis(100);
 /// A follower is promoted when no thread has polled for this long.
@@ -269,25 +278,31 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// database call, a sleep, a slow upload). A thread that is running (or runnable,
     /// preempted on a busy machine) is making progress; a second thread would only
     /// compete with it for the CPU and the GIL.
-    fn promote(&self, now: u64) {
+    ///
+    /// Returns whether the leader was away from the poller for [`PROMOTE_MS`] (whether
+    /// or not a follower was woken): the main thread then ticks fast for a while.
+    fn promote(&self, now: u64) -> bool {
         {
             let st = lock(&self.leader);
             if st.polling || st.idle == 0 || now < self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS {
-                return;
+                return false;
             }
         }
         if self.tids.iter().any(|t| thread_running(t.load(Ordering::Relaxed))) {
-            return;
+            return true;
         }
         let st = lock(&self.leader);
         if !st.polling && st.idle > 0 {
             self.followers.notify_one();
         }
+        true
     }
 
     fn supervise(&self, ctx: &WorkerContext) -> u8 {
         let mut stop_deadline: Option<Instant> = None;
         let mut last_sweep = 0;
+        // When the leader was last seen away from the poller for PROMOTE_MS.
+        let mut last_away = 0;
         loop {
             let now = monotonic_ms();
             ctx.heartbeat.notify_at(now);
@@ -317,7 +332,9 @@ impl<'a, H: Handler> Shared<'a, H> {
                 self.sweep(now);
                 last_sweep = now;
             }
-            self.promote(now);
+            if self.promote(now) {
+                last_away = now;
+            }
             if let Some(end) = stop_deadline {
                 if self.nconns.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
                     return 0;
@@ -325,8 +342,14 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
             // The fast tick is for promoting followers: only with several threads and
             // connections to serve.
-            let busy = self.opts.threads > 1 && self.nconns.load(Ordering::Relaxed) > 0;
-            wait_signal(ctx, if busy { TICK_BUSY } else { TICK_IDLE });
+            let tick = if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 {
+                TICK_IDLE
+            } else if now < last_away + FAST_FOR_MS {
+                TICK_BUSY
+            } else {
+                TICK_WARM
+            };
+            wait_signal(ctx, tick);
         }
     }
 

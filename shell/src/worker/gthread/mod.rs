@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop, and
-//!                promotes a follower when no thread has polled for 2 ms (1 ms tick)
+//!                promotes a follower when no thread has polled for 2 ms (1 ms tick while
+//!                requests block, 5 ms while they are short)
 //!
 //!   leader (one of the `threads`):  epoll_wait(1 event) --+--> listener: accept a few,
 //!        ^                                                |      serve the first
@@ -40,7 +41,9 @@
 //! is blocked in a long request (a database call, a sleep, a slow upload: no serving
 //! thread is running or runnable, per `/proc/self/task/*/stat`) the main thread wakes a
 //! follower, which becomes the leader: up to `threads` requests then run at once, and a
-//! request waits about 2 ms for a free thread. A thread that is merely preempted on a
+//! request waits about 2 ms for a free thread (the main thread checks every millisecond
+//! while requests block, and every 5 ms after a second of short requests only, so the first
+//! blocking request after such a stretch may wait up to 5 ms). A thread that is merely preempted on a
 //! busy machine does not get a follower promoted: it would only compete with it for the
 //! CPU and the GIL (and a thread waiting for the GIL can wait whole switch intervals).
 //!
