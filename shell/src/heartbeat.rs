@@ -54,6 +54,9 @@ pub struct Slot {
     req_start_ms: AtomicU64,
     req_lens: AtomicU64,
     req_text: [AtomicU64; TEXT_WORDS],
+    /// The open connections of a worker that accepts, plus one; 0 for a worker that does
+    /// not accept (not started, stopping, or a worker type that does not say).
+    accepting: AtomicU64,
 }
 
 /// The request a worker was serving, read back by the master.
@@ -77,6 +80,21 @@ impl Slot {
         self.flags.store(0, Ordering::Relaxed);
         self.req_start_ms.store(0, Ordering::Relaxed);
         self.req_lens.store(0, Ordering::Relaxed);
+        self.accepting.store(0, Ordering::Relaxed);
+    }
+
+    /// Publishes whether the worker accepts connections, and how many it has open, for the
+    /// other workers to balance on (see [`Heartbeats::fewest_connections`]).
+    pub fn set_accepting(&self, open: Option<usize>) {
+        self.accepting.store(open.map_or(0, |n| n as u64 + 1), Ordering::Relaxed);
+    }
+
+    /// What the worker last published with [`Slot::set_accepting`].
+    pub fn accepting(&self) -> Option<usize> {
+        match self.accepting.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some((n - 1) as usize),
+        }
     }
 
     /// Records that the worker booted: its application is loaded and it is about to
@@ -321,6 +339,17 @@ impl Heartbeats {
     pub fn slot(&self, i: usize) -> &'static Slot {
         &self.slots[i]
     }
+
+    /// The fewest open connections of a worker other than slot `me` that accepts and beat
+    /// within `fresh_ms` of `now_ms` (a dead worker's slot keeps its last values).
+    pub fn fewest_connections(&self, me: usize, now_ms: u64, fresh_ms: u64) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|&(i, s)| i != me && s.last_beat() + fresh_ms >= now_ms)
+            .filter_map(|(_, s)| s.accepting())
+            .min()
+    }
 }
 
 impl Slot {
@@ -332,6 +361,7 @@ impl Slot {
             req_start_ms: AtomicU64::new(0),
             req_lens: AtomicU64::new(0),
             req_text: std::array::from_fn(|_| AtomicU64::new(0)),
+            accepting: AtomicU64::new(0),
         }
     }
 }
@@ -426,6 +456,29 @@ mod tests {
         assert_eq!(f.method.len(), MAX_METHOD);
         assert_eq!(f.client.len(), MAX_CLIENT);
         assert_eq!(f.method.len() + f.path.len() + f.client.len(), TEXT_BYTES);
+    }
+
+    #[test]
+    fn fewest_connections_counts_live_accepting_workers_but_me() {
+        let hb = Heartbeats::private(4);
+        for i in 0..4 {
+            hb.slot(i).reset(1000);
+        }
+        assert_eq!(hb.fewest_connections(0, 1000, 500), None, "nobody accepts yet");
+        hb.slot(0).set_accepting(Some(1));
+        hb.slot(1).set_accepting(Some(7));
+        hb.slot(2).set_accepting(Some(3));
+        assert_eq!(hb.slot(2).accepting(), Some(3));
+        assert_eq!(hb.fewest_connections(0, 1000, 500), Some(3));
+        assert_eq!(hb.fewest_connections(2, 1000, 500), Some(1));
+        hb.slot(2).set_accepting(None);
+        assert_eq!(hb.fewest_connections(0, 1000, 500), Some(7), "a stopping worker is left out");
+        hb.slot(3).set_accepting(Some(0));
+        assert_eq!(hb.fewest_connections(0, 1600, 500), None, "stale beats are left out");
+        hb.slot(3).notify_at(1600);
+        assert_eq!(hb.fewest_connections(0, 1600, 500), Some(0));
+        hb.slot(3).reset(1600);
+        assert_eq!(hb.slot(3).accepting(), None, "a reset slot does not accept");
     }
 
     #[test]

@@ -318,3 +318,60 @@ fn gthread_workers_take_the_reloaded_settings_on_hup_under_load() {
     wait_until(20, "an access line in the reloaded format", || read(&access).lines().any(|l| l == "second 200 /"));
     eprintln!("gthread: 3 HUPs under load: {ok} requests, 0 failed");
 }
+
+/// Reads one response with a `Content-Length` from a kept-alive connection; its body.
+fn read_kept_alive(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200 ") && !head.contains("connection: close"), "{head}");
+            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).unwrap().trim().parse().unwrap();
+            if buf.len() >= end + 4 + len {
+                return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+            }
+        }
+        let n = s.read(&mut chunk).expect("a response before the read timeout");
+        assert!(n > 0, "closed before a whole response: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn gthread_spreads_a_burst_of_keep_alive_connections_over_the_workers() {
+    // 200 keep-alive connections opened at once (as wrk does), each asking which worker
+    // serves it: the kernel would hand nearly all of them to the worker that waits first
+    // (a 55/201 split of 256 was seen before the workers balanced), and each connection
+    // stays with its worker for its whole life.
+    const N: usize = 200;
+    let s = start("ferrocorn", &["ops_app:app", "-k", "gthread", "--threads", "2", "-w", "2", "-b", "127.0.0.1:0"], &[]);
+    let addr = s.addr();
+    s.wait_booted(2);
+    let mut conns: Vec<std::net::TcpStream> = (0..N)
+        .map(|_| {
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+            c
+        })
+        .collect();
+    for c in &mut conns {
+        std::io::Write::write_all(c, b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    }
+    let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
+    for c in &mut conns {
+        let pid = read_kept_alive(c).split_whitespace().next().unwrap().to_string();
+        // The connection stays with its worker.
+        std::io::Write::write_all(c, b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        assert_eq!(read_kept_alive(c).split_whitespace().next().unwrap(), pid);
+        *per_worker.entry(pid).or_default() += 1;
+    }
+    let mut workers = workers(s.pid());
+    let mut seen: Vec<i32> = per_worker.keys().map(|p| p.parse().unwrap()).collect();
+    workers.sort_unstable();
+    seen.sort_unstable();
+    assert_eq!(seen, workers, "{per_worker:?}");
+    assert!(per_worker.values().all(|&n| n >= N * 2 / 5), "each worker takes at least 40%: {per_worker:?}");
+    eprintln!("a burst of {N} keep-alive connections over 2 workers: {per_worker:?}");
+}

@@ -788,6 +788,7 @@ impl Master<'_> {
             listeners: std::mem::take(&mut self.listeners),
             slot,
             heartbeat: self.heartbeats().slot(slot),
+            peers: self.heartbeats(),
             signals,
             timeout: secs("timeout"),
             graceful_timeout: secs("graceful_timeout"),

@@ -25,7 +25,7 @@ use signal_hook::consts::signal::{
 
 pub use crate::arbiter::decide::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 use crate::arbiter::hooks::{ServerHooks, WorkerInfo};
-use crate::heartbeat::Slot;
+use crate::heartbeat::{Heartbeats, Slot};
 use crate::listen::Listener;
 use crate::log::Logger;
 use crate::settings::Settings;
@@ -63,6 +63,9 @@ pub struct WorkerContext {
     /// This worker's heartbeat slot: beat with [`Slot::notify`], record the request
     /// being served with [`Slot::begin_request`] / [`Slot::end_request`].
     pub heartbeat: &'static Slot,
+    /// Every worker's slot (this one's is [`Self::slot`]): what the others publish, such
+    /// as their open connections.
+    pub peers: Heartbeats,
     /// TERM / INT / QUIT / USR1 as flags, and a wake-up fd for `poll`.
     pub signals: WorkerSignals,
     /// `timeout`: the master kills a worker whose last beat is older.

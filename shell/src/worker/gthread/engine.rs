@@ -16,7 +16,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::Options;
 use super::exchange::{Exchange, FLUSH_AT, Handler, Setup};
-use crate::heartbeat::monotonic_ms;
+use crate::heartbeat::{Heartbeats, Slot, monotonic_ms};
 use crate::listen::{Listener, Stream};
 use crate::log::Logger;
 use crate::worker::WorkerContext;
@@ -32,12 +32,16 @@ const FRESH_MS: u64 = 5_000;
 const DRAIN_BUDGET: usize = 64 * 1024;
 /// Deadlines are checked this often.
 const SWEEP_MS: u64 = 100;
-/// How many pending connections one listener wake-up accepts. Few, so that a burst of new
-/// connections spreads over the workers: the listener stays ready (level-triggered) while
-/// connections are pending, so this worker takes more on its next poll, and meanwhile
-/// another worker that is waiting is woken for them (`EPOLLEXCLUSIVE`). With 16, one
-/// worker took most of wrk's 256 keep-alive connections (up to 246 of 256).
-const ACCEPT_BATCH: usize = 4;
+/// How many pending connections one listener wake-up accepts at most. A busy worker sees
+/// its listener again only after the connections ready before it (the poller's ready list
+/// is first in, first out), so a burst that arrives while the workers serve is accepted
+/// this many at a time per round; fewer than 8 left wrk's 256 connections waiting in the
+/// backlog for over a second. How they spread over the workers is [`BALANCE_SLACK`]'s.
+const ACCEPT_BATCH: usize = 16;
+/// A wake-up stops accepting (after the first connection) once this worker has this many
+/// more open connections than the least loaded other worker: the rest of a burst is left
+/// for the others, and this worker gets what they leave on its next round.
+const BALANCE_SLACK: usize = 4;
 /// The main thread's tick while connections are open and a serving thread was recently
 /// away from the poller for [`PROMOTE_MS`] (requests that block): how soon a follower is
 /// promoted when every serving thread is stuck in a request.
@@ -54,6 +58,8 @@ const FAST_FOR_MS: u64 = 1_000;
 const TICK_IDLE: Duration = Duration::from_millis(100);
 /// A follower is promoted when no thread has polled for this long.
 const PROMOTE_MS: u64 = 2;
+/// Another worker's published connection count counts if it beat within this long.
+const PEER_FRESH_MS: u64 = 2_000;
 
 /// One accepted connection and everything that persists across its requests.
 #[derive(Debug)]
@@ -133,6 +139,11 @@ struct Shared<'a, H> {
     /// Listener `i` left the poller at `worker_connections`: a hint for
     /// [`Shared::resume_accept`], which decides under `listening`.
     paused: Vec<AtomicBool>,
+    /// Listener `i` had connections pending when its last wake-up stopped accepting
+    /// ([`ACCEPT_BATCH`], [`BALANCE_SLACK`]): the next thread about to poll accepts more
+    /// first, rather than when the poller reports the listener again, behind every
+    /// connection ready before it.
+    more: Vec<AtomicBool>,
     slots: Vec<Mutex<SlotState>>,
     free: Mutex<Vec<u32>>,
     nconns: AtomicUsize,
@@ -156,6 +167,11 @@ struct Shared<'a, H> {
     tids: Vec<std::sync::atomic::AtomicI32>,
     io_timeout: Duration,
     io_timeout_ms: u64,
+    /// This worker's heartbeat slot, where it publishes its open connections, and every
+    /// worker's ([`Shared::balance`]).
+    slot: &'a Slot,
+    peers: Heartbeats,
+    me: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +196,7 @@ pub(super) fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options
     match Shared::new(ctx, handler, opts) {
         Ok(shared) => {
             ctx.booted();
+            shared.publish();
             shared.run(ctx)
         }
         Err(e) => {
@@ -211,6 +228,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             listeners: &ctx.listeners,
             listening: Mutex::new(vec![true; ctx.listeners.len()]),
             paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
+            more: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
             slots: (0..cap).map(|_| Mutex::new(SlotState::default())).collect(),
             free: Mutex::new((0..cap as u32).rev().collect()),
             nconns: AtomicUsize::new(0),
@@ -226,7 +244,52 @@ impl<'a, H: Handler> Shared<'a, H> {
             tids: (0..opts.threads.max(1)).map(|_| std::sync::atomic::AtomicI32::new(0)).collect(),
             io_timeout,
             io_timeout_ms: io_timeout.as_millis() as u64,
+            slot: ctx.heartbeat,
+            peers: ctx.peers,
+            me: ctx.slot,
         })
+    }
+
+    /// Publishes this worker's open connections in its heartbeat slot, for the other
+    /// workers' [`Shared::balance`]; nothing once it stops accepting for good.
+    fn publish(&self) {
+        let open = (!self.stopping.load(Ordering::SeqCst)).then(|| self.nconns.load(Ordering::SeqCst));
+        self.slot.set_accepting(open);
+    }
+
+    /// How many more open connections this worker has than the least loaded other
+    /// accepting worker (0 without another one).
+    fn excess(&self) -> usize {
+        let mine = self.nconns.load(Ordering::SeqCst);
+        self.peers.fewest_connections(self.me, monotonic_ms(), PEER_FRESH_MS).map_or(0, |fewest| mine.saturating_sub(fewest))
+    }
+
+    /// Balances new connections over the workers. The kernel offers a new connection to
+    /// the workers waiting on the listener in the order they registered it
+    /// (`EPOLLEXCLUSIVE` entries queue at the tail, and the first one waiting takes it),
+    /// so an idle first worker would take nearly all of a burst (162 of wrk's 256
+    /// keep-alive connections against 94, and each keeps its worker for the whole run:
+    /// the crowded worker's clients wait longer). After accepting, a worker that has more
+    /// connections than another accepting worker registers listener `i` again, which puts
+    /// it at the back of that queue: the next connection goes to a worker that is waiting
+    /// ahead of it. Nothing is lost meanwhile: a connection arriving between the two
+    /// calls wakes another worker, and one already pending makes the listener ready at
+    /// once when it is added back.
+    fn balance(&self, i: usize) {
+        if self.excess() == 0 {
+            return;
+        }
+        let mut listening = lock(&self.listening);
+        if !listening[i] {
+            return;
+        }
+        let fd = self.listeners[i].as_fd();
+        if self.epoll.delete(fd).is_err() || self.epoll.add(fd, listen_event(i)).is_err() {
+            // Out of the poller: it comes back when a connection closes.
+            let _ = self.epoll.delete(fd);
+            listening[i] = false;
+            self.paused[i].store(true, Ordering::SeqCst);
+        }
     }
 
     /// The main thread: heartbeat, signals, deadlines, graceful stop. The `threads`
@@ -376,6 +439,12 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mut scratch = vec![0u8; 64 * 1024];
         let mut events = [EpollEvent::empty()];
         while !self.exit.load(Ordering::Relaxed) {
+            if let Some(i) = self.accept_due() {
+                if let Some((idx, generation, conn)) = self.accept_batch(i) {
+                    self.run_conn(idx, generation, conn, &mut scratch);
+                }
+                continue;
+            }
             {
                 let mut st = lock(&self.leader);
                 while st.polling && !self.exit.load(Ordering::Relaxed) {
@@ -433,10 +502,22 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
+    /// A listener whose last wake-up left connections pending, if this worker may take
+    /// more now (it accepts, and is within [`BALANCE_SLACK`] of the others).
+    fn accept_due(&self) -> Option<usize> {
+        let i = self.more.iter().position(|m| m.load(Ordering::Relaxed))?;
+        if self.stopping.load(Ordering::Relaxed) || !lock(&self.listening)[i] {
+            self.more[i].store(false, Ordering::Relaxed);
+            return None;
+        }
+        (self.excess() <= BALANCE_SLACK).then_some(i)
+    }
+
     /// Accepts what is pending on listener `i` (at most [`ACCEPT_BATCH`]): the first
     /// connection is returned to be served at once, the others are parked in the poller
     /// (their request, if already there, makes them ready at once). Stops early at
-    /// `worker_connections`, where [`Shared::accept`] takes the listener out of the poller.
+    /// `worker_connections`, where [`Shared::accept`] takes the listener out of the poller,
+    /// and when this worker has [`BALANCE_SLACK`] more connections than another.
     fn accept_batch(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
         let mut first = None;
         let mut keep = |c: Option<(u32, u32, Box<Conn>)>| {
@@ -448,16 +529,29 @@ impl<'a, H: Handler> Shared<'a, H> {
                 self.park(idx, generation, conn, false, deadline);
             }
         };
-        for _ in 0..ACCEPT_BATCH {
+        // Whether connections may be left pending.
+        let mut more = true;
+        for n in 0..ACCEPT_BATCH {
+            if n > 0 && self.excess() > BALANCE_SLACK {
+                break;
+            }
             match self.accept(i) {
                 Accepted::Conn(idx, generation, conn) => keep(Some((idx, generation, conn))),
                 Accepted::Dropped => {}
                 Accepted::Full(c) => {
                     keep(c);
+                    more = false;
                     break;
                 }
-                Accepted::Empty => break,
+                Accepted::Empty => {
+                    more = false;
+                    break;
+                }
             }
+        }
+        self.more[i].store(more, Ordering::Relaxed);
+        if first.is_some() {
+            self.balance(i);
         }
         first
     }
@@ -480,6 +574,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         };
         // Accepted after a stop began: served all the same (one request, then closed).
         let n = self.nconns.fetch_add(1, Ordering::SeqCst) + 1;
+        self.publish();
         let full = n >= self.opts.worker_connections;
         if full {
             self.pause(i);
@@ -573,6 +668,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
             removed
         };
+        self.publish();
         for i in removed {
             loop {
                 let c = match self.accept(i) {
@@ -623,6 +719,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         drop(conn);
         lock(&self.free).push(idx);
         self.nconns.fetch_sub(1, Ordering::SeqCst);
+        self.publish();
         self.resume_accept();
     }
 
@@ -634,6 +731,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             // The handler kept the connection: it is gone for us.
             lock(&self.free).push(idx);
             self.nconns.fetch_sub(1, Ordering::SeqCst);
+            self.publish();
             self.resume_accept();
             return;
         };
