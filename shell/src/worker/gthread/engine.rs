@@ -42,17 +42,16 @@ const ACCEPT_BATCH: usize = 16;
 /// more open connections than the least loaded other worker: the rest of a burst is left
 /// for the others, and this worker gets what they leave on its next round.
 const BALANCE_SLACK: usize = 4;
-/// The main thread's tick while connections are open and a serving thread was recently
-/// away from the poller for [`PROMOTE_MS`] (requests that block): how soon a follower is
-/// promoted when every serving thread is stuck in a request.
+/// The main thread's tick while connections are open and the serving threads were recently
+/// found all blocked in requests: how soon a follower is promoted when every serving
+/// thread is stuck in a request.
 const TICK_BUSY: Duration = Duration::from_millis(1);
-/// The tick while connections are open but requests are short (the leader is always back
-/// polling within [`PROMOTE_MS`]): a thousand wake-ups a second of the main thread cost
-/// about 3% of a worker serving Flask hello world, for nothing. The first long request
-/// after such a stretch waits up to this long for a follower, and turns the fast tick on.
+/// The tick while connections are open but requests do not block: 800 wake-ups a second
+/// of the main thread were 7 to 9% of a worker's CPU samples serving Flask hello world,
+/// for nothing. The first blocking request after such a stretch waits up to this long for
+/// a follower, and turns the fast tick on.
 const TICK_WARM: Duration = Duration::from_millis(5);
-/// How long the fast tick stays on after the leader was last seen away for
-/// [`PROMOTE_MS`].
+/// How long the fast tick stays on after every serving thread was last found blocked.
 const FAST_FOR_MS: u64 = 1_000;
 /// The main thread's tick without connections.
 const TICK_IDLE: Duration = Duration::from_millis(100);
@@ -342,8 +341,11 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// preempted on a busy machine) is making progress; a second thread would only
     /// compete with it for the CPU and the GIL.
     ///
-    /// Returns whether the leader was away from the poller for [`PROMOTE_MS`] (whether
-    /// or not a follower was woken): the main thread then ticks fast for a while.
+    /// Returns whether every serving thread was found blocked with the leader away from
+    /// the poller for [`PROMOTE_MS`] (whether or not a follower was idle to be woken):
+    /// requests block, and the main thread then ticks fast for a while. A leader that is
+    /// merely slow or preempted (a busy machine: the client itself preempts it after most
+    /// responses) does not count.
     fn promote(&self, now: u64) -> bool {
         {
             let st = lock(&self.leader);
@@ -352,7 +354,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
         }
         if self.tids.iter().any(|t| thread_running(t.load(Ordering::Relaxed))) {
-            return true;
+            return false;
         }
         let st = lock(&self.leader);
         if !st.polling && st.idle > 0 {
@@ -364,7 +366,7 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn supervise(&self, ctx: &WorkerContext) -> u8 {
         let mut stop_deadline: Option<Instant> = None;
         let mut last_sweep = 0;
-        // When the leader was last seen away from the poller for PROMOTE_MS.
+        // When every serving thread was last found blocked in a request.
         let mut last_away = 0;
         loop {
             let now = monotonic_ms();

@@ -7,7 +7,7 @@
 //! ```text
 //!   main thread: heartbeat, signals, deadlines (every 100 ms), graceful stop, and
 //!                promotes a follower when no thread has polled for 2 ms (1 ms tick while
-//!                requests block, 5 ms while they are short)
+//!                requests block, 5 ms otherwise)
 //!
 //!   leader (one of the `threads`):  epoll_wait(1 event) --+--> listener: accept a few,
 //!        ^                                                |      serve the first
@@ -49,9 +49,9 @@
 //! thread is running or runnable, per `/proc/self/task/*/stat`) the main thread wakes a
 //! follower, which becomes the leader: up to `threads` requests then run at once, and a
 //! request waits about 2 ms for a free thread (the main thread checks every millisecond
-//! while requests block, and every 5 ms after a second of short requests only, so the first
-//! blocking request after such a stretch may wait up to 5 ms). A thread that is merely preempted on a
-//! busy machine does not get a follower promoted: it would only compete with it for the
+//! for a second after it last found every serving thread blocked, and every 5 ms
+//! otherwise, so the first blocking request after a stretch of short ones may wait up to
+//! 5 ms). A thread that is merely preempted on a busy machine does not get a follower promoted: it would only compete with it for the
 //! CPU and the GIL (and a thread waiting for the GIL can wait whole switch intervals).
 //!
 //! A connection is owned by at most one thread at a time. Idle keep-alive connections, and
