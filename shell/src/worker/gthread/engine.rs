@@ -3,7 +3,7 @@
 //! drive loop, parking in epoll, deadlines, graceful stop.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -131,6 +131,11 @@ struct Shared<'a, H> {
     log: &'a Logger,
     epoll: Epoll,
     wake: EventFd,
+    /// The main thread sleeps at the idle tick because no request came for a while
+    /// ([`FAST_FOR_MS`]); the next request to arrive writes `nudge` so that it ticks fast
+    /// again, in case that request blocks and another one needs a follower.
+    quiet: AtomicBool,
+    nudge: EventFd,
     listeners: &'a [Listener],
     /// Whether listener `i` is in the poller (it leaves it at `worker_connections` and on
     /// stop). Changed under this lock only.
@@ -224,6 +229,8 @@ impl<'a, H: Handler> Shared<'a, H> {
             log: &ctx.log,
             epoll,
             wake,
+            quiet: AtomicBool::new(false),
+            nudge: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
             listeners: &ctx.listeners,
             listening: Mutex::new(vec![true; ctx.listeners.len()]),
             paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
@@ -368,6 +375,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mut last_sweep = 0;
         // When every serving thread was last found blocked in a request.
         let mut last_away = 0;
+        // The requests dispatched so far, and when that count last moved.
+        let (mut last_served, mut last_request) = (0, 0);
         loop {
             let now = monotonic_ms();
             ctx.heartbeat.notify_at(now);
@@ -405,16 +414,28 @@ impl<'a, H: Handler> Shared<'a, H> {
                     return 0;
                 }
             }
-            // The fast tick is for promoting followers: only with several threads and
-            // connections to serve.
-            let tick = if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 {
+            // The fast ticks are for promoting followers: only with several threads and
+            // requests coming (idle keep-alive connections, such as a proxy's pool, leave
+            // the main thread at the idle tick).
+            let served = self.requests.load(Ordering::Relaxed);
+            if served != last_served {
+                (last_served, last_request) = (served, now);
+            }
+            let quiet = now >= last_request + FAST_FOR_MS && now >= last_away + FAST_FOR_MS;
+            let tick = if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 || quiet {
                 TICK_IDLE
             } else if now < last_away + FAST_FOR_MS {
                 TICK_BUSY
             } else {
                 TICK_WARM
             };
-            wait_signal(ctx, tick);
+            if quiet && self.opts.threads > 1 {
+                self.quiet.store(true, Ordering::SeqCst);
+            }
+            if wait_signal(ctx, tick, self.nudge.as_fd()) {
+                let _ = self.nudge.read();
+                last_request = monotonic_ms();
+            }
         }
     }
 
@@ -931,6 +952,9 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn dispatch(&self, held: &mut Option<Box<Conn>>, streaming: bool) {
         let Some(conn) = held.take() else { return };
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.quiet.load(Ordering::Relaxed) && self.quiet.swap(false, Ordering::SeqCst) {
+            let _ = self.nudge.write(1);
+        }
         if self.max_requests > 0 && n == self.max_requests {
             self.log.info("Autorestarting worker after current request.");
             self.stopping.store(true, Ordering::SeqCst);
@@ -993,13 +1017,18 @@ fn thread_running(tid: i32) -> bool {
 }
 
 /// Waits up to `tick` for a signal (the wake-up pipe), draining it only when it fired.
-fn wait_signal(ctx: &WorkerContext, tick: Duration) {
+/// Also returns at once when `nudge` is readable, and says so.
+fn wait_signal(ctx: &WorkerContext, tick: Duration, nudge: BorrowedFd<'_>) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let ms = PollTimeout::try_from(tick.as_millis() as i32).unwrap_or(PollTimeout::MAX);
-    let mut fds = [PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN)];
-    if matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+    let mut fds = [PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN), PollFd::new(nudge, PollFlags::POLLIN)];
+    if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+        return false;
+    }
+    if fds[0].revents().is_some_and(|r| !r.is_empty()) {
         ctx.signals.drain();
     }
+    fds[1].revents().is_some_and(|r| !r.is_empty())
 }
 
 /// Blocks the signals the main thread handles, in a serving thread: they are delivered
