@@ -49,14 +49,15 @@ pub fn monotonic_ms() -> u64 {
 #[derive(Debug)]
 pub struct Slot {
     beat_ms: AtomicU64,
+    /// The open connections of a worker that accepts, plus one; 0 for a worker that does
+    /// not accept (not started, stopping, or a worker type that does not say). Next to the
+    /// beat: [`Heartbeats::fewest_connections`] reads both of every slot.
+    accepting: AtomicU64,
     flags: AtomicU64,
     seq: AtomicU64,
     req_start_ms: AtomicU64,
     req_lens: AtomicU64,
     req_text: [AtomicU64; TEXT_WORDS],
-    /// The open connections of a worker that accepts, plus one; 0 for a worker that does
-    /// not accept (not started, stopping, or a worker type that does not say).
-    accepting: AtomicU64,
 }
 
 /// The request a worker was serving, read back by the master.
@@ -346,8 +347,8 @@ impl Heartbeats {
         self.slots
             .iter()
             .enumerate()
-            .filter(|&(i, s)| i != me && s.last_beat() + fresh_ms >= now_ms)
-            .filter_map(|(_, s)| s.accepting())
+            .filter(|&(i, _)| i != me)
+            .filter_map(|(_, s)| s.accepting().filter(|_| s.last_beat() + fresh_ms >= now_ms))
             .min()
     }
 }
@@ -356,12 +357,12 @@ impl Slot {
     fn zeroed() -> Slot {
         Slot {
             beat_ms: AtomicU64::new(0),
+            accepting: AtomicU64::new(0),
             flags: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             req_start_ms: AtomicU64::new(0),
             req_lens: AtomicU64::new(0),
             req_text: std::array::from_fn(|_| AtomicU64::new(0)),
-            accepting: AtomicU64::new(0),
         }
     }
 }

@@ -526,11 +526,14 @@ impl<'a, H: Handler> Shared<'a, H> {
     }
 
     /// A listener whose last wake-up left connections pending, if this worker may take
-    /// more now (it accepts, and is within [`BALANCE_SLACK`] of the others).
+    /// more now (it accepts, and is within [`BALANCE_SLACK`] of the others). The flag is
+    /// cleared either way: it only hastens accepting. Connections left pending for the
+    /// other workers are not lost when they do not take them either: the listener stays
+    /// in this worker's ready list (level-triggered) and comes round again.
     fn accept_due(&self) -> Option<usize> {
         let i = self.more.iter().position(|m| m.load(Ordering::Relaxed))?;
+        self.more[i].store(false, Ordering::Relaxed);
         if self.stopping.load(Ordering::Relaxed) || !lock(&self.listening)[i] {
-            self.more[i].store(false, Ordering::Relaxed);
             return None;
         }
         (self.excess() <= BALANCE_SLACK).then_some(i)
