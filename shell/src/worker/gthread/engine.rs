@@ -551,8 +551,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             if first.is_none() {
                 first = Some((idx, generation, conn));
             } else {
-                let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
-                self.park(idx, generation, conn, false, deadline);
+                self.park_fresh(idx, generation, conn);
             }
         };
         // Whether connections may be left pending.
@@ -705,8 +704,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                 };
                 let full = c.is_none() || self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
                 if let Some((idx, generation, conn)) = c {
-                    let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
-                    self.park(idx, generation, conn, false, deadline);
+                    self.park_fresh(idx, generation, conn);
                 }
                 if full {
                     break;
@@ -765,6 +763,13 @@ impl<'a, H: Handler> Shared<'a, H> {
             Next::Close | Next::Lost => self.close(idx, conn),
             Next::Park { write, deadline } => self.park(idx, generation, conn, write, deadline),
         }
+    }
+
+    /// Parks a connection just accepted until its first request arrives (or the first-byte
+    /// wait ends).
+    fn park_fresh(&self, idx: u32, generation: u32, conn: Box<Conn>) {
+        let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
+        self.park(idx, generation, conn, false, deadline);
     }
 
     /// Puts a connection in the poller, owned by nobody, until it is ready or `deadline`.
