@@ -119,7 +119,8 @@ fn pep3333_validated_app_on_gthread() {
 
 #[test]
 fn keep_alive_pipelining_and_concurrent_slow_requests() {
-    let (_s, addr) = serve("wsgi_app:raw", &["--threads", "3", "--keep-alive", "30"], &[]);
+    let marker = scratch("pipelining").join("sleeping");
+    let (_s, addr) = serve("wsgi_app:raw", &["--threads", "3", "--keep-alive", "30"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let t = Instant::now();
@@ -137,7 +138,7 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
     // still answers quickly beside them.
     let t = Instant::now();
     let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(addr, "/sleep?1"))).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until(5, "both slow requests in the application", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2);
     let quick = Instant::now();
     for _ in 0..10 {
         c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -68,7 +68,8 @@ def raw(environ, start_response):
     if path == "/sleep":
         marker = os.environ.get("FERROCORN_TEST_MARKER")
         if marker:
-            open(marker, "w").close()
+            with open(marker, "a") as f:
+                f.write("sleep\n")
         time.sleep(float(query or 5))
         return _text(start_response, b"slept")
     if path == "/exit":
