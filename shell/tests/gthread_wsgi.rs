@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Server, check_hook_and_access_lines, check_request_bodies, apps, body_of, get_raw, raw, start_installed, status, venv, wait_until};
+use support::{Server, check_hook_and_access_lines, check_wsgi_app_responses, apps, body_of, get_raw, raw, start_installed, status, venv, wait_until};
 
 fn get(addr: SocketAddr, path: &str) -> String {
     get_raw(addr, path)
@@ -85,24 +85,7 @@ fn pep3333_validated_app_on_gthread() {
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
     assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: keep-alive\r\n"), "{r}");
     assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
-    let r = get(addr, "/headers");
-    assert_eq!(status(&r), "HTTP/1.1 201 Created");
-    let names: Vec<&str> = r.split("\r\n\r\n").next().unwrap().lines().skip(1).map(|l| l.split(':').next().unwrap()).collect();
-    assert_eq!(names, ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
-
-    let r = get(addr, "/stream");
-    assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
-    assert_eq!(body(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
-    let r = String::from_utf8(raw(addr, b"GET /stream HTTP/1.0\r\n\r\n")).unwrap();
-    assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && !r.contains("chunked"), "{r}");
-    assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
-    assert_eq!(body(&get(addr, "/write")), "written;returned");
-
-    // Request bodies, a large streamed body, 100-continue.
-    check_request_bodies(addr);
-
-    let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(out.ends_with(&data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+    check_wsgi_app_responses(addr, &data);
 
     let env = body(&get(addr, "/env?a=1"));
     for needle in [r#""wsgi.multithread": true"#, r#""wsgi.multiprocess": false"#, r#""QUERY_STRING": "a=1""#, r#""wsgi.input_terminated": true"#] {

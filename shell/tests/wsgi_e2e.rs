@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
-use support::{Server, check_hook_and_access_lines, check_request_bodies, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
+use support::{Server, check_hook_and_access_lines, check_wsgi_app_responses, header_names, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
 
 
 
@@ -60,12 +60,6 @@ fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Se
 
 
 
-/// The response header names, in order.
-fn header_names(resp: &str) -> Vec<String> {
-    let head = resp.split("\r\n\r\n").next().unwrap();
-    head.lines().skip(1).map(|l| l.split(':').next().unwrap().to_owned()).collect()
-}
-
 fn python(code: &str, args: &[&str]) -> (i32, String, String) {
     let o = Command::new(venv().join("bin/python")).arg("-c").arg(code).args(args).output().unwrap();
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
@@ -87,28 +81,8 @@ fn pep3333_validated_app_end_to_end() {
     assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: close\r\n"), "{r}");
     assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
 
-    // The app's header order is kept after ours; the status line is the app's.
-    let r = get(addr, "/headers");
-    assert_eq!(status(&r), "HTTP/1.1 201 Created");
-    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
-
-    // A generator is streamed chunked (HTTP/1.1, no Content-Length); HTTP/1.0 gets it raw.
-    let r = get(addr, "/stream");
-    assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
-    assert_eq!(body(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
-    let r = String::from_utf8(raw(addr, b"GET /stream HTTP/1.0\r\n\r\n")).unwrap();
-    assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && !r.contains("chunked"), "{r}");
-    assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
-
-    // write() and the returned iterable, in order.
-    assert_eq!(body(&get(addr, "/write")), "written;returned");
-
-    // Request bodies, a large streamed body, 100-continue.
-    check_request_bodies(addr);
-
-    // wsgi.file_wrapper: sendfile(2) with a Content-Length.
-    let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(out.ends_with(&data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+    // The app's header order after ours, streaming, write(), bodies, the file wrapper.
+    check_wsgi_app_responses(addr, &data);
 
     // The environ.
     let r = get(addr, "/env?a=1&b=%20");

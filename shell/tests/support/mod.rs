@@ -390,6 +390,34 @@ pub fn body_of(resp: &str) -> String {
     out
 }
 
+/// The response header names, in order.
+pub fn header_names(resp: &str) -> Vec<String> {
+    let head = resp.split("\r\n\r\n").next().unwrap();
+    head.lines().skip(1).map(|l| l.split(':').next().unwrap().to_owned()).collect()
+}
+
+/// What both workers answer alike for tests/apps/wsgi_app.py's `app` (under
+/// wsgiref.validate): the app's header order after ours, a generator streamed chunked
+/// (raw for HTTP/1.0), write() before the returned iterable, request bodies, and
+/// `wsgi.file_wrapper` sending `data` (the app's FERROCORN_TEST_FILE).
+pub fn check_wsgi_app_responses(addr: SocketAddr, data: &[u8]) {
+    let r = get_raw(addr, "/headers");
+    assert_eq!(status(&r), "HTTP/1.1 201 Created");
+    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
+    let r = get_raw(addr, "/stream");
+    assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
+    assert_eq!(body_of(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    let r = String::from_utf8(raw(addr, b"GET /stream HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && !r.contains("chunked"), "{r}");
+    assert!(r.ends_with("\r\n\r\nchunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{r}");
+    assert_eq!(body_of(&get_raw(addr, "/write")), "written;returned");
+    // Request bodies, a large streamed body, 100-continue.
+    check_request_bodies(addr);
+    // wsgi.file_wrapper: sendfile(2) with a Content-Length.
+    let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.ends_with(data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+}
+
 /// The request-body side of PEP 3333 against a running server of the test app
 /// `wsgi_app.py` (both worker classes run it): Content-Length and chunked bodies,
 /// `readline(size)`, iteration, `readlines`, a large body streamed through `wsgi.input`,
