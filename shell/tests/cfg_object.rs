@@ -9,26 +9,11 @@
 //! (`.venv`, or `FERROCORN_VENV`), which holds gunicorn 27.0.1 and the installed ferrocorn
 //! package (scripts/install-ferrocorn.sh).
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn venv() -> PathBuf {
-    let v =
-        std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists() && v.join("bin/gunicorn").exists(),
-        "{} lacks ferrocorn or gunicorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
-}
+use support::oracle_venv;
 
 /// The differences ferrocorn keeps on purpose (docs/compat.md, "Settings"): gunicorn's
 /// `cfg.logger_class` imports and returns `gunicorn.glogging.Logger`; ferrocorn's logger
@@ -52,7 +37,7 @@ fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
         let f = f.unwrap().path();
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
-    let mut cmd = Command::new(venv().join("bin/python"));
+    let mut cmd = Command::new(oracle_venv().join("bin/python"));
     cmd.arg("compare.py")
         .args(args)
         .current_dir(&dir)

@@ -31,6 +31,8 @@
 //! on a listed case that is not in the matrix. Cases run in parallel, one process pair per
 //! case.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,24 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ferrocorn::settings::{Action, CliType, SETTINGS, Section, Setting, Validator};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn venv() -> PathBuf {
-    let v =
-        std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists() && v.join("bin/gunicorn").exists(),
-        "{} lacks ferrocorn or gunicorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
-}
+use support::oracle_venv;
 
 // ---- the project every case runs in ----
 
@@ -65,9 +50,7 @@ def application(environ, start_response):
     start_response('200 OK', [])
     return [b'ok']
 
-
 app = application
-
 
 def create_app(name='x'):
     return application
@@ -759,7 +742,7 @@ fn ledger() -> BTreeMap<String, toml::Table> {
 #[test]
 fn print_config_matches_gunicorn_27() {
     let started = Instant::now();
-    let venv = venv();
+    let venv = oracle_venv();
     let (gunicorn, ferrocorn) = (venv.join("bin/gunicorn"), venv.join("bin/ferrocorn"));
     let mut cases = generated_cases();
     cases.extend(handwritten_cases());

@@ -328,6 +328,13 @@ pub fn venv() -> std::path::PathBuf {
     v
 }
 
+/// [`venv`], which must also hold gunicorn 27.0.1 (the oracle of the differential tests).
+pub fn oracle_venv() -> std::path::PathBuf {
+    let v = venv();
+    assert!(v.join("bin/gunicorn").exists(), "{} has no gunicorn: run scripts/setup-python.sh (scripts/test.sh does)", v.display());
+    v
+}
+
 /// The test applications (`shell/tests/apps`).
 pub fn apps() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
