@@ -49,7 +49,7 @@ use super::convert::format_traceback;
 use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
-use super::wsgi::{self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse};
+use super::wsgi::{self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse, io_to_py};
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
@@ -173,12 +173,6 @@ fn lock<'a>(py: Python<'_>, r: &'a SharedReq) -> MutexGuard<'a, Req> {
     wsgi::lock_any(py, r)
 }
 
-fn io_err(e: &std::io::Error) -> PyErr {
-    match e.raw_os_error() {
-        Some(n) => PyOSError::new_err((n, nix::errno::Errno::from_raw(n).desc())),
-        None => PyOSError::new_err(e.to_string()),
-    }
-}
 
 impl Req {
     /// Starts the response with the head from `start_response`, once.
@@ -189,7 +183,7 @@ impl Req {
         let Some(head) = &self.head else {
             return Err(PyAssertionError::new_err("the application wrote body bytes before calling start_response()"));
         };
-        self.ex.start(head).map_err(|e| io_err(&e))?;
+        self.ex.start(head).map_err(|e| io_to_py(&e))?;
         self.started = true;
         Ok(())
     }
@@ -199,7 +193,7 @@ impl Req {
         self.start()?;
         let ex = &mut self.ex;
         let warn = if ex.write_may_block(data.len()) { py.detach(|| ex.write(data)) } else { ex.write(data) }
-            .map_err(|e| io_err(&e))?;
+            .map_err(|e| io_to_py(&e))?;
         if warn && !self.warned {
             self.warned = true;
             log.warning("WSGI app sent body bytes on a no-body response (HEAD, 1xx, 204 or 304); dropping per RFC 9110.");
@@ -226,7 +220,7 @@ impl BodyRead for Req {
         let avail = self.fill(py)?;
         if avail >= want || avail == 0 {
             let n = avail.min(want);
-            let b = PyBytes::new(py, &self.ex.fill_buf().map_err(|e| io_err(&e))?[..n]);
+            let b = PyBytes::new(py, &self.ex.fill_buf().map_err(|e| io_to_py(&e))?[..n]);
             self.ex.consume(n);
             return Ok(b);
         }
@@ -237,7 +231,7 @@ impl BodyRead for Req {
                 break;
             }
             let take = avail.min(want - out.len());
-            out.extend_from_slice(&self.ex.fill_buf().map_err(|e| io_err(&e))?[..take]);
+            out.extend_from_slice(&self.ex.fill_buf().map_err(|e| io_to_py(&e))?[..take]);
             self.ex.consume(take);
         }
         Ok(PyBytes::new(py, &out))
@@ -253,7 +247,7 @@ impl BodyRead for Req {
             if self.fill(py)? == 0 {
                 break;
             }
-            let buf = self.ex.fill_buf().map_err(|e| io_err(&e))?;
+            let buf = self.ex.fill_buf().map_err(|e| io_to_py(&e))?;
             let room = limit - out.len();
             let (take, done) = match buf.iter().take(room).position(|&b| b == b'\n') {
                 Some(i) => (i + 1, true),
@@ -433,7 +427,7 @@ impl WsgiHandler {
         });
         let count = count.unwrap_or(src.size);
         let ex = &mut r.ex;
-        py.detach(|| ex.sendfile(src.fd, src.offset as u64, count)).map_err(|e| io_err(&e))?;
+        py.detach(|| ex.sendfile(src.fd, src.offset as u64, count)).map_err(|e| io_to_py(&e))?;
         Ok(true)
     }
 

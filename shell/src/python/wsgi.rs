@@ -434,7 +434,7 @@ impl Exchange {
     fn set_head(&mut self, head: ResponseHead) {
         let framing = response::choose_framing(&self.req, &head, false);
         self.head_buf.clear();
-        response::encode_head(&head, &framing, SERVER, &date_now(), &mut self.head_buf);
+        response::encode_head(&head, &framing, SERVER, &crate::worker::date_now(), &mut self.head_buf);
         self.writer = Some(BodyWriter::new(framing.body));
         self.head = Some(head);
     }
@@ -482,7 +482,7 @@ impl Exchange {
         self.headers_sent = true;
         if let Err(e) = r {
             self.client_gone = true;
-            return Err(io_to_py(e));
+            return Err(io_to_py(&e));
         }
         Ok(())
     }
@@ -547,7 +547,7 @@ impl Exchange {
         self.headers_sent = true;
         r.map_err(|e| {
             self.client_gone = true;
-            io_to_py(e)
+            io_to_py(&e)
         })
     }
 
@@ -592,25 +592,8 @@ impl Exchange {
     }
 }
 
-thread_local! {
-    static DATE: std::cell::Cell<(i64, [u8; 29])> = const { std::cell::Cell::new((i64::MIN, [0; 29])) };
-}
-
-/// The `Date` value for now, formatted once per second.
-fn date_now() -> [u8; 29] {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    DATE.with(|c| {
-        let (at, text) = c.get();
-        if at == now {
-            return text;
-        }
-        let text = response::http_date(now);
-        c.set((now, text));
-        text
-    })
-}
-
-fn io_to_py(e: io::Error) -> PyErr {
+/// A Python `OSError` for an I/O error (errno and its text, as Python raises them).
+pub(crate) fn io_to_py(e: &io::Error) -> PyErr {
     match e.raw_os_error() {
         Some(n) => PyOSError::new_err((n, nix::errno::Errno::from_raw(n).desc())),
         None => PyOSError::new_err(e.to_string()),

@@ -218,10 +218,7 @@ impl HelloBody {
             [(b"Content-Type", b"text/plain"), (b"Content-Length", content_length.as_bytes())];
         let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
         let framing = response::choose_framing(&info, &head, false);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        response::encode_head(&head, &framing, b"ferrocorn", &response::http_date(now), &mut out);
+        response::encode_head(&head, &framing, b"ferrocorn", &super::date_now(), &mut out);
         let mut body = BodyWriter::new(framing.body);
         body.write(BODY, &mut out);
         out.extend_from_slice(body.finish().last);

@@ -254,3 +254,21 @@ impl WorkerSignals {
         }
     }
 }
+
+/// The `Date` header value for now, formatted once per second per thread.
+pub fn date_now() -> [u8; 29] {
+    use std::cell::Cell;
+    thread_local! {
+        static CACHE: Cell<(i64, [u8; 29])> = const { Cell::new((i64::MIN, [0; 29])) };
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    CACHE.with(|c| {
+        let (secs, date) = c.get();
+        if secs == now {
+            return date;
+        }
+        let date = ferrocorn_core::response::http_date(now);
+        c.set((now, date));
+        date
+    })
+}

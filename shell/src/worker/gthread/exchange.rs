@@ -324,7 +324,7 @@ impl Exchange {
         let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else { return Err(closed()) };
         let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
         let framing = response::choose_framing(info, head, self.server_keepalive && !stopping);
-        response::encode_head(head, &framing, self.server, &date_now(), &mut c.out);
+        response::encode_head(head, &framing, self.server, &crate::worker::date_now(), &mut c.out);
         self.code = head.code();
         self.state = Some((framing, BodyWriter::new(framing.body)));
         Ok(())
@@ -517,22 +517,4 @@ impl BufRead for Exchange {
         let len = self.conn.as_ref().map_or(0, |c| c.body.len());
         self.body_pos = (self.body_pos + amt).min(len);
     }
-}
-
-/// The `Date` header value, formatted once per second per thread.
-fn date_now() -> [u8; 29] {
-    use std::cell::Cell;
-    thread_local! {
-        static CACHE: Cell<(i64, [u8; 29])> = const { Cell::new((i64::MIN, [0; 29])) };
-    }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    CACHE.with(|c| {
-        let (secs, date) = c.get();
-        if secs == now {
-            return date;
-        }
-        let date = response::http_date(now);
-        c.set((now, date));
-        date
-    })
 }
