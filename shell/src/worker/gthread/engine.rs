@@ -400,6 +400,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             if stop_now && stop_deadline.is_none() {
                 self.stopping.store(true, Ordering::SeqCst);
                 self.stop_listening();
+                self.drain_listeners();
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
             }
             if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
@@ -672,29 +673,33 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
-    /// Takes every listener out of the poller for good (`stopping` is set), then accepts
-    /// what is already pending on them: those connections are served (one request each,
-    /// answered with `Connection: close`) before the worker exits.
+    /// Takes every listener out of the poller for good (`stopping` is set). The main
+    /// thread then calls [`Shared::drain_listeners`].
+    fn stop_listening(&self) {
+        {
+            let mut listening = lock(&self.listening);
+            for (l, on) in self.listeners.iter().zip(listening.iter_mut()) {
+                if std::mem::take(on) {
+                    let _ = self.epoll.delete(l.as_fd());
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Accepts what is pending on the listeners once they left the poller for good: those
+    /// connections are served (one request each, answered with `Connection: close`)
+    /// before the worker exits. Called by the main thread only, before it first looks at
+    /// whether connections are left (a serving thread draining meanwhile could accept
+    /// after the main thread saw none, and the worker would exit under them).
     ///
     /// The listeners are `EPOLLEXCLUSIVE`: the kernel woke this worker alone for the
     /// connections queued so far, and does not wake another one for them when this
     /// worker stops polling. Left in the queue, such a connection would wait until the
     /// next one arrives and wakes another worker (for ever, on a quiet server). What
-    /// arrives after the listener left the poller wakes the other workers.
-    fn stop_listening(&self) {
-        let removed: Vec<usize> = {
-            let mut listening = lock(&self.listening);
-            let mut removed = Vec::new();
-            for (i, (l, on)) in self.listeners.iter().zip(listening.iter_mut()).enumerate() {
-                if std::mem::take(on) {
-                    let _ = self.epoll.delete(l.as_fd());
-                    removed.push(i);
-                }
-            }
-            removed
-        };
-        self.publish();
-        for i in removed {
+    /// arrives after the listeners left the poller wakes the other workers.
+    fn drain_listeners(&self) {
+        for i in 0..self.listeners.len() {
             loop {
                 let c = match self.accept(i) {
                     Accepted::Conn(idx, generation, conn) => Some((idx, generation, conn)),
