@@ -329,6 +329,9 @@ fn server_hooks_are_called_in_order_with_their_arguments() {
     let hang = std::thread::spawn(move || get(addr, "/hang"));
     wait_until(15, "worker_abort", || read(&hooks).contains("worker_abort "));
     assert_eq!(hang.join().unwrap(), "");
+    // Its replacement booted (2 first, 1 TTIN, 2 HUP, 1 now) before QUIT, which then
+    // reaches two workers.
+    wait_until(15, "the stuck worker's replacement", || read(&hooks).matches("post_worker_init").count() == 6);
     srv.signal(Signal::SIGQUIT);
     assert_eq!(srv.wait_exit(10).code(), Some(0));
     let text = read(&hooks);
