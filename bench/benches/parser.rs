@@ -52,7 +52,11 @@ fn httparse_parse(input: &[u8]) -> usize {
     }
     let mut body = 0;
     loop {
-        let httparse::Status::Complete((used, size)) = httparse::parse_chunk_size(rest).expect("chunk") else { panic!() };
+        let httparse::Status::Complete((used, size)) =
+            httparse::parse_chunk_size(rest).expect("chunk")
+        else {
+            panic!()
+        };
         rest = &rest[used..];
         if size == 0 {
             return body;
@@ -68,14 +72,23 @@ fn main() {
     let cfg = Arc::new(ProtoConfig::default());
     let mut conn = Connection::new(cfg.clone(), Peer::Unix);
     for input in &inputs {
-        assert_eq!(ferrocorn_parse(&mut conn, input), httparse_parse(input), "both parsers see the same body");
+        assert_eq!(
+            ferrocorn_parse(&mut conn, input),
+            httparse_parse(input),
+            "both parsers see the same body"
+        );
     }
 
-    let mut c = Criterion::default().configure_from_args().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for (name, input) in names.iter().zip(&inputs) {
         let mut group = c.benchmark_group(*name);
         group.throughput(Throughput::Bytes(input.len() as u64));
-        group.bench_function("ferrocorn-core", |b| b.iter(|| ferrocorn_parse(&mut conn, black_box(input))));
+        group.bench_function("ferrocorn-core", |b| {
+            b.iter(|| ferrocorn_parse(&mut conn, black_box(input)))
+        });
         group.bench_function("httparse", |b| b.iter(|| httparse_parse(black_box(input))));
         group.finish();
     }
@@ -104,7 +117,10 @@ fn main() {
     }
     let total = (mix_bytes * rounds * per_round) as f64;
     let mbps = |d: Duration| total / d.as_secs_f64() / 1e6;
-    println!("mix ({mix_bytes} bytes: small GET, browser GET, JSON POST, chunked upload), {} passes:", rounds * per_round);
+    println!(
+        "mix ({mix_bytes} bytes: small GET, browser GET, JSON POST, chunked upload), {} passes:",
+        rounds * per_round
+    );
     println!("  ferrocorn-core {:8.1} MB/s", mbps(ours));
     println!("  httparse       {:8.1} MB/s", mbps(theirs));
     println!("  ratio ferrocorn-core / httparse = {:.2}", mbps(ours) / mbps(theirs));

@@ -115,9 +115,7 @@ pub fn latin1_bytes(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn pairs(list: &[(String, String)]) -> Result<FieldList, String> {
-    list.iter()
-        .map(|(n, v)| Ok((latin1_bytes(n)?, latin1_bytes(v)?)))
-        .collect()
+    list.iter().map(|(n, v)| Ok((latin1_bytes(n)?, latin1_bytes(v)?))).collect()
 }
 
 /// Parses the text of a `.json` file into settings and an expectation.
@@ -156,20 +154,11 @@ pub fn parse_spec(
 /// Loads one case from its `.http` path; `name` is what the case is called.
 pub fn load_case(name: String, http: &Path) -> Result<Case, LoadError> {
     let json = http.with_extension("json");
-    let err = |path: &Path, message: String| LoadError {
-        path: path.to_path_buf(),
-        message,
-    };
+    let err = |path: &Path, message: String| LoadError { path: path.to_path_buf(), message };
     let bytes = fs::read(http).map_err(|e| err(http, e.to_string()))?;
     let text = fs::read_to_string(&json).map_err(|e| err(&json, e.to_string()))?;
     let (settings, expect) = parse_spec(&text).map_err(|m| err(&json, m))?;
-    Ok(Case {
-        name,
-        path: http.to_path_buf(),
-        bytes,
-        settings,
-        expect,
-    })
+    Ok(Case { name, path: http.to_path_buf(), bytes, settings, expect })
 }
 
 /// Loads every case under `dir` (recursively), naming each `LABEL/relative/path/STEM`.
@@ -181,10 +170,7 @@ pub fn load_dir(label: &str, dir: &Path) -> Result<Vec<Case>, Vec<LoadError>> {
     let mut errors = Vec::new();
     walk(dir, &mut files, &mut errors);
     if files.is_empty() && errors.is_empty() {
-        errors.push(LoadError {
-            path: dir.to_path_buf(),
-            message: String::from("no cases found"),
-        });
+        errors.push(LoadError { path: dir.to_path_buf(), message: String::from("no cases found") });
     }
     let mut cases = Vec::new();
     for path in &files {
@@ -205,10 +191,8 @@ pub fn load_dir(label: &str, dir: &Path) -> Result<Vec<Case>, Vec<LoadError>> {
             continue;
         }
         let rel = path.strip_prefix(dir).unwrap_or(path).with_extension("");
-        let rel: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let rel: Vec<String> =
+            rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         let name = format!("{label}/{}", rel.join("/"));
         match load_case(name, path) {
             Ok(case) => cases.push(case),
@@ -227,10 +211,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<LoadError>) {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            errors.push(LoadError {
-                path: dir.to_path_buf(),
-                message: e.to_string(),
-            });
+            errors.push(LoadError { path: dir.to_path_buf(), message: e.to_string() });
             return;
         }
     };
@@ -263,9 +244,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.len(), 1);
-        let Expectation::Requests(reqs) = expect else {
-            panic!()
-        };
+        let Expectation::Requests(reqs) = expect else { panic!() };
         assert_eq!(reqs[0].headers, vec![(b"HOST".to_vec(), vec![0xE9])]);
         assert_eq!(reqs[0].body, vec![0]);
         assert!(reqs[0].trailers.is_empty());

@@ -134,57 +134,32 @@ mod tests {
     fn error(class: &'static str) -> Outcome {
         Outcome {
             requests: Vec::new(),
-            end: End::Error {
-                class,
-                status: 400,
-                message: String::new(),
-            },
+            end: End::Error { class, status: 400, message: String::new() },
         }
     }
 
     #[test]
     fn agreement_and_differences() {
-        let ok = Outcome {
-            requests: vec![request(b"host")],
-            end: End::Closed,
-        };
+        let ok = Outcome { requests: vec![request(b"host")], end: End::Closed };
         assert_eq!(compare(&expected(), &ok), Comparison::Agree);
-        let other = Outcome {
-            requests: vec![request(b"Hast")],
-            end: End::Closed,
-        };
+        let other = Outcome { requests: vec![request(b"Hast")], end: End::Closed };
         assert_eq!(compare(&expected(), &other), Comparison::ContentDiffers);
         assert_eq!(
             compare(&expected(), &error("InvalidHeader")),
             Comparison::Differs(Verdict::Error("InvalidHeader"))
         );
         let want_err = Expectation::Error(String::from("InvalidHeader"));
-        assert_eq!(
-            compare(&want_err, &error("InvalidHeader")),
-            Comparison::Agree
-        );
+        assert_eq!(compare(&want_err, &error("InvalidHeader")), Comparison::Agree);
         assert_eq!(
             compare(&want_err, &error("NoMoreData")),
             Comparison::Differs(Verdict::Error("NoMoreData"))
         );
-        assert_eq!(
-            compare(&want_err, &ok),
-            Comparison::Differs(Verdict::Accept)
-        );
-        let stalled = Outcome {
-            requests: Vec::new(),
-            end: End::Stalled,
-        };
-        assert!(matches!(
-            compare(&want_err, &stalled),
-            Comparison::Broken(_)
-        ));
+        assert_eq!(compare(&want_err, &ok), Comparison::Differs(Verdict::Accept));
+        let stalled = Outcome { requests: Vec::new(), end: End::Stalled };
+        assert!(matches!(compare(&want_err, &stalled), Comparison::Broken(_)));
         let mut cut = request(b"Host");
         cut.complete = false;
-        let cut = Outcome {
-            requests: vec![cut],
-            end: End::Closed,
-        };
+        let cut = Outcome { requests: vec![cut], end: End::Closed };
         assert!(matches!(compare(&expected(), &cut), Comparison::Broken(_)));
     }
 }

@@ -57,11 +57,7 @@ impl Feeder {
             Feeder::Bytes => data.chunks(1).collect(),
             Feeder::FirstByte => {
                 let (first, rest) = data.split_at(1);
-                if rest.is_empty() {
-                    vec![first]
-                } else {
-                    vec![first, rest]
-                }
+                if rest.is_empty() { vec![first] } else { vec![first, rest] }
             }
             Feeder::Random(seed) => {
                 let mut rng = SplitMix64::new(seed);
@@ -126,21 +122,9 @@ mod tests {
     #[test]
     fn random_chunks_are_deterministic_and_vary_by_seed() {
         let data = [7u8; 300];
-        let a: Vec<usize> = Feeder::Random(1)
-            .chunks(&data)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        let b: Vec<usize> = Feeder::Random(1)
-            .chunks(&data)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        let c: Vec<usize> = Feeder::Random(2)
-            .chunks(&data)
-            .iter()
-            .map(|c| c.len())
-            .collect();
+        let a: Vec<usize> = Feeder::Random(1).chunks(&data).iter().map(|c| c.len()).collect();
+        let b: Vec<usize> = Feeder::Random(1).chunks(&data).iter().map(|c| c.len()).collect();
+        let c: Vec<usize> = Feeder::Random(2).chunks(&data).iter().map(|c| c.len()).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.len() > 3);

@@ -96,20 +96,14 @@ impl Ledger {
                 errors.push(format!("{case}: listed twice"));
             }
         }
-        if errors.is_empty() {
-            Ok(Ledger { entries })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(Ledger { entries }) } else { Err(errors) }
     }
 
     /// Loads a ledger file; a missing file is an empty ledger.
     pub fn load(path: &Path) -> Result<Ledger, Vec<String>> {
         match fs::read_to_string(path) {
             Ok(text) => Ledger::parse(&text).map_err(|errs| {
-                errs.into_iter()
-                    .map(|e| format!("{}: {e}", path.display()))
-                    .collect()
+                errs.into_iter().map(|e| format!("{}: {e}", path.display())).collect()
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
             Err(e) => Err(vec![format!("{}: {e}", path.display())]),
@@ -137,10 +131,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(
-            ok.get("gunicorn/valid/025").unwrap().ours,
-            "UnsupportedTransferCoding"
-        );
+        assert_eq!(ok.get("gunicorn/valid/025").unwrap().ours, "UnsupportedTransferCoding");
         assert_eq!(Ledger::parse("").unwrap(), Ledger::default());
 
         let errs = Ledger::parse(

@@ -66,14 +66,8 @@ pub fn ledger_path() -> PathBuf {
 /// The default corpora, labelled as case names start: `gunicorn/...` and `ferrocorn/...`.
 pub fn default_corpora() -> Vec<runner::Corpus> {
     vec![
-        runner::Corpus {
-            label: String::from("gunicorn"),
-            dir: gunicorn_corpus_dir(),
-        },
-        runner::Corpus {
-            label: String::from("ferrocorn"),
-            dir: own_corpus_dir(),
-        },
+        runner::Corpus { label: String::from("gunicorn"), dir: gunicorn_corpus_dir() },
+        runner::Corpus { label: String::from("ferrocorn"), dir: own_corpus_dir() },
     ]
 }
 
@@ -93,7 +87,12 @@ pub fn run_oracle_script(name: &str, input: &serde_json::Value) -> serde_json::V
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the oracle script");
-    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write the cases");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the cases");
     let out = child.wait_with_output().expect("wait for the oracle script");
     assert!(out.status.success(), "{name}.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("the oracle's JSON")

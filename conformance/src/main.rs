@@ -19,10 +19,9 @@ const USAGE: &str = "usage: ferrocorn-conformance [--corpus [LABEL=]DIR ...] [--
 
 fn corpus_arg(arg: &str) -> Corpus {
     match arg.split_once('=') {
-        Some((label, dir)) if !label.is_empty() && !label.contains('/') => Corpus {
-            label: label.to_string(),
-            dir: PathBuf::from(dir),
-        },
+        Some((label, dir)) if !label.is_empty() && !label.contains('/') => {
+            Corpus { label: label.to_string(), dir: PathBuf::from(dir) }
+        }
         _ => {
             let dir = PathBuf::from(arg);
             let label = dir
@@ -71,9 +70,5 @@ fn main() -> ExitCode {
     }
     print!("{}", report.failure_text());
     println!("{}", report.summary());
-    if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

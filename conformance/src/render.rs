@@ -43,11 +43,7 @@ const SHOWN: usize = 48;
 pub fn quote(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().min(LONG) + 2);
     out.push('"');
-    let shown = if bytes.len() > LONG {
-        &bytes[..SHOWN]
-    } else {
-        bytes
-    };
+    let shown = if bytes.len() > LONG { &bytes[..SHOWN] } else { bytes };
     for &b in shown {
         match b {
             b'"' => out.push_str("\\\""),
@@ -64,20 +60,15 @@ pub fn quote(bytes: &[u8]) -> String {
     }
     out.push('"');
     if bytes.len() > LONG {
-        let _ = write!(
-            out,
-            "... [{} bytes, fnv1a {:016x}]",
-            bytes.len(),
-            fnv1a(bytes)
-        );
+        let _ = write!(out, "... [{} bytes, fnv1a {:016x}]", bytes.len(), fnv1a(bytes));
     }
     out
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    bytes
+        .iter()
+        .fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3))
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -156,14 +147,7 @@ pub fn outcome(o: &Outcome, style: Style) -> String {
         (End::NotPersistent, Style::Full) => {
             out.push_str("closed (the request does not allow the connection to persist)\n")
         }
-        (
-            End::Error {
-                class,
-                status,
-                message,
-            },
-            Style::Full,
-        ) => {
+        (End::Error { class, status, message }, Style::Full) => {
             let _ = writeln!(out, "error {class} {status} {}", quote(message.as_bytes()));
         }
         (End::Error { class, .. }, Style::Compare) => {
@@ -215,11 +199,8 @@ pub fn diff(a: &str, b: &str) -> String {
     let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] =
+                if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j) = (0, 0);
@@ -246,10 +227,7 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(
-            quote(b"a\"b\\c\r\n\t\0\x7f\xe9 ~"),
-            r#""a\"b\\c\r\n\t\0\x7f\xe9 ~""#
-        );
+        assert_eq!(quote(b"a\"b\\c\r\n\t\0\x7f\xe9 ~"), r#""a\"b\\c\r\n\t\0\x7f\xe9 ~""#);
         let long = vec![b'x'; 300];
         let q = quote(&long);
         assert!(q.starts_with(&format!("\"{}\"...", "x".repeat(48))), "{q}");
@@ -274,10 +252,7 @@ mod tests {
             expect_continue: false,
             proxy: None,
         };
-        let ok = Outcome {
-            requests: vec![req],
-            end: End::Closed,
-        };
+        let ok = Outcome { requests: vec![req], end: End::Closed };
         assert_eq!(
             outcome(&ok, Style::Full),
             "request \"GET\" \"/\" HTTP/1.1\n  header \"Host\" \"a\"\n  body \"\"\n  \
@@ -289,16 +264,9 @@ mod tests {
         );
         let bad = Outcome {
             requests: Vec::new(),
-            end: End::Error {
-                class: "InvalidHeader",
-                status: 400,
-                message: String::from("m"),
-            },
+            end: End::Error { class: "InvalidHeader", status: 400, message: String::from("m") },
         };
-        assert_eq!(
-            outcome(&bad, Style::Full),
-            "error InvalidHeader 400 \"m\"\n"
-        );
+        assert_eq!(outcome(&bad, Style::Full), "error InvalidHeader 400 \"m\"\n");
         assert_eq!(outcome(&bad, Style::Compare), "error InvalidHeader\n");
     }
 

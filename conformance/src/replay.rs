@@ -89,22 +89,17 @@ impl Outcome {
     /// status.
     pub fn same_but_message(&self, other: &Outcome) -> bool {
         let end = |e: &End| match e {
-            End::Error { class, status, .. } => End::Error {
-                class,
-                status: *status,
-                message: String::new(),
-            },
+            End::Error { class, status, .. } => {
+                End::Error { class, status: *status, message: String::new() }
+            }
             other => other.clone(),
         };
         self.requests == other.requests && end(&self.end) == end(&other.end)
     }
 
     fn error(&mut self, e: &RecvError) {
-        self.end = End::Error {
-            class: e.gunicorn_class(),
-            status: e.status(),
-            message: e.to_string(),
-        };
+        self.end =
+            End::Error { class: e.gunicorn_class(), status: e.status(), message: e.to_string() };
     }
 }
 
@@ -114,10 +109,7 @@ pub fn replay(config: &Arc<ProtoConfig>, peer: Peer, chunks: &[&[u8]]) -> Outcom
     // Far more events than any honest parse needs (at most a few per input byte).
     let mut budget = 4 * total + 64;
     let mut conn = Connection::new(Arc::clone(config), peer);
-    let mut out = Outcome {
-        requests: Vec::new(),
-        end: End::Closed,
-    };
+    let mut out = Outcome { requests: Vec::new(), end: End::Closed };
     for chunk in chunks {
         conn.receive(chunk);
         if let Some(end) = drain(&mut conn, &mut out, false, &mut budget) {
@@ -161,9 +153,7 @@ fn drain(conn: &mut Connection, out: &mut Outcome, eof: bool, budget: &mut usize
                     req.complete = true;
                 }
                 _ => {
-                    return Some(End::Usage(String::from(
-                        "EndOfMessage event outside a request",
-                    )));
+                    return Some(End::Usage(String::from("EndOfMessage event outside a request")));
                 }
             },
             Ok(Event::NeedData) => return if eof { Some(End::Stalled) } else { None },

@@ -106,11 +106,7 @@ impl fmt::Display for Failure {
                 indent(got),
                 indent(&render::diff(whole, got))
             ),
-            Failure::Unlisted {
-                ours,
-                expected,
-                actual,
-            } => write!(
+            Failure::Unlisted { ours, expected, actual } => write!(
                 f,
                 "differs from the expectation (ours: {ours}) and is not in the ledger\n  --- expected\n{}  --- actual\n{}",
                 indent(expected),
@@ -124,12 +120,7 @@ impl fmt::Display for Failure {
             Failure::Broken { what, log } => {
                 write!(f, "core misbehaved: {what}\n  --- log\n{}", indent(log))
             }
-            Failure::LedgerMismatch {
-                listed,
-                ours,
-                expected,
-                actual,
-            } => write!(
+            Failure::LedgerMismatch { listed, ours, expected, actual } => write!(
                 f,
                 "the ledger says ours = {listed:?}, but we now do {ours}\n  --- expected\n{}  --- actual\n{}",
                 indent(expected),
@@ -227,11 +218,9 @@ pub fn run_case(case: &Case, ledger: &Ledger) -> CaseResult {
     match (check::compare(&case.expect, whole), entry) {
         (Comparison::Agree, None) => {}
         (Comparison::Agree, Some(_)) => failures.push(Failure::LedgerStale),
-        (Comparison::Differs(ours), None) => failures.push(Failure::Unlisted {
-            ours,
-            expected: expected(),
-            actual: actual(),
-        }),
+        (Comparison::Differs(ours), None) => {
+            failures.push(Failure::Unlisted { ours, expected: expected(), actual: actual() })
+        }
         (Comparison::Differs(ours), Some(e)) if e.ours == ours.to_string() => diverges = true,
         (Comparison::Differs(ours), Some(e)) => failures.push(Failure::LedgerMismatch {
             listed: e.ours.clone(),
@@ -241,14 +230,8 @@ pub fn run_case(case: &Case, ledger: &Ledger) -> CaseResult {
         }),
         (other, e) => {
             failures.push(match other {
-                Comparison::Broken(what) => Failure::Broken {
-                    what,
-                    log: log.clone(),
-                },
-                _ => Failure::ContentDiffers {
-                    expected: expected(),
-                    actual: actual_compare(),
-                },
+                Comparison::Broken(what) => Failure::Broken { what, log: log.clone() },
+                _ => Failure::ContentDiffers { expected: expected(), actual: actual_compare() },
             });
             if e.is_some() {
                 failures.push(Failure::LedgerNotExcusable);
@@ -273,10 +256,8 @@ pub fn run_case(case: &Case, ledger: &Ledger) -> CaseResult {
 
 /// Runs cases on every available core; results come back in the order of `cases`.
 pub fn run_cases(cases: &[Case], ledger: &Ledger) -> Vec<CaseResult> {
-    let workers = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 16)
-        .min(cases.len().max(1));
+    let workers =
+        thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16).min(cases.len().max(1));
     let mut results: Vec<(usize, CaseResult)> = thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
@@ -316,27 +297,17 @@ pub struct Report {
 impl Report {
     /// Cases that passed.
     pub fn passed(&self) -> usize {
-        self.cases
-            .iter()
-            .filter(|c| c.status == Status::Pass)
-            .count()
+        self.cases.iter().filter(|c| c.status == Status::Pass).count()
     }
 
     /// Cases that failed, plus failures outside any case.
     pub fn failed(&self) -> usize {
-        self.cases
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .count()
-            + self.other.len()
+        self.cases.iter().filter(|c| c.status == Status::Fail).count() + self.other.len()
     }
 
     /// Cases that differ as the ledger says.
     pub fn divergences(&self) -> usize {
-        self.cases
-            .iter()
-            .filter(|c| c.status == Status::Divergence)
-            .count()
+        self.cases.iter().filter(|c| c.status == Status::Divergence).count()
     }
 
     /// Whether nothing failed.
@@ -379,11 +350,9 @@ pub fn run(corpora: &[Corpus], ledger_path: &Path, filter: Option<&str>) -> Repo
     let ledger = match Ledger::load(ledger_path) {
         Ok(l) => l,
         Err(errors) => {
-            report.other.extend(
-                errors
-                    .into_iter()
-                    .map(|e| (String::from("ledger"), Failure::Load(e))),
-            );
+            report
+                .other
+                .extend(errors.into_iter().map(|e| (String::from("ledger"), Failure::Load(e))));
             Ledger::default()
         }
     };
@@ -395,12 +364,11 @@ pub fn run(corpora: &[Corpus], ledger_path: &Path, filter: Option<&str>) -> Repo
                 cases.extend(c);
                 loaded.push(corpus.label.as_str());
             }
-            Err(errors) => report.other.extend(errors.into_iter().map(|e| {
-                (
-                    format!("corpus {}", corpus.label),
-                    Failure::Load(e.to_string()),
-                )
-            })),
+            Err(errors) => report.other.extend(
+                errors
+                    .into_iter()
+                    .map(|e| (format!("corpus {}", corpus.label), Failure::Load(e.to_string()))),
+            ),
         }
     }
     let selected = |name: &str| filter.is_none_or(|f| name.contains(f));
@@ -418,9 +386,7 @@ pub fn run(corpora: &[Corpus], ledger_path: &Path, filter: Option<&str>) -> Repo
     for name in ledger.entries.keys() {
         let label = name.split('/').next().unwrap_or_default();
         if loaded.contains(&label) && selected(name) && !cases.iter().any(|c| &c.name == name) {
-            report
-                .other
-                .push((name.clone(), Failure::LedgerUnknownCase));
+            report.other.push((name.clone(), Failure::LedgerUnknownCase));
         }
     }
     report.cases = run_cases(&cases, &ledger);
@@ -449,10 +415,7 @@ mod tests {
             ],
             other: vec![(String::from("a/b"), Failure::LedgerUnknownCase)],
         };
-        assert_eq!(
-            report.summary(),
-            "conformance: 2 passed, 2 failed, 1 divergences (ledger)"
-        );
+        assert_eq!(report.summary(), "conformance: 2 passed, 2 failed, 1 divergences (ledger)");
         assert!(!report.is_success());
         assert!(
             report

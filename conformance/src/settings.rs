@@ -67,10 +67,7 @@ pub fn proto_config(settings: &serde_json::Map<String, Value>) -> Result<ProtoCo
                 config.trust.secure_scheme_headers = map
                     .iter()
                     .map(|(k, v)| {
-                        Ok((
-                            k.to_ascii_uppercase(),
-                            v.as_str().ok_or_else(bad)?.to_string(),
-                        ))
+                        Ok((k.to_ascii_uppercase(), v.as_str().ok_or_else(bad)?.to_string()))
                     })
                     .collect::<Result<_, String>>()?;
             }
@@ -110,17 +107,12 @@ fn boolean(value: &Value) -> Option<bool> {
 /// A list setting: a JSON list of strings, or one comma-separated string.
 fn string_list(value: &Value) -> Option<Vec<String>> {
     match value {
-        Value::String(s) => Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-        ),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().map(|s| s.trim().to_string()))
-            .collect(),
+        Value::String(s) => {
+            Some(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        }
+        Value::Array(items) => {
+            items.iter().map(|v| v.as_str().map(|s| s.trim().to_string())).collect()
+        }
         _ => None,
     }
 }
@@ -164,10 +156,7 @@ mod tests {
         assert!(c.parser.permit_unconventional_method && c.parser.casefold_method);
         assert!(c.parser.permit_unconventional_version);
         assert_eq!(c.headers.underscore, UnderscoreHeaders::Refuse);
-        assert_eq!(
-            c.headers.forwarder_headers,
-            vec![String::from("SCRIPT_NAME")]
-        );
+        assert_eq!(c.headers.forwarder_headers, vec![String::from("SCRIPT_NAME")]);
         assert!(c.trust.forwarded_allow.is_any());
         assert!(c.proxy.allow.allows_ip("10.1.2.3".parse().unwrap()));
         assert_eq!(
@@ -182,10 +171,7 @@ mod tests {
             ("auto", ProxyMode::Auto),
         ] {
             assert_eq!(
-                config(&format!(r#"{{"proxy_protocol": "{s}"}}"#))
-                    .unwrap()
-                    .proxy
-                    .mode,
+                config(&format!(r#"{{"proxy_protocol": "{s}"}}"#)).unwrap().proxy.mode,
                 mode
             );
         }

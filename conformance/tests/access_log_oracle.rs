@@ -2,9 +2,10 @@
 //! rendered by gunicorn 27.0.1's own `glogging` code (in `.venv`, made by
 //! scripts/setup-python.sh), for the default format and every atom.
 
-
-use ferrocorn_core::access_log::{AccessFormat, AccessRecord, EnvironList, HeaderList, DEFAULT_FORMAT};
-use serde_json::{json, Value};
+use ferrocorn_core::access_log::{
+    AccessFormat, AccessRecord, DEFAULT_FORMAT, EnvironList, HeaderList,
+};
+use serde_json::{Value, json};
 
 struct Case {
     format: &'static str,
@@ -48,9 +49,16 @@ fn cases() -> Vec<Case> {
         Case {
             format: EVERY_ATOM,
             environ: base_environ(),
-            req_headers: vec![("HOST", "example.com"), ("X-REQUEST-ID", "first"), ("X-REQUEST-ID", "last-wins")],
+            req_headers: vec![
+                ("HOST", "example.com"),
+                ("X-REQUEST-ID", "first"),
+                ("X-REQUEST-ID", "last-wins"),
+            ],
             status: "404 Not Found",
-            resp_headers: vec![("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+            resp_headers: vec![
+                ("Content-Type", "application/json"),
+                ("Content-Type", "text/plain"),
+            ],
             sent: Some(0),
             request_time: (3, 250),
         },
@@ -122,9 +130,12 @@ fn access_lines_match_gunicorn27() {
     let pid = got["pid"].as_u64().unwrap() as u32;
     for (case, theirs) in cases.iter().zip(got["lines"].as_array().unwrap()) {
         let get = |k: &str| case.environ.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_bytes());
-        let req: Vec<(&[u8], &[u8])> = case.req_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
-        let resp: Vec<(&[u8], &[u8])> = case.resp_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
-        let env: Vec<(&str, &[u8])> = case.environ.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let req: Vec<(&[u8], &[u8])> =
+            case.req_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let resp: Vec<(&[u8], &[u8])> =
+            case.resp_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let env: Vec<(&str, &[u8])> =
+            case.environ.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         let (req_h, resp_h, env_l) = (HeaderList(&req), HeaderList(&resp), EnvironList(&env));
         let rec = AccessRecord {
             remote_addr: get("REMOTE_ADDR"),

@@ -17,9 +17,7 @@ fn snapshot_name(case: &str) -> String {
 }
 
 fn snapshot_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("snapshots")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("snapshots")
 }
 
 #[test]
@@ -29,17 +27,8 @@ fn every_case_conforms() {
         &ferrocorn_conformance::ledger_path(),
         None,
     );
-    assert!(
-        report.cases.len() > 100,
-        "too few cases ran: {}",
-        report.summary()
-    );
-    assert!(
-        report.is_success(),
-        "\n{}{}",
-        report.failure_text(),
-        report.summary()
-    );
+    assert!(report.cases.len() > 100, "too few cases ran: {}", report.summary());
+    assert!(report.is_success(), "\n{}{}", report.failure_text(), report.summary());
 }
 
 #[test]
@@ -74,11 +63,7 @@ fn event_logs_match_snapshots() {
             mismatched.push(case.name.clone());
         }
     }
-    assert!(
-        mismatched.is_empty(),
-        "{} snapshot(s) differ: {mismatched:#?}",
-        mismatched.len()
-    );
+    assert!(mismatched.is_empty(), "{} snapshot(s) differ: {mismatched:#?}", mismatched.len());
 }
 
 /// A snapshot whose case was removed or renamed would otherwise linger unnoticed
@@ -88,10 +73,7 @@ fn no_orphan_snapshots() {
     let mut names = BTreeSet::new();
     for corpus in ferrocorn_conformance::default_corpora() {
         for case in case::load_dir(&corpus.label, &corpus.dir).unwrap_or_default() {
-            names.insert(format!(
-                "{SNAPSHOT_PREFIX}{}.snap",
-                snapshot_name(&case.name)
-            ));
+            names.insert(format!("{SNAPSHOT_PREFIX}{}.snap", snapshot_name(&case.name)));
         }
     }
     let Ok(entries) = std::fs::read_dir(snapshot_dir()) else {
@@ -102,8 +84,5 @@ fn no_orphan_snapshots() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|f| f.starts_with(SNAPSHOT_PREFIX) && f.ends_with(".snap") && !names.contains(f))
         .collect();
-    assert!(
-        orphans.is_empty(),
-        "snapshots without a case (delete them): {orphans:#?}"
-    );
+    assert!(orphans.is_empty(), "snapshots without a case (delete them): {orphans:#?}");
 }

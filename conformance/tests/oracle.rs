@@ -80,14 +80,8 @@ fn run_gunicorn() -> Result<BTreeMap<String, Gunicorn>, String> {
     let corpus_arg = |label: &str, dir: &Path| format!("{label}={}", dir.display());
     let output = Command::new(&python)
         .arg(&script)
-        .arg(corpus_arg(
-            "gunicorn",
-            &ferrocorn_conformance::gunicorn_corpus_dir(),
-        ))
-        .arg(corpus_arg(
-            "ferrocorn",
-            &ferrocorn_conformance::own_corpus_dir(),
-        ))
+        .arg(corpus_arg("gunicorn", &ferrocorn_conformance::gunicorn_corpus_dir()))
+        .arg(corpus_arg("ferrocorn", &ferrocorn_conformance::own_corpus_dir()))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
@@ -249,12 +243,7 @@ fn ledger() -> Ledger {
             errors.push(format!("corpus_drift {}: listed twice", d.case));
         }
     }
-    assert!(
-        errors.is_empty(),
-        "{}:\n{}",
-        path.display(),
-        errors.join("\n")
-    );
+    assert!(errors.is_empty(), "{}:\n{}", path.display(), errors.join("\n"));
     ledger
 }
 
@@ -269,11 +258,8 @@ fn indent(text: &str) -> String {
 fn ferrocorn_matches_gunicorn27_or_the_ledger() {
     let gunicorn = gunicorn();
     let ledger = ledger();
-    let listed: BTreeMap<&str, &Divergence> = ledger
-        .divergence
-        .iter()
-        .map(|d| (d.case.as_str(), d))
-        .collect();
+    let listed: BTreeMap<&str, &Divergence> =
+        ledger.divergence.iter().map(|d| (d.case.as_str(), d)).collect();
     let cases = cases();
     let mut failures = Vec::new();
     let (mut same, mut ledgered) = (0, 0);
@@ -281,10 +267,7 @@ fn ferrocorn_matches_gunicorn27_or_the_ledger() {
     for case in &cases {
         names.insert(case.name.as_str());
         let Some(g) = gunicorn.get(&case.name) else {
-            failures.push(format!(
-                "{}: gunicorn_parse.py did not report it",
-                case.name
-            ));
+            failures.push(format!("{}: gunicorn_parse.py did not report it", case.name));
             continue;
         };
         let outcome = ours(case);
@@ -292,11 +275,8 @@ fn ferrocorn_matches_gunicorn27_or_the_ledger() {
         let expected = render::expectation(&g.outcome);
         let actual = render::outcome(&outcome, Style::Compare);
         let shown = || {
-            let message = g
-                .message
-                .as_ref()
-                .map(|m| format!("    (gunicorn: {m:?})\n"))
-                .unwrap_or_default();
+            let message =
+                g.message.as_ref().map(|m| format!("    (gunicorn: {m:?})\n")).unwrap_or_default();
             format!(
                 "  --- gunicorn {GUNICORN_VERSION}\n{}{message}  --- ferrocorn\n{}",
                 indent(&expected),
@@ -352,9 +332,7 @@ fn ferrocorn_matches_gunicorn27_or_the_ledger() {
     }
     for name in listed.keys() {
         if !names.contains(name) {
-            failures.push(format!(
-                "{name}: listed in the ledger but no such case exists"
-            ));
+            failures.push(format!("{name}: listed in the ledger but no such case exists"));
         }
     }
     for name in gunicorn.keys() {
@@ -378,22 +356,14 @@ fn ferrocorn_matches_gunicorn27_or_the_ledger() {
 fn gunicorn27_drift_from_the_recorded_corpus_is_listed() {
     let gunicorn = gunicorn();
     let ledger = ledger();
-    let listed: BTreeMap<&str, &Drift> = ledger
-        .corpus_drift
-        .iter()
-        .map(|d| (d.case.as_str(), d))
-        .collect();
+    let listed: BTreeMap<&str, &Drift> =
+        ledger.corpus_drift.iter().map(|d| (d.case.as_str(), d)).collect();
     let mut failures = Vec::new();
-    let cases: Vec<Case> = cases()
-        .into_iter()
-        .filter(|c| c.name.starts_with("gunicorn/"))
-        .collect();
+    let cases: Vec<Case> =
+        cases().into_iter().filter(|c| c.name.starts_with("gunicorn/")).collect();
     for case in &cases {
         let Some(g) = gunicorn.get(&case.name) else {
-            failures.push(format!(
-                "{}: gunicorn_parse.py did not report it",
-                case.name
-            ));
+            failures.push(format!("{}: gunicorn_parse.py did not report it", case.name));
             continue;
         };
         let recorded = verdict_of(&case.expect);

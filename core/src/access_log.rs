@@ -25,7 +25,8 @@ use crate::pyrepr::push_repr;
 use crate::response::{CivilTime, ResponseHead, push_2digits, push_4digits};
 
 /// gunicorn's default `access_log_format`.
-pub const DEFAULT_FORMAT: &str = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"";
+pub const DEFAULT_FORMAT: &str =
+    "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"";
 
 /// Widths and precisions above this are clamped (the format comes from the configuration,
 /// but one typo should not allocate gigabytes per request).
@@ -549,8 +550,12 @@ fn atom_value(atom: &Atom, rec: &AccessRecord<'_>, raw: &mut Vec<u8>) -> Value {
         Atom::Referer => or_dash(raw, rec.referer),
         Atom::UserAgent => or_dash(raw, rec.user_agent),
         Atom::Seconds => Value::Int(secs),
-        Atom::Millis => Value::Int(secs.saturating_mul(1000).saturating_add(u64::from(micros / 1000))),
-        Atom::Micros => Value::Int(secs.saturating_mul(1_000_000).saturating_add(u64::from(micros))),
+        Atom::Millis => {
+            Value::Int(secs.saturating_mul(1000).saturating_add(u64::from(micros / 1000)))
+        }
+        Atom::Micros => {
+            Value::Int(secs.saturating_mul(1_000_000).saturating_add(u64::from(micros)))
+        }
         Atom::SecondsMicros => {
             push_u64(raw, secs);
             raw.push(b'.');
@@ -567,7 +572,9 @@ fn atom_value(atom: &Atom, rec: &AccessRecord<'_>, raw: &mut Vec<u8>) -> Value {
             Value::Text
         }
         Atom::RequestHeader(name) => or_dash(raw, rec.request_headers.last_value(name.as_bytes())),
-        Atom::ResponseHeader(name) => or_dash(raw, rec.response_headers.last_value(name.as_bytes())),
+        Atom::ResponseHeader(name) => {
+            or_dash(raw, rec.response_headers.last_value(name.as_bytes()))
+        }
         Atom::Environ(name) => {
             if !rec.environ.lookup(name, raw) {
                 raw.clear();
@@ -606,7 +613,11 @@ fn format_value(spec: &Spec, value: &Value, raw: &[u8], out: &mut String) {
             match conv {
                 Conv::Str | Conv::Repr | Conv::Int | Conv::Float => push_u64(&mut digits, *n),
                 Conv::Hex | Conv::HexUpper => {
-                    let s = if conv == Conv::Hex { alloc::format!("{n:x}") } else { alloc::format!("{n:X}") };
+                    let s = if conv == Conv::Hex {
+                        alloc::format!("{n:x}")
+                    } else {
+                        alloc::format!("{n:X}")
+                    };
                     digits.extend_from_slice(s.as_bytes());
                     if spec.flags.alt {
                         prefix = if conv == Conv::Hex { "0x" } else { "0X" };
@@ -920,17 +931,27 @@ mod tests {
 
     #[test]
     fn missing_values() {
-        let line = AccessFormat::parse("%(h)s|%(u)s|%(b)s|%(B)s|%(f)s|%(a)s|%({x}i)s|%({x}o)s|%({x}e)s|%(s)s")
-            .render_to_string(&AccessRecord { status: 404, ..AccessRecord::default() });
+        let line = AccessFormat::parse(
+            "%(h)s|%(u)s|%(b)s|%(B)s|%(f)s|%(a)s|%({x}i)s|%({x}o)s|%({x}e)s|%(s)s",
+        )
+        .render_to_string(&AccessRecord { status: 404, ..AccessRecord::default() });
         assert_eq!(line, "-|-|-|-|-|-|-|-|-|404");
-        let line = AccessFormat::parse("%(b)s %(B)s %(T)s %(L)s %(p)s")
-            .render_to_string(&AccessRecord { sent: Some(0), request_time: (0, 7), pid: 1, ..AccessRecord::default() });
+        let line =
+            AccessFormat::parse("%(b)s %(B)s %(T)s %(L)s %(p)s").render_to_string(&AccessRecord {
+                sent: Some(0),
+                request_time: (0, 7),
+                pid: 1,
+                ..AccessRecord::default()
+            });
         assert_eq!(line, "0 0 0 0.000007 <1>");
     }
 
     #[test]
     fn log_injection_escaped() {
-        assert_eq!(render("%({x-evil}i)s"), "a\\\"b\\x0d\\x0aFAKE 127.0.0.1 - - \\\"GET / HTTP/1.1\\\" 200\\x1b[31m\\xe9");
+        assert_eq!(
+            render("%({x-evil}i)s"),
+            "a\\\"b\\x0d\\x0aFAKE 127.0.0.1 - - \\\"GET / HTTP/1.1\\\" 200\\x1b[31m\\xe9"
+        );
         let line = AccessFormat::default().render_to_string(&AccessRecord {
             method: b"GET",
             raw_uri: b"/\n127.0.0.1 - - \"GET /admin\"",
@@ -939,7 +960,12 @@ mod tests {
             referer: Some(b"back\\slash"),
             ..AccessRecord::default()
         });
-        assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\0') && !line.contains('\x7f'));
+        assert!(
+            !line.contains('\n')
+                && !line.contains('\r')
+                && !line.contains('\0')
+                && !line.contains('\x7f')
+        );
         assert!(line.is_ascii());
         assert_eq!(
             line,
@@ -1014,7 +1040,13 @@ mod tests {
             ((1, 999_999), "1 1999 1999999 1.999999"),
             ((90_000, 5), "90000 90000000 90000000005 90000.000005"),
         ] {
-            assert_eq!(f.render_to_string(&AccessRecord { request_time: (s, us), ..AccessRecord::default() }), want);
+            assert_eq!(
+                f.render_to_string(&AccessRecord {
+                    request_time: (s, us),
+                    ..AccessRecord::default()
+                }),
+                want
+            );
         }
     }
 
@@ -1042,23 +1074,31 @@ mod tests {
             (b"Basic dXNlcjpwYXNz", Some(b"user")),
             (b"basic dXNlcjpwYXNz", Some(b"user")),
             (b"BASIC  dXNlcjpwYXNz ", Some(b"user")),
-            (b"Basic dXNlcg==", Some(b"user")),        // no colon
-            (b"Basic dXNlcg", None),                   // missing padding: binascii.Error
-            (b"Basic dXN lcg==", Some(b"user")),       // junk skipped
+            (b"Basic dXNlcg==", Some(b"user")),         // no colon
+            (b"Basic dXNlcg", None),                    // missing padding: binascii.Error
+            (b"Basic dXN lcg==", Some(b"user")),        // junk skipped
             (b"Basic dXNlcg==trailing", Some(b"user")), // stops at padding
             (b"Basic OnBhc3M=", Some(b"")),             // empty user -> "-"
             (b"Basic w6k6eA==", Some("é".as_bytes())),
-            (b"Basic /w==", None),                      // not UTF-8
+            (b"Basic /w==", None), // not UTF-8
             (b"Bearer dXNlcjpwYXNz", None),
             (b"Basic", None),
             (b"", None),
-            (b"Basicx dXNlcjpwYXNz", Some(b"user")),    // gunicorn only checks the prefix
+            (b"Basicx dXNlcjpwYXNz", Some(b"user")), // gunicorn only checks the prefix
         ];
         for &(header, want) in cases {
-            assert_eq!(basic_auth_user(header).as_deref(), want, "{:?}", core::str::from_utf8(header));
+            assert_eq!(
+                basic_auth_user(header).as_deref(),
+                want,
+                "{:?}",
+                core::str::from_utf8(header)
+            );
         }
         let render_user = |auth: &[u8]| {
-            AccessFormat::parse("%(u)s").render_to_string(&AccessRecord { authorization: Some(auth), ..AccessRecord::default() })
+            AccessFormat::parse("%(u)s").render_to_string(&AccessRecord {
+                authorization: Some(auth),
+                ..AccessRecord::default()
+            })
         };
         assert_eq!(render_user(b"Basic OnBhc3M="), "-");
         assert_eq!(render_user(b"Basic w6k6eA=="), "\\xc3\\xa9");

@@ -55,7 +55,11 @@ impl Limits {
     /// - `limit_request_field_size`: `0` or negative is 8190 (gunicorn since 25.2); there
     ///   is no upper clamp.
     pub fn from_gunicorn(request_line: i64, fields: i64, field_size: i64) -> Self {
-        let fields = if fields <= 0 || fields > Self::MAX_FIELDS as i64 { Self::MAX_FIELDS } else { fields as usize };
+        let fields = if fields <= 0 || fields > Self::MAX_FIELDS as i64 {
+            Self::MAX_FIELDS
+        } else {
+            fields as usize
+        };
         let field_size = if field_size <= 0 { Self::MAX_LINE } else { field_size as usize };
         let mut limits = Limits { request_line: 0, fields, field_size };
         limits.request_line = match request_line {

@@ -209,7 +209,8 @@ impl Connection {
                     let cfg = &self.config.proxy;
                     if !cfg.allow.allows(&self.peer) {
                         let who = self.peer.ip().map(|ip| ip.to_string()).unwrap_or_default();
-                        return self.fail(RecvError::ForbiddenProxyRequest(Detail::new(who.as_bytes())));
+                        return self
+                            .fail(RecvError::ForbiddenProxyRequest(Detail::new(who.as_bytes())));
                     }
                     if avail.is_empty() && self.eof {
                         self.state = State::Closed;
@@ -248,7 +249,14 @@ impl Connection {
                     }
                     Ok(Progress::Done(len)) => {
                         let proxy = self.proxy.clone();
-                        if let Err(e) = self.parser.finish(avail, len, &self.config, self.trusted, proxy, &mut self.head) {
+                        if let Err(e) = self.parser.finish(
+                            avail,
+                            len,
+                            &self.config,
+                            self.trusted,
+                            proxy,
+                            &mut self.head,
+                        ) {
                             return self.fail(e);
                         }
                         self.has_head = true;

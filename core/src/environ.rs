@@ -464,7 +464,11 @@ fn push_display(buf: &mut Vec<u8>, value: impl fmt::Display) {
 ///
 /// Fails only when the path does not start with the `SCRIPT_NAME` in force
 /// ([`EnvironError::ScriptNameMismatch`]).
-pub fn build(head: &RequestHead, conn: &ConnInfo, cfg: &EnvironConfig) -> Result<Environ, EnvironError> {
+pub fn build(
+    head: &RequestHead,
+    conn: &ConnInfo,
+    cfg: &EnvironConfig,
+) -> Result<Environ, EnvironError> {
     let scheme = forwarded::url_scheme(head, conn.tls);
     let script_name = forwarded::script_name(head, &cfg.script_name, &cfg.headers);
     let path_info = path_info(head, script_name)?;
@@ -651,7 +655,8 @@ fn push_headers(b: &mut Builder, head: &RequestHead) {
     // the order they came; `links[i]` is the next field of i's group, and whether i is the
     // first of its group. O(n log n) whatever the number of repeats.
     const END: u32 = u32::MAX;
-    let mut order: Vec<u32> = (0..fields.len() as u32).filter(|&i| special_key(name(i as usize)).is_none()).collect();
+    let mut order: Vec<u32> =
+        (0..fields.len() as u32).filter(|&i| special_key(name(i as usize)).is_none()).collect();
     order.sort_by(|&x, &y| cmp_env_name(name(x as usize), name(y as usize)));
     let mut links: Vec<(u32, bool)> = vec![(END, true); fields.len()];
     for pair in order.windows(2) {
@@ -667,7 +672,10 @@ fn push_headers(b: &mut Builder, head: &RequestHead) {
             if b.keys[key.index()] == ABSENT {
                 // The parser refuses repeats of these; were there any, gunicorn's last
                 // value would win at the place of the first.
-                let last = (i..fields.len()).rev().find(|&j| special_key(name(j)) == Some(key)).unwrap_or(i);
+                let last = (i..fields.len())
+                    .rev()
+                    .find(|&j| special_key(name(j)) == Some(key))
+                    .unwrap_or(i);
                 b.push(key, value(last));
             }
             continue;
@@ -809,7 +817,8 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
             ("PATH_INFO", "/pAth"),
             ("SCRIPT_NAME", "/app"),
         ];
-        let want: Vec<(String, String)> = want.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let want: Vec<(String, String)> =
+            want.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         assert_eq!(pairs(&e), want);
         assert_eq!(e.len(), want.len());
         assert_eq!(e.url_scheme(), Scheme::Http);
@@ -834,8 +843,11 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
 
     #[test]
     fn http_1_0_and_ipv6() {
-        let conn =
-            ConnInfo { peer: Peer::Tcp(addr("[2001:db8::7]:40000")), local: Local::Tcp(addr("[::]:8443")), tls: false };
+        let conn = ConnInfo {
+            peer: Peer::Tcp(addr("[2001:db8::7]:40000")),
+            local: Local::Tcp(addr("[::]:8443")),
+            tls: false,
+        };
         let e = env(&conn, &cfg(""), b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(val(&e, "SERVER_PROTOCOL").as_deref(), Some("HTTP/1.0"));
         assert_eq!(val(&e, "REMOTE_ADDR").as_deref(), Some("2001:db8::7"));
@@ -852,7 +864,11 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
 
     #[test]
     fn tcp_server_name_ignores_host() {
-        let e = env(&tcp(TRUSTED, false), &cfg(""), b"GET / HTTP/1.1\r\nHost: other.example:9999\r\n\r\n");
+        let e = env(
+            &tcp(TRUSTED, false),
+            &cfg(""),
+            b"GET / HTTP/1.1\r\nHost: other.example:9999\r\n\r\n",
+        );
         assert_eq!(val(&e, "SERVER_NAME").as_deref(), Some("127.0.0.1"));
         assert_eq!(val(&e, "SERVER_PORT").as_deref(), Some("8000"));
         assert_eq!(val(&e, "HTTP_HOST").as_deref(), Some("other.example:9999"));
@@ -891,13 +907,22 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
         assert_eq!(val(&e, "SCRIPT_NAME").as_deref(), Some("/env"));
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some(""));
         // A plain byte prefix, as in gunicorn.
-        let e = env(&tcp(TRUSTED, false), &cfg("/app"), b"GET /application HTTP/1.1\r\nHost: a\r\n\r\n");
+        let e = env(
+            &tcp(TRUSTED, false),
+            &cfg("/app"),
+            b"GET /application HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some("lication"));
     }
 
     #[test]
     fn script_name_mismatch_is_a_500() {
-        let err = try_env(&tcp(TRUSTED, false), &cfg("/app"), b"GET /other?x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err();
+        let err = try_env(
+            &tcp(TRUSTED, false),
+            &cfg("/app"),
+            b"GET /other?x HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        .unwrap_err();
         assert_eq!(err.status(), 500);
         assert_eq!(err.reason(), "Internal Server Error");
         assert_eq!(err.gunicorn_class(), "ConfigurationProblem");
@@ -906,12 +931,23 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
             "Configuration problem: Request path '/other' does not start with SCRIPT_NAME '/app'"
         );
         // The prefix is compared with the raw path, before decoding.
-        let err = try_env(&tcp(TRUSTED, false), &cfg("/app"), b"GET /%61pp/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let err = try_env(
+            &tcp(TRUSTED, false),
+            &cfg("/app"),
+            b"GET /%61pp/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
         assert!(err.is_err());
         // A trusted SCRIPT_NAME header is checked the same way.
-        let err = try_env(&tcp(TRUSTED, false), &cfg(""), b"GET /x HTTP/1.1\r\nHost: a\r\nSCRIPT_NAME: /y\r\n\r\n")
-            .unwrap_err();
-        assert_eq!(err.to_string(), "Configuration problem: Request path '/x' does not start with SCRIPT_NAME '/y'");
+        let err = try_env(
+            &tcp(TRUSTED, false),
+            &cfg(""),
+            b"GET /x HTTP/1.1\r\nHost: a\r\nSCRIPT_NAME: /y\r\n\r\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration problem: Request path '/x' does not start with SCRIPT_NAME '/y'"
+        );
     }
 
     #[test]
@@ -936,7 +972,11 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
             assert_eq!(e.get(Key::QueryString), Some(&b"a=%41"[..]), "{path}");
         }
         // SCRIPT_NAME is taken off before decoding.
-        let e = env(&tcp(TRUSTED, false), &cfg("/a%20b"), b"GET /a%20b/c%20d HTTP/1.1\r\nHost: h\r\n\r\n");
+        let e = env(
+            &tcp(TRUSTED, false),
+            &cfg("/a%20b"),
+            b"GET /a%20b/c%20d HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
         assert_eq!(val(&e, "SCRIPT_NAME").as_deref(), Some("/a%20b"));
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some("/c d"));
     }
@@ -944,16 +984,26 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
     #[test]
     fn target_forms() {
         let conn = tcp(TRUSTED, false);
-        let e = env(&conn, &cfg(""), b"GET http://example.com/p%20q?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let e = env(
+            &conn,
+            &cfg(""),
+            b"GET http://example.com/p%20q?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        );
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some("/p q"));
         assert_eq!(val(&e, "QUERY_STRING").as_deref(), Some("x=1"));
         assert_eq!(val(&e, "RAW_URI").as_deref(), Some("http://example.com/p%20q?x=1"));
-        let e = env(&conn, &cfg(""), b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let e =
+            env(&conn, &cfg(""), b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some(""));
-        let e = env(&conn, &cfg(""), b"GET http://example.com?q HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let e =
+            env(&conn, &cfg(""), b"GET http://example.com?q HTTP/1.1\r\nHost: example.com\r\n\r\n");
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some(""));
         assert_eq!(val(&e, "QUERY_STRING").as_deref(), Some("q"));
-        let e = env(&conn, &cfg("/app"), b"GET http://example.com/app/x HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let e = env(
+            &conn,
+            &cfg("/app"),
+            b"GET http://example.com/app/x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        );
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some("/x"));
 
         // OPTIONS *: '*' as in gunicorn, and no SCRIPT_NAME check (gunicorn: 500).
@@ -963,7 +1013,11 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
         assert_eq!(val(&e, "RAW_URI").as_deref(), Some("*"));
 
         // CONNECT: '' where gunicorn says '443'; no SCRIPT_NAME check either.
-        let e = env(&conn, &cfg("/app"), b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+        let e = env(
+            &conn,
+            &cfg("/app"),
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        );
         assert_eq!(val(&e, "PATH_INFO").as_deref(), Some(""));
         assert_eq!(val(&e, "QUERY_STRING").as_deref(), Some(""));
         assert_eq!(val(&e, "RAW_URI").as_deref(), Some("example.com:443"));
@@ -975,7 +1029,8 @@ X-A: 1\r\nAccept: */*\r\nContent-Length: 3\r\nx-a: 2\r\nExpect: 100-continue\r\n
         let raw = b"GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nAccept: b\r\nx-a: 2\r\nCookie: c=1\r\nX-a: 3\r\n\
 Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
         let e = env(&tcp(TRUSTED, false), &cfg(""), raw);
-        let http: Vec<(String, String)> = pairs(&e).into_iter().filter(|(n, _)| n.starts_with("HTTP_")).collect();
+        let http: Vec<(String, String)> =
+            pairs(&e).into_iter().filter(|(n, _)| n.starts_with("HTTP_")).collect();
         let want: Vec<(String, String)> = [
             ("HTTP_X_A", "1,2,3"),
             ("HTTP_HOST", "h"),
@@ -1059,7 +1114,11 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
         assert_eq!(val(&e, "SERVER_NAME").as_deref(), Some("/run/app.sock"));
         assert_eq!(val(&e, "SERVER_PORT").as_deref(), Some(""));
         // An absolute-form target does not change it: gunicorn reads Host only.
-        let e = env(&unix(false), &cfg(""), b"GET http://target.example:81/ HTTP/1.1\r\nHost: host.example\r\n\r\n");
+        let e = env(
+            &unix(false),
+            &cfg(""),
+            b"GET http://target.example:81/ HTTP/1.1\r\nHost: host.example\r\n\r\n",
+        );
         assert_eq!(val(&e, "SERVER_NAME").as_deref(), Some("host.example"));
         assert_eq!(val(&e, "SERVER_PORT").as_deref(), Some("80"));
     }
@@ -1093,11 +1152,20 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
         assert_eq!(get(&tcp(UNTRUSTED, false), "X-Forwarded-Proto: https\r\n"), Scheme::Http);
         assert_eq!(get(&tcp(UNTRUSTED, true), "X-Forwarded-Proto: http\r\n"), Scheme::Https);
         // The header itself is still there for the application.
-        let e = env(&tcp(UNTRUSTED, false), &cfg(""), b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n");
+        let e = env(
+            &tcp(UNTRUSTED, false),
+            &cfg(""),
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n",
+        );
         assert_eq!(val(&e, "HTTP_X_FORWARDED_PROTO").as_deref(), Some("https"));
     }
 
-    fn proxy_info(version: ProxyVersion, command: ProxyCommand, src: Option<&str>, dst: Option<&str>) -> ProxyInfo {
+    fn proxy_info(
+        version: ProxyVersion,
+        command: ProxyCommand,
+        src: Option<&str>,
+        dst: Option<&str>,
+    ) -> ProxyInfo {
         let family = match src.map(addr) {
             Some(SocketAddr::V4(_)) => AddressFamily::Inet,
             Some(SocketAddr::V6(_)) => AddressFamily::Inet6,
@@ -1116,7 +1184,8 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
     }
 
     fn env_with_proxy(conn: &ConnInfo, info: ProxyInfo) -> Environ {
-        let mut head = head_with(ProtoConfig::default(), conn.peer, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut head =
+            head_with(ProtoConfig::default(), conn.peer, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         head.proxy = Some(Arc::new(info));
         build(&head, conn, &cfg("")).unwrap()
     }
@@ -1124,7 +1193,9 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
     fn proxy_vars(e: &Environ) -> Vec<(String, String)> {
         pairs(e)
             .into_iter()
-            .filter(|(n, _)| n.starts_with("REMOTE_") || n.starts_with("PROXY_") || n.starts_with("SERVER_N"))
+            .filter(|(n, _)| {
+                n.starts_with("REMOTE_") || n.starts_with("PROXY_") || n.starts_with("SERVER_N")
+            })
             .collect()
     }
 
@@ -1135,8 +1206,12 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
     #[test]
     fn proxy_header_overrides_remote() {
         let conn = tcp(TRUSTED, false);
-        let info =
-            proxy_info(ProxyVersion::V1, ProxyCommand::Proxy, Some("192.0.2.10:56324"), Some("198.51.100.1:443"));
+        let info = proxy_info(
+            ProxyVersion::V1,
+            ProxyCommand::Proxy,
+            Some("192.0.2.10:56324"),
+            Some("198.51.100.1:443"),
+        );
         let e = env_with_proxy(&conn, info);
         assert_eq!(
             proxy_vars(&e),
@@ -1150,8 +1225,12 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
             ])
         );
 
-        let info =
-            proxy_info(ProxyVersion::V2, ProxyCommand::Proxy, Some("[2001:db8::1]:1234"), Some("[2001:db8::2]:80"));
+        let info = proxy_info(
+            ProxyVersion::V2,
+            ProxyCommand::Proxy,
+            Some("[2001:db8::1]:1234"),
+            Some("[2001:db8::2]:80"),
+        );
         let e = env_with_proxy(&unix(false), info);
         assert_eq!(
             proxy_vars(&e),
@@ -1169,7 +1248,10 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
     #[test]
     fn proxy_local_keeps_the_real_peer() {
         // gunicorn: REMOTE_ADDR None, REMOTE_PORT 'None'. Here: the real peer.
-        let e = env_with_proxy(&tcp(TRUSTED, false), proxy_info(ProxyVersion::V2, ProxyCommand::Local, None, None));
+        let e = env_with_proxy(
+            &tcp(TRUSTED, false),
+            proxy_info(ProxyVersion::V2, ProxyCommand::Local, None, None),
+        );
         assert_eq!(
             proxy_vars(&e),
             owned(&[
@@ -1179,12 +1261,23 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
                 ("PROXY_PROTOCOL", "LOCAL"),
             ])
         );
-        let e = env_with_proxy(&unix(false), proxy_info(ProxyVersion::V1, ProxyCommand::Local, None, None));
-        assert_eq!(proxy_vars(&e), owned(&[("REMOTE_ADDR", ""), ("SERVER_NAME", "h"), ("PROXY_PROTOCOL", "UNKNOWN")]));
+        let e = env_with_proxy(
+            &unix(false),
+            proxy_info(ProxyVersion::V1, ProxyCommand::Local, None, None),
+        );
+        assert_eq!(
+            proxy_vars(&e),
+            owned(&[("REMOTE_ADDR", ""), ("SERVER_NAME", "h"), ("PROXY_PROTOCOL", "UNKNOWN")])
+        );
         // A LOCAL header's addresses (v2 LOCAL may carry a block) are not used.
         let e = env_with_proxy(
             &tcp(TRUSTED, false),
-            proxy_info(ProxyVersion::V2, ProxyCommand::Local, Some("192.0.2.10:1"), Some("192.0.2.11:2")),
+            proxy_info(
+                ProxyVersion::V2,
+                ProxyCommand::Local,
+                Some("192.0.2.10:1"),
+                Some("192.0.2.11:2"),
+            ),
         );
         assert_eq!(val(&e, "REMOTE_ADDR").as_deref(), Some("127.0.0.1"));
         assert_eq!(val(&e, "PROXY_ADDR"), None);

@@ -213,7 +213,9 @@ impl RecvError {
             RecvError::InvalidRequestMethod(_) => alloc::format!("Invalid Method '{self}'"),
             RecvError::InvalidHttpVersion(_) => alloc::format!("Invalid HTTP Version '{self}'"),
             RecvError::LimitRequestHeaders(_) => alloc::format!("Error parsing headers: '{self}'"),
-            RecvError::InvalidProxyLine(_) | RecvError::InvalidProxyHeader(_) => alloc::format!("'{self}'"),
+            RecvError::InvalidProxyLine(_) | RecvError::InvalidProxyHeader(_) => {
+                alloc::format!("'{self}'")
+            }
             RecvError::ForbiddenProxyRequest(_) => String::from("Request forbidden"),
             _ => alloc::format!("{self}"),
         }
@@ -229,22 +231,32 @@ impl fmt::Display for RecvError {
             RecvError::InvalidHttpVersion(d) => write!(f, "Invalid HTTP Version: {d:?}"),
             RecvError::InvalidHeader(d) => write!(f, "Invalid HTTP Header: {d:?}"),
             RecvError::InvalidHeaderName(d) => write!(f, "Invalid HTTP header name: {d:?}"),
-            RecvError::ObsoleteFolding(d) => write!(f, "Obsolete line folding is unacceptable: {d:?}"),
+            RecvError::ObsoleteFolding(d) => {
+                write!(f, "Obsolete line folding is unacceptable: {d:?}")
+            }
             RecvError::InvalidHost(d) => write!(f, "Invalid Host header: {d:?}"),
             RecvError::LimitRequestLine { size, limit } => {
                 write!(f, "Request Line is too large ({size} > {limit})")
             }
             RecvError::LimitRequestHeaders(which) => f.write_str(which.text()),
-            RecvError::UnsupportedTransferCoding(d) => write!(f, "Unsupported transfer coding: {d:?}"),
-            RecvError::ExpectationFailed(d) => write!(f, "Unable to comply with expectation: {d:?}"),
+            RecvError::UnsupportedTransferCoding(d) => {
+                write!(f, "Unsupported transfer coding: {d:?}")
+            }
+            RecvError::ExpectationFailed(d) => {
+                write!(f, "Unable to comply with expectation: {d:?}")
+            }
             RecvError::InvalidSchemeHeaders => f.write_str("Contradictory scheme headers"),
             RecvError::InvalidChunkSize(d) => write!(f, "Invalid chunk size: {d:?}"),
             RecvError::InvalidChunkExtension(d) => write!(f, "Invalid chunk extension: {d:?}"),
-            RecvError::ChunkMissingTerminator(d) => write!(f, "Invalid chunk terminator is not '\\r\\n': {d:?}"),
+            RecvError::ChunkMissingTerminator(d) => {
+                write!(f, "Invalid chunk terminator is not '\\r\\n': {d:?}")
+            }
             RecvError::NoMoreData => f.write_str("No more data after: ''"),
             RecvError::InvalidProxyLine(d) => write!(f, "Invalid PROXY line: {d:?}"),
             RecvError::InvalidProxyHeader(d) => write!(f, "Invalid PROXY header: {d:?}"),
-            RecvError::ForbiddenProxyRequest(d) => write!(f, "Proxy request from {d:?} not allowed"),
+            RecvError::ForbiddenProxyRequest(d) => {
+                write!(f, "Proxy request from {d:?} not allowed")
+            }
         }
     }
 }

@@ -55,7 +55,11 @@ pub fn may_set_script_name(head: &RequestHead, policy: &HeaderPolicy) -> bool {
 /// [`may_set_script_name`], else `configured` (the `SCRIPT_NAME` environment variable of
 /// the server process). An empty header value overrides too, and turns the prefix check
 /// off, as in gunicorn.
-pub fn script_name<'a>(head: &'a RequestHead, configured: &'a [u8], policy: &HeaderPolicy) -> &'a [u8] {
+pub fn script_name<'a>(
+    head: &'a RequestHead,
+    configured: &'a [u8],
+    policy: &HeaderPolicy,
+) -> &'a [u8] {
     if !may_set_script_name(head, policy) {
         return configured;
     }
@@ -84,7 +88,10 @@ mod tests {
         conn.receive(raw);
         match conn.next_event() {
             Ok(Event::Request(head)) => head.clone(),
-            other => panic!("expected a request head from {:?}, got {other:?}", String::from_utf8_lossy(raw)),
+            other => panic!(
+                "expected a request head from {:?}, got {other:?}",
+                String::from_utf8_lossy(raw)
+            ),
         }
     }
 
@@ -110,9 +117,11 @@ mod tests {
         assert_eq!(url_scheme(&ssl, false), Scheme::Https);
 
         // An untrusted peer's secure-scheme headers are ignored both ways.
-        let spoof = parse(UNTRUSTED, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n");
+        let spoof =
+            parse(UNTRUSTED, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n");
         assert_eq!(url_scheme(&spoof, false), Scheme::Http);
-        let spoof = parse(UNTRUSTED, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n");
+        let spoof =
+            parse(UNTRUSTED, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n");
         assert_eq!(url_scheme(&spoof, true), Scheme::Https);
     }
 
@@ -129,9 +138,13 @@ mod tests {
         assert_eq!(script_name(&unix, b"", &policy), b"/app");
 
         // Not listed: the configured value stays.
-        let unlisted = HeaderPolicy { forwarder_headers: vec![String::from("PATH_INFO")], ..HeaderPolicy::default() };
+        let unlisted = HeaderPolicy {
+            forwarder_headers: vec![String::from("PATH_INFO")],
+            ..HeaderPolicy::default()
+        };
         assert_eq!(script_name(&trusted, b"/env", &unlisted), b"/env");
-        let star = HeaderPolicy { forwarder_headers: vec![String::from("*")], ..HeaderPolicy::default() };
+        let star =
+            HeaderPolicy { forwarder_headers: vec![String::from("*")], ..HeaderPolicy::default() };
         assert_eq!(script_name(&trusted, b"/env", &star), b"/app");
 
         // Untrusted: dropped by the parser under the default header_map ...

@@ -108,7 +108,9 @@ impl AllowList {
     }
 
     /// Parses entries that are already separate (a list setting from a config file).
-    pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, AllowListError> {
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, AllowListError> {
         let mut out = AllowList::default();
         for raw in entries {
             let entry = raw.trim();
@@ -122,7 +124,10 @@ impl AllowList {
             let err = || AllowListError { entry: entry.to_string() };
             let (ip_text, prefix) = match entry.split_once('/') {
                 Some((ip, bits)) => {
-                    if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) || bits.len() > 3 {
+                    if bits.is_empty()
+                        || !bits.bytes().all(|b| b.is_ascii_digit())
+                        || bits.len() > 3
+                    {
                         return Err(err());
                     }
                     (ip, Some(bits.parse::<u8>().map_err(|_| err())?))
@@ -206,7 +211,15 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/+8", "localhost", "1.2.3", "10.0.0.0/8/8"] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "localhost",
+            "1.2.3",
+            "10.0.0.0/8/8",
+        ] {
             assert!(AllowList::parse(bad).is_err(), "{bad}");
         }
     }

@@ -204,7 +204,8 @@ impl ResponseHead {
         status: &[u8],
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     ) -> Result<ResponseHead, ResponseError> {
-        let code = parse_status(status).ok_or_else(|| ResponseError::InvalidStatus(Detail::new(status)))?;
+        let code = parse_status(status)
+            .ok_or_else(|| ResponseError::InvalidStatus(Detail::new(status)))?;
         let (lower, _) = headers.size_hint();
         let mut head = ResponseHead {
             buf: Vec::with_capacity(status.len() + lower * 32),
@@ -230,7 +231,8 @@ impl ResponseHead {
         }
         let value = trim_sp_htab(value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(value).ok_or_else(|| ResponseError::InvalidContentLength(Detail::new(value)))?;
+            let n = parse_decimal(value)
+                .ok_or_else(|| ResponseError::InvalidContentLength(Detail::new(value)))?;
             match self.content_length {
                 Some(prev) if prev == n => return Ok(()),
                 Some(_) => return Err(ResponseError::ConflictingContentLength(Detail::new(value))),
@@ -243,7 +245,8 @@ impl ResponseHead {
                 }
                 return Ok(());
             }
-            if !(name.eq_ignore_ascii_case(b"upgrade") && value.eq_ignore_ascii_case(b"websocket")) {
+            if !(name.eq_ignore_ascii_case(b"upgrade") && value.eq_ignore_ascii_case(b"websocket"))
+            {
                 return Ok(());
             }
         }
@@ -478,7 +481,13 @@ fn push_field_value(out: &mut Vec<u8>, bytes: &[u8]) {
 /// `date` is an IMF-fixdate, e.g. from [`http_date`] (cached per second by the caller).
 /// An empty `server` or `date` omits that header (gunicorn always writes both;
 /// `Server: gunicorn`). Control bytes in `server` and `date` are dropped.
-pub fn encode_head(resp: &ResponseHead, framing: &Framing, server: &[u8], date: &[u8], out: &mut Vec<u8>) {
+pub fn encode_head(
+    resp: &ResponseHead,
+    framing: &Framing,
+    server: &[u8],
+    date: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&framing.version.as_bytes());
     out.push(b' ');
     out.extend_from_slice(resp.status());
@@ -540,7 +549,8 @@ pub struct CivilTime {
 /// `Sun` ..= `Sat`.
 pub const WEEKDAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 /// `Jan` ..= `Dec`.
-pub const MONTH_NAMES: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+pub const MONTH_NAMES: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 impl CivilTime {
     /// `0000-01-01T00:00:00Z`, the earliest time [`CivilTime::from_unix`] returns.
@@ -661,7 +671,14 @@ pub struct Frame {
 
 impl Frame {
     fn empty() -> Frame {
-        Frame { prefix: [0; PREFIX_CAP], prefix_len: 0, take: 0, suffix: b"", dropped: 0, warn_no_body: false }
+        Frame {
+            prefix: [0; PREFIX_CAP],
+            prefix_len: 0,
+            take: 0,
+            suffix: b"",
+            dropped: 0,
+            warn_no_body: false,
+        }
     }
 
     /// What to write before the chunk's bytes (a chunk-size line, or nothing).
@@ -888,17 +905,27 @@ mod tests {
     use super::*;
 
     fn head(status: &str, headers: &[(&str, &str)]) -> Result<ResponseHead, ResponseError> {
-        ResponseHead::from_app(status.as_bytes(), headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        ResponseHead::from_app(
+            status.as_bytes(),
+            headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        )
     }
 
     fn kept(h: &ResponseHead) -> Vec<(String, String)> {
         h.headers()
-            .map(|(n, v)| (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+            .map(|(n, v)| {
+                (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+            })
             .collect()
     }
 
     fn req(method: &str, version: Version, keep_alive: bool) -> RequestInfo {
-        RequestInfo { is_head: method == "HEAD", version, keep_alive, is_connect: method == "CONNECT" }
+        RequestInfo {
+            is_head: method == "HEAD",
+            version,
+            keep_alive,
+            is_connect: method == "CONNECT",
+        }
     }
 
     fn s(v: &[u8]) -> &str {
@@ -924,8 +951,19 @@ mod tests {
     #[test]
     fn status_rejections() {
         for bad in [
-            "", "20", "2000 OK", "20x OK", " 200 OK", "200\tOK", "200  \r\nX-Injected: 1", "200 OK\r\n",
-            "200 OK\n", "200 O\x00K", "200 O\x7fK", "OK 200", "200-OK",
+            "",
+            "20",
+            "2000 OK",
+            "20x OK",
+            " 200 OK",
+            "200\tOK",
+            "200  \r\nX-Injected: 1",
+            "200 OK\r\n",
+            "200 OK\n",
+            "200 O\x00K",
+            "200 O\x7fK",
+            "OK 200",
+            "200-OK",
         ] {
             let e = head(bad, &[]).unwrap_err();
             assert!(matches!(e, ResponseError::InvalidStatus(_)), "{bad:?}");
@@ -938,18 +976,31 @@ mod tests {
     fn header_name_and_value_validation() {
         let e = head("200 OK", &[("Bad Name", "x")]).unwrap_err();
         assert!(matches!(e, ResponseError::InvalidHeaderName(_)));
-        assert_eq!((e.status(), e.gunicorn_class(), e.gunicorn_status()), (500, Some("InvalidHeaderName"), Some(400)));
+        assert_eq!(
+            (e.status(), e.gunicorn_class(), e.gunicorn_status()),
+            (500, Some("InvalidHeaderName"), Some(400))
+        );
         for name in ["", "X:Y", "X\r\nY", "Ä", "X(", "X\"", "X/"] {
-            assert!(matches!(head("200 OK", &[(name, "v")]), Err(ResponseError::InvalidHeaderName(_))), "{name:?}");
+            assert!(
+                matches!(head("200 OK", &[(name, "v")]), Err(ResponseError::InvalidHeaderName(_))),
+                "{name:?}"
+            );
         }
         for value in ["a\r\nSet-Cookie: x=1", "a\n", "a\r", "\x00", "a\x7f", "a\x0bb"] {
             let e = head("200 OK", &[("X-Ok", value)]).unwrap_err();
             assert!(matches!(e, ResponseError::InvalidHeader(_)), "{value:?}");
-            assert_eq!((e.status(), e.gunicorn_class(), e.gunicorn_status()), (500, Some("InvalidHeader"), Some(400)));
+            assert_eq!(
+                (e.status(), e.gunicorn_class(), e.gunicorn_status()),
+                (500, Some("InvalidHeader"), Some(400))
+            );
         }
         // hop-by-hop headers are validated before being dropped
         assert!(head("200 OK", &[("Server", "x\r\ny")]).is_err());
-        let h = ResponseHead::from_app(b"200 OK", [(&b"X-A"[..], &b" \t caf\xe9 !~ \t"[..])].into_iter()).unwrap();
+        let h = ResponseHead::from_app(
+            b"200 OK",
+            [(&b"X-A"[..], &b" \t caf\xe9 !~ \t"[..])].into_iter(),
+        )
+        .unwrap();
         assert_eq!(h.header(b"x-a"), Some(&b"caf\xe9 !~"[..]));
         let h = head("200 OK", &[("!#$%&'*+-.^_`|~09azAZ", "")]).unwrap();
         assert_eq!(kept(&h), [("!#$%&'*+-.^_`|~09azAZ".into(), "".into())]);
@@ -962,13 +1013,23 @@ mod tests {
         assert_eq!(kept(&h), [("Content-Length".into(), "42".into())]);
         let h = head("200 OK", &[("content-length", "18446744073709551615")]).unwrap();
         assert_eq!(h.content_length(), Some(u64::MAX));
-        for bad in ["", "-1", "+1", "1_0", "0x10", "1 2", "18446744073709551616", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1_0",
+            "0x10",
+            "1 2",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
             let e = head("200 OK", &[("Content-Length", bad)]).unwrap_err();
             assert!(matches!(e, ResponseError::InvalidContentLength(_)), "{bad:?}");
             assert_eq!(e.gunicorn_status(), Some(500));
         }
         // same value twice: accepted, written once
-        let h = head("200 OK", &[("Content-Length", "5"), ("X", "y"), ("CONTENT-LENGTH", "005")]).unwrap();
+        let h = head("200 OK", &[("Content-Length", "5"), ("X", "y"), ("CONTENT-LENGTH", "005")])
+            .unwrap();
         assert_eq!(h.content_length(), Some(5));
         assert_eq!(kept(&h), [("Content-Length".into(), "5".into()), ("X".into(), "y".into())]);
         let e = head("200 OK", &[("Content-Length", "5"), ("Content-Length", "6")]).unwrap_err();
@@ -992,17 +1053,31 @@ mod tests {
             ("Content-Type", "text/plain"),
         ];
         let h = head("200 OK", &hs).unwrap();
-        assert_eq!(kept(&h), [("X-Kept".into(), "1".into()), ("Content-Type".into(), "text/plain".into())]);
+        assert_eq!(
+            kept(&h),
+            [("X-Kept".into(), "1".into()), ("Content-Type".into(), "text/plain".into())]
+        );
         assert!(!h.upgrade());
     }
 
     #[test]
     fn websocket_upgrade_kept() {
-        let h = head("101 Switching Protocols", &[("Upgrade", "WebSocket"), ("Connection", " Upgrade "), ("Sec-WebSocket-Accept", "x")]).unwrap();
+        let h = head(
+            "101 Switching Protocols",
+            &[("Upgrade", "WebSocket"), ("Connection", " Upgrade "), ("Sec-WebSocket-Accept", "x")],
+        )
+        .unwrap();
         assert!(h.upgrade());
-        assert_eq!(kept(&h), [("Upgrade".into(), "WebSocket".into()), ("Sec-WebSocket-Accept".into(), "x".into())]);
+        assert_eq!(
+            kept(&h),
+            [("Upgrade".into(), "WebSocket".into()), ("Sec-WebSocket-Accept".into(), "x".into())]
+        );
         // "keep-alive, Upgrade" is not exactly "upgrade"
-        let h = head("101 Switching Protocols", &[("Connection", "keep-alive, Upgrade"), ("Upgrade", "h2c")]).unwrap();
+        let h = head(
+            "101 Switching Protocols",
+            &[("Connection", "keep-alive, Upgrade"), ("Upgrade", "h2c")],
+        )
+        .unwrap();
         assert!(!h.upgrade());
         assert!(kept(&h).is_empty());
     }
@@ -1043,19 +1118,36 @@ mod tests {
         ];
         for (i, &(m, v, ka, st, hs, srv, body, keep, conn, omit)) in cases.iter().enumerate() {
             let f = choose_framing(&req(m, v, ka), &head(st, hs).unwrap(), srv);
-            assert_eq!((f.body, f.keep_alive, f.connection, f.omit_content_length), (body, keep, conn, omit), "case {i}");
+            assert_eq!(
+                (f.body, f.keep_alive, f.connection, f.omit_content_length),
+                (body, keep, conn, omit),
+                "case {i}"
+            );
             assert_eq!(f.version, v, "case {i}");
         }
     }
 
     #[test]
     fn upgrade_connection_header_and_odd_versions() {
-        let h = head("101 Switching Protocols", &[("Connection", "upgrade"), ("Upgrade", "websocket")]).unwrap();
+        let h =
+            head("101 Switching Protocols", &[("Connection", "upgrade"), ("Upgrade", "websocket")])
+                .unwrap();
         let f = choose_framing(&req("GET", Version::HTTP_11, true), &h, false);
-        assert_eq!((f.connection, f.keep_alive, f.body), (ConnectionHeader::Upgrade, false, BodyFraming::NoBody));
-        let f = choose_framing(&req("GET", Version { major: 1, minor: 2 }, true), &head("200 OK", &[]).unwrap(), true);
+        assert_eq!(
+            (f.connection, f.keep_alive, f.body),
+            (ConnectionHeader::Upgrade, false, BodyFraming::NoBody)
+        );
+        let f = choose_framing(
+            &req("GET", Version { major: 1, minor: 2 }, true),
+            &head("200 OK", &[]).unwrap(),
+            true,
+        );
         assert_eq!((f.version, f.body), (Version::HTTP_11, BodyFraming::Chunked));
-        let f = choose_framing(&req("GET", Version { major: 0, minor: 9 }, true), &head("200 OK", &[]).unwrap(), true);
+        let f = choose_framing(
+            &req("GET", Version { major: 0, minor: 9 }, true),
+            &head("200 OK", &[]).unwrap(),
+            true,
+        );
         assert_eq!(f.version, Version::HTTP_11);
     }
 
@@ -1072,7 +1164,14 @@ mod tests {
     #[test]
     fn head_bytes() {
         assert_eq!(
-            encoded("GET", Version::HTTP_11, true, "200 OK", &[("Content-Type", "text/plain"), ("Date", "x"), ("X-B", "2")], true),
+            encoded(
+                "GET",
+                Version::HTTP_11,
+                true,
+                "200 OK",
+                &[("Content-Type", "text/plain"), ("Date", "x"), ("X-B", "2")],
+                true
+            ),
             "HTTP/1.1 200 OK\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\n\
              Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\nX-B: 2\r\n\r\n"
         );
@@ -1087,13 +1186,27 @@ mod tests {
         );
         // sync worker: always close
         assert_eq!(
-            encoded("GET", Version::HTTP_11, true, "404 Not Found", &[("Content-Length", "0")], false),
+            encoded(
+                "GET",
+                Version::HTTP_11,
+                true,
+                "404 Not Found",
+                &[("Content-Length", "0")],
+                false
+            ),
             "HTTP/1.1 404 Not Found\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\
              Content-Length: 0\r\n\r\n"
         );
         // 204: Content-Length removed; HEAD keeps it
         assert_eq!(
-            encoded("GET", Version::HTTP_11, true, "204", &[("Content-Length", "3"), ("X", "y")], true),
+            encoded(
+                "GET",
+                Version::HTTP_11,
+                true,
+                "204",
+                &[("Content-Length", "3"), ("X", "y")],
+                true
+            ),
             "HTTP/1.1 204 \r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\nX: y\r\n\r\n"
         );
         assert_eq!(
@@ -1102,7 +1215,14 @@ mod tests {
              Content-Length: 3\r\n\r\n"
         );
         assert_eq!(
-            encoded("GET", Version::HTTP_11, true, "101 Switching Protocols", &[("Upgrade", "websocket"), ("Connection", "Upgrade")], true),
+            encoded(
+                "GET",
+                Version::HTTP_11,
+                true,
+                "101 Switching Protocols",
+                &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                true
+            ),
             "HTTP/1.1 101 Switching Protocols\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
              Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"
         );
@@ -1114,10 +1234,16 @@ mod tests {
         let f = choose_framing(&req("GET", Version::HTTP_11, true), &h, true);
         let mut out = Vec::new();
         encode_head(&h, &f, b"", b"", &mut out);
-        assert_eq!(s(&out), "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            s(&out),
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+        );
         out.clear();
         encode_head(&h, &f, b"evil\r\nX-Injected: 1", b"d\r\n", &mut out);
-        assert_eq!(s(&out), "HTTP/1.1 200 OK\r\nServer: evilX-Injected: 1\r\nDate: d\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            s(&out),
+            "HTTP/1.1 200 OK\r\nServer: evilX-Injected: 1\r\nDate: d\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     // ---- dates
@@ -1160,7 +1286,8 @@ mod tests {
         while t < 16_725_225_600 {
             let c = CivilTime::from_unix(t);
             let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let mdays = [31, if leap(prev.year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+            let mdays =
+                [31, if leap(prev.year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
             if prev.day == mdays[usize::from(prev.month - 1)] {
                 assert_eq!(c.day, 1);
                 if prev.month == 12 {
@@ -1208,7 +1335,14 @@ mod tests {
     #[test]
     fn chunk_prefix_sizes() {
         let mut w = BodyWriter::new(BodyFraming::Chunked);
-        for (len, want) in [(1usize, "1\r\n"), (15, "F\r\n"), (16, "10\r\n"), (255, "FF\r\n"), (4096, "1000\r\n"), (usize::MAX, "FFFFFFFFFFFFFFFF\r\n")] {
+        for (len, want) in [
+            (1usize, "1\r\n"),
+            (15, "F\r\n"),
+            (16, "10\r\n"),
+            (255, "FF\r\n"),
+            (4096, "1000\r\n"),
+            (usize::MAX, "FFFFFFFFFFFFFFFF\r\n"),
+        ] {
             let f = w.frame(len);
             assert_eq!(s(f.prefix()), want);
             assert_eq!((f.take, f.suffix, f.dropped), (len, &b"\r\n"[..], 0));
@@ -1279,7 +1413,12 @@ mod tests {
     #[test]
     fn error_page_exact_bytes() {
         let mut out = Vec::new();
-        error_page(400, "Bad Request", "Invalid Request Line 'Invalid HTTP request line: 'GET''", &mut out);
+        error_page(
+            400,
+            "Bad Request",
+            "Invalid Request Line 'Invalid HTTP request line: 'GET''",
+            &mut out,
+        );
         let body = "<html>\n  <head>\n    <title>Bad Request</title>\n  </head>\n  <body>\n    \
                     <h1><p>Bad Request</p></h1>\n    Invalid Request Line &#x27;Invalid HTTP request line: \
                     &#x27;GET&#x27;&#x27;\n  </body>\n</html>\n";

@@ -172,7 +172,14 @@ impl Statsd {
 
     /// Appends one line: `<prefix><name>:<value>|<type>`, plus `|@<rate>` for counters
     /// (gunicorn always writes a rate, `1.0` by default), plus `|#<tags>`.
-    pub fn line(&self, name: &str, value: MetricValue<'_>, kind: MetricType, rate: f64, out: &mut String) {
+    pub fn line(
+        &self,
+        name: &str,
+        value: MetricValue<'_>,
+        kind: MetricType,
+        rate: f64,
+        out: &mut String,
+    ) {
         out.push_str(&self.prefix);
         out.push_str(name);
         out.push(':');
@@ -283,10 +290,16 @@ mod tests {
         assert_eq!(one(|o| s.decrement("x", 3, o)), "svc.x:-3|c|@1.0");
         assert_eq!(one(|o| s.gauge(WORKERS, MetricValue::Int(4), o)), "svc.gunicorn.workers:4|g");
         assert_eq!(one(|o| s.workers(0, o)), "svc.gunicorn.workers:0|g");
-        assert_eq!(one(|o| s.timer(REQUEST_DURATION, 12.345, o)), "svc.gunicorn.request.duration:12.345|ms");
+        assert_eq!(
+            one(|o| s.timer(REQUEST_DURATION, 12.345, o)),
+            "svc.gunicorn.request.duration:12.345|ms"
+        );
         assert_eq!(one(|o| s.backlog(7, o)), "svc.gunicorn.backlog:7|h");
         assert_eq!(one(|o| s.gauge("g", MetricValue::Text("5"), o)), "svc.g:5|g");
-        assert_eq!(one(|o| s.line("c", MetricValue::Int(2), MetricType::Counter, 0.5, o)), "svc.c:2|c|@0.5");
+        assert_eq!(
+            one(|o| s.line("c", MetricValue::Int(2), MetricType::Counter, 0.5, o)),
+            "svc.c:2|c|@0.5"
+        );
         assert_eq!(one(|o| s.log(LogLevel::Critical, o)), "svc.gunicorn.log.critical:1|c|@1.0");
         assert_eq!(one(|o| s.log(LogLevel::Error, o)), "svc.gunicorn.log.error:1|c|@1.0");
         assert_eq!(one(|o| s.log(LogLevel::Warning, o)), "svc.gunicorn.log.warning:1|c|@1.0");
@@ -296,9 +309,18 @@ mod tests {
     #[test]
     fn dogstatsd_tags() {
         let s = Statsd::new("", "env:prod,team:web");
-        assert_eq!(one(|o| s.increment(REQUESTS, 1, o)), "gunicorn.requests:1|c|@1.0|#env:prod,team:web");
-        assert_eq!(one(|o| s.gauge(WORKERS, MetricValue::Int(2), o)), "gunicorn.workers:2|g|#env:prod,team:web");
-        assert_eq!(one(|o| s.timer(REQUEST_DURATION, 1.5, o)), "gunicorn.request.duration:1.5|ms|#env:prod,team:web");
+        assert_eq!(
+            one(|o| s.increment(REQUESTS, 1, o)),
+            "gunicorn.requests:1|c|@1.0|#env:prod,team:web"
+        );
+        assert_eq!(
+            one(|o| s.gauge(WORKERS, MetricValue::Int(2), o)),
+            "gunicorn.workers:2|g|#env:prod,team:web"
+        );
+        assert_eq!(
+            one(|o| s.timer(REQUEST_DURATION, 1.5, o)),
+            "gunicorn.request.duration:1.5|ms|#env:prod,team:web"
+        );
     }
 
     #[test]
@@ -306,7 +328,11 @@ mod tests {
         let s = Statsd::new("p.", "");
         assert_eq!(
             s.access(404, (1, 234_500)),
-            ["p.gunicorn.request.duration:1234.5|ms", "p.gunicorn.requests:1|c|@1.0", "p.gunicorn.request.status.404:1|c|@1.0"]
+            [
+                "p.gunicorn.request.duration:1234.5|ms",
+                "p.gunicorn.requests:1|c|@1.0",
+                "p.gunicorn.request.status.404:1|c|@1.0"
+            ]
         );
         assert_eq!(s.access(200, (0, 0))[0], "p.gunicorn.request.duration:0.0|ms");
         assert_eq!(s.access(200, (0, 12_345))[0], "p.gunicorn.request.duration:12.345|ms");

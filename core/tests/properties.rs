@@ -12,7 +12,12 @@ use proptest::prelude::*;
 /// A comparable record of everything the connection produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Rec {
-    Request { method: Vec<u8>, target: Vec<u8>, version: (u8, u8), headers: Vec<(Vec<u8>, Vec<u8>)> },
+    Request {
+        method: Vec<u8>,
+        target: Vec<u8>,
+        version: (u8, u8),
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    },
     Body(Vec<u8>),
     End(Vec<(Vec<u8>, Vec<u8>)>),
     Closed,
@@ -51,7 +56,9 @@ fn run(cfg: &Arc<ProtoConfig>, chunks: &[&[u8]]) -> (Vec<Rec>, usize) {
                 Some(Rec::Body(b)) => b.extend_from_slice(d),
                 _ => out.push(Rec::Body(d.to_vec())),
             },
-            Ok(Event::EndOfMessage(t)) => out.push(Rec::End(t.fields().map(|(n, v)| (n.to_vec(), v.to_vec())).collect())),
+            Ok(Event::EndOfMessage(t)) => {
+                out.push(Rec::End(t.fields().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()))
+            }
             Ok(Event::Paused) => {
                 if conn.start_next_cycle().is_err() {
                     break;
@@ -90,15 +97,16 @@ fn token() -> impl Strategy<Value = String> {
 
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
     // VCHAR / obs-text, with inner SP and HTAB; no leading or trailing whitespace.
-    prop::collection::vec(prop_oneof![0x21u8..=0x7e, 0x80u8..=0xff, Just(b' '), Just(b'\t')], 0..40).prop_map(|mut v| {
-        while v.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            v.remove(0);
-        }
-        while v.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            v.pop();
-        }
-        v
-    })
+    prop::collection::vec(prop_oneof![0x21u8..=0x7e, 0x80u8..=0xff, Just(b' '), Just(b'\t')], 0..40)
+        .prop_map(|mut v| {
+            while v.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                v.remove(0);
+            }
+            while v.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                v.pop();
+            }
+            v
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -113,7 +121,9 @@ struct GenRequest {
 
 fn request() -> impl Strategy<Value = GenRequest> {
     (
-        prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "M-SEARCH", "PROPFIND"]),
+        prop::sample::select(vec![
+            "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "M-SEARCH", "PROPFIND",
+        ]),
         "(/[A-Za-z0-9._~!$&'()*+,;=:@%-]{0,10}){1,4}(\\?[A-Za-z0-9=&/?%-]{0,20})?",
         0u8..=1,
         prop::collection::vec((token(), header_value()), 0..8),
@@ -126,18 +136,36 @@ fn request() -> impl Strategy<Value = GenRequest> {
                 .filter(|(n, _)| {
                     let n = n.to_ascii_lowercase();
                     !n.contains('_')
-                        && !["host", "content-length", "transfer-encoding", "expect", "content-type", "connection"]
-                            .contains(&n.as_str())
+                        && ![
+                            "host",
+                            "content-length",
+                            "transfer-encoding",
+                            "expect",
+                            "content-type",
+                            "connection",
+                        ]
+                        .contains(&n.as_str())
                         && !n.starts_with("x-forwarded-")
                 })
                 .collect();
-            GenRequest { method: method.to_string(), target, minor, headers, body, chunked: chunked.filter(|_| minor == 1) }
+            GenRequest {
+                method: method.to_string(),
+                target,
+                minor,
+                headers,
+                body,
+                chunked: chunked.filter(|_| minor == 1),
+            }
         })
 }
 
 impl GenRequest {
     fn serialize(&self) -> Vec<u8> {
-        let mut out = format!("{} {} HTTP/1.{}\r\nHost: example.com\r\n", self.method, self.target, self.minor).into_bytes();
+        let mut out = format!(
+            "{} {} HTTP/1.{}\r\nHost: example.com\r\n",
+            self.method, self.target, self.minor
+        )
+        .into_bytes();
         for (n, v) in &self.headers {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
@@ -166,7 +194,9 @@ impl GenRequest {
                 out.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
             }
             None => {
-                out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes(),
+                );
                 out.extend_from_slice(&self.body);
             }
         }
@@ -182,7 +212,8 @@ impl GenRequest {
                 vec![(b"X-Trailer".to_vec(), b"yes".to_vec())]
             }
             None => {
-                headers.push((b"Content-Length".to_vec(), self.body.len().to_string().into_bytes()));
+                headers
+                    .push((b"Content-Length".to_vec(), self.body.len().to_string().into_bytes()));
                 vec![]
             }
         };

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ferrocorn_core::config::{HeaderPolicy, ProtoConfig, UnderscoreHeaders};
-use ferrocorn_core::environ::{build, ConnInfo, EnvironConfig, Local, Name};
+use ferrocorn_core::environ::{ConnInfo, EnvironConfig, Local, Name, build};
 use ferrocorn_core::{AllowList, Connection, Event, Peer};
 use proptest::prelude::*;
 
@@ -48,7 +48,10 @@ fn ip_near(base: IpAddr) -> impl Strategy<Value = IpAddr> {
 }
 
 fn any_ip() -> impl Strategy<Value = IpAddr> {
-    prop_oneof![any::<[u8; 4]>().prop_map(|o| IpAddr::V4(o.into())), any::<[u8; 16]>().prop_map(|o| IpAddr::V6(o.into()))]
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(|o| IpAddr::V4(o.into())),
+        any::<[u8; 16]>().prop_map(|o| IpAddr::V6(o.into()))
+    ]
 }
 
 proptest! {

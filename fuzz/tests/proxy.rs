@@ -114,7 +114,8 @@ fn v1_from(input: &[u8]) -> Vec<u8> {
     let mut r = Bytes(input);
     let ip = |r: &mut Bytes<'_>| format!("{}.{}.{}.{}", r.byte(), r.byte(), r.byte(), r.byte());
     let port = |r: &mut Bytes<'_>| u16::from_be_bytes([r.byte(), r.byte()]);
-    let line = format!("PROXY TCP4 {} {} {} {}\r\n", ip(&mut r), ip(&mut r), port(&mut r), port(&mut r));
+    let line =
+        format!("PROXY TCP4 {} {} {} {}\r\n", ip(&mut r), ip(&mut r), port(&mut r), port(&mut r));
     let mut out = line.into_bytes();
     out.extend_from_slice(r.0);
     out
@@ -134,7 +135,8 @@ fn shape(input: &[u8]) -> Vec<u8> {
         7 => {
             // The fixed part of a v2 PROXY header whose length covers all the rest.
             let mut out = SIGNATURE.to_vec();
-            let (fam, _) = PROTOCOLS[usize::from(rest.first().copied().unwrap_or(0)) % PROTOCOLS.len()];
+            let (fam, _) =
+                PROTOCOLS[usize::from(rest.first().copied().unwrap_or(0)) % PROTOCOLS.len()];
             out.extend_from_slice(&[0x21, fam]);
             out.extend_from_slice(&(rest.len().min(0xFFFF) as u16).to_be_bytes());
             out.extend_from_slice(rest);
@@ -166,7 +168,11 @@ fn check_mode(buf: &[u8], mode: ProxyMode) {
         assert!(ok, "{mode:?}: error of the wrong class: {e:?}");
     }
     if let Ok(Parsed::Complete { value, consumed }) = &whole {
-        assert!(*consumed > 0 && *consumed <= buf.len(), "{mode:?}: consumed {consumed} of {}", buf.len());
+        assert!(
+            *consumed > 0 && *consumed <= buf.len(),
+            "{mode:?}: consumed {consumed} of {}",
+            buf.len()
+        );
         let alone = parse(&buf[..*consumed], mode);
         assert_eq!(alone, whole, "{mode:?}: the consumed prefix alone parses differently");
         check_value(value);
@@ -179,7 +185,11 @@ fn check_mode(buf: &[u8], mode: ProxyMode) {
             (None, Ok(Parsed::Partial)) => {}
             (None, _) => settled = Some(got),
             (Some(Ok(done)), _) => {
-                assert_eq!(&got, &Ok(done.clone()), "{mode:?}: prefix {k} changed a complete header")
+                assert_eq!(
+                    &got,
+                    &Ok(done.clone()),
+                    "{mode:?}: prefix {k} changed a complete header"
+                )
             }
             (Some(Err(e)), Err(g)) => assert_eq!(class(e), class(g), "{mode:?}: prefix {k}"),
             (Some(Err(e)), _) => panic!("{mode:?}: prefix {k} gives {got:?} after the error {e:?}"),
@@ -202,10 +212,16 @@ fn check_value(info: &ProxyInfo) {
         }
         (_, AddressFamily::Unix) => assert!(info.source.is_none() && info.unix.is_some()),
         (_, AddressFamily::Inet) => {
-            assert!(info.source.is_some_and(|a| a.is_ipv4()) && info.destination.is_some_and(|a| a.is_ipv4()))
+            assert!(
+                info.source.is_some_and(|a| a.is_ipv4())
+                    && info.destination.is_some_and(|a| a.is_ipv4())
+            )
         }
         (_, AddressFamily::Inet6) => {
-            assert!(info.source.is_some_and(|a| a.is_ipv6()) && info.destination.is_some_and(|a| a.is_ipv6()))
+            assert!(
+                info.source.is_some_and(|a| a.is_ipv6())
+                    && info.destination.is_some_and(|a| a.is_ipv6())
+            )
         }
     }
     if let Some(id) = info.unique_id() {
@@ -215,7 +231,9 @@ fn check_value(info: &ProxyInfo) {
         assert!(info.ssl().is_some(), "an SSL TLV was accepted that its view cannot read");
     }
     let label = info.proxy_protocol_label();
-    assert!(["TCP4", "TCP6", "UDP4", "UDP6", "UNIX", "LOCAL", "UNSPEC", "UNKNOWN"].contains(&label));
+    assert!(
+        ["TCP4", "TCP6", "UDP4", "UDP6", "UNIX", "LOCAL", "UNSPEC", "UNKNOWN"].contains(&label)
+    );
 }
 
 #[test]

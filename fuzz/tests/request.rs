@@ -23,7 +23,10 @@ fn events(cfg: &Arc<ProtoConfig>, parts: &[&[u8]]) -> Vec<String> {
             Ok(Event::NeedData) => {
                 assert!(!eof, "NeedData after EOF");
                 let l = cfg.limits;
-                assert!(conn.buffered() <= l.request_line + 4 + l.head_buffer() + 65536, "unbounded buffering");
+                assert!(
+                    conn.buffered() <= l.request_line + 4 + l.head_buffer() + 65536,
+                    "unbounded buffering"
+                );
                 match parts.next() {
                     Some(p) => conn.receive(p),
                     None => {
@@ -32,7 +35,13 @@ fn events(cfg: &Arc<ProtoConfig>, parts: &[&[u8]]) -> Vec<String> {
                     }
                 }
             }
-            Ok(Event::Request(h)) => out.push(format!("{:?} {:?} {:?} {:?}", h.method(), h.target(), h.version, h.headers().collect::<Vec<_>>())),
+            Ok(Event::Request(h)) => out.push(format!(
+                "{:?} {:?} {:?} {:?}",
+                h.method(),
+                h.target(),
+                h.version,
+                h.headers().collect::<Vec<_>>()
+            )),
             Ok(Event::Data(d)) => {
                 assert!(!d.is_empty());
                 body.extend_from_slice(d);
@@ -68,7 +77,11 @@ fn request_parser() {
         Arc::new(ProtoConfig::default()),
         Arc::new(ProtoConfig {
             limits: Limits::from_gunicorn(40, 3, 30),
-            parser: ParserPolicy { permit_obsolete_folding: true, strip_header_spaces: true, ..ParserPolicy::default() },
+            parser: ParserPolicy {
+                permit_obsolete_folding: true,
+                strip_header_spaces: true,
+                ..ParserPolicy::default()
+            },
             ..ProtoConfig::default()
         }),
     ];

@@ -202,9 +202,8 @@ impl Slot {
             if m + p + c > TEXT_BYTES {
                 return None;
             }
-            let bytes: Vec<u8> = (0..m + p + c)
-                .map(|i| (words[i / 8] >> (8 * (i % 8))) as u8)
-                .collect();
+            let bytes: Vec<u8> =
+                (0..m + p + c).map(|i| (words[i / 8] >> (8 * (i % 8))) as u8).collect();
             let text = |r: std::ops::Range<usize>| String::from_utf8_lossy(&bytes[r]).into_owned();
             return Some(InFlight {
                 method: text(0..m),
@@ -268,7 +267,13 @@ impl Requests {
     }
 
     /// Records a request that starts now (`now_ms`), and beats.
-    pub fn begin(&self, method: &[u8], path: &[u8], client: &[u8], now_ms: u64) -> InFlightGuard<'_> {
+    pub fn begin(
+        &self,
+        method: &[u8],
+        path: &[u8],
+        client: &[u8],
+        now_ms: u64,
+    ) -> InFlightGuard<'_> {
         let mut g = self.lock();
         let id = g.next;
         g.next += 1;
@@ -313,17 +318,13 @@ impl Heartbeats {
     /// Maps a shared anonymous region of `n` slots (at least one). The mapping lives as
     /// long as the process: it is made once, before the first fork, and never unmapped.
     pub fn map(n: usize) -> std::io::Result<Heartbeats> {
-        Ok(Heartbeats {
-            slots: map_shared_slots(n.max(1))?,
-        })
+        Ok(Heartbeats { slots: map_shared_slots(n.max(1))? })
     }
 
     /// A heap copy for tests that do not fork (same API, process-private).
     pub fn private(n: usize) -> Heartbeats {
         let v: Vec<Slot> = (0..n.max(1)).map(|_| Slot::zeroed()).collect();
-        Heartbeats {
-            slots: Vec::leak(v),
-        }
+        Heartbeats { slots: Vec::leak(v) }
     }
 
     /// How many slots there are.
@@ -438,7 +439,10 @@ mod tests {
         s.notify_at(50);
         drop(a);
         let r = s.in_flight().unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.client.as_str(), r.started_ms), ("GET", "/c", "", 30));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.client.as_str(), r.started_ms),
+            ("GET", "/c", "", 30)
+        );
         assert_eq!(s.last_beat(), 50, "showing an older request does not move the beat back");
         drop(c);
         assert_eq!(s.in_flight(), None);

@@ -7,13 +7,13 @@
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "python")]
-pub mod python;
 pub mod arbiter;
 pub mod heartbeat;
 pub mod listen;
 pub mod log;
 pub mod process;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod run;
 pub mod settings;
 pub mod worker;

@@ -78,10 +78,7 @@ pub fn parse_address(netloc: &str) -> Result<BindAddr, String> {
     };
     let port = crate::settings::validate::parse_int_base10(&port)
         .ok_or_else(|| format!("{} is not a valid port number.", py_str_repr(&port)))?;
-    Ok(BindAddr::Tcp {
-        host: host.to_lowercase(),
-        port,
-    })
+    Ok(BindAddr::Tcp { host: host.to_lowercase(), port })
 }
 
 fn py_str_repr(s: &str) -> String {
@@ -152,7 +149,9 @@ impl fmt::Display for Listener {
     /// gunicorn's listener name: `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:PATH`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.addr {
-            ListenAddr::Tcp(SocketAddr::V4(a)) => write!(f, "{}://{}:{}", self.scheme, a.ip(), a.port()),
+            ListenAddr::Tcp(SocketAddr::V4(a)) => {
+                write!(f, "{}://{}:{}", self.scheme, a.ip(), a.port())
+            }
             ListenAddr::Tcp(SocketAddr::V6(a)) => write!(f, "http://[{}]:{}", a.ip(), a.port()),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
@@ -309,7 +308,11 @@ enum Attempt {
 }
 
 /// Creates the listeners for `bind` values, as gunicorn's `sock.create_sockets`.
-pub fn create_listeners(binds: &[BindAddr], opts: &BindOptions, log: &Logger) -> Result<Vec<Listener>, BindError> {
+pub fn create_listeners(
+    binds: &[BindAddr],
+    opts: &BindOptions,
+    log: &Logger,
+) -> Result<Vec<Listener>, BindError> {
     let fds: Vec<i32> = binds
         .iter()
         .filter_map(|b| if let BindAddr::Fd(n) = b { Some(*n) } else { None })
@@ -337,8 +340,12 @@ pub fn create_listeners(binds: &[BindAddr], opts: &BindOptions, log: &Logger) ->
                 Err(Attempt::Fatal(message)) => return Err(BindError { message, logged: false }),
                 Err(Attempt::Os(e)) => {
                     match e.raw_os_error() {
-                        Some(n) if n == nix::libc::EADDRINUSE => log.error(format_args!("Connection in use: {addr}")),
-                        Some(n) if n == nix::libc::EADDRNOTAVAIL => log.error(format_args!("Invalid address: {addr}")),
+                        Some(n) if n == nix::libc::EADDRINUSE => {
+                            log.error(format_args!("Connection in use: {addr}"))
+                        }
+                        Some(n) if n == nix::libc::EADDRNOTAVAIL => {
+                            log.error(format_args!("Invalid address: {addr}"))
+                        }
                         _ => {}
                     }
                     log.error(format_args!("connection to {addr} failed: {}", os_error_text(&e)));
@@ -365,9 +372,7 @@ fn os_error_text(e: &io::Error) -> String {
         return py_os_error(e);
     }
     let text = e.to_string();
-    let msg = text
-        .strip_prefix("failed to lookup address information: ")
-        .unwrap_or(&text);
+    let msg = text.strip_prefix("failed to lookup address information: ").unwrap_or(&text);
     let code = match msg {
         "Name or service not known" => -2,
         "Temporary failure in name resolution" => -3,
@@ -382,7 +387,8 @@ fn os_error_text(e: &io::Error) -> String {
 fn bind_one(addr: &BindAddr, opts: &BindOptions) -> Result<Listener, Attempt> {
     match addr {
         BindAddr::Tcp { host, port } => {
-            let port = u16::try_from(*port).map_err(|_| Attempt::Fatal("bind(): port must be 0-65535.".to_owned()))?;
+            let port = u16::try_from(*port)
+                .map_err(|_| Attempt::Fatal("bind(): port must be 0-65535.".to_owned()))?;
             let sa = resolve(host, port).map_err(Attempt::Os)?;
             let domain = if sa.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
             let socket = Socket::new(domain, Type::STREAM, None).map_err(Attempt::Os)?;
@@ -391,14 +397,26 @@ fn bind_one(addr: &BindAddr, opts: &BindOptions) -> Result<Listener, Attempt> {
             socket.bind(&SockAddr::from(sa)).map_err(Attempt::Os)?;
             finish(&socket, opts).map_err(Attempt::Os)?;
             let bound = socket.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(sa);
-            Ok(Listener { socket, addr: ListenAddr::Tcp(bound), scheme: scheme(opts), owned_path: None })
+            Ok(Listener {
+                socket,
+                addr: ListenAddr::Tcp(bound),
+                scheme: scheme(opts),
+                owned_path: None,
+            })
         }
         BindAddr::Unix(path) => {
             let abstract_name = path.starts_with('\0');
             if !abstract_name {
                 match std::fs::metadata(path) {
-                    Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(Attempt::Os)?,
-                    Ok(_) => return Err(Attempt::Fatal(format!("{} is not a socket", py_str_repr(path)))),
+                    Ok(m) if m.file_type().is_socket() => {
+                        std::fs::remove_file(path).map_err(Attempt::Os)?
+                    }
+                    Ok(_) => {
+                        return Err(Attempt::Fatal(format!(
+                            "{} is not a socket",
+                            py_str_repr(path)
+                        )));
+                    }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Attempt::Os(e)),
                 }
@@ -406,7 +424,9 @@ fn bind_one(addr: &BindAddr, opts: &BindOptions) -> Result<Listener, Attempt> {
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(Attempt::Os)?;
             set_options(&socket, opts).map_err(Attempt::Os)?;
             let sa = SockAddr::unix(path).map_err(Attempt::Os)?;
-            let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(opts.umask as nix::libc::mode_t));
+            let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                opts.umask as nix::libc::mode_t,
+            ));
             let bound = socket.bind(&sa);
             nix::sys::stat::umask(old);
             bound.map_err(Attempt::Os)?;
@@ -438,17 +458,25 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     if let Ok(v4) = host.parse::<Ipv4Addr>() {
         return Ok(SocketAddr::new(IpAddr::V4(v4), port));
     }
-    (host, port)
-        .to_socket_addrs()?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| io::Error::other("failed to lookup address information: Address family for hostname not supported"))
+    (host, port).to_socket_addrs()?.find(SocketAddr::is_ipv4).ok_or_else(|| {
+        io::Error::other(
+            "failed to lookup address information: Address family for hostname not supported",
+        )
+    })
 }
 
 fn set_options(socket: &Socket, opts: &BindOptions) -> io::Result<()> {
     socket.set_reuse_address(true)?;
     if opts.reuse_port {
         match socket.set_reuse_port(true) {
-            Err(e) if !matches!(e.raw_os_error(), Some(nix::libc::ENOPROTOOPT | nix::libc::EINVAL)) => return Err(e),
+            Err(e)
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOPROTOOPT | nix::libc::EINVAL)
+                ) =>
+            {
+                return Err(e);
+            }
             _ => {}
         }
     }
@@ -468,10 +496,17 @@ fn finish(socket: &Socket, opts: &BindOptions) -> io::Result<()> {
 /// re-exec, or systemd's `LISTEN_FDS`. They are made non-blocking and close-on-exec and
 /// listened on only if they are not listening yet. With `own_files`, a unix socket's
 /// file is removed on a clean exit (the re-executed master takes over that duty).
-pub fn adopt_listeners(fds: &[i32], opts: &BindOptions, own_files: bool) -> Result<Vec<Listener>, BindError> {
+pub fn adopt_listeners(
+    fds: &[i32],
+    opts: &BindOptions,
+    own_files: bool,
+) -> Result<Vec<Listener>, BindError> {
     fds.iter()
         .map(|&fd| {
-            let mut l = adopt_fd(fd, opts).map_err(|e| BindError { message: format!("fd {fd}: {}", py_os_error(&e)), logged: false })?;
+            let mut l = adopt_fd(fd, opts).map_err(|e| BindError {
+                message: format!("fd {fd}: {}", py_os_error(&e)),
+                logged: false,
+            })?;
             if own_files {
                 if let ListenAddr::Unix(p) = &l.addr {
                     l.owned_path = (!p.as_os_str().is_empty()).then(|| p.clone());
@@ -561,7 +596,8 @@ mod tests {
     #[test]
     fn binds_and_names() {
         let log = Logger::stderr(crate::log::Level::Critical);
-        let ls = create_listeners(&[tcp("127.0.0.1", 0), tcp("::1", 0)], &BindOptions::default(), &log);
+        let ls =
+            create_listeners(&[tcp("127.0.0.1", 0), tcp("::1", 0)], &BindOptions::default(), &log);
         let ls = match ls {
             Ok(l) => l,
             Err(e) => panic!("{}", e.message),
@@ -574,10 +610,16 @@ mod tests {
     #[test]
     fn in_use_is_retried_then_fails() {
         let log = Logger::stderr(crate::log::Level::Critical);
-        let first = create_listeners(&[tcp("127.0.0.1", 0)], &BindOptions::default(), &log).unwrap();
+        let first =
+            create_listeners(&[tcp("127.0.0.1", 0)], &BindOptions::default(), &log).unwrap();
         let ListenAddr::Tcp(sa) = first[0].addr().clone() else { panic!() };
-        let opts = BindOptions { attempts: 2, retry_delay: Duration::from_millis(1), ..BindOptions::default() };
-        let err = create_listeners(&[tcp("127.0.0.1", i64::from(sa.port()))], &opts, &log).unwrap_err();
+        let opts = BindOptions {
+            attempts: 2,
+            retry_delay: Duration::from_millis(1),
+            ..BindOptions::default()
+        };
+        let err =
+            create_listeners(&[tcp("127.0.0.1", i64::from(sa.port()))], &opts, &log).unwrap_err();
         assert_eq!(err.message, format!("Can't connect to ('127.0.0.1', {})", sa.port()));
         assert!(err.logged);
     }

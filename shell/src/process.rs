@@ -80,7 +80,10 @@ impl Pidfile {
             if old == nix::unistd::getpid().as_raw() {
                 return Ok(Pidfile { path, pid });
             }
-            return Err(format!("Already running on PID {old} (or pid file '{}' is stale)", path.display()));
+            return Err(format!(
+                "Already running on PID {old} (or pid file '{}' is stale)",
+                path.display()
+            ));
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -89,7 +92,10 @@ impl Pidfile {
         if !dir.is_dir() {
             return Err(format!("{} doesn't exist. Can't create pidfile.", dir.display()));
         }
-        let tmp = dir.join(format!(".{}.{pid}.tmp", path.file_name().and_then(OsStr::to_str).unwrap_or("pid")));
+        let tmp = dir.join(format!(
+            ".{}.{pid}.tmp",
+            path.file_name().and_then(OsStr::to_str).unwrap_or("pid")
+        ));
         let write = || -> io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(format!("{pid}\n").as_bytes())?;
@@ -98,7 +104,11 @@ impl Pidfile {
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
-            return Err(format!("Can't create pidfile '{}': {}", path.display(), crate::log::py_os_error(&e)));
+            return Err(format!(
+                "Can't create pidfile '{}': {}",
+                path.display(),
+                crate::log::py_os_error(&e)
+            ));
         }
         Ok(Pidfile { path, pid })
     }
@@ -123,7 +133,8 @@ impl Pidfile {
 
     /// Removes the file if it still holds our pid.
     pub fn unlink(&self) {
-        let ours = fs::read_to_string(&self.path).ok().and_then(|t| t.trim().parse::<i32>().ok()) == Some(self.pid);
+        let ours = fs::read_to_string(&self.path).ok().and_then(|t| t.trim().parse::<i32>().ok())
+            == Some(self.pid);
         if ours {
             let _ = fs::remove_file(&self.path);
         }
@@ -231,7 +242,11 @@ pub fn gunicorn_fds(value: &str) -> Result<Vec<i32>, String> {
     value
         .split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<i32>().map_err(|_| format!("GUNICORN_FD: {s:?} is not a file descriptor")))
+        .map(|s| {
+            s.trim()
+                .parse::<i32>()
+                .map_err(|_| format!("GUNICORN_FD: {s:?} is not a file descriptor"))
+        })
         .collect()
 }
 

@@ -15,15 +15,21 @@ const CFG: Config = Config {
 };
 
 fn spawns(cmds: &[Command]) -> Vec<usize> {
-    cmds.iter().filter_map(|c| if let Command::Spawn { slot, .. } = c { Some(*slot) } else { None }).collect()
+    cmds.iter()
+        .filter_map(|c| if let Command::Spawn { slot, .. } = c { Some(*slot) } else { None })
+        .collect()
 }
 
 fn kills(cmds: &[Command]) -> Vec<(i32, KillSig)> {
-    cmds.iter().filter_map(|c| if let Command::Kill(p, s) = c { Some((*p, *s)) } else { None }).collect()
+    cmds.iter()
+        .filter_map(|c| if let Command::Kill(p, s) = c { Some((*p, *s)) } else { None })
+        .collect()
 }
 
 fn logs(cmds: &[Command]) -> Vec<(Level, String)> {
-    cmds.iter().filter_map(|c| if let Command::Log(l, s) = c { Some((*l, s.clone())) } else { None }).collect()
+    cmds.iter()
+        .filter_map(|c| if let Command::Log(l, s) = c { Some((*l, s.clone())) } else { None })
+        .collect()
 }
 
 fn exit(cmds: &[Command]) -> Option<u8> {
@@ -72,7 +78,10 @@ fn a_failed_fork_is_retried_on_the_next_tick() {
 fn an_outside_sigkill_is_reported_as_gunicorn_does() {
     let mut a = running();
     let out = a.handle(Event::Exited { pid: 101, status: Status::Signaled(9, "SIGKILL"), now: 5 });
-    assert_eq!(logs(&out), vec![(Level::Error, "Worker (pid:101) was sent SIGKILL! Perhaps out of memory?".into())]);
+    assert_eq!(
+        logs(&out),
+        vec![(Level::Error, "Worker (pid:101) was sent SIGKILL! Perhaps out of memory?".into())]
+    );
     assert_eq!(spawns(&out), vec![1]);
     let out = a.handle(Event::Exited { pid: 100, status: Status::Signaled(15, "SIGTERM"), now: 5 });
     assert_eq!(logs(&out), vec![(Level::Info, "Worker (pid:100) was sent SIGTERM!".into())]);
@@ -97,10 +106,14 @@ fn a_stalled_heartbeat_gets_abrt_then_kill() {
     assert!(kills(&a.handle(Event::Tick { now: 4000 })).is_empty());
     assert_eq!(kills(&a.handle(Event::Tick { now: 4501 })), vec![(100, KillSig::Kill)]);
     assert!(kills(&a.handle(Event::Tick { now: 6000 })).iter().all(|(p, _)| *p != 100));
-    let out = a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
+    let out =
+        a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
     assert_eq!(
         logs(&out),
-        vec![(Level::Error, "Worker (pid:100) was sent SIGKILL by the arbiter after WORKER TIMEOUT.".into())]
+        vec![(
+            Level::Error,
+            "Worker (pid:100) was sent SIGKILL by the arbiter after WORKER TIMEOUT.".into()
+        )]
     );
     assert_eq!(spawns(&out), vec![0]);
 }
@@ -130,7 +143,11 @@ fn term_is_a_graceful_stop() {
     let mut a = running();
     let out = a.handle(Event::Signal { sig: Sig::Term, now: 1000 });
     assert_eq!(logs(&out)[0], (Level::Info, "Handling signal: term".into()));
-    assert_eq!(out.iter().position(|c| *c == Command::CloseListeners { unlink: true }), Some(1), "listeners close first");
+    assert_eq!(
+        out.iter().position(|c| *c == Command::CloseListeners { unlink: true }),
+        Some(1),
+        "listeners close first"
+    );
     assert_eq!(kills(&out), vec![(100, KillSig::Term), (101, KillSig::Term)]);
     // A second TERM changes nothing; no respawn while stopping.
     assert!(kills(&a.handle(Event::Signal { sig: Sig::Term, now: 1100 })).is_empty());
@@ -149,11 +166,18 @@ fn graceful_timeout_ends_with_sigkill() {
     let mut a = running();
     a.handle(Event::Signal { sig: Sig::Term, now: 1000 });
     assert!(kills(&a.handle(Event::Tick { now: 5999 })).is_empty());
-    assert_eq!(kills(&a.handle(Event::Tick { now: 6000 })), vec![(100, KillSig::Kill), (101, KillSig::Kill)]);
-    let out = a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
+    assert_eq!(
+        kills(&a.handle(Event::Tick { now: 6000 })),
+        vec![(100, KillSig::Kill), (101, KillSig::Kill)]
+    );
+    let out =
+        a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
     assert_eq!(
         logs(&out),
-        vec![(Level::Error, "Worker (pid:100) was sent SIGKILL by the arbiter after graceful_timeout.".into())]
+        vec![(
+            Level::Error,
+            "Worker (pid:100) was sent SIGKILL by the arbiter after graceful_timeout.".into()
+        )]
     );
     // A worker that survives SIGKILL does not keep the master forever.
     let out = a.handle(Event::Tick { now: 8001 });
@@ -185,11 +209,13 @@ fn int_during_a_graceful_stop_hurries_it() {
 fn boot_and_load_errors_halt_with_their_code() {
     for (code, reason) in [(3u8, "Worker failed to boot."), (4, "App failed to load.")] {
         let mut a = running();
-        let out = a.handle(Event::Exited { pid: 100, status: Status::Exited(i32::from(code)), now: 10 });
+        let out =
+            a.handle(Event::Exited { pid: 100, status: Status::Exited(i32::from(code)), now: 10 });
         assert!(spawns(&out).is_empty());
         assert_eq!(kills(&out), vec![(101, KillSig::Term)]);
         // The other worker fails the same way during the halt: still a clean halt.
-        let out = a.handle(Event::Exited { pid: 101, status: Status::Exited(i32::from(code)), now: 20 });
+        let out =
+            a.handle(Event::Exited { pid: 101, status: Status::Exited(i32::from(code)), now: 20 });
         assert_eq!(
             logs(&out),
             vec![
@@ -222,7 +248,10 @@ fn a_fork_racing_a_stop_is_stopped() {
     assert!(exit(&out).is_none(), "the pending fork is still to come");
     let out = a.handle(Event::Spawned { pid: 9, slot: 0, now: 2 });
     assert_eq!(kills(&out), vec![(9, KillSig::Term)]);
-    assert_eq!(exit(&a.handle(Event::Exited { pid: 9, status: Status::Exited(0), now: 3 })), Some(0));
+    assert_eq!(
+        exit(&a.handle(Event::Exited { pid: 9, status: Status::Exited(0), now: 3 })),
+        Some(0)
+    );
 }
 
 // ---- every signal in every state ----------------------------------------------------
@@ -305,9 +334,15 @@ fn every_signal_in_every_state() {
         match (state, sig) {
             ("stopping", Sig::Int | Sig::Quit) => s(quit_all),
             ("stopping", Sig::Term | Sig::Chld) => s(""),
-            ("stopping", sig) => format!("DEBUG Ignoring SIG{} while shutting down.", sig.name().to_uppercase()),
-            ("reloading", Sig::Int | Sig::Quit) => format!("close:true {quit_all} kill:200:Quit kill:201:Quit"),
-            ("reloading", Sig::Term) => s("close:true kill:100:Term kill:101:Term kill:200:Term kill:201:Term"),
+            ("stopping", sig) => {
+                format!("DEBUG Ignoring SIG{} while shutting down.", sig.name().to_uppercase())
+            }
+            ("reloading", Sig::Int | Sig::Quit) => {
+                format!("close:true {quit_all} kill:200:Quit kill:201:Quit")
+            }
+            ("reloading", Sig::Term) => {
+                s("close:true kill:100:Term kill:101:Term kill:200:Term kill:201:Term")
+            }
             ("upgrading" | "reexeced", Sig::Int | Sig::Quit) => format!("close:false {quit_all}"),
             ("upgrading" | "reexeced", Sig::Term) => s("close:false kill:100:Term kill:101:Term"),
             (_, Sig::Int | Sig::Quit) => format!("close:true {quit_all}"),
@@ -319,12 +354,16 @@ fn every_signal_in_every_state() {
             (_, Sig::Ttin) => s("hook:n:3<-2 spawn:2"),
             ("reloading", Sig::Ttou) => s("hook:n:1<-2 kill:200:Term"),
             (_, Sig::Ttou) => s("hook:n:1<-2 kill:100:Term"),
-            ("reloading", Sig::Usr1) => s("ReopenLogs kill:100:Usr1 kill:101:Usr1 kill:200:Usr1 kill:201:Usr1"),
+            ("reloading", Sig::Usr1) => {
+                s("ReopenLogs kill:100:Usr1 kill:101:Usr1 kill:200:Usr1 kill:201:Usr1")
+            }
             (_, Sig::Usr1) => s("ReopenLogs kill:100:Usr1 kill:101:Usr1"),
             ("upgrading", Sig::Usr2) => s("WARNING USR2 signal ignored. Child exists."),
             ("reexeced", Sig::Usr2) => s("WARNING USR2 signal ignored. Parent exists."),
             (_, Sig::Usr2) => s("Reexec"),
-            ("daemon", Sig::Winch) => s("INFO graceful stop of workers hook:n:0<-2 kill:100:Term kill:101:Term"),
+            ("daemon", Sig::Winch) => {
+                s("INFO graceful stop of workers hook:n:0<-2 kill:100:Term kill:101:Term")
+            }
             ("reloading", Sig::Winch) => s("DEBUG SIGWINCH ignored. Not daemonized"),
             (_, Sig::Winch) => s("DEBUG SIGWINCH ignored. Not daemonized"),
         }
@@ -342,11 +381,16 @@ fn every_signal_in_every_state() {
             // is announced for signals ignored while stopping.
             let announced = handling(&out);
             let want_level = if sig == Sig::Chld { Level::Debug } else { Level::Info };
-            let ignored = name == "stopping" && !matches!(sig, Sig::Int | Sig::Quit | Sig::Term | Sig::Chld);
+            let ignored =
+                name == "stopping" && !matches!(sig, Sig::Int | Sig::Quit | Sig::Term | Sig::Chld);
             if ignored {
                 assert_eq!(announced, None, "{name} {sig:?}");
             } else {
-                assert_eq!(announced, Some((want_level, format!("Handling signal: {}", sig.name()))), "{name} {sig:?}");
+                assert_eq!(
+                    announced,
+                    Some((want_level, format!("Handling signal: {}", sig.name()))),
+                    "{name} {sig:?}"
+                );
             }
             assert!(exit(&out).is_none());
         }
@@ -375,12 +419,16 @@ fn hup_retires_an_old_worker_only_when_a_new_one_booted() {
     let out = a.handle(Event::Booted { pid: 200, now: 1600 });
     assert_eq!(render(&out), vec!["kill:100:Term"], "the oldest goes first");
     let out = a.handle(Event::Booted { pid: 201, now: 1700 });
-    assert_eq!(render(&out), vec!["kill:101:Term", "INFO Reload complete: 2 new workers booted.", "ReloadDone"]);
+    assert_eq!(
+        render(&out),
+        vec!["kill:101:Term", "INFO Reload complete: 2 new workers booted.", "ReloadDone"]
+    );
     assert!(!a.reloading());
     // The old ones exit: no respawn, child_exit is called.
     let out = a.handle(Event::Exited { pid: 100, status: Status::Exited(0), now: 1800 });
     assert_eq!(render(&out), vec!["hook:exit:100"]);
-    let out = a.handle(Event::Exited { pid: 101, status: Status::Signaled(15, "SIGTERM"), now: 1800 });
+    let out =
+        a.handle(Event::Exited { pid: 101, status: Status::Signaled(15, "SIGTERM"), now: 1800 });
     assert_eq!(render(&out), vec!["INFO Worker (pid:101) was sent SIGTERM!", "hook:exit:101"]);
     assert_eq!(a.workers().keys().copied().collect::<Vec<_>>(), vec![200, 201]);
 }
@@ -396,13 +444,19 @@ fn hup_with_fewer_or_more_workers() {
     // 2 -> 3: the third new worker retires nobody.
     let mut a = running();
     let out = reload(&mut a, Config { workers: 3, ..CFG });
-    assert_eq!(render(&out), vec!["hook:n:3<-2", "hook:on_reload", "spawn:2", "spawn:3", "spawn:4"]);
+    assert_eq!(
+        render(&out),
+        vec!["hook:n:3<-2", "hook:on_reload", "spawn:2", "spawn:3", "spawn:4"]
+    );
     for (pid, slot) in [(200, 2), (201, 3), (202, 4)] {
         a.handle(Event::Spawned { pid, slot, now: 1001 });
     }
     assert_eq!(render(&a.handle(Event::Booted { pid: 202, now: 1100 })), vec!["kill:100:Term"]);
     assert_eq!(render(&a.handle(Event::Booted { pid: 200, now: 1100 })), vec!["kill:101:Term"]);
-    assert_eq!(render(&a.handle(Event::Booted { pid: 201, now: 1100 })), vec!["INFO Reload complete: 3 new workers booted.", "ReloadDone"]);
+    assert_eq!(
+        render(&a.handle(Event::Booted { pid: 201, now: 1100 })),
+        vec!["INFO Reload complete: 3 new workers booted.", "ReloadDone"]
+    );
 }
 
 #[test]
@@ -417,7 +471,9 @@ fn a_new_worker_failing_to_boot_aborts_the_reload_and_the_old_workers_stay() {
             render(&out),
             vec![
                 format!("ERROR Worker (pid:200) exited with code {code}."),
-                format!("ERROR Reload aborted: new worker (pid:200) failed to boot (exit code {code}); the old workers keep serving."),
+                format!(
+                    "ERROR Reload aborted: new worker (pid:200) failed to boot (exit code {code}); the old workers keep serving."
+                ),
                 "kill:201:Term".into(),
                 "ReloadAborted".into(),
                 "hook:exit:200".into(),
@@ -439,7 +495,10 @@ fn a_config_that_does_not_load_keeps_everything() {
     let mut a = running();
     a.handle(Event::Signal { sig: Sig::Hup, now: 1000 });
     let out = a.handle(Event::ReloadFailed { error: "bad: x".into() });
-    assert_eq!(render(&out), vec!["ERROR Reload failed, the running configuration is kept: bad: x"]);
+    assert_eq!(
+        render(&out),
+        vec!["ERROR Reload failed, the running configuration is kept: bad: x"]
+    );
     assert!(!a.reloading() && a.workers().len() == 2);
 }
 
@@ -452,15 +511,25 @@ fn a_retired_worker_that_lingers_gets_sigkill_after_graceful_timeout() {
     a.handle(Event::Signal { sig: Sig::Ttou, now: 1000 });
     assert!(kills(&a.handle(Event::Tick { now: 5999 })).is_empty());
     assert_eq!(kills(&a.handle(Event::Tick { now: 6000 })), vec![(100, KillSig::Kill)]);
-    let out = a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
-    assert_eq!(render(&out), vec!["ERROR Worker (pid:100) was sent SIGKILL by the arbiter after graceful_timeout.", "hook:exit:100"]);
+    let out =
+        a.handle(Event::Exited { pid: 100, status: Status::Signaled(9, "SIGKILL"), now: 6001 });
+    assert_eq!(
+        render(&out),
+        vec![
+            "ERROR Worker (pid:100) was sent SIGKILL by the arbiter after graceful_timeout.",
+            "hook:exit:100"
+        ]
+    );
 }
 
 #[test]
 fn ttin_stops_at_the_heartbeat_capacity_and_ttou_at_one() {
     let mut a = Arbiter::new(Config { workers: 7, ..CFG });
     a.handle(Event::Start { now: 0 });
-    assert_eq!(render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })), vec!["hook:n:8<-7", "spawn:7"]);
+    assert_eq!(
+        render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })),
+        vec!["hook:n:8<-7", "spawn:7"]
+    );
     assert_eq!(
         render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })),
         vec!["WARNING SIGTTIN ignored: at most 8 workers (raise `workers` to allow more)."]
@@ -481,8 +550,12 @@ fn winch_when_daemonized_then_hup_brings_workers_back() {
     a.handle(Event::Spawned { pid: 101, slot: 1, now: 0 });
     a.handle(Event::Signal { sig: Sig::Winch, now: 0 });
     // Exits are not replaced.
-    assert!(spawns(&a.handle(Event::Exited { pid: 100, status: Status::Exited(0), now: 1 })).is_empty());
-    assert!(spawns(&a.handle(Event::Exited { pid: 101, status: Status::Exited(0), now: 1 })).is_empty());
+    assert!(
+        spawns(&a.handle(Event::Exited { pid: 100, status: Status::Exited(0), now: 1 })).is_empty()
+    );
+    assert!(
+        spawns(&a.handle(Event::Exited { pid: 101, status: Status::Exited(0), now: 1 })).is_empty()
+    );
     assert!(spawns(&a.handle(Event::Tick { now: 2000 })).is_empty());
     // HUP (the documented roll-back): workers come back.
     let out = reload(&mut a, Config { daemon: true, ..CFG });
@@ -531,7 +604,10 @@ fn systemd_and_reuse_port_sockets_are_not_unlinked() {
     for cfg in [Config { systemd: true, ..CFG }, Config { reuse_port: true, ..CFG }] {
         let mut a = Arbiter::new(cfg);
         a.handle(Event::Start { now: 0 });
-        assert!(a.handle(Event::Signal { sig: Sig::Term, now: 0 }).contains(&Command::CloseListeners { unlink: false }));
+        assert!(
+            a.handle(Event::Signal { sig: Sig::Term, now: 0 })
+                .contains(&Command::CloseListeners { unlink: false })
+        );
     }
 }
 

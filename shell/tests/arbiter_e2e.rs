@@ -26,7 +26,10 @@ fn two_workers_serve_and_term_stops_cleanly() {
     let log = srv.log();
     let master = srv.pid();
     assert!(log.contains(&format!("[{master}] [INFO] Starting ferrocorn 0.1.0\n")), "{log}");
-    assert!(log.contains(&format!("[{master}] [INFO] Listening at: http://{addr} ({master})\n")), "{log}");
+    assert!(
+        log.contains(&format!("[{master}] [INFO] Listening at: http://{addr} ({master})\n")),
+        "{log}"
+    );
     assert!(log.contains(&format!("[{master}] [INFO] Using worker: sync\n")), "{log}");
     for pid in &pids {
         assert!(log.contains(&format!("[{pid}] [INFO] Booting worker with pid: {pid}\n")), "{log}");
@@ -60,7 +63,16 @@ fn a_worker_killed_from_outside_is_replaced() {
 #[test]
 fn term_lets_an_in_flight_request_finish() {
     let mut srv = Server::start(&[
-        "-w", "1", "--timeout", "5", "--graceful-timeout", "5", "--log-level", "debug", "-b", "127.0.0.1:0",
+        "-w",
+        "1",
+        "--timeout",
+        "5",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "debug",
+        "-b",
+        "127.0.0.1:0",
     ]);
     let addr = srv.addr();
     srv.wait_booted(1);
@@ -80,7 +92,16 @@ fn term_lets_an_in_flight_request_finish() {
 #[test]
 fn int_and_quit_stop_at_once() {
     for sig in [Signal::SIGINT, Signal::SIGQUIT] {
-        let mut srv = Server::start(&["-w", "1", "--timeout", "30", "--log-level", "debug", "-b", "127.0.0.1:0"]);
+        let mut srv = Server::start(&[
+            "-w",
+            "1",
+            "--timeout",
+            "30",
+            "--log-level",
+            "debug",
+            "-b",
+            "127.0.0.1:0",
+        ]);
         let addr = srv.addr();
         srv.wait_booted(1);
         let client = std::thread::spawn(move || get(addr, "/sleep?ms=20000"));
@@ -102,9 +123,20 @@ fn a_hung_worker_is_timed_out_and_replaced() {
     srv.wait_booted(2);
     let hang = std::thread::spawn(move || get(addr, "/hang"));
     let log = srv.wait_log(10, "WORKER TIMEOUT", |l| l.contains("[CRITICAL] WORKER TIMEOUT (pid:"));
-    let pid: i32 = log.split("WORKER TIMEOUT (pid:").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+    let pid: i32 = log
+        .split("WORKER TIMEOUT (pid:")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let log = srv.wait_for(&format!("Worker (pid:{pid}) was serving GET /hang from 127.0.0.1:"));
-    assert!(log.contains(&format!("[{}] [CRITICAL] WORKER TIMEOUT (pid:{pid})", srv.pid())), "{log}");
+    assert!(
+        log.contains(&format!("[{}] [CRITICAL] WORKER TIMEOUT (pid:{pid})", srv.pid())),
+        "{log}"
+    );
     // ABRT makes the Rust body exit 1 (gunicorn's handle_abort); SIGKILL would follow.
     srv.wait_for(&format!("Worker (pid:{pid}) exited with code 1."));
     srv.wait_booted(3);
@@ -128,7 +160,11 @@ fn a_slowloris_client_does_not_starve_others() {
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(std::io::Read::read(&mut slow, &mut buf).unwrap_or(0), 0, "the slow client was dropped");
+    assert_eq!(
+        std::io::Read::read(&mut slow, &mut buf).unwrap_or(0),
+        0,
+        "the slow client was dropped"
+    );
     let log = srv.log();
     assert!(!log.contains("WORKER TIMEOUT"), "{log}");
     assert_eq!(srv.booted().len(), 1, "{log}");
@@ -154,7 +190,10 @@ fn boot_and_load_errors_stop_the_master_with_their_code() {
 fn a_worker_hanging_before_its_first_heartbeat_is_timed_out() {
     // gunicorn never times out such a worker (its heartbeat file's mtime is wall-clock
     // time compared with monotonic time); the master stamps the heartbeat at spawn.
-    let srv = Server::start_env(&["-w", "1", "--timeout", "1", "-b", "127.0.0.1:0"], &[("FERROCORN_TEST_BOOT_HANG", "1")]);
+    let srv = Server::start_env(
+        &["-w", "1", "--timeout", "1", "-b", "127.0.0.1:0"],
+        &[("FERROCORN_TEST_BOOT_HANG", "1")],
+    );
     let pid = srv.wait_booted(1)[0];
     srv.wait_for(&format!("[CRITICAL] WORKER TIMEOUT (pid:{pid})"));
     srv.wait_for(&format!("Worker (pid:{pid}) was not serving a request"));

@@ -34,14 +34,22 @@ fn hup_replaces_every_worker_without_a_failed_request() {
     wait_until(10, "old workers gone", || old.iter().all(|p| !alive(*p)));
     load.wait_more(20);
     let (ok, failures) = load.finish();
-    assert!(failures.is_empty(), "{} failed of {}: {failures:?}", failures.len(), ok + failures.len() as u64);
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {failures:?}",
+        failures.len(),
+        ok + failures.len() as u64
+    );
     let mut kids = children(srv.pid());
     kids.sort_unstable();
     let mut want = new.clone();
     want.sort_unstable();
     assert_eq!(kids, want, "the master's children are the new workers");
     let log = srv.log();
-    assert!(log.contains("[INFO] Handling signal: hup\n") && log.contains("[INFO] Hang up: Master\n"), "{log}");
+    assert!(
+        log.contains("[INFO] Handling signal: hup\n") && log.contains("[INFO] Hang up: Master\n"),
+        "{log}"
+    );
     eprintln!("HUP under load: {ok} requests, 0 failed");
 }
 
@@ -53,7 +61,10 @@ fn a_broken_config_or_deploy_on_hup_keeps_the_old_workers_serving() {
     std::fs::write(&args, "").unwrap();
     let srv = Server::start_env(
         &["-w", "2", "--timeout", "10", "-b", "127.0.0.1:0"],
-        &[("FERROCORN_TEST_ARGS_FILE", args.to_str().unwrap()), ("FERROCORN_TEST_BOOT_FAIL_FILE", fail.to_str().unwrap())],
+        &[
+            ("FERROCORN_TEST_ARGS_FILE", args.to_str().unwrap()),
+            ("FERROCORN_TEST_BOOT_FAIL_FILE", fail.to_str().unwrap()),
+        ],
     );
     let addr = srv.addr();
     let old = srv.wait_booted(2);
@@ -112,7 +123,16 @@ fn ttin_and_ttou_change_the_worker_count() {
 #[test]
 fn max_requests_recycles_workers_without_a_failed_request() {
     let srv = Server::start(&[
-        "-w", "2", "--timeout", "10", "--max-requests", "5", "--max-requests-jitter", "3", "-b", "127.0.0.1:0",
+        "-w",
+        "2",
+        "--timeout",
+        "10",
+        "--max-requests",
+        "5",
+        "--max-requests-jitter",
+        "3",
+        "-b",
+        "127.0.0.1:0",
     ]);
     let addr = srv.addr();
     srv.wait_booted(2);
@@ -131,12 +151,15 @@ fn max_requests_recycles_workers_without_a_failed_request() {
 
 #[test]
 fn term_lets_in_flight_requests_complete_on_every_worker() {
-    let mut srv = Server::start(&["-w", "2", "--timeout", "10", "--log-level", "debug", "-b", "127.0.0.1:0"]);
+    let mut srv =
+        Server::start(&["-w", "2", "--timeout", "10", "--log-level", "debug", "-b", "127.0.0.1:0"]);
     let addr = srv.addr();
     srv.wait_booted(2);
     let a = std::thread::spawn(move || get(addr, "/sleep?ms=800"));
     let b = std::thread::spawn(move || get(addr, "/sleep?ms=900"));
-    wait_until(10, "two requests in flight", || srv.log().matches("[DEBUG] GET /sleep?ms=").count() == 2);
+    wait_until(10, "two requests in flight", || {
+        srv.log().matches("[DEBUG] GET /sleep?ms=").count() == 2
+    });
     srv.signal(Signal::SIGTERM);
     assert!(is_hello(&a.join().unwrap()));
     assert!(is_hello(&b.join().unwrap()));
@@ -148,7 +171,15 @@ fn start_daemon(dir: &TempDir, extra: &[&str]) -> (i32, std::path::PathBuf, std:
     let pidfile = dir.path("app.pid");
     let log = dir.path("error.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocorn-test-server"));
-    cmd.args(["-D", "-p", pidfile.to_str().unwrap(), "--error-logfile", log.to_str().unwrap(), "-b", "127.0.0.1:0"]);
+    cmd.args([
+        "-D",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "--error-logfile",
+        log.to_str().unwrap(),
+        "-b",
+        "127.0.0.1:0",
+    ]);
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let st = cmd.status().unwrap();
     assert!(st.success(), "the launcher returns at once: {st}");
@@ -201,14 +232,19 @@ fn usr2_winch_quit_is_a_zero_downtime_upgrade() {
     load.wait_more(10);
     kill(Pid::from_raw(old), Signal::SIGQUIT).unwrap();
     wait_until(10, "the old master exits", || !alive(old));
-    wait_until(10, "promotion", || read(&log).contains(&format!("[{new}] [INFO] Master has been promoted.")));
+    wait_until(10, "promotion", || {
+        read(&log).contains(&format!("[{new}] [INFO] Master has been promoted."))
+    });
     wait_until(10, "the pidfile back", || read_pid(&pidfile) == Some(new) && !pid2.exists());
     load.wait_more(10);
     let (ok, failures) = load.finish();
     let text = read(&log);
     assert!(failures.is_empty(), "{} failed: {failures:?}\n{text}", failures.len());
     assert!(text.contains(&format!("[{old}] [INFO] graceful stop of workers")), "{text}");
-    assert!(text.contains(&format!("[{new}] [INFO] Listening at: http://{addr} ({new})")), "the same socket: {text}");
+    assert!(
+        text.contains(&format!("[{new}] [INFO] Listening at: http://{addr} ({new})")),
+        "the same socket: {text}"
+    );
     assert!(text.contains(&format!("[{old}] [INFO] Shutting down: Master")), "{text}");
     // The promoted master works as any master: TERM stops it and removes the pidfile.
     kill(Pid::from_raw(new), Signal::SIGTERM).unwrap();
@@ -225,7 +261,16 @@ fn usr2_then_term_of_the_old_master_without_daemon() {
     let guard = KillOnDrop::default();
     let pidfile = dir.path("p.pid");
     let mut srv = Server::start(&[
-        "-w", "1", "--timeout", "10", "--log-level", "debug", "-p", pidfile.to_str().unwrap(), "-b", "127.0.0.1:0",
+        "-w",
+        "1",
+        "--timeout",
+        "10",
+        "--log-level",
+        "debug",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "-b",
+        "127.0.0.1:0",
     ]);
     let addr = srv.addr();
     srv.wait_booted(1);
@@ -245,7 +290,9 @@ fn usr2_then_term_of_the_old_master_without_daemon() {
     srv.signal(Signal::SIGTERM);
     // The new master is our grandchild now reparented; its output still reaches our pipe.
     assert_eq!(srv.wait_exit_only(10).code(), Some(0));
-    wait_until(10, "promotion", || srv.log().contains(&format!("[{new}] [INFO] Master has been promoted.")));
+    wait_until(10, "promotion", || {
+        srv.log().contains(&format!("[{new}] [INFO] Master has been promoted."))
+    });
     load.wait_more(10);
     let (ok, failures) = load.finish();
     assert!(failures.is_empty(), "{failures:?}");
@@ -269,7 +316,10 @@ fn systemd_socket_activation_adopts_the_socket() {
     let srv = Server::start_command(cmd);
     set_cloexec(&listener);
     let log = srv.wait_for("Listening at: ");
-    assert!(log.contains(&format!("Listening at: http://{addr} (")), "adopted, the bind setting ignored: {log}");
+    assert!(
+        log.contains(&format!("Listening at: http://{addr} (")),
+        "adopted, the bind setting ignored: {log}"
+    );
     srv.wait_booted(1);
     drop(listener);
     assert!(is_hello(&get(addr, "/")));
@@ -294,7 +344,10 @@ fn sd_notify_ready_reloading_stopping() {
         let n = rx.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let mut srv = Server::start_env(&["-w", "1", "-b", "127.0.0.1:0"], &[("NOTIFY_SOCKET", sock.to_str().unwrap())]);
+    let mut srv = Server::start_env(
+        &["-w", "1", "-b", "127.0.0.1:0"],
+        &[("NOTIFY_SOCKET", sock.to_str().unwrap())],
+    );
     assert!(recv().starts_with("READY=1\nSTATUS="));
     srv.wait_booted(1);
     srv.signal(Signal::SIGHUP);
@@ -331,7 +384,9 @@ fn server_hooks_are_called_in_order_with_their_arguments() {
     assert_eq!(hang.join().unwrap(), "");
     // Its replacement booted (2 first, 1 TTIN, 2 HUP, 1 now) before QUIT, which then
     // reaches two workers.
-    wait_until(15, "the stuck worker's replacement", || read(&hooks).matches("post_worker_init").count() == 6);
+    wait_until(15, "the stuck worker's replacement", || {
+        read(&hooks).matches("post_worker_init").count() == 6
+    });
     srv.signal(Signal::SIGQUIT);
     assert_eq!(srv.wait_exit(10).code(), Some(0));
     let text = read(&hooks);
@@ -341,24 +396,48 @@ fn server_hooks_are_called_in_order_with_their_arguments() {
     // Start-up, in gunicorn's order.
     assert_eq!(lines[0], format!("nworkers_changed server={m} new=2 old=None"), "{text}");
     assert_eq!(lines[1], format!("on_starting server={m} workers=2 name=Master"), "{text}");
-    assert!(lines[2].starts_with(&format!("when_ready server={m} workers=2 listeners=http://{addr}")), "{text}");
-    assert!(lines[3].starts_with(&format!("pre_fork server={m} workers=2 worker=0 age=1 ppid={m}")), "{text}");
-    let pos = |needle: &str| lines.iter().position(|l| l.starts_with(needle)).unwrap_or_else(|| panic!("{needle}\n{text}"));
+    assert!(
+        lines[2].starts_with(&format!("when_ready server={m} workers=2 listeners=http://{addr}")),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with(&format!("pre_fork server={m} workers=2 worker=0 age=1 ppid={m}")),
+        "{text}"
+    );
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("{needle}\n{text}"))
+    };
     let w1 = first[0];
     let post_fork = pos(&format!("post_fork server={m} workers=2 worker={w1} age="));
     let init = pos(&format!("post_worker_init worker={w1} age="));
     assert!(post_fork < init);
     // TTIN, then HUP: nworkers_changed(3, 2); then as gunicorn's reload():
     // nworkers_changed(2, 3) (setup), on_reload, the new pre_forks.
-    let ttin = lines.iter().position(|l| *l == format!("nworkers_changed server={m} new=3 old=2")).expect(&text);
+    let ttin = lines
+        .iter()
+        .position(|l| *l == format!("nworkers_changed server={m} new=3 old=2"))
+        .expect(&text);
     let reload = pos("on_reload ");
     assert!(ttin < reload, "{text}");
     assert_eq!(lines[reload - 1], format!("nworkers_changed server={m} new=2 old=3"), "{text}");
     assert!(lines[reload + 1].starts_with("pre_fork "), "{text}");
     // Old workers: worker_exit in the worker, child_exit in the master.
     for w in &first {
-        assert!(lines.iter().any(|l| l.starts_with("worker_exit ") && l.contains(&format!("worker={w} "))), "{text}");
-        assert!(lines.iter().any(|l| l.starts_with("child_exit ") && l.contains(&format!("worker={w} "))), "{text}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("worker_exit ") && l.contains(&format!("worker={w} "))),
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("child_exit ") && l.contains(&format!("worker={w} "))),
+            "{text}"
+        );
     }
     // The stuck worker: worker_abort, no worker_int; QUIT: worker_int in the others.
     assert_eq!(names.iter().filter(|n| *n == "worker_abort").count(), 1, "{text}");
@@ -372,7 +451,8 @@ fn usr1_reopens_the_log_files() {
     let dir = TempDir::new("usr1");
     let log = dir.path("error.log");
     let rotated = dir.path("error.log.1");
-    let mut srv = Server::start(&["-w", "1", "--error-logfile", log.to_str().unwrap(), "-b", "127.0.0.1:0"]);
+    let mut srv =
+        Server::start(&["-w", "1", "--error-logfile", log.to_str().unwrap(), "-b", "127.0.0.1:0"]);
     wait_until(10, "a worker", || read(&log).contains("Booting worker with pid: "));
     std::fs::rename(&log, &rotated).unwrap();
     srv.signal(Signal::SIGUSR1);
@@ -382,7 +462,10 @@ fn usr1_reopens_the_log_files() {
     assert_eq!(srv.wait_exit(10).code(), Some(0));
     // The master's and the worker's later lines go to the new file.
     let new = read(&log);
-    assert!(new.contains("Handling signal: term") && new.contains("Worker exiting (pid: "), "{new}");
+    assert!(
+        new.contains("Handling signal: term") && new.contains("Worker exiting (pid: "),
+        "{new}"
+    );
     assert!(!read(&rotated).contains("Handling signal: term"));
 }
 
@@ -434,7 +517,14 @@ fn workers_drop_privileges_and_the_socket_is_chowned() {
     let pid = srv.wait_booted(1)[0];
     let ids = |field: &str| -> String {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().to_owned()
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
     };
     wait_until(10, "the switch", || ids("Uid:") == "65534");
     assert_eq!(ids("Gid:"), "65534");

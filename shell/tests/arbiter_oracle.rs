@@ -14,7 +14,11 @@ use support::{Server, get};
 fn gunicorn() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let g = root.join(".venv").join("bin").join("gunicorn");
-    assert!(g.exists(), "{} is missing: run scripts/setup-python.sh (scripts/test.sh runs it)", g.display());
+    assert!(
+        g.exists(),
+        "{} is missing: run scripts/setup-python.sh (scripts/test.sh runs it)",
+        g.display()
+    );
     g
 }
 
@@ -66,11 +70,21 @@ fn master_lines_match_gunicorn() {
     )
     .unwrap();
     let mut g = Command::new(gunicorn());
-    g.current_dir(&dir)
-        .args(["-w", "2", "-b", "127.0.0.1:0", "--control-socket", dir.join("ctl").to_str().unwrap(), "hello:app"]);
+    g.current_dir(&dir).args([
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:0",
+        "--control-socket",
+        dir.join("ctl").to_str().unwrap(),
+        "hello:app",
+    ]);
     let want = story(Server::start_command(g));
     let got = story(Server::start(&["-w", "2", "-b", "127.0.0.1:0"]));
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, want);
-    assert!(want.iter().any(|l| l == "ERROR Worker (pid:N) was sent SIGKILL! Perhaps out of memory?"), "{want:#?}");
+    assert!(
+        want.iter().any(|l| l == "ERROR Worker (pid:N) was sent SIGKILL! Perhaps out of memory?"),
+        "{want:#?}"
+    );
 }

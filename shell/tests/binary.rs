@@ -12,10 +12,7 @@ fn workdir(tag: &str) -> PathBuf {
 
 fn run_in(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocorn"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", "/nonexistent-home");
+    cmd.args(args).current_dir(dir).env_clear().env("HOME", "/nonexistent-home");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -37,10 +34,7 @@ fn version_and_help_exit_0() {
         run("version", &["--version"], &[]),
         (0, "ferrocorn (version 0.1.0)\n".into(), String::new())
     );
-    assert_eq!(
-        run("version-short", &["-v"], &[]).1,
-        "ferrocorn (version 0.1.0)\n"
-    );
+    assert_eq!(run("version-short", &["-v"], &[]).1, "ferrocorn (version 0.1.0)\n");
     let (code, out, err) = run("help", &["--help"], &[]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.starts_with("usage: ferrocorn [OPTIONS] [APP_MODULE]\n"));
@@ -60,19 +54,11 @@ fn argparse_errors_exit_2() {
     );
     assert_eq!(
         run("bad-flag", &["--nope", "app"], &[]),
-        (
-            2,
-            String::new(),
-            format!("{usage}ferrocorn: error: unrecognized arguments: --nope\n")
-        )
+        (2, String::new(), format!("{usage}ferrocorn: error: unrecognized arguments: --nope\n"))
     );
     assert_eq!(
         run("env-flag", &["app"], &[("GUNICORN_CMD_ARGS", "--nope")]),
-        (
-            2,
-            String::new(),
-            format!("{usage}ferrocorn: error: unrecognized arguments: --nope\n")
-        )
+        (2, String::new(), format!("{usage}ferrocorn: error: unrecognized arguments: --nope\n"))
     );
 }
 
@@ -83,75 +69,32 @@ type ErrorCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 fn validation_errors_exit_1_with_one_error_line() {
     let cases: &[ErrorCase<'_>] = &[
         (&["-w", "-1", "app"], &[], "Value must be positive: -1"),
-        (
-            &["--proxy-protocol", "app:app"],
-            &[],
-            "proxy_protocol must be: off, v1, v2, or auto",
-        ),
-        (
-            &["--header-map", "x", "app"],
-            &[],
-            "Invalid header map behaviour: x",
-        ),
-        (
-            &["--forwarded-allow-ips", "1.2.3.4/24", "app"],
-            &[],
-            "1.2.3.4/24 has host bits set",
-        ),
+        (&["--proxy-protocol", "app:app"], &[], "proxy_protocol must be: off, v1, v2, or auto"),
+        (&["--header-map", "x", "app"], &[], "Invalid header map behaviour: x"),
+        (&["--forwarded-allow-ips", "1.2.3.4/24", "app"], &[], "1.2.3.4/24 has host bits set"),
         (
             &["--chdir", "/nonexistent-ferrocorn", "app"],
             &[],
             "can't chdir to '/nonexistent-ferrocorn'",
         ),
-        (
-            &["-u", "no-such-user-ferrocorn", "app"],
-            &[],
-            "No such user: 'no-such-user-ferrocorn'",
-        ),
-        (
-            &["--reload-engine", "x", "app"],
-            &[],
-            "Invalid reload_engine: 'x'",
-        ),
-        (
-            &["--cert-reqs", "x", "app"],
-            &[],
-            "invalid literal for int() with base 0: 'x'",
-        ),
-        (
-            &["-c", "missing.py", "app"],
-            &[],
-            "'missing.py' doesn't exist",
-        ),
+        (&["-u", "no-such-user-ferrocorn", "app"], &[], "No such user: 'no-such-user-ferrocorn'"),
+        (&["--reload-engine", "x", "app"], &[], "Invalid reload_engine: 'x'"),
+        (&["--cert-reqs", "x", "app"], &[], "invalid literal for int() with base 0: 'x'"),
+        (&["-c", "missing.py", "app"], &[], "'missing.py' doesn't exist"),
         (&["-w", "2"], &[], "No application module specified."),
-        (
-            &["app"],
-            &[("GUNICORN_CMD_ARGS", "'open")],
-            "No closing quotation",
-        ),
-        (
-            &["app"],
-            &[("WEB_CONCURRENCY", "-2")],
-            "Value must be positive: -2",
-        ),
+        (&["app"], &[("GUNICORN_CMD_ARGS", "'open")], "No closing quotation"),
+        (&["app"], &[("WEB_CONCURRENCY", "-2")], "Value must be positive: -2"),
     ];
     for (i, (args, env, msg)) in cases.iter().enumerate() {
         let got = run(&format!("invalid-{i}"), args, env);
-        assert_eq!(
-            got,
-            (1, String::new(), format!("\nError: {msg}\n")),
-            "{args:?} {env:?}"
-        );
+        assert_eq!(got, (1, String::new(), format!("\nError: {msg}\n")), "{args:?} {env:?}");
     }
 }
 
 #[test]
 fn print_config_exits_0() {
-    let (code, out, err) = run(
-        "print",
-        &["--print-config", "app:app", "-w", "3"],
-        &[("PORT", "9000")],
-    );
+    let (code, out, err) =
+        run("print", &["--print-config", "app:app", "-w", "3"], &[("PORT", "9000")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\nbind                               = ['0.0.0.0:9000']\n"));
     assert!(out.contains("\nworkers                            = 3\n"));
@@ -167,10 +110,7 @@ fn config_files_are_refused_until_python_lands() {
     let o = run_in(&dir, &["app"], &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(
-        err.starts_with("\nError: cannot read config file "),
-        "{err}"
-    );
+    assert!(err.starts_with("\nError: cannot read config file "), "{err}");
     assert!(err.contains("Python runtime"), "{err}");
 }
 
@@ -184,11 +124,8 @@ fn serving_needs_the_python_package() {
             "\nError: this ferrocorn binary does not embed Python and cannot serve an application; install the ferrocorn Python package (pip install ./shell)\n".into()
         )
     );
-    let (code, _, err) = run(
-        "unsupported",
-        &["app:app", "--dirty-workers", "2", "--asgi-loop", "uvloop"],
-        &[],
-    );
+    let (code, _, err) =
+        run("unsupported", &["app:app", "--dirty-workers", "2", "--asgi-loop", "uvloop"], &[]);
     assert_eq!(code, 1);
     assert_eq!(
         err,

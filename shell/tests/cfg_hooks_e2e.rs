@@ -44,11 +44,7 @@ fn hook_view(program: &str, dir: &Path) -> String {
     let addr = srv.addr();
     srv.wait_booted(1);
     let resp = get(addr, "/");
-    assert!(
-        resp.starts_with("HTTP/1.1 200"),
-        "{program}: {resp}\n{}",
-        srv.log()
-    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{program}: {resp}\n{}", srv.log());
     wait_until(10, "the hook's output", || out.exists());
     std::fs::read_to_string(&out).unwrap()
 }

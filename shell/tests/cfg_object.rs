@@ -51,15 +51,8 @@ fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
     let o = cmd.output().expect("run python");
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success(),
-        "{tag}: compare.py failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(
-        stdout,
-        expected(logger),
-        "{tag}: unexpected differences (stderr: {stderr})"
-    );
+    assert!(o.status.success(), "{tag}: compare.py failed:\n{stdout}\n{stderr}");
+    assert_eq!(stdout, expected(logger), "{tag}: unexpected differences (stderr: {stderr})");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -105,10 +98,7 @@ fn command_line_and_environment() {
             "-u",
             "0",
         ],
-        &[
-            ("GUNICORN_CMD_ARGS", "--timeout 7 --statsd-host localhost"),
-            ("SENDFILE", "no"),
-        ],
+        &[("GUNICORN_CMD_ARGS", "--timeout 7 --statsd-host localhost"), ("SENDFILE", "no")],
         "gunicorn.instrument.statsd.Statsd",
     );
     compare(

@@ -25,15 +25,7 @@ fn get(a: &ParsedArgs, name: &str) -> Value {
 
 #[test]
 fn int_option_spellings() {
-    for argv in [
-        "-w3",
-        "-w 3",
-        "--workers=3",
-        "--workers 3",
-        "-w=3",
-        "-w 03",
-        "-w 1_0",
-    ] {
+    for argv in ["-w3", "-w 3", "--workers=3", "--workers 3", "-w=3", "-w 03", "-w 1_0"] {
         let want = if argv.ends_with("1_0") { 10 } else { 3 };
         assert_eq!(get(&ok(argv), "workers"), Value::Int(want), "{argv}");
     }
@@ -47,38 +39,14 @@ fn negative_numbers_are_values() {
 
 #[test]
 fn int_conversion_errors_are_argparse_errors() {
-    assert_eq!(
-        err(&["-w", "x"]),
-        "argument -w/--workers: invalid int value: 'x'"
-    );
-    assert_eq!(
-        err(&["-wx"]),
-        "argument -w/--workers: invalid int value: 'x'"
-    );
-    assert_eq!(
-        err(&["-w", "0x10"]),
-        "argument -w/--workers: invalid int value: '0x10'"
-    );
-    assert_eq!(
-        err(&["-w", ""]),
-        "argument -w/--workers: invalid int value: ''"
-    );
-    assert_eq!(
-        err(&["-m", "z"]),
-        "argument -m/--umask: invalid auto_int value: 'z'"
-    );
-    assert_eq!(
-        err(&["-m", "08"]),
-        "argument -m/--umask: invalid auto_int value: '08'"
-    );
-    assert_eq!(
-        err(&["--workers"]),
-        "argument -w/--workers: expected one argument"
-    );
-    assert_eq!(
-        err(&["-b", "-x"]),
-        "argument -b/--bind: expected one argument"
-    );
+    assert_eq!(err(&["-w", "x"]), "argument -w/--workers: invalid int value: 'x'");
+    assert_eq!(err(&["-wx"]), "argument -w/--workers: invalid int value: 'x'");
+    assert_eq!(err(&["-w", "0x10"]), "argument -w/--workers: invalid int value: '0x10'");
+    assert_eq!(err(&["-w", ""]), "argument -w/--workers: invalid int value: ''");
+    assert_eq!(err(&["-m", "z"]), "argument -m/--umask: invalid auto_int value: 'z'");
+    assert_eq!(err(&["-m", "08"]), "argument -m/--umask: invalid auto_int value: '08'");
+    assert_eq!(err(&["--workers"]), "argument -w/--workers: expected one argument");
+    assert_eq!(err(&["-b", "-x"]), "argument -b/--bind: expected one argument");
 }
 
 #[test]
@@ -96,10 +64,7 @@ fn abbreviations() {
         "ambiguous option: --limit could match --limit-request-line, --limit-request-fields, --limit-request-field_size"
     );
     assert_eq!(get(&ok("--timeo 5"), "timeout"), Value::Int(5));
-    assert_eq!(
-        get(&ok("--no-control"), "control_socket_disable"),
-        Value::Bool(true)
-    );
+    assert_eq!(get(&ok("--no-control"), "control_socket_disable"), Value::Bool(true));
     assert_eq!(get(&ok("--paste x.ini"), "paste"), Value::str("x.ini"));
 }
 
@@ -113,22 +78,10 @@ fn unknown_and_misplaced_arguments() {
         err(&["--limit-request-field-size", "5"]),
         "unrecognized arguments: --limit-request-field-size"
     );
-    assert_eq!(
-        err(&["--reload=1"]),
-        "argument --reload: ignored explicit argument '1'"
-    );
-    assert_eq!(
-        err(&["--preload=yes"]),
-        "argument --preload: ignored explicit argument 'yes'"
-    );
-    assert_eq!(
-        err(&["-Dx"]),
-        "argument -D/--daemon: ignored explicit argument 'x'"
-    );
-    assert_eq!(
-        err(&["-D=x"]),
-        "argument -D/--daemon: ignored explicit argument 'x'"
-    );
+    assert_eq!(err(&["--reload=1"]), "argument --reload: ignored explicit argument '1'");
+    assert_eq!(err(&["--preload=yes"]), "argument --preload: ignored explicit argument 'yes'");
+    assert_eq!(err(&["-Dx"]), "argument -D/--daemon: ignored explicit argument 'x'");
+    assert_eq!(err(&["-D=x"]), "argument -D/--daemon: ignored explicit argument 'x'");
 }
 
 #[test]
@@ -153,14 +106,8 @@ fn clustered_switches() {
 
 #[test]
 fn proxy_protocol_optional_value() {
-    assert_eq!(
-        get(&ok("--proxy-protocol"), "proxy_protocol"),
-        Value::str("auto")
-    );
-    assert_eq!(
-        get(&ok("--proxy-protocol v1"), "proxy_protocol"),
-        Value::str("v1")
-    );
+    assert_eq!(get(&ok("--proxy-protocol"), "proxy_protocol"), Value::str("auto"));
+    assert_eq!(get(&ok("--proxy-protocol v1"), "proxy_protocol"), Value::str("v1"));
     // gunicorn's trap: the app name is taken as the mode.
     let a = ok("--proxy-protocol app:app");
     assert_eq!(get(&a, "proxy_protocol"), Value::str("app:app"));
@@ -175,32 +122,17 @@ fn proxy_protocol_optional_value() {
 
 #[test]
 fn append_options_collect() {
+    assert_eq!(get(&ok("--bind=1 --bind 2 -b3"), "bind"), Value::str_list(&["1", "2", "3"]));
+    assert_eq!(get(&ok("-e A=1 -e B=2"), "raw_env"), Value::str_list(&["A=1", "B=2"]));
     assert_eq!(
-        get(&ok("--bind=1 --bind 2 -b3"), "bind"),
-        Value::str_list(&["1", "2", "3"])
-    );
-    assert_eq!(
-        get(&ok("-e A=1 -e B=2"), "raw_env"),
-        Value::str_list(&["A=1", "B=2"])
-    );
-    assert_eq!(
-        get(
-            &ok("--paste-global a=1 --paste-global b=2"),
-            "raw_paste_global_conf"
-        ),
+        get(&ok("--paste-global a=1 --paste-global b=2"), "raw_paste_global_conf"),
         Value::str_list(&["a=1", "b=2"])
     );
     assert_eq!(
-        get(
-            &ok("--reload-extra-file a --reload-extra-file b"),
-            "reload_extra_files"
-        ),
+        get(&ok("--reload-extra-file a --reload-extra-file b"), "reload_extra_files"),
         Value::str_list(&["a", "b"])
     );
-    assert_eq!(
-        get(&ok("--dirty-app a"), "dirty_apps"),
-        Value::str_list(&["a"])
-    );
+    assert_eq!(get(&ok("--dirty-app a"), "dirty_apps"), Value::str_list(&["a"]));
 }
 
 #[test]
@@ -208,20 +140,11 @@ fn flag_aliases_and_quirks() {
     assert_eq!(get(&ok("--log-file x"), "errorlog"), Value::str("x"));
     assert_eq!(get(&ok("--error-logfile x"), "errorlog"), Value::str("x"));
     assert_eq!(get(&ok("--paster x"), "paste"), Value::str("x"));
-    assert_eq!(
-        get(
-            &ok("--limit-request-field_size 5"),
-            "limit_request_field_size"
-        ),
-        Value::Int(5)
-    );
+    assert_eq!(get(&ok("--limit-request-field_size 5"), "limit_request_field_size"), Value::Int(5));
     assert_eq!(get(&ok("--no-sendfile"), "sendfile"), Value::Bool(false));
     assert_eq!(get(&ok("-m 0022"), "umask"), Value::Int(18));
     assert_eq!(get(&ok("-m 0x1f"), "umask"), Value::Int(31));
-    assert_eq!(
-        get(&ok("--control-socket-mode 0660"), "control_socket_mode"),
-        Value::Int(0o660)
-    );
+    assert_eq!(get(&ok("--control-socket-mode 0660"), "control_socket_mode"), Value::Int(0o660));
     let a = ok("-t 5 -n name -u 1 -g 2 -p f -k gthread -c c.py -D -R");
     assert_eq!(get(&a, "timeout"), Value::Int(5));
     assert_eq!(get(&a, "proc_name"), Value::str("name"));
@@ -233,12 +156,7 @@ fn flag_aliases_and_quirks() {
     // --cert-reqs has no argparse type: the validator converts.
     assert_eq!(get(&ok("--cert-reqs x"), "cert_reqs"), Value::str("x"));
     let a = ok("--check-config --print-config --preload --suppress-ragged-eofs");
-    for n in [
-        "check_config",
-        "print_config",
-        "preload_app",
-        "suppress_ragged_eofs",
-    ] {
+    for n in ["check_config", "print_config", "preload_app", "suppress_ragged_eofs"] {
         assert_eq!(get(&a, n), Value::Bool(true), "{n}");
     }
 }
@@ -272,10 +190,7 @@ fn table_matches_gunicorn_shape() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), SETTINGS.len(), "duplicate setting names");
-    let mut flags: Vec<&str> = SETTINGS
-        .iter()
-        .flat_map(|s| s.cli.iter().copied())
-        .collect();
+    let mut flags: Vec<&str> = SETTINGS.iter().flat_map(|s| s.cli.iter().copied()).collect();
     let n = flags.len();
     flags.sort_unstable();
     flags.dedup();

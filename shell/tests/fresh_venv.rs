@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn project_venv() -> PathBuf {
@@ -43,12 +40,8 @@ fn wheel(python: &Path) -> PathBuf {
     let dir = std::env::var_os("FERROCORN_WHEELS")
         .map_or_else(|| root().join("target/wheels/ferrocorn-dev"), PathBuf::from);
     let tag = text(
-        &run(
-            python,
-            &["-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
-            Path::new("/"),
-        )
-        .stdout,
+        &run(python, &["-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], Path::new("/"))
+            .stdout,
     );
     let tag = format!("-{}-", tag.trim());
     std::fs::read_dir(&dir)
@@ -79,11 +72,7 @@ fn wheel_in_a_fresh_venv() {
     let _ = std::fs::remove_dir_all(&venv);
     let _cleanup = RemoveOnDrop(venv.clone());
     let venv_s = venv.to_string_lossy().into_owned();
-    let o = run(
-        &project_python,
-        &["-m", "venv", "--without-pip", &venv_s],
-        &root(),
-    );
+    let o = run(&project_python, &["-m", "venv", "--without-pip", &venv_s], &root());
     assert!(o.status.success(), "venv: {}", text(&o.stderr));
     let python = venv.join("bin/python");
     let o = run(
@@ -124,23 +113,13 @@ fn wheel_in_a_fresh_venv() {
     assert!(!o.status.success(), "the fresh venv has gunicorn");
 
     let o = run(&ferrocorn, &["--version"], &dir);
-    assert_eq!(
-        (o.status.code(), text(&o.stdout)),
-        (Some(0), version.to_owned())
-    );
+    assert_eq!((o.status.code(), text(&o.stdout)), (Some(0), version.to_owned()));
     let o = run(&python, &["-m", "ferrocorn", "--version"], &dir);
-    assert_eq!(
-        (o.status.code(), text(&o.stdout)),
-        (Some(0), version.to_owned())
-    );
+    assert_eq!((o.status.code(), text(&o.stdout)), (Some(0), version.to_owned()));
     let o = run(&ferrocorn, &["--help"], &dir);
     assert!(text(&o.stdout).starts_with("usage: ferrocorn [OPTIONS] [APP_MODULE]\n"));
 
-    let o = run(
-        &ferrocorn,
-        &["--print-config", "-c", "server.conf.py", "app:application"],
-        &dir,
-    );
+    let o = run(&ferrocorn, &["--print-config", "-c", "server.conf.py", "app:application"], &dir);
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     for want in [
@@ -153,11 +132,7 @@ fn wheel_in_a_fresh_venv() {
         assert!(out.lines().any(|l| l == want), "no {want:?} in:\n{out}");
     }
 
-    let o = run(
-        &ferrocorn,
-        &["--check-config", "-c", "server.conf.py", "app:application"],
-        &dir,
-    );
+    let o = run(&ferrocorn, &["--check-config", "-c", "server.conf.py", "app:application"], &dir);
     assert_eq!(
         (o.status.code(), text(&o.stdout), text(&o.stderr)),
         (Some(0), String::new(), String::new())

@@ -81,7 +81,11 @@ impl Client {
                     break i;
                 }
                 if !self.fill() {
-                    assert!(self.buf.is_empty(), "EOF inside a head: {:?}", String::from_utf8_lossy(&self.buf));
+                    assert!(
+                        self.buf.is_empty(),
+                        "EOF inside a head: {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    );
                     return None;
                 }
             };
@@ -113,7 +117,11 @@ impl Client {
                         }
                         assert!(self.fill(), "EOF inside a chunk line");
                     };
-                    let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap(), 16).unwrap();
+                    let size = usize::from_str_radix(
+                        std::str::from_utf8(&self.buf[..line_end]).unwrap(),
+                        16,
+                    )
+                    .unwrap();
                     self.buf.drain(..line_end + 2);
                     while self.buf.len() < size + 2 {
                         assert!(self.fill(), "EOF inside a chunk");
@@ -180,7 +188,11 @@ fn keep_alive_and_pipelined_requests_in_order_at_once() {
     let started = Instant::now();
     c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /chunks?n=2 HTTP/1.1\r\nHost: t\r\n\r\n");
     let rs: Vec<Resp> = (0..3).map(|_| c.read().unwrap()).collect();
-    assert!(started.elapsed() < Duration::from_secs(2), "pipelined answers waited: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "pipelined answers waited: {:?}",
+        started.elapsed()
+    );
     assert_eq!(rs.iter().map(Resp::nth).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
     assert!(is_hello(&rs[0]) && is_hello(&rs[1]), "{rs:?}");
     assert_eq!(rs[2].body, b"chunk 0\nchunk 1\n");
@@ -192,7 +204,9 @@ fn keep_alive_and_pipelined_requests_in_order_at_once() {
     let r = c.read().unwrap();
     assert_eq!((r.status, r.body.as_slice(), r.nth()), (200, &b"hello body"[..], Some(3)));
     // A chunked body and Expect: 100-continue.
-    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send(
+        b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     let mut interim = [0u8; 25];
     c.s.read_exact(&mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -205,7 +219,8 @@ fn large_bodies_stream_both_ways() {
     let (_srv, addr) = gthread(&["--threads", "2"]);
     let mut c = Client::connect(addr);
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let mut req = format!("PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut req =
+        format!("PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
     req.extend_from_slice(&body);
     let writer = {
         let mut s = c.s.try_clone().unwrap();
@@ -218,7 +233,9 @@ fn large_bodies_stream_both_ways() {
     // A buffered body (read straight into the body buffer) in pieces, with the next
     // request pipelined right behind its last byte.
     let body: Vec<u8> = (0..60_000u32).map(|i| (i % 239) as u8).collect();
-    c.send(format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    c.send(
+        format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+    );
     c.send(&body[..1000]);
     std::thread::sleep(Duration::from_millis(30));
     c.send(&body[1000..40_000]);
@@ -244,7 +261,11 @@ fn proxy_information_stays_with_the_connection() {
             c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         }
         let r = c.read().unwrap();
-        assert_eq!((r.nth(), r.header("X-Proxy-Source")), (Some(i), Some("192.0.2.7:40000")), "{r:?}");
+        assert_eq!(
+            (r.nth(), r.header("X-Proxy-Source")),
+            (Some(i), Some("192.0.2.7:40000")),
+            "{r:?}"
+        );
     }
 }
 
@@ -280,7 +301,10 @@ fn keepalive_timeout_closes_idle_connections() {
     let t = Instant::now();
     assert!(c.closed_within(5.0), "an idle connection stays open");
     let waited = t.elapsed();
-    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
 
     // keepalive 0: every answer closes.
     let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "0"]);
@@ -347,7 +371,10 @@ fn slow_clients_hold_no_thread_and_time_out() {
     // The request deadline (timeout = 2 s from the first byte) closes both.
     let (h, b) = (head.join().unwrap(), body.join().unwrap());
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(h < Duration::from_secs(5) && b < Duration::from_secs(5), "slow clients lasted {h:?} and {b:?}");
+    assert!(
+        h < Duration::from_secs(5) && b < Duration::from_secs(5),
+        "slow clients lasted {h:?} and {b:?}"
+    );
 }
 
 #[test]
@@ -360,7 +387,11 @@ fn a_slow_request_does_not_hold_up_the_other_threads() {
     for _ in 0..20 {
         assert!(is_hello(&c.get("/")));
     }
-    assert!(t.elapsed() < Duration::from_millis(700), "20 requests beside a slow one took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(700),
+        "20 requests beside a slow one took {:?}",
+        t.elapsed()
+    );
     let (r, took) = slow.join().unwrap();
     assert!(is_hello(&r) && took >= Duration::from_millis(1500));
 }
@@ -370,7 +401,9 @@ fn a_client_that_does_not_read_is_parked_then_closed() {
     let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "2", "--keep-alive", "30"]);
     let mut lazy = Client::connect(addr);
     // 400 pipelined requests for 16 KiB each (6.4 MB): far more than the socket buffers.
-    let reqs: Vec<u8> = (0..400).flat_map(|_| b"GET /big?kb=16 HTTP/1.1\r\nHost: t\r\n\r\n".iter().copied()).collect();
+    let reqs: Vec<u8> = (0..400)
+        .flat_map(|_| b"GET /big?kb=16 HTTP/1.1\r\nHost: t\r\n\r\n".iter().copied())
+        .collect();
     lazy.send(&reqs);
     // The only thread is free for others.
     let t = Instant::now();
@@ -399,7 +432,8 @@ fn a_client_that_does_not_read_is_parked_then_closed() {
 
 #[test]
 fn worker_connections_is_backpressure() {
-    let (_srv, addr) = gthread(&["--threads", "1", "--worker-connections", "3", "--keep-alive", "30"]);
+    let (_srv, addr) =
+        gthread(&["--threads", "1", "--worker-connections", "3", "--keep-alive", "30"]);
     // Three connections that send nothing yet: the worker holds them in its poller.
     let mut held: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
     // A fourth connection is not accepted while three are open.
@@ -425,7 +459,8 @@ fn worker_connections_is_backpressure() {
 
 #[test]
 fn term_closes_idle_connections_and_finishes_busy_ones() {
-    let (mut srv, addr) = gthread(&["--threads", "2", "--keep-alive", "30", "--graceful-timeout", "10"]);
+    let (mut srv, addr) =
+        gthread(&["--threads", "2", "--keep-alive", "30", "--graceful-timeout", "10"]);
     let mut idle = Client::connect(addr);
     assert!(is_hello(&idle.get("/")));
     let busy = std::thread::spawn(move || {
@@ -464,7 +499,8 @@ fn max_requests_restarts_the_worker_without_dropping_requests() {
         .collect();
     let failed = clients.into_iter().map(|c| c.join()).filter(Result::is_err).count();
     assert_eq!(failed, 0, "clients failed; the server's log:\n{}", srv.log());
-    let log = srv.wait_log(10, "a restart", |l| l.contains("Autorestarting worker after current request."));
+    let log = srv
+        .wait_log(10, "a restart", |l| l.contains("Autorestarting worker after current request."));
     assert!(srv.booted().len() >= 2, "{log}");
 }
 
@@ -481,7 +517,10 @@ fn conformance_corpus_over_persistent_connections() {
         ("gunicorn", ferrocorn_conformance::gunicorn_corpus_dir()),
         ("ferrocorn", ferrocorn_conformance::own_corpus_dir()),
     ] {
-        cases.extend(ferrocorn_conformance::case::load_dir(label, &dir.join("valid")).expect("the corpus loads"));
+        cases.extend(
+            ferrocorn_conformance::case::load_dir(label, &dir.join("valid"))
+                .expect("the corpus loads"),
+        );
     }
     let proto = Arc::new(ferrocorn_core::ProtoConfig::default());
     let peer = ferrocorn_core::Peer::Tcp("127.0.0.1:1".parse().unwrap());
@@ -500,7 +539,12 @@ fn conformance_corpus_over_persistent_connections() {
             assert_eq!(r.status, 200, "{}: request {i}", case.name);
             assert_eq!(r.nth(), Some(i as u64), "{}", case.name);
             let want: &[u8] = if req.framing == "Empty" { b"Hello, World!" } else { &req.body };
-            assert!(r.body == want, "{}: request {i}: body {:?}", case.name, String::from_utf8_lossy(&r.body));
+            assert!(
+                r.body == want,
+                "{}: request {i}: body {:?}",
+                case.name,
+                String::from_utf8_lossy(&r.body)
+            );
             answered += 1;
         }
         match &expect.end {

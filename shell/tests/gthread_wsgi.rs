@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Server, check_hook_and_access_lines, check_wsgi_app_responses, apps, body_of, get_raw, raw, start_installed, status, venv, wait_until};
+use support::{
+    Server, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses, get_raw, raw,
+    start_installed, status, venv, wait_until,
+};
 
 fn get(addr: SocketAddr, path: &str) -> String {
     get_raw(addr, path)
@@ -27,11 +30,13 @@ fn body(resp: &str) -> String {
     body_of(resp)
 }
 
-
-
 fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!("ferrocorn-gthread-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "ferrocorn-gthread-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -46,10 +51,6 @@ fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr
     s.wait_booted(1);
     (s, addr)
 }
-
-
-
-
 
 /// Reads exactly one response with a `Content-Length` from a kept-alive connection.
 fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
@@ -78,17 +79,29 @@ fn pep3333_validated_app_on_gthread() {
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let file = dir.join("data.bin");
     std::fs::write(&file, &data).unwrap();
-    let (s, addr) = serve("wsgi_app:app", &["--threads", "4"], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
+    let (s, addr) = serve(
+        "wsgi_app:app",
+        &["--threads", "4"],
+        &[("FERROCORN_TEST_FILE", file.to_str().unwrap())],
+    );
     assert!(s.log().contains("[INFO] Using worker: gthread"), "{}", s.log());
 
     let r = get(addr, "/");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
-    assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: keep-alive\r\n"), "{r}");
+    assert!(
+        r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: keep-alive\r\n"),
+        "{r}"
+    );
     assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
     check_wsgi_app_responses(addr, &data);
 
     let env = body(&get(addr, "/env?a=1"));
-    for needle in [r#""wsgi.multithread": true"#, r#""wsgi.multiprocess": false"#, r#""QUERY_STRING": "a=1""#, r#""wsgi.input_terminated": true"#] {
+    for needle in [
+        r#""wsgi.multithread": true"#,
+        r#""wsgi.multiprocess": false"#,
+        r#""QUERY_STRING": "a=1""#,
+        r#""wsgi.input_terminated": true"#,
+    ] {
         assert!(env.contains(needle), "{needle} not in {env}");
     }
     let r = get(addr, "/cl-long");
@@ -103,7 +116,11 @@ fn pep3333_validated_app_on_gthread() {
 #[test]
 fn keep_alive_pipelining_and_concurrent_slow_requests() {
     let marker = scratch("pipelining").join("sleeping");
-    let (_s, addr) = serve("wsgi_app:raw", &["--threads", "3", "--keep-alive", "30"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let (_s, addr) = serve(
+        "wsgi_app:raw",
+        &["--threads", "3", "--keep-alive", "30"],
+        &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())],
+    );
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let t = Instant::now();
@@ -111,7 +128,12 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
     let mut buf = Vec::new();
     let rs: Vec<String> = (0..3).map(|_| read_one(&mut c, &mut buf)).collect();
     assert!(t.elapsed() < Duration::from_secs(2), "pipelined answers waited {:?}", t.elapsed());
-    assert!(rs[0].ends_with("Hello, World!") && rs[1].ends_with("\r\n\r\npipe") && rs[2].starts_with("HTTP/1.1 201"), "{rs:?}");
+    assert!(
+        rs[0].ends_with("Hello, World!")
+            && rs[1].ends_with("\r\n\r\npipe")
+            && rs[2].starts_with("HTTP/1.1 201"),
+        "{rs:?}"
+    );
     for _ in 0..20 {
         c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
@@ -121,17 +143,27 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
     // still answers quickly beside them.
     let t = Instant::now();
     let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(addr, "/sleep?1"))).collect();
-    wait_until(5, "both slow requests in the application", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2);
+    wait_until(5, "both slow requests in the application", || {
+        std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
+    });
     let quick = Instant::now();
     for _ in 0..10 {
         c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
     }
-    assert!(quick.elapsed() < Duration::from_millis(600), "quick requests beside slow ones took {:?}", quick.elapsed());
+    assert!(
+        quick.elapsed() < Duration::from_millis(600),
+        "quick requests beside slow ones took {:?}",
+        quick.elapsed()
+    );
     for h in slow {
         assert_eq!(body(&h.join().unwrap()), "slept");
     }
-    assert!(t.elapsed() < Duration::from_millis(1900), "the slow requests ran one after the other: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1900),
+        "the slow requests ran one after the other: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -161,10 +193,21 @@ fn hooks_and_access_log_on_gthread() {
     let access = dir.join("access.log");
     let (s, addr) = serve(
         "wsgi_app:raw",
-        &["--threads", "2", "-c", "hooks.conf.py", "--access-logfile", access.to_str().unwrap(), "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s"],
+        &[
+            "--threads",
+            "2",
+            "-c",
+            "hooks.conf.py",
+            "--access-logfile",
+            access.to_str().unwrap(),
+            "--access-logformat",
+            "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s",
+        ],
         &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
     );
-    assert!(raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n").ends_with(b"Hello, World!"));
+    assert!(
+        raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n").ends_with(b"Hello, World!")
+    );
     assert_eq!(status(&get(addr, "/pre-fail")), "HTTP/1.1 500 Internal Server Error");
     assert_eq!(status(&get(addr, "/post-fail")), "HTTP/1.1 404 Not Found");
     check_hook_and_access_lines(&s, &hooks, &access);
@@ -186,7 +229,11 @@ fn flask_on_gthread() {
 fn term_closes_idle_connections_and_finishes_the_request_in_flight() {
     let dir = scratch("term");
     let marker = dir.join("sleeping");
-    let (mut s, addr) = serve("wsgi_app:raw", &["--threads", "2", "--keep-alive", "30"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let (mut s, addr) = serve(
+        "wsgi_app:raw",
+        &["--threads", "2", "--keep-alive", "30"],
+        &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())],
+    );
     let mut idle = TcpStream::connect(addr).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -209,9 +256,15 @@ fn term_closes_idle_connections_and_finishes_the_request_in_flight() {
 fn usr1_reopens_the_access_log() {
     let dir = scratch("usr1");
     let access = dir.join("access.log");
-    let (s, addr) = serve("wsgi_app:raw", &["--threads", "2", "--access-logfile", access.to_str().unwrap()], &[]);
+    let (s, addr) = serve(
+        "wsgi_app:raw",
+        &["--threads", "2", "--access-logfile", access.to_str().unwrap()],
+        &[],
+    );
     assert!(get(addr, "/").ends_with("Hello, World!"));
-    wait_until(10, "the first access line", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() == 1);
+    wait_until(10, "the first access line", || {
+        std::fs::read_to_string(&access).unwrap_or_default().lines().count() == 1
+    });
     let rotated = dir.join("access.log.1");
     std::fs::rename(&access, &rotated).unwrap();
     s.signal(Signal::SIGUSR1);
@@ -227,7 +280,11 @@ fn usr1_reopens_the_access_log() {
 fn a_timeout_kill_says_what_the_worker_was_serving() {
     let dir = scratch("timeout");
     let marker = dir.join("sleeping");
-    let (s, addr) = serve("wsgi_app:raw", &["--threads", "2", "--timeout", "2"], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let (s, addr) = serve(
+        "wsgi_app:raw",
+        &["--threads", "2", "--timeout", "2"],
+        &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())],
+    );
     let worker = s.booted()[0];
     let older = std::thread::spawn(move || raw(addr, b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n"));
     wait_until(10, "the first request in flight", || marker.exists());
@@ -240,9 +297,16 @@ fn a_timeout_kill_says_what_the_worker_was_serving() {
     // The slot shows the older of the two requests in flight.
     let serving = log
         .lines()
-        .find(|l| l.contains(&format!("Worker (pid:{worker}) was serving GET /sleep?30 from 127.0.0.1:")))
+        .find(|l| {
+            l.contains(&format!("Worker (pid:{worker}) was serving GET /sleep?30 from 127.0.0.1:"))
+        })
         .unwrap_or_else(|| panic!("{log}"));
-    let took: f64 = serving.split(" for ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{serving}"));
+    let took: f64 = serving
+        .split(" for ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{serving}"));
     assert!((1.5..30.0).contains(&took), "{serving}");
     s.wait_booted(2);
     assert!(older.join().unwrap().is_empty());

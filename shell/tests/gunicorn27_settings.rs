@@ -135,11 +135,7 @@ fn cli_samples(s: &Setting) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let not_an_int = if position % 2 == 0 { "abc" } else { "0x10" };
     match s.name {
         "config" => (
-            vec![
-                one(flag, "conf.py"),
-                one(alias, "file:conf.py"),
-                one(flag, "python:mysettings"),
-            ],
+            vec![one(flag, "conf.py"), one(alias, "file:conf.py"), one(flag, "python:mysettings")],
             vec![one(flag, "missing.py"), one(flag, "python:nosuchmodule")],
         ),
         "bind" => (
@@ -157,20 +153,14 @@ fn cli_samples(s: &Setting) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
         "user" => (values(&["0", "root"]), bad(&["nosuchuser"])),
         "group" => (values(&["0", "root"]), bad(&["nosuchgroup"])),
         "reload_extra_files" => (
-            vec![vec![
-                flag.into(),
-                "app.py".into(),
-                flag.into(),
-                "*.nomatch".into(),
-            ]],
+            vec![vec![flag.into(), "app.py".into(), flag.into(), "*.nomatch".into()]],
             bad(&["missing.txt"]),
         ),
         "worker_class" => (values(&["gthread", "gevent", "mypkg.MyWorker"]), vec![]),
         "logger_class" => (values(&["simple"]), vec![]),
-        "proxy_protocol" => (
-            vec![eq(flag, "v1"), eq(flag, "true"), vec![flag.to_owned()]],
-            vec![eq(flag, "v9")],
-        ),
+        "proxy_protocol" => {
+            (vec![eq(flag, "v1"), eq(flag, "true"), vec![flag.to_owned()]], vec![eq(flag, "v9")])
+        }
         "http_protocols" => (values(&["h1"]), bad(&["h1,h1", "h5", "h2"])),
         "ssl_version" => (values(&["2", "TLSv1_2"]), vec![]),
         "statsd_host" => (
@@ -181,32 +171,17 @@ fn cli_samples(s: &Setting) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
         "http2_max_frame_size" => (values(&["32768"]), bad(&["100"])),
         "http2_initial_window_size" => (values(&["1048576"]), bad(&["2147483648"])),
         "http2_max_concurrent_streams" => (values(&["5"]), bad(&["0"])),
-        "raw_env" => (
-            vec![vec![
-                flag.into(),
-                "A=1".into(),
-                alias.into(),
-                "B=x=y".into(),
-            ]],
-            vec![],
-        ),
+        "raw_env" => (vec![vec![flag.into(), "A=1".into(), alias.into(), "B=x=y".into()]], vec![]),
         "raw_paste_global_conf" => (vec![one(flag, "k\\=1=v")], vec![]),
-        "dirty_apps" => (
-            vec![vec![
-                flag.into(),
-                "mod:Cls".into(),
-                flag.into(),
-                "mod:Cls:2".into(),
-            ]],
-            vec![],
-        ),
+        "dirty_apps" => {
+            (vec![vec![flag.into(), "mod:Cls".into(), flag.into(), "mod:Cls:2".into()]], vec![])
+        }
         "access_log_format" => (values(&["%(h)s %(r)s 100%"]), vec![]),
         _ => match s.validator {
             Validator::PosInt => (values(&["7"]), bad(&["-3", not_an_int])),
-            Validator::StringToAddrList => (
-                values(&["10.0.0.0/8, ::1,*", "127.0.0.1"]),
-                bad(&["192.168.1.1/24", "nope"]),
-            ),
+            Validator::StringToAddrList => {
+                (values(&["10.0.0.0/8, ::1,*", "127.0.0.1"]), bad(&["192.168.1.1/24", "nope"]))
+            }
             Validator::StringToList => (values(&["X_A, X_B,,X_C"]), vec![]),
             Validator::ReloadEngine => (values(&["poll"]), bad(&["bogus"])),
             Validator::HeaderMap => (values(&["refuse", "DANGEROUS"]), bad(&["keep"])),
@@ -345,11 +320,7 @@ fn generated_cases() -> Vec<Case> {
 
 /// A config-file case: `text` written to `c.py`, read with `-c c.py`.
 fn file_case(id: &str, text: &str) -> Case {
-    Case::new(
-        format!("file/{id}"),
-        &["--print-config", "app:app", "-c", "c.py"],
-    )
-    .file("c.py", text)
+    Case::new(format!("file/{id}"), &["--print-config", "app:app", "-c", "c.py"]).file("c.py", text)
 }
 
 fn handwritten_cases() -> Vec<Case> {
@@ -367,15 +338,9 @@ fn handwritten_cases() -> Vec<Case> {
             "hooks",
             "def on_starting(server):\n    pass\n\ndef pre_fork(server, worker):\n    pass\n\nclass H:\n    @staticmethod\n    def when_ready(server):\n        pass\n\nwhen_ready = H.when_ready\npost_request = lambda worker, req, environ: None\nworker_exit = 'hooks.two'\nchild_exit = 'hooks.two'\non_exit = 'hooks.started'\n",
         ),
-        file_case(
-            "hook-bad-arity",
-            "def on_starting(server, extra):\n    pass\n",
-        ),
+        file_case("hook-bad-arity", "def on_starting(server, extra):\n    pass\n"),
         file_case("hook-not-callable", "on_starting = 3\n"),
-        file_case(
-            "hook-import-missing-module",
-            "on_starting = 'nosuchmod.f'\n",
-        ),
+        file_case("hook-import-missing-module", "on_starting = 'nosuchmod.f'\n"),
         file_case("hook-import-missing-attr", "on_starting = 'hooks.nosuch'\n"),
         file_case("hook-import-not-callable", "on_starting = 'hooks.value'\n"),
         file_case("hook-not-import-string", "on_starting = 'started'\n"),
@@ -391,10 +356,7 @@ fn handwritten_cases() -> Vec<Case> {
             "post-request-arity-4",
             "def post_request(worker, req, environ, resp):\n    pass\n",
         ),
-        file_case(
-            "post-request-arity-1",
-            "def post_request(worker):\n    pass\n",
-        ),
+        file_case("post-request-arity-1", "def post_request(worker):\n    pass\n"),
         file_case(
             "worker-class-as-class",
             "class MyWorker:\n    pass\n\nworker_class = MyWorker\n",
@@ -403,40 +365,22 @@ fn handwritten_cases() -> Vec<Case> {
             "worker-class-as-function",
             "class MyWorker:\n    pass\n\ndef worker_class():\n    return MyWorker\n",
         ),
-        file_case(
-            "lists-bare-string",
-            "bind = '127.0.0.1:9000'\nraw_env = 'A=1'\n",
-        ),
+        file_case("lists-bare-string", "bind = '127.0.0.1:9000'\nraw_env = 'A=1'\n"),
         file_case("lists-tuple", "bind = ('127.0.0.1:9000', ' [::1]:9001 ')\n"),
         file_case("lists-empty", "bind = []\nraw_env = ()\n"),
         file_case("lists-none", "bind = None\n"),
         file_case("lists-non-string-item", "bind = ['127.0.0.1:9000', 9001]\n"),
-        file_case(
-            "addr-list-as-list",
-            "forwarded_allow_ips = ['10.0.0.1', '10.0.0.2']\n",
-        ),
+        file_case("addr-list-as-list", "forwarded_allow_ips = ['10.0.0.1', '10.0.0.2']\n"),
         file_case("addr-list-host-bits", "proxy_allow_ips = '10.0.0.1/8'\n"),
-        file_case(
-            "string-to-list-as-list",
-            "forwarder_headers = ['X_A', 'X_B']\n",
-        ),
+        file_case("string-to-list-as-list", "forwarder_headers = ['X_A', 'X_B']\n"),
         file_case(
             "dicts",
             "secure_scheme_headers = {}\nlogconfig_dict = {'version': 1, 'disable_existing_loggers': False}\n",
         ),
-        file_case(
-            "dict-non-string-values",
-            "secure_scheme_headers = {'X-A': 1, 'X-B': None}\n",
-        ),
+        file_case("dict-non-string-values", "secure_scheme_headers = {'X-A': 1, 'X-B': None}\n"),
         file_case("dict-as-list", "secure_scheme_headers = [('X-A', 'b')]\n"),
-        file_case(
-            "ignored-names",
-            "WORKERS = 7\nfoo = 1\n_workers = 2\nworkers = 2\n",
-        ),
-        file_case(
-            "pos-int-strings",
-            "workers = '0x10'\ntimeout = ' 12 '\nbacklog = '0o17'\n",
-        ),
+        file_case("ignored-names", "WORKERS = 7\nfoo = 1\n_workers = 2\nworkers = 2\n"),
+        file_case("pos-int-strings", "workers = '0x10'\ntimeout = ' 12 '\nbacklog = '0o17'\n"),
         file_case("pos-int-leading-zero", "workers = '010'\n"),
         file_case("pos-int-bool", "workers = True\n"),
         file_case("pos-int-negative", "workers = -1\n"),
@@ -458,33 +402,15 @@ fn handwritten_cases() -> Vec<Case> {
         file_case("wsgi-app-and-positional", "wsgi_app = 'app:application'\n"),
         Case::new("file/wsgi-app-only", &["--print-config", "-c", "c.py"])
             .file("c.py", "wsgi_app = 'app:application'\n"),
-        Case::new(
-            "file/non-py-extension",
-            &["--print-config", "app:app", "-c", "c.conf"],
-        )
-        .file("c.conf", "workers = 5\n"),
+        Case::new("file/non-py-extension", &["--print-config", "app:app", "-c", "c.conf"])
+            .file("c.conf", "workers = 5\n"),
         Case::new("file/default-gunicorn-conf-py", &pc).file("gunicorn.conf.py", "workers = 9\n"),
         Case::new(
             "file/cli-overrides-file",
-            &[
-                "--print-config",
-                "app:app",
-                "-c",
-                "conf.py",
-                "-w",
-                "5",
-                "-b",
-                "unix:/tmp/y.sock",
-            ],
+            &["--print-config", "app:app", "-c", "conf.py", "-w", "5", "-b", "unix:/tmp/y.sock"],
         ),
-        Case::new(
-            "file/missing",
-            &["--print-config", "app:app", "-c", "nope.py"],
-        ),
-        Case::new(
-            "file/python-module",
-            &["--print-config", "app:app", "-c", "python:mysettings"],
-        ),
+        Case::new("file/missing", &["--print-config", "app:app", "-c", "nope.py"]),
+        Case::new("file/python-module", &["--print-config", "app:app", "-c", "python:mysettings"]),
         Case::new(
             "file/python-module-missing",
             &["--print-config", "app:app", "-c", "python:nosuchmodule"],
@@ -492,64 +418,31 @@ fn handwritten_cases() -> Vec<Case> {
         // The command line itself.
         Case::new("cli/no-app", &["--print-config"]),
         Case::new("cli/check-config", &["--check-config", "app:app"]),
-        Case::new(
-            "cli/app-missing-module",
-            &["--print-config", "nosuchmod:app"],
-        ),
+        Case::new("cli/app-missing-module", &["--print-config", "nosuchmod:app"]),
         Case::new("cli/app-missing-attr", &["--print-config", "app:nosuch"]),
-        Case::new(
-            "cli/app-factory",
-            &["--print-config", "app:create_app('y')"],
-        ),
+        Case::new("cli/app-factory", &["--print-config", "app:create_app('y')"]),
         Case::new("cli/app-module-only", &["--print-config", "app"]),
-        Case::new(
-            "cli/unknown-flag",
-            &["--print-config", "app:app", "--bogus"],
-        ),
-        Case::new(
-            "cli/abbreviation",
-            &["--print-config", "app:app", "--work", "4"],
-        ),
-        Case::new(
-            "cli/ambiguous-abbreviation",
-            &["--print-config", "app:app", "--log", "x"],
-        ),
-        Case::new(
-            "cli/missing-argument",
-            &["--print-config", "app:app", "--workers"],
-        ),
+        Case::new("cli/unknown-flag", &["--print-config", "app:app", "--bogus"]),
+        Case::new("cli/abbreviation", &["--print-config", "app:app", "--work", "4"]),
+        Case::new("cli/ambiguous-abbreviation", &["--print-config", "app:app", "--log", "x"]),
+        Case::new("cli/missing-argument", &["--print-config", "app:app", "--workers"]),
         Case::new("cli/version", &["--version"]),
-        Case::new(
-            "cli/two-positionals",
-            &["--print-config", "app:app", "other:app"],
-        ),
+        Case::new("cli/two-positionals", &["--print-config", "app:app", "other:app"]),
         Case::new(
             "cli/proxy-protocol-swallows-app",
             &["--print-config", "--proxy-protocol", "app:app"],
         ),
-        Case::new(
-            "cli/threads-make-gthread",
-            &["--print-config", "app:app", "--threads", "4"],
-        ),
+        Case::new("cli/threads-make-gthread", &["--print-config", "app:app", "--threads", "4"]),
         // GUNICORN_CMD_ARGS.
         Case::new("cmdargs/workers", &pc).env("GUNICORN_CMD_ARGS", "--workers 5"),
         Case::new(
             "cmdargs/over-file-under-cli",
-            &[
-                "--print-config",
-                "app:app",
-                "-c",
-                "conf.py",
-                "-b",
-                "127.0.0.1:7",
-            ],
+            &["--print-config", "app:app", "-c", "conf.py", "-b", "127.0.0.1:7"],
         )
         .env("GUNICORN_CMD_ARGS", "-w 6 -b 127.0.0.1:6 --timeout 9"),
         Case::new("cmdargs/config-location", &pc).env("GUNICORN_CMD_ARGS", "-c conf.py"),
-        Case::new("cmdargs/quoting", &pc).env(
-            "GUNICORN_CMD_ARGS",
-            "--name 'my app' --access-logformat \"%(h)s x\"",
-        ),
+        Case::new("cmdargs/quoting", &pc)
+            .env("GUNICORN_CMD_ARGS", "--name 'my app' --access-logformat \"%(h)s x\""),
         Case::new("cmdargs/unbalanced-quote", &pc).env("GUNICORN_CMD_ARGS", "--name 'my app"),
         Case::new("cmdargs/unknown-flag", &pc).env("GUNICORN_CMD_ARGS", "--bogus"),
         Case::new("cmdargs/positional-ignored", &pc).env("GUNICORN_CMD_ARGS", "other:app -w 2"),
@@ -557,18 +450,12 @@ fn handwritten_cases() -> Vec<Case> {
         Case::new("cmdargs/empty", &pc).env("GUNICORN_CMD_ARGS", ""),
         // Environment variables.
         Case::new("env/PORT", &pc).env("PORT", "9000"),
-        Case::new(
-            "env/PORT-with-bind",
-            &["--print-config", "app:app", "-b", "127.0.0.1:1"],
-        )
-        .env("PORT", "9000"),
+        Case::new("env/PORT-with-bind", &["--print-config", "app:app", "-b", "127.0.0.1:1"])
+            .env("PORT", "9000"),
         Case::new("env/PORT-not-a-number", &pc).env("PORT", "http"),
         Case::new("env/WEB_CONCURRENCY", &pc).env("WEB_CONCURRENCY", "4"),
-        Case::new(
-            "env/WEB_CONCURRENCY-with-cli",
-            &["--print-config", "app:app", "-w", "2"],
-        )
-        .env("WEB_CONCURRENCY", "4"),
+        Case::new("env/WEB_CONCURRENCY-with-cli", &["--print-config", "app:app", "-w", "2"])
+            .env("WEB_CONCURRENCY", "4"),
         Case::new("env/WEB_CONCURRENCY-not-a-number", &pc).env("WEB_CONCURRENCY", "four"),
         Case::new("env/WEB_CONCURRENCY-negative", &pc).env("WEB_CONCURRENCY", "-2"),
         Case::new("env/WEB_CONCURRENCY-empty", &pc).env("WEB_CONCURRENCY", ""),
@@ -578,20 +465,12 @@ fn handwritten_cases() -> Vec<Case> {
         Case::new("env/FORWARDED_ALLOW_IPS-invalid", &pc).env("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),
         Case::new(
             "env/FORWARDED_ALLOW_IPS-with-cli",
-            &[
-                "--print-config",
-                "app:app",
-                "--forwarded-allow-ips",
-                "1.2.3.4",
-            ],
+            &["--print-config", "app:app", "--forwarded-allow-ips", "1.2.3.4"],
         )
         .env("FORWARDED_ALLOW_IPS", "bad"),
         Case::new("env/SENDFILE", &pc).env("SENDFILE", "0"),
-        Case::new(
-            "env/SENDFILE-with-flag",
-            &["--print-config", "app:app", "--no-sendfile"],
-        )
-        .env("SENDFILE", "1"),
+        Case::new("env/SENDFILE-with-flag", &["--print-config", "app:app", "--no-sendfile"])
+            .env("SENDFILE", "1"),
         Case::new("env/SCRIPT_NAME", &pc).env("SCRIPT_NAME", "/prefix"),
         Case::new("env/all", &pc)
             .env("PORT", "8080")
@@ -637,19 +516,12 @@ fn run(program: &Path, dir: &Path, case: &Case) -> Run {
     for (k, v) in &case.env {
         cmd.env(k, v);
     }
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    let o = cmd.output().unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
     let stderr = String::from_utf8_lossy(&o.stderr);
     Run {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        last_stderr: stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_owned(),
+        last_stderr: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned(),
     }
 }
 
@@ -676,10 +548,7 @@ fn normalise(mut r: Run, program: &str) -> Run {
 fn describe(g: &Run, f: &Run) -> String {
     let mut out = String::new();
     if g.code != f.code {
-        out.push_str(&format!(
-            "  exit code: gunicorn {} ferrocorn {}\n",
-            g.code, f.code
-        ));
+        out.push_str(&format!("  exit code: gunicorn {} ferrocorn {}\n", g.code, f.code));
     }
     if g.last_stderr != f.last_stderr {
         out.push_str(&format!(
@@ -688,11 +557,7 @@ fn describe(g: &Run, f: &Run) -> String {
         ));
     }
     if g.stdout != f.stdout && (g.stdout.is_empty() || f.stdout.is_empty()) {
-        let who = if g.stdout.is_empty() {
-            "gunicorn"
-        } else {
-            "ferrocorn"
-        };
+        let who = if g.stdout.is_empty() { "gunicorn" } else { "ferrocorn" };
         out.push_str(&format!("  stdout: only {who} printed nothing\n"));
     } else if g.stdout != f.stdout {
         let gl: Vec<&str> = g.stdout.lines().collect();
@@ -723,17 +588,12 @@ fn ledger() -> BTreeMap<String, toml::Table> {
             let t = item.as_table().expect("each divergence is a table").clone();
             for key in ["case", "gunicorn", "ferrocorn", "why"] {
                 assert!(
-                    t.get(key)
-                        .and_then(toml::Value::as_str)
-                        .is_some_and(|s| !s.trim().is_empty()),
+                    t.get(key).and_then(toml::Value::as_str).is_some_and(|s| !s.trim().is_empty()),
                     "ledger entry {t:?} lacks `{key}`"
                 );
             }
             let case = t["case"].as_str().unwrap().to_owned();
-            assert!(
-                out.insert(case.clone(), t).is_none(),
-                "ledger lists {case} twice"
-            );
+            assert!(out.insert(case.clone(), t).is_none(), "ledger lists {case} twice");
         }
     }
     out
@@ -753,10 +613,8 @@ fn print_config_matches_gunicorn_27() {
     // Every setting is covered at least once.
     for s in SETTINGS {
         assert!(
-            cases
-                .iter()
-                .any(|c| c.id.starts_with(&format!("cli/{}/", s.name))
-                    || c.id.starts_with(&format!("file/{}/", s.name))),
+            cases.iter().any(|c| c.id.starts_with(&format!("cli/{}/", s.name))
+                || c.id.starts_with(&format!("file/{}/", s.name))),
             "{} is not in the matrix",
             s.name
         );

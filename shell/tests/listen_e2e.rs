@@ -23,7 +23,10 @@ fn port_in_use_is_retried_then_exits_1() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
-    let mut srv = Server::start_env(&["-b", &bind, "--log-level", "debug"], &[("FERROCORN_TEST_BIND_RETRY_MS", "20")]);
+    let mut srv = Server::start_env(
+        &["-b", &bind, "--log-level", "debug"],
+        &[("FERROCORN_TEST_BIND_RETRY_MS", "20")],
+    );
     assert_eq!(srv.wait_exit(10).code(), Some(1));
     let log = srv.log();
     let addr = format!("('127.0.0.1', {port})");
@@ -32,7 +35,9 @@ fn port_in_use_is_retried_then_exits_1() {
     let mut want = vec![format!("{pid}] [INFO] Starting ferrocorn 0.1.0")];
     for _ in 0..5 {
         want.push(format!("{pid}] [ERROR] Connection in use: {addr}"));
-        want.push(format!("{pid}] [ERROR] connection to {addr} failed: [Errno 98] Address already in use"));
+        want.push(format!(
+            "{pid}] [ERROR] connection to {addr} failed: [Errno 98] Address already in use"
+        ));
         want.push(format!("{pid}] [DEBUG] Retrying in 1 second."));
     }
     want.push(format!("{pid}] [ERROR] Can't connect to {addr}"));
@@ -41,7 +46,10 @@ fn port_in_use_is_retried_then_exits_1() {
 
 #[test]
 fn bad_addresses_are_refused_before_starting() {
-    for (bind, msg) in [("fd://abc", "'abc' is not a valid file descriptor."), ("127.0.0.1:x", "'x' is not a valid port number.")] {
+    for (bind, msg) in [
+        ("fd://abc", "'abc' is not a valid file descriptor."),
+        ("127.0.0.1:x", "'x' is not a valid port number."),
+    ] {
         let mut srv = Server::start(&["-b", bind]);
         assert_eq!(srv.wait_exit(10).code(), Some(1));
         assert_eq!(srv.log(), format!("\nError: {msg}\n\n"));
@@ -83,7 +91,11 @@ fn a_file_that_is_not_a_socket_is_refused() {
     std::fs::write(&path, b"keep me").unwrap();
     let mut srv = Server::start(&["-b", &format!("unix:{}", path.display())]);
     assert_eq!(srv.wait_exit(10).code(), Some(1));
-    assert!(srv.log().contains(&format!("[ERROR] '{}' is not a socket", path.display())), "{}", srv.log());
+    assert!(
+        srv.log().contains(&format!("[ERROR] '{}' is not a socket", path.display())),
+        "{}",
+        srv.log()
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -115,7 +127,10 @@ fn several_binds_and_ipv6() {
     let (list, _) = names.rsplit_once(' ').unwrap();
     let parts: Vec<&str> = list.split(',').collect();
     assert_eq!(parts.len(), 2, "{line}");
-    assert!(parts[0].starts_with("http://127.0.0.1:") && parts[1].starts_with("http://[::1]:"), "{line}");
+    assert!(
+        parts[0].starts_with("http://127.0.0.1:") && parts[1].starts_with("http://[::1]:"),
+        "{line}"
+    );
     srv.wait_booted(1);
     for p in parts {
         let a: std::net::SocketAddr = p.trim_start_matches("http://").parse().unwrap();

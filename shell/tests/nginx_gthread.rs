@@ -57,11 +57,26 @@ fn established_to(port: u16) -> usize {
 
 #[test]
 fn nginx_upstream_keepalive_reuses_connections_and_survives_idle_closes() {
-    assert!(std::path::Path::new("/usr/sbin/nginx").exists(), "nginx is missing: run scripts/setup-peers.sh");
+    assert!(
+        std::path::Path::new("/usr/sbin/nginx").exists(),
+        "nginx is missing: run scripts/setup-peers.sh"
+    );
     // ferrocorn closes idle keep-alive connections after 1 s; nginx keeps up to 4 idle.
     let server = start_installed(
         "ferrocorn",
-        &["wsgi_app:app", "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread", "--threads", "2", "--keep-alive", "1"],
+        &[
+            "wsgi_app:app",
+            "-b",
+            "127.0.0.1:0",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            "2",
+            "--keep-alive",
+            "1",
+        ],
         &[],
     );
     let app = server.addr();
@@ -93,17 +108,28 @@ fn nginx_upstream_keepalive_reuses_connections_and_survives_idle_closes() {
     // Many requests through the proxy reuse a few upstream connections.
     for i in 0..200 {
         let (status, body) = get(proxy, &format!("/?n={i}"));
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "Hello, World!"), "request {i}");
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "Hello, World!"),
+            "request {i}"
+        );
     }
     let upstream = established_to(app.port());
-    assert!((1..=4).contains(&upstream), "{upstream} upstream connections for 200 requests: they were not reused");
+    assert!(
+        (1..=4).contains(&upstream),
+        "{upstream} upstream connections for 200 requests: they were not reused"
+    );
 
     // ferrocorn closes the idle ones after its keep-alive timeout...
     wait_until(20, "idle upstream connections to be closed", || established_to(app.port()) == 0);
     // ...and the proxy goes on without a single error.
     for i in 0..50 {
         let (status, body) = get(proxy, &format!("/?after-idle={i}"));
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "Hello, World!"), "request {i} after the idle close");
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "Hello, World!"),
+            "request {i} after the idle close"
+        );
     }
     let errors = std::fs::read_to_string(dir.path("error.log")).unwrap_or_default();
     assert!(!errors.contains("upstream prematurely closed"), "{errors}");

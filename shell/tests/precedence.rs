@@ -12,11 +12,7 @@ struct FakeConfig(Vec<(&'static str, Value)>);
 
 impl ConfigSource for FakeConfig {
     fn load(&self, _location: &str, _env: &Env) -> Result<Vec<(String, Value)>, ConfigError> {
-        Ok(self
-            .0
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect())
+        Ok(self.0.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 }
 
@@ -57,10 +53,8 @@ fn four_layers_with_origins() {
         ("WORKERS", Value::Int(99)),
         ("not_a_setting", Value::Int(1)),
     ]);
-    let env = Env::bare(&dir).with_var(
-        "GUNICORN_CMD_ARGS",
-        "--workers 5 --timeout 20 -b env:1 ignored_app",
-    );
+    let env = Env::bare(&dir)
+        .with_var("GUNICORN_CMD_ARGS", "--workers 5 --timeout 20 -b env:1 ignored_app");
     let s = settings("app:app -w 6 -c c.py", &env, &cfg);
 
     assert_eq!(s.get("workers"), &Value::Int(6));
@@ -78,10 +72,7 @@ fn four_layers_with_origins() {
     assert_eq!(s.origin("bind"), &Origin::EnvCmdArgs);
     // Positionals in GUNICORN_CMD_ARGS are ignored.
     assert_eq!(s.app_uri.as_deref(), Some("app:app"));
-    assert_eq!(
-        Origin::ConfigFile("c.py".into()).to_string(),
-        "config file c.py"
-    );
+    assert_eq!(Origin::ConfigFile("c.py".into()).to_string(), "config file c.py");
     assert_eq!(Origin::EnvCmdArgs.to_string(), "env GUNICORN_CMD_ARGS");
 }
 
@@ -120,10 +111,8 @@ fn first_invalid_value_in_table_order_is_reported() {
 
 #[test]
 fn gunicorn_cmd_args_quoting_and_errors() {
-    let env = Env::bare("/").with_var(
-        "GUNICORN_CMD_ARGS",
-        r#"--access-logformat '%(h)s "%(r)s"' --name "my app""#,
-    );
+    let env = Env::bare("/")
+        .with_var("GUNICORN_CMD_ARGS", r#"--access-logformat '%(h)s "%(r)s"' --name "my app""#);
     let s = settings("app", &env, &NoPython);
     assert_eq!(s.get("access_log_format"), &Value::str(r#"%(h)s "%(r)s""#));
     assert_eq!(s.get("proc_name"), &Value::str("my app"));
@@ -131,10 +120,7 @@ fn gunicorn_cmd_args_quoting_and_errors() {
 
     let env = Env::bare("/").with_var("GUNICORN_CMD_ARGS", "'unterminated");
     let e = load_err("app", &env, &NoPython);
-    assert_eq!(
-        (e.render().as_str(), e.exit_code()),
-        ("\nError: No closing quotation\n", 1)
-    );
+    assert_eq!((e.render().as_str(), e.exit_code()), ("\nError: No closing quotation\n", 1));
 
     let env = Env::bare("/").with_var("GUNICORN_CMD_ARGS", "--bogus");
     let e = load_err("app", &env, &NoPython);
@@ -154,10 +140,7 @@ fn environment_defaults() {
     let s = settings("app", &Env::bare("/"), &NoPython);
     assert_eq!(s.get("bind"), &Value::str_list(&["127.0.0.1:8000"]));
     assert_eq!(s.get("workers"), &Value::Int(1));
-    assert_eq!(
-        s.get("forwarded_allow_ips"),
-        &Value::str_list(&["127.0.0.1", "::1"])
-    );
+    assert_eq!(s.get("forwarded_allow_ips"), &Value::str_list(&["127.0.0.1", "::1"]));
     assert_eq!(s.get("chdir"), &Value::str("/"));
 
     let env = Env::bare("/tmp")
@@ -167,10 +150,7 @@ fn environment_defaults() {
     let s = settings("app", &env, &NoPython);
     assert_eq!(s.get("bind"), &Value::str_list(&["0.0.0.0:5000"]));
     assert_eq!(s.get("workers"), &Value::Int(4));
-    assert_eq!(
-        s.get("forwarded_allow_ips"),
-        &Value::str_list(&["10.0.0.0/8", "*"])
-    );
+    assert_eq!(s.get("forwarded_allow_ips"), &Value::str_list(&["10.0.0.0/8", "*"]));
     assert_eq!(s.get("chdir"), &Value::str("/tmp"));
     assert_eq!(s.origin("bind"), &Origin::Default);
     // The command line still wins over PORT.
@@ -181,32 +161,18 @@ fn environment_defaults() {
     env.euid = 33;
     env.egid = 44;
     let s = settings("app", &env, &NoPython);
-    assert_eq!(
-        (s.get("user"), s.get("group")),
-        (&Value::Int(33), &Value::Int(44))
-    );
+    assert_eq!((s.get("user"), s.get("group")), (&Value::Int(33), &Value::Int(44)));
 
-    let e = load_err(
-        "app",
-        &Env::bare("/").with_var("WEB_CONCURRENCY", "x"),
-        &NoPython,
-    );
+    let e = load_err("app", &Env::bare("/").with_var("WEB_CONCURRENCY", "x"), &NoPython);
     assert_eq!(e.message(), "invalid literal for int() with base 10: 'x'");
-    let e = load_err(
-        "app",
-        &Env::bare("/").with_var("FORWARDED_ALLOW_IPS", "1.2.3.4/8"),
-        &NoPython,
-    );
+    let e =
+        load_err("app", &Env::bare("/").with_var("FORWARDED_ALLOW_IPS", "1.2.3.4/8"), &NoPython);
     assert_eq!(e.message(), "1.2.3.4/8 has host bits set");
 
-    let env = Env::bare("/")
-        .with_var("HOME", "/home/u")
-        .with_var("XDG_RUNTIME_DIR", "/nonexistent-xdg");
+    let env =
+        Env::bare("/").with_var("HOME", "/home/u").with_var("XDG_RUNTIME_DIR", "/nonexistent-xdg");
     let s = settings("app", &env, &NoPython);
-    assert_eq!(
-        s.get("control_socket"),
-        &Value::str("/home/u/.gunicorn/gunicorn.ctl")
-    );
+    assert_eq!(s.get("control_socket"), &Value::str("/home/u/.gunicorn/gunicorn.ctl"));
     let env = Env::bare("/").with_var("XDG_RUNTIME_DIR", "/tmp");
     assert_eq!(
         settings("app", &env, &NoPython).get("control_socket"),
@@ -228,11 +194,7 @@ fn sendfile_rules() {
         ("no", false),
         ("", false),
     ] {
-        assert_eq!(
-            s.sendfile(&base.clone().with_var("SENDFILE", v)),
-            want,
-            "SENDFILE={v}"
-        );
+        assert_eq!(s.sendfile(&base.clone().with_var("SENDFILE", v)), want, "SENDFILE={v}");
     }
     let s = settings("app --no-sendfile", &base, &NoPython);
     assert!(!s.sendfile(&base.clone().with_var("SENDFILE", "1")));
@@ -249,29 +211,13 @@ fn sendfile_rules() {
 #[test]
 fn worker_class_cross_rule() {
     let env = Env::bare("/");
-    assert_eq!(
-        settings("app --threads 4", &env, &NoPython).worker_class(),
-        "gthread"
-    );
-    assert_eq!(
-        settings("app --threads 1", &env, &NoPython).worker_class(),
-        "sync"
-    );
-    let s = settings(
-        "app -k gunicorn.workers.sync.SyncWorker --threads 2",
-        &env,
-        &NoPython,
-    );
+    assert_eq!(settings("app --threads 4", &env, &NoPython).worker_class(), "gthread");
+    assert_eq!(settings("app --threads 1", &env, &NoPython).worker_class(), "sync");
+    let s = settings("app -k gunicorn.workers.sync.SyncWorker --threads 2", &env, &NoPython);
     assert_eq!(s.worker_class(), "gthread");
     // --print-config keeps the given value.
-    assert_eq!(
-        s.get("worker_class"),
-        &Value::str("gunicorn.workers.sync.SyncWorker")
-    );
-    assert_eq!(
-        settings("app -k gevent --threads 2", &env, &NoPython).worker_class(),
-        "gevent"
-    );
+    assert_eq!(s.get("worker_class"), &Value::str("gunicorn.workers.sync.SyncWorker"));
+    assert_eq!(settings("app -k gevent --threads 2", &env, &NoPython).worker_class(), "gevent");
 }
 
 #[test]
@@ -284,15 +230,9 @@ fn derived_values() {
     assert!(!s.is_ssl());
     assert!(settings("app --certfile c.pem", &env, &NoPython).is_ssl());
     let s = settings("app -e A=1 -e B=x=y", &env, &NoPython);
-    assert_eq!(
-        s.env_pairs(),
-        Ok(vec![("A".into(), "1".into()), ("B".into(), "x=y".into())])
-    );
+    assert_eq!(s.env_pairs(), Ok(vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]));
     let s = settings("app -e BAD", &env, &NoPython);
-    assert_eq!(
-        s.env_pairs(),
-        Err("environment setting 'BAD' invalid".into())
-    );
+    assert_eq!(s.env_pairs(), Err("environment setting 'BAD' invalid".into()));
     let s = settings(r"app --paste-global a\=b=c", &env, &NoPython);
     assert_eq!(s.paste_global_conf(), Ok(vec![("a=b".into(), "c".into())]));
     assert_eq!(settings("app", &env, &NoPython).proc_name(), "app");
@@ -309,29 +249,19 @@ fn unsupported_settings_are_listed_when_not_default() {
             .is_empty()
     );
     // Harmless ones are not listed.
-    assert!(
-        settings("app --no-control-socket", &env, &NoPython)
-            .unsupported()
-            .is_empty()
-    );
+    assert!(settings("app --no-control-socket", &env, &NoPython).unsupported().is_empty());
     let s = settings(
         "app --dirty-workers 2 --http-protocols h1,h2 --protocol uwsgi --asgi-loop uvloop",
         &env,
         &NoPython,
     );
     let names: Vec<&str> = s.unsupported().iter().map(|s| s.name).collect();
-    assert_eq!(
-        names,
-        vec!["protocol", "http_protocols", "asgi_loop", "dirty_workers"]
-    );
+    assert_eq!(names, vec!["protocol", "http_protocols", "asgi_loop", "dirty_workers"]);
 
     let dir = dir_with_config("hooks");
     let hook = Value::Object(Box::new(PyObj::function("on_dirty_starting", 1)));
-    let s = settings(
-        "app -c c.py",
-        &Env::bare(&dir),
-        &FakeConfig(vec![("on_dirty_starting", hook)]),
-    );
+    let s =
+        settings("app -c c.py", &Env::bare(&dir), &FakeConfig(vec![("on_dirty_starting", hook)]));
     let names: Vec<&str> = s.unsupported().iter().map(|s| s.name).collect();
     assert_eq!(names, vec!["on_dirty_starting"]);
 }
@@ -349,10 +279,7 @@ fn config_file_selection() {
         config_location(&words("-c a.py"), &words("-c b.py"), &env).as_deref(),
         Some("a.py")
     );
-    assert_eq!(
-        config_location(&words(""), &words("-c b.py"), &env).as_deref(),
-        Some("b.py")
-    );
+    assert_eq!(config_location(&words(""), &words("-c b.py"), &env).as_deref(), Some("b.py"));
     assert_eq!(config_location(&words(""), &words(""), &env), None);
     std::fs::write(dir.join("gunicorn.conf.py"), "").unwrap();
     let want = dir.join("gunicorn.conf.py").to_string_lossy().into_owned();
@@ -363,11 +290,7 @@ fn config_file_selection() {
     assert_eq!(e.render(), "\nError: 'missing.py' doesn't exist\n");
     // Without the Python runtime, a config file is refused, never silently skipped.
     let e = load_err("app", &env, &NoPython);
-    assert!(
-        e.message().contains("need the Python runtime"),
-        "{}",
-        e.message()
-    );
+    assert!(e.message().contains("need the Python runtime"), "{}", e.message());
 }
 
 #[test]
@@ -375,22 +298,16 @@ fn application_module_is_required() {
     let e = load_err("-w 2", &Env::bare("/"), &NoPython);
     assert_eq!(e.render(), "\nError: No application module specified.\n");
     let dir = dir_with_config("wsgi_app");
-    let s = settings(
-        "-c c.py",
-        &Env::bare(&dir),
-        &FakeConfig(vec![("wsgi_app", Value::str("m:app"))]),
-    );
+    let s =
+        settings("-c c.py", &Env::bare(&dir), &FakeConfig(vec![("wsgi_app", Value::str("m:app"))]));
     assert_eq!(s.app_uri.as_deref(), Some("m:app"));
 }
 
 #[test]
 fn paste_sets_the_application_layer() {
     let dir = dir_with_config("paste");
-    std::fs::write(
-        dir.join("app.ini"),
-        "[app:main]\nuse = egg:x\n[loggers]\nkeys = root\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("app.ini"), "[app:main]\nuse = egg:x\n[loggers]\nkeys = root\n")
+        .unwrap();
     let s = settings("--paste app.ini#main", &Env::bare(&dir), &NoPython);
     let file = dir.join("app.ini").to_string_lossy().into_owned();
     assert_eq!(s.get("default_proc_name"), &Value::str(file.as_str()));
@@ -398,10 +315,7 @@ fn paste_sets_the_application_layer() {
     assert_eq!(s.origin("logconfig"), &Origin::Application);
     assert_eq!(s.app_uri, Some(format!("{file}#main")));
     let e = load_err("--paste nope.ini", &Env::bare(&dir), &NoPython);
-    assert_eq!(
-        e.message(),
-        format!("'{}' not found", dir.join("nope.ini").display())
-    );
+    assert_eq!(e.message(), format!("'{}' not found", dir.join("nope.ini").display()));
 }
 
 #[test]
@@ -459,11 +373,7 @@ fn config_file_errors_render_like_gunicorn() {
     );
     // A hook with the wrong arity from a config file.
     let bad = Value::Object(Box::new(PyObj::function("when_ready", 2)));
-    let e = load_err(
-        "app -c c.py",
-        &Env::bare(&dir),
-        &FakeConfig(vec![("when_ready", bad)]),
-    );
+    let e = load_err("app -c c.py", &Env::bare(&dir), &FakeConfig(vec![("when_ready", bad)]));
     assert_eq!(
         e.render(),
         "Invalid value for when_ready: <function when_ready>\n\n\nError: Value must have an arity of: 1\n"

@@ -15,10 +15,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 fn venv_at(var: &str, default: &str) -> PathBuf {
@@ -78,9 +75,7 @@ fn exec(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Out 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    let o = cmd.output().unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
     Out {
         code: o.status.code().expect("exit code"),
         stdout: String::from_utf8(o.stdout).unwrap(),
@@ -128,26 +123,12 @@ const VERSION: &str = concat!("ferrocorn (version ", env!("CARGO_PKG_VERSION"), 
 fn version_from_console_script_and_python_m() {
     let dir = project("version", &[]);
     let o = ferrocorn(&dir, &["--version"], &[]);
-    assert_eq!(
-        (o.code, o.stdout.as_str(), o.stderr.as_str()),
-        (0, VERSION, "")
-    );
-    let o = exec(
-        &dir,
-        &venv().join("bin/python"),
-        &["-m", "ferrocorn", "-v"],
-        &[],
-    );
-    assert_eq!(
-        (o.code, o.stdout.as_str(), o.stderr.as_str()),
-        (0, VERSION, "")
-    );
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, VERSION, ""));
+    let o = exec(&dir, &venv().join("bin/python"), &["-m", "ferrocorn", "-v"], &[]);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, VERSION, ""));
     let o = ferrocorn(&dir, &["--help"], &[]);
     assert_eq!(o.code, 0);
-    assert!(
-        o.stdout
-            .starts_with("usage: ferrocorn [OPTIONS] [APP_MODULE]\n")
-    );
+    assert!(o.stdout.starts_with("usage: ferrocorn [OPTIONS] [APP_MODULE]\n"));
 }
 
 #[test]
@@ -159,11 +140,7 @@ fn sys_executable_is_the_venv_interpreter() {
     let v = venv();
     assert_eq!(
         o.stdout,
-        format!(
-            "exe {}\nprefix {}\n",
-            v.join("bin/python").display(),
-            v.display()
-        )
+        format!("exe {}\nprefix {}\n", v.join("bin/python").display(), v.display())
     );
 }
 
@@ -177,19 +154,10 @@ fn unsupported_settings_refuse_to_serve() {
         "\nError: ferrocorn does not support these gunicorn settings: protocol (see docs/settings.md)\n"
     );
     // The same from a config file.
-    let dir = project(
-        "serve-conf",
-        &[
-            ("myapp.py", APP),
-            ("gunicorn.conf.py", "protocol = 'uwsgi'\n"),
-        ],
-    );
+    let dir =
+        project("serve-conf", &[("myapp.py", APP), ("gunicorn.conf.py", "protocol = 'uwsgi'\n")]);
     let o = ferrocorn(&dir, &["myapp"], &[]);
-    assert!(
-        o.stderr
-            .contains("does not support these gunicorn settings: protocol"),
-        "{o:?}"
-    );
+    assert!(o.stderr.contains("does not support these gunicorn settings: protocol"), "{o:?}");
 }
 
 // ---- config files ----
@@ -213,36 +181,23 @@ print('registered', '__config__' in sys.modules)
 ";
     let dir = project(
         "real",
-        &[
-            ("c.py", conf),
-            ("helpers.py", "def port():\n    return 8000 + 80\n"),
-            ("myapp.py", APP),
-        ],
+        &[("c.py", conf), ("helpers.py", "def port():\n    return 8000 + 80\n"), ("myapp.py", APP)],
     );
     let out = print_config(&dir, &["-c", "c.py", "myapp"], &[]);
     let cpus = exec(
         &dir,
         &venv().join("bin/python"),
-        &[
-            "-c",
-            "import multiprocessing; print(multiprocessing.cpu_count())",
-        ],
+        &["-c", "import multiprocessing; print(multiprocessing.cpu_count())"],
         &[],
     );
     let cpus: i64 = cpus.stdout.trim().parse().unwrap();
     assert!(out.starts_with("registered True\n"), "{out}");
     assert_eq!(config_line(&out, "workers"), (cpus * 2 + 1).to_string());
-    assert_eq!(
-        config_line(&out, "bind"),
-        "['127.0.0.1:8080', 'unix:/tmp/x.sock']"
-    );
+    assert_eq!(config_line(&out, "bind"), "['127.0.0.1:8080', 'unix:/tmp/x.sock']");
     assert_eq!(config_line(&out, "threads"), "4");
     assert_eq!(config_line(&out, "proc_name"), "__config__");
     assert_eq!(config_line(&out, "raw_env"), "['A=1', 'B=2']");
-    assert_eq!(
-        config_line(&out, "secure_scheme_headers"),
-        "{'X-PROTO': 'https'}"
-    );
+    assert_eq!(config_line(&out, "secure_scheme_headers"), "{'X-PROTO': 'https'}");
     assert_eq!(config_line(&out, "config"), "c.py");
 }
 
@@ -286,10 +241,7 @@ fn config_file_errors_as_gunicorn() {
         );
     }
     let o = ferrocorn(&dir, &["-c", "python:nomod", "myapp"], &[]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (1, "\nError: No module named 'nomod'\n")
-    );
+    assert_eq!((o.code, o.stderr.as_str()), (1, "\nError: No module named 'nomod'\n"));
 
     let o = ferrocorn(&dir, &["-c", "bad.py", "myapp"], &[]);
     assert_eq!(o.code, 1);
@@ -300,22 +252,13 @@ fn config_file_errors_as_gunicorn() {
         "{}",
         o.stderr
     );
-    assert!(
-        o.stderr.contains("bad.py\", line 1\n    workers = (\n"),
-        "{}",
-        o.stderr
-    );
-    assert!(
-        o.stderr.ends_with("\nSyntaxError: '(' was never closed\n"),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("bad.py\", line 1\n    workers = (\n"), "{}", o.stderr);
+    assert!(o.stderr.ends_with("\nSyntaxError: '(' was never closed\n"), "{}", o.stderr);
 
     let o = ferrocorn(&dir, &["-c", "file:raise.py", "myapp"], &[]);
     assert_eq!(o.code, 1);
     assert!(
-        o.stderr
-            .starts_with("Failed to read config file: raise.py\nTraceback"),
+        o.stderr.starts_with("Failed to read config file: raise.py\nTraceback"),
         "{}",
         o.stderr
     );
@@ -339,13 +282,7 @@ fn config_file_errors_as_gunicorn() {
 
 #[test]
 fn non_py_config_prints_the_banner_and_still_runs() {
-    let dir = project(
-        "banner",
-        &[
-            ("conf.txt", "workers = 3\nprint('ran')\n"),
-            ("myapp.py", APP),
-        ],
-    );
+    let dir = project("banner", &[("conf.txt", "workers = 3\nprint('ran')\n"), ("myapp.py", APP)]);
     let o = ferrocorn(&dir, &["-c", "conf.txt", "--print-config", "myapp"], &[]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(
@@ -380,10 +317,7 @@ when_ready = 'os.path.exists'
     assert_eq!(config_line(&out, "worker_abort"), "<Abort()>");
     assert_eq!(config_line(&out, "when_ready"), "<exists()>");
     // gunicorn wraps a 2- or 3-argument post_request in a lambda and shows that.
-    assert_eq!(
-        config_line(&out, "post_request"),
-        "<validate_post_request.<locals>.<lambda>()>"
-    );
+    assert_eq!(config_line(&out, "post_request"), "<validate_post_request.<locals>.<lambda>()>");
     assert_eq!(config_line(&out, "post_fork"), "<Postfork.post_fork()>");
 
     for (arity, ok) in [(1, false), (2, true), (3, true), (4, true), (5, false)] {
@@ -407,10 +341,7 @@ when_ready = 'os.path.exists'
                 "{}",
                 o.stderr
             );
-            assert!(
-                o.stderr
-                    .ends_with(">\n\n\nError: Value must have an arity of: 4\n")
-            );
+            assert!(o.stderr.ends_with(">\n\n\nError: Value must have an arity of: 4\n"));
         }
     }
 
@@ -421,16 +352,8 @@ when_ready = 'os.path.exists'
             "Value must have an arity of: 1",
         ),
         ("on_starting = 3\n", "3", "Value is not callable: 3"),
-        (
-            "on_starting = 'nosuchmod.func'\n",
-            "nosuchmod.func",
-            "No module named 'nosuchmod'",
-        ),
-        (
-            "on_starting = 'os.path.nope'\n",
-            "os.path.nope",
-            "Can not load 'nope' from 'os.path'",
-        ),
+        ("on_starting = 'nosuchmod.func'\n", "nosuchmod.func", "No module named 'nosuchmod'"),
+        ("on_starting = 'os.path.nope'\n", "os.path.nope", "Can not load 'nope' from 'os.path'"),
         (
             "on_starting = 'noimportstring'\n",
             "noimportstring",
@@ -446,22 +369,13 @@ when_ready = 'os.path.exists'
         let dir = project("bad-hook", &[("c.py", conf), ("myapp.py", APP)]);
         let o = ferrocorn(&dir, &["-c", "c.py", "--check-config", "myapp"], &[]);
         assert_eq!(o.code, 1, "{conf}");
-        let setting = conf
-            .trim_start_matches("def ")
-            .split(['(', ' '])
-            .next()
-            .unwrap();
+        let setting = conf.trim_start_matches("def ").split(['(', ' ']).next().unwrap();
         assert!(
-            o.stderr
-                .starts_with(&format!("Invalid value for {setting}: {shown}")),
+            o.stderr.starts_with(&format!("Invalid value for {setting}: {shown}")),
             "{conf}: {}",
             o.stderr
         );
-        assert!(
-            o.stderr.ends_with(&format!("\n\n\nError: {msg}\n")),
-            "{conf}: {}",
-            o.stderr
-        );
+        assert!(o.stderr.ends_with(&format!("\n\n\nError: {msg}\n")), "{conf}: {}", o.stderr);
     }
 }
 
@@ -482,49 +396,21 @@ fn precedence_defaults_config_env_cli() {
         (config_line(&out, "workers"), config_line(&out, "bind"))
     };
     assert_eq!(w(&["myapp"], &[("WEB_CONCURRENCY", "2")]).0, "2");
+    assert_eq!(w(&["-c", "c.py", "myapp"], &[("WEB_CONCURRENCY", "2")]).0, "3");
+    assert_eq!(w(&["-c", "c.py", "myapp"], &[("GUNICORN_CMD_ARGS", "--workers 5")]).0, "5");
     assert_eq!(
-        w(&["-c", "c.py", "myapp"], &[("WEB_CONCURRENCY", "2")]).0,
-        "3"
-    );
-    assert_eq!(
-        w(
-            &["-c", "c.py", "myapp"],
-            &[("GUNICORN_CMD_ARGS", "--workers 5")]
-        )
-        .0,
-        "5"
-    );
-    assert_eq!(
-        w(
-            &["-c", "c.py", "-w", "6", "myapp"],
-            &[("GUNICORN_CMD_ARGS", "--workers 5")]
-        )
-        .0,
+        w(&["-c", "c.py", "-w", "6", "myapp"], &[("GUNICORN_CMD_ARGS", "--workers 5")]).0,
         "6"
     );
     // `-c` inside GUNICORN_CMD_ARGS is used when the command line has none.
     assert_eq!(w(&["myapp"], &[("GUNICORN_CMD_ARGS", "-c env.py")]).0, "4");
-    assert_eq!(
-        w(
-            &["-c", "c.py", "myapp"],
-            &[("GUNICORN_CMD_ARGS", "-c env.py")]
-        )
-        .0,
-        "3"
-    );
+    assert_eq!(w(&["-c", "c.py", "myapp"], &[("GUNICORN_CMD_ARGS", "-c env.py")]).0, "3");
     // An append flag replaces the list from the config file.
     assert_eq!(
-        w(
-            &["-c", "c.py", "-b", "127.0.0.1:2", "myapp"],
-            &[("PORT", "9")]
-        )
-        .1,
+        w(&["-c", "c.py", "-b", "127.0.0.1:2", "myapp"], &[("PORT", "9")]).1,
         "['127.0.0.1:2']"
     );
-    assert_eq!(
-        w(&["-c", "c.py", "myapp"], &[("PORT", "9")]).1,
-        "['127.0.0.1:1']"
-    );
+    assert_eq!(w(&["-c", "c.py", "myapp"], &[("PORT", "9")]).1, "['127.0.0.1:1']");
 }
 
 #[test]
@@ -541,19 +427,13 @@ fn wsgi_app_from_the_config_file() {
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
     let o = ferrocorn(&dir, &["-c", "bad.py", "--check-config"], &[]);
     assert_eq!(o.code, 1);
-    assert!(
-        o.stderr
-            .ends_with("AppImportError: Failed to find attribute 'nope' in 'myapp'.\n")
-    );
+    assert!(o.stderr.ends_with("AppImportError: Failed to find attribute 'nope' in 'myapp'.\n"));
     // The positional APP wins over wsgi_app.
     let o = ferrocorn(&dir, &["-c", "bad.py", "--check-config", "myapp"], &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let dir = project("no-app", &[]);
     let o = ferrocorn(&dir, &["--check-config"], &[]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (1, "\nError: No application module specified.\n")
-    );
+    assert_eq!((o.code, o.stderr.as_str()), (1, "\nError: No application module specified.\n"));
 }
 
 // ---- application loading ----
@@ -584,40 +464,20 @@ def bad_factory():
 fn every_app_form_loads() {
     let dir = project(
         "forms-app",
-        &[
-            ("myapp.py", FACTORIES),
-            ("pkg/__init__.py", ""),
-            ("pkg/wsgi.py", APP),
-        ],
+        &[("myapp.py", FACTORIES), ("pkg/__init__.py", ""), ("pkg/wsgi.py", APP)],
     );
-    for app in [
-        "myapp",
-        "myapp:app",
-        "myapp:application",
-        "myapp:create()",
-        "pkg.wsgi",
-        "pkg.wsgi:app",
-    ] {
+    for app in
+        ["myapp", "myapp:app", "myapp:application", "myapp:create()", "pkg.wsgi", "pkg.wsgi:app"]
+    {
         let o = ferrocorn(&dir, &["--check-config", app], &[]);
-        assert_eq!(
-            (o.code, o.stdout.as_str(), o.stderr.as_str()),
-            (0, "", ""),
-            "{app}"
-        );
+        assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""), "{app}");
     }
     let o = ferrocorn(
         &dir,
-        &[
-            "--check-config",
-            "myapp:create_with('x', debug=True, extra=[1, {'k': (2,)}])",
-        ],
+        &["--check-config", "myapp:create_with('x', debug=True, extra=[1, {'k': (2,)}])"],
         &[],
     );
-    assert_eq!(
-        (o.code, o.stdout.as_str()),
-        (0, "factory 'x' True [1, {'k': (2,)}]\n"),
-        "{o:?}"
-    );
+    assert_eq!((o.code, o.stdout.as_str()), (0, "factory 'x' True [1, {'k': (2,)}]\n"), "{o:?}");
 }
 
 const LOAD_ERROR: &str = "\nError while loading the application:\n\n";
@@ -635,40 +495,22 @@ fn load_error(dir: &Path, app: &str) -> String {
 fn every_app_loading_error_as_gunicorn() {
     let dir = project(
         "app-errors",
-        &[
-            ("myapp.py", FACTORIES),
-            ("broken.py", "raise RuntimeError('import boom')\n"),
-        ],
+        &[("myapp.py", FACTORIES), ("broken.py", "raise RuntimeError('import boom')\n")],
     );
     // gunicorn 27 prints `gunicorn.errors.AppImportError: ...`.
     let app_import = [
         ("myapp:nope", "Failed to find attribute 'nope' in 'myapp'."),
         ("myapp:notcall", "Application object must be callable."),
         ("myapp:none", "Failed to find application object: 'none'"),
-        (
-            "myapp:factory()",
-            "TypeError: factory() missing 1 required positional argument: 'a'",
-        ),
+        ("myapp:factory()", "TypeError: factory() missing 1 required positional argument: 'a'"),
         (
             "myapp:factory(1,2,3)",
             "TypeError: factory() takes from 1 to 2 positional arguments but 3 were given",
         ),
-        (
-            "myapp:factory(x)",
-            "Failed to parse arguments as literal values: 'factory(x)'",
-        ),
-        (
-            "myapp:a.b",
-            "Failed to parse 'a.b' as an attribute name or function call.",
-        ),
-        (
-            "myapp:a+",
-            "Failed to parse 'a+' as an attribute name or function call.",
-        ),
-        (
-            "myapp:factory(1)(2)",
-            "Function reference must be a simple name: 'factory(1)(2)'",
-        ),
+        ("myapp:factory(x)", "Failed to parse arguments as literal values: 'factory(x)'"),
+        ("myapp:a.b", "Failed to parse 'a.b' as an attribute name or function call."),
+        ("myapp:a+", "Failed to parse 'a+' as an attribute name or function call."),
+        ("myapp:factory(1)(2)", "Function reference must be a simple name: 'factory(1)(2)'"),
     ];
     for (app, msg) in app_import {
         assert_eq!(
@@ -679,19 +521,10 @@ fn every_app_loading_error_as_gunicorn() {
     }
     // Not AppImportError: the module does not import, or the factory itself raised.
     let others = [
-        (
-            "myapp.py",
-            "ImportError: Failed to find application, did you mean 'myapp:application'?",
-        ),
-        (
-            "myapp.py:app",
-            "ImportError: Failed to find application, did you mean 'myapp:app'?",
-        ),
+        ("myapp.py", "ImportError: Failed to find application, did you mean 'myapp:application'?"),
+        ("myapp.py:app", "ImportError: Failed to find application, did you mean 'myapp:app'?"),
         ("nosuch", "ModuleNotFoundError: No module named 'nosuch'"),
-        (
-            "nosuch:app",
-            "ModuleNotFoundError: No module named 'nosuch'",
-        ),
+        ("nosuch:app", "ModuleNotFoundError: No module named 'nosuch'"),
         ("broken", "RuntimeError: import boom"),
         ("myapp:bad_factory()", "TypeError: inside"),
     ];
@@ -700,16 +533,8 @@ fn every_app_loading_error_as_gunicorn() {
     }
     // A traceback through Python frames is printed whole.
     let o = ferrocorn(&dir, &["--check-config", "broken"], &[]);
-    assert!(
-        o.stderr.contains("Traceback (most recent call last):\n"),
-        "{}",
-        o.stderr
-    );
-    assert!(
-        o.stderr.contains("broken.py\", line 1, in <module>\n"),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("Traceback (most recent call last):\n"), "{}", o.stderr);
+    assert!(o.stderr.contains("broken.py\", line 1, in <module>\n"), "{}", o.stderr);
 }
 
 #[test]
@@ -733,49 +558,19 @@ def application(environ, start_response):
     );
     let o = ferrocorn(&dir, &["--check-config", "inextra"], &[]);
     assert_eq!(o.code, 1);
-    let o = ferrocorn(
-        &dir,
-        &["--check-config", "--pythonpath", "extra", "inextra"],
-        &[],
-    );
+    let o = ferrocorn(&dir, &["--check-config", "--pythonpath", "extra", "inextra"], &[]);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
-    let o = ferrocorn(
-        &dir,
-        &["--check-config", "--pythonpath", "more,extra", "inmore:app"],
-        &[],
-    );
+    let o = ferrocorn(&dir, &["--check-config", "--pythonpath", "more,extra", "inmore:app"], &[]);
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
 
     let sub = dir.join("sub");
     let o = ferrocorn(&dir, &["--check-config", "--chdir", "sub", "insub"], &[]);
     assert_eq!(o.code, 1);
-    assert!(
-        o.stderr.ends_with("RuntimeError: FOO is None\n"),
-        "{}",
-        o.stderr
-    );
-    let o = ferrocorn(
-        &dir,
-        &["--check-config", "--chdir", "sub", "-e", "FOO=bar", "insub"],
-        &[],
-    );
-    assert_eq!(
-        (o.code, o.stdout.clone()),
-        (0, format!("cwd {}\n", sub.display())),
-        "{o:?}"
-    );
-    let o = ferrocorn(
-        &dir,
-        &[
-            "--check-config",
-            "-c",
-            "envconf.py",
-            "--chdir",
-            "sub",
-            "insub",
-        ],
-        &[],
-    );
+    assert!(o.stderr.ends_with("RuntimeError: FOO is None\n"), "{}", o.stderr);
+    let o = ferrocorn(&dir, &["--check-config", "--chdir", "sub", "-e", "FOO=bar", "insub"], &[]);
+    assert_eq!((o.code, o.stdout.clone()), (0, format!("cwd {}\n", sub.display())), "{o:?}");
+    let o =
+        ferrocorn(&dir, &["--check-config", "-c", "envconf.py", "--chdir", "sub", "insub"], &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let o = ferrocorn(
         &dir,
@@ -784,10 +579,7 @@ def application(environ, start_response):
     );
     assert_eq!(o.code, 0, "{o:?}");
     let o = ferrocorn(&dir, &["--check-config", "-e", "FOO", "inextra"], &[]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (1, "\nError: environment setting 'FOO' invalid\n")
-    );
+    assert_eq!((o.code, o.stderr.as_str()), (1, "\nError: environment setting 'FOO' invalid\n"));
 }
 
 #[test]
@@ -816,22 +608,12 @@ def factory(global_config, **local_conf):
     let dir = project("paste", &[("app.ini", ini), ("pasteapp.py", factory)]);
     let o = ferrocorn(
         &dir,
-        &[
-            "--check-config",
-            "--paste",
-            "app.ini",
-            "--paste-global",
-            "FOO=bar",
-        ],
+        &["--check-config", "--paste", "app.ini", "--paste-global", "FOO=bar"],
         &[],
     );
     assert_eq!(
         (o.code, o.stdout.as_str(), o.stderr.as_str()),
-        (
-            0,
-            "paste [('FOO', 'bar'), ('shared', 'yes')] [('greeting', 'hello')]\n",
-            ""
-        ),
+        (0, "paste [('FOO', 'bar'), ('shared', 'yes')] [('greeting', 'hello')]\n", ""),
     );
     let o = ferrocorn(&dir, &["--check-config", "--paste", "app.ini#other"], &[]);
     assert_eq!(
@@ -841,33 +623,16 @@ def factory(global_config, **local_conf):
     );
     let out = print_config(&dir, &["--paste", "app.ini"], &[]);
     let ini_path = dir.join("app.ini");
-    assert_eq!(
-        config_line(&out, "default_proc_name"),
-        ini_path.display().to_string()
-    );
+    assert_eq!(config_line(&out, "default_proc_name"), ini_path.display().to_string());
     let o = ferrocorn(&dir, &["--check-config", "--paste", "nothere.ini"], &[]);
     assert_eq!(
         (o.code, o.stderr),
-        (
-            1,
-            format!(
-                "\nError: '{}' not found\n",
-                dir.join("nothere.ini").display()
-            )
-        )
+        (1, format!("\nError: '{}' not found\n", dir.join("nothere.ini").display()))
     );
     let o = ferrocorn(&dir, &["--check-config", "--paste", "app.ini#missing"], &[]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.starts_with(LOAD_ERROR), "{}", o.stderr);
-    assert!(
-        o.stderr
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("LookupError: "),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.lines().last().unwrap().starts_with("LookupError: "), "{}", o.stderr);
 }
 
 #[test]
@@ -875,10 +640,7 @@ fn check_and_print_config_import_the_app() {
     let printing = "print('imported')\ndef application(environ, start_response):\n    pass\n";
     let dir = project("check", &[("myapp.py", printing)]);
     let o = ferrocorn(&dir, &["--check-config", "myapp"], &[]);
-    assert_eq!(
-        (o.code, o.stdout.as_str(), o.stderr.as_str()),
-        (0, "imported\n", "")
-    );
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "imported\n", ""));
     // The configuration is printed first, then the application is imported.
     let o = ferrocorn(&dir, &["--print-config", "myapp"], &[]);
     assert_eq!(o.code, 0, "{o:?}");
@@ -888,10 +650,7 @@ fn check_and_print_config_import_the_app() {
     // A failing import: the configuration is still printed, the error follows, exit 1.
     let o = ferrocorn(&dir, &["--print-config", "myapp:nope"], &[]);
     assert_eq!(o.code, 1);
-    assert!(
-        o.stdout
-            .contains("\nworkers                            = 1\n")
-    );
+    assert!(o.stdout.contains("\nworkers                            = 1\n"));
     assert!(o.stderr.starts_with(LOAD_ERROR));
 }
 
@@ -900,10 +659,7 @@ fn check_and_print_config_import_the_app() {
 /// `home` of a venv's pyvenv.cfg: the directory of its base interpreter.
 fn base_python(venv: &Path) -> PathBuf {
     let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap();
-    let home = cfg
-        .lines()
-        .find_map(|l| l.strip_prefix("home = "))
-        .expect("home in pyvenv.cfg");
+    let home = cfg.lines().find_map(|l| l.strip_prefix("home = ")).expect("home in pyvenv.cfg");
     Path::new(home.trim()).join("python3")
 }
 
@@ -912,12 +668,7 @@ fn site_packages(venv: &Path) -> PathBuf {
     let py = std::fs::read_dir(&lib)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("python3")
-        })
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("python3"))
         .expect("lib/python3.X");
     py.join("site-packages")
 }
@@ -966,12 +717,7 @@ fn pyenv_python_inside_and_outside_the_venv() {
         &["/usr/bin/env", "ferrocorn"],
         &[("VIRTUAL_ENV", v.to_str().unwrap()), ("PATH", &path)],
     );
-    smoke(
-        "pyenv-m",
-        &py,
-        &[py.to_str().unwrap(), "-m", "ferrocorn"],
-        &[],
-    );
+    smoke("pyenv-m", &py, &[py.to_str().unwrap(), "-m", "ferrocorn"], &[]);
     // The base interpreter, outside any venv, importing the package from PYTHONPATH.
     let base = base_python(&v);
     let sp = site_packages(&v);
@@ -990,21 +736,13 @@ fn debian_static_python_inside_and_outside_the_venv() {
     let o = exec(
         &v,
         &py,
-        &[
-            "-c",
-            "import sysconfig, sys; print(sys.version_info[:2] >= (3, 10))",
-        ],
+        &["-c", "import sysconfig, sys; print(sys.version_info[:2] >= (3, 10))"],
         &[],
     );
     assert_eq!(o.stdout, "True\n");
     let script = v.join("bin/ferrocorn");
     smoke("debian-path", &py, &[script.to_str().unwrap()], &[]);
-    smoke(
-        "debian-m",
-        &py,
-        &[py.to_str().unwrap(), "-m", "ferrocorn"],
-        &[],
-    );
+    smoke("debian-m", &py, &[py.to_str().unwrap(), "-m", "ferrocorn"], &[]);
     let path = format!("{}:/usr/bin:/bin", v.join("bin").display());
     smoke(
         "debian-active",

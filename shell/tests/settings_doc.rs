@@ -25,11 +25,7 @@ fn settings_doc_is_fresh() {
 fn settings_doc_covers_every_setting_and_flag() {
     let doc = ferrocorn::settings::doc::render();
     for s in ferrocorn::settings::SETTINGS {
-        assert!(
-            doc.contains(&format!("### `{}`", s.name)),
-            "{} missing",
-            s.name
-        );
+        assert!(doc.contains(&format!("### `{}`", s.name)), "{} missing", s.name);
         for f in s.cli {
             assert!(doc.contains(&format!("`{f}")), "flag {f} missing");
         }

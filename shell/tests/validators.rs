@@ -76,19 +76,10 @@ fn pos_int() {
             (s("1_000"), Ok(Value::Int(1000))),
             (Value::Int(-1), Err("Value must be positive: -1")),
             (s("-5"), Err("Value must be positive: -5")),
-            (
-                s("010"),
-                Err("invalid literal for int() with base 0: '010'"),
-            ),
+            (s("010"), Err("invalid literal for int() with base 0: '010'")),
             (s("x"), Err("invalid literal for int() with base 0: 'x'")),
-            (
-                Value::Float(1.5),
-                Err("int() can't convert non-string with explicit base"),
-            ),
-            (
-                Value::None,
-                Err("int() can't convert non-string with explicit base"),
-            ),
+            (Value::Float(1.5), Err("int() can't convert non-string with explicit base")),
+            (Value::None, Err("int() can't convert non-string with explicit base")),
         ],
     );
 }
@@ -116,13 +107,7 @@ fn int_parsers() {
 #[test]
 fn dict() {
     let d = Value::Dict(vec![(s("A"), s("b"))]);
-    check(
-        V::Dict,
-        &[
-            (d.clone(), Ok(d)),
-            (s("x"), Err("Value is not a dictionary: x ")),
-        ],
-    );
+    check(V::Dict, &[(d.clone(), Ok(d)), (s("x"), Err("Value is not a dictionary: x "))]);
 }
 
 #[test]
@@ -131,10 +116,7 @@ fn list_string() {
         V::ListString,
         &[
             (s("one"), Ok(Value::str_list(&["one"]))),
-            (
-                Value::str_list(&[" a ", "b"]),
-                Ok(Value::str_list(&["a", "b"])),
-            ),
+            (Value::str_list(&[" a ", "b"]), Ok(Value::str_list(&["a", "b"]))),
             (Value::Tuple(vec![s("a")]), Ok(Value::str_list(&["a"]))),
             (Value::None, Ok(Value::List(vec![]))),
             (s(""), Ok(Value::List(vec![]))),
@@ -149,10 +131,7 @@ fn files_or_patterns() {
     check(
         V::ListOfFilesOrPatterns,
         &[
-            (
-                Value::str_list(&["/", "/nope/*.py"]),
-                Ok(Value::str_list(&["/", "/nope/*.py"])),
-            ),
+            (Value::str_list(&["/", "/nope/*.py"]), Ok(Value::str_list(&["/", "/nope/*.py"]))),
             (
                 Value::str_list(&["/nonexistent-ferrocorn"]),
                 Err("File /nonexistent-ferrocorn does not exists."),
@@ -178,36 +157,18 @@ fn addr_list() {
     check(
         V::StringToAddrList,
         &[
-            (
-                s("127.0.0.1,::1"),
-                Ok(Value::str_list(&["127.0.0.1", "::1"])),
-            ),
+            (s("127.0.0.1,::1"), Ok(Value::str_list(&["127.0.0.1", "::1"]))),
             (s("*"), Ok(Value::str_list(&["*"]))),
-            (
-                s("10.0.0.0/8, fe80::/10"),
-                Ok(Value::str_list(&["10.0.0.0/8", "fe80::/10"])),
-            ),
+            (s("10.0.0.0/8, fe80::/10"), Ok(Value::str_list(&["10.0.0.0/8", "fe80::/10"]))),
             (s("1.2.3.4/24"), Err("1.2.3.4/24 has host bits set")),
-            (
-                s("foo"),
-                Err("'foo' does not appear to be an IPv4 or IPv6 network"),
-            ),
-            (
-                s("1.2.3.0/33"),
-                Err("'1.2.3.0/33' does not appear to be an IPv4 or IPv6 network"),
-            ),
+            (s("foo"), Err("'foo' does not appear to be an IPv4 or IPv6 network")),
+            (s("1.2.3.0/33"), Err("'1.2.3.0/33' does not appear to be an IPv4 or IPv6 network")),
         ],
     );
     assert_eq!(check_ip_network("10.0.0.0/255.0.0.0"), Ok(()));
     assert_eq!(check_ip_network("10.0.0.0/0.255.255.255"), Ok(()));
-    assert_eq!(
-        check_ip_network("10.0.0.1/0.0.0.255"),
-        Err("10.0.0.1/24 has host bits set".into())
-    );
-    assert_eq!(
-        check_ip_network("::1/64"),
-        Err("::1/64 has host bits set".into())
-    );
+    assert_eq!(check_ip_network("10.0.0.1/0.0.0.255"), Err("10.0.0.1/24 has host bits set".into()));
+    assert_eq!(check_ip_network("::1/64"), Err("::1/64 has host bits set".into()));
     assert_eq!(check_ip_network("0.0.0.0/0"), Ok(()));
     assert!(check_ip_network("01.2.3.4").is_err());
 }
@@ -218,10 +179,8 @@ fn func(q: &str, arity: usize) -> Value {
 
 #[test]
 fn class() {
-    let k = Value::Object(Box::new(PyObj {
-        kind: ObjKind::Class,
-        ..PyObj::function("MyWorker", 0)
-    }));
+    let k =
+        Value::Object(Box::new(PyObj { kind: ObjKind::Class, ..PyObj::function("MyWorker", 0) }));
     check(
         V::Class,
         &[
@@ -261,20 +220,10 @@ fn callables_check_arity_and_import_strings() {
         text: "obj".into(),
         ..PyObj::function("o", 0)
     }));
-    check(
-        V::Callable(1),
-        &[(not_callable, Err("Value is not callable: obj"))],
-    );
+    check(V::Callable(1), &[(not_callable, Err("Value is not callable: obj"))]);
     let env = env();
-    let mut ctx = Ctx {
-        env: &env,
-        importer: Some(&FakeImporter),
-        warnings: vec![],
-    };
-    assert_eq!(
-        V::Callable(1).validate(&s("hooks.ready"), &mut ctx),
-        Ok(func("ready", 1))
-    );
+    let mut ctx = Ctx { env: &env, importer: Some(&FakeImporter), warnings: vec![] };
+    assert_eq!(V::Callable(1).validate(&s("hooks.ready"), &mut ctx), Ok(func("ready", 1)));
     assert_eq!(
         V::Callable(1).validate(&s("nope.x"), &mut ctx),
         Err("No module named 'nope'".into())
@@ -335,10 +284,7 @@ fn chdir() {
             (s("/"), Ok(s("/"))),
             (s(".."), Ok(s("/"))),
             (s("../tmp/./"), Ok(s("/tmp"))),
-            (
-                s("/nonexistent-ferrocorn"),
-                Err("can't chdir to '/nonexistent-ferrocorn'"),
-            ),
+            (s("/nonexistent-ferrocorn"), Err("can't chdir to '/nonexistent-ferrocorn'")),
         ],
     );
 }
@@ -359,14 +305,8 @@ fn statsd_address() {
             (s("tcp://h:1"), Ok(t("h", 1))),
             (s("fd://3"), Ok(Value::Int(3))),
             (Value::None, Ok(Value::None)),
-            (
-                s("a:b:c"),
-                Err("Value must be one of ('host:port', 'unix://PATH')"),
-            ),
-            (
-                s("fd://x"),
-                Err("Value must be one of ('host:port', 'unix://PATH')"),
-            ),
+            (s("a:b:c"), Err("Value must be one of ('host:port', 'unix://PATH')")),
+            (s("fd://x"), Err("Value must be one of ('host:port', 'unix://PATH')")),
         ],
     );
 }
@@ -391,28 +331,13 @@ fn enumerations() {
             (Value::Int(1), Err("Invalid type for casting: 1")),
         ],
     );
-    check(
-        V::AsgiLoop,
-        &[
-            (s("UVLOOP"), Ok(s("uvloop"))),
-            (s("x"), Err("Invalid ASGI loop: x")),
-        ],
-    );
-    check(
-        V::AsgiLifespan,
-        &[
-            (s("on"), Ok(s("on"))),
-            (s("x"), Err("Invalid ASGI lifespan: x")),
-        ],
-    );
+    check(V::AsgiLoop, &[(s("UVLOOP"), Ok(s("uvloop"))), (s("x"), Err("Invalid ASGI loop: x"))]);
+    check(V::AsgiLifespan, &[(s("on"), Ok(s("on"))), (s("x"), Err("Invalid ASGI lifespan: x"))]);
     check(
         V::HttpParser,
         &[
             (s("Fast"), Ok(s("fast"))),
-            (
-                s("x"),
-                Err("http_parser must be one of: auto, fast, python"),
-            ),
+            (s("x"), Err("http_parser must be one of: auto, fast, python")),
             (Value::Int(1), Err("http_parser must be a string")),
         ],
     );
@@ -441,10 +366,7 @@ fn proxy_protocol_modes_and_legacy_booleans() {
             (Value::Bool(true), Ok(s("auto"))),
             (Value::Bool(false), Ok(s("off"))),
             (Value::None, Ok(s("off"))),
-            (
-                s("app:app"),
-                Err("proxy_protocol must be: off, v1, v2, or auto"),
-            ),
+            (s("app:app"), Err("proxy_protocol must be: off, v1, v2, or auto")),
             (Value::Int(1), Err("proxy_protocol must be string or bool")),
         ],
     );
@@ -457,10 +379,7 @@ fn http2_limits() {
         &[
             (s("h1, H2"), Ok(Value::str_list(&["h1", "h2"]))),
             (s(""), Ok(Value::str_list(&["h1"]))),
-            (
-                s("h4"),
-                Err("Invalid protocol 'h4'. Valid protocols: h1, h2"),
-            ),
+            (s("h4"), Err("Invalid protocol 'h4'. Valid protocols: h1, h2")),
             (s("h1,h1"), Err("Duplicate protocols specified")),
         ],
     );
@@ -468,18 +387,12 @@ fn http2_limits() {
         V::Http2FrameSize,
         &[
             (Value::Int(16384), Ok(Value::Int(16384))),
-            (
-                Value::Int(5),
-                Err("http2_max_frame_size must be between 16384 and 16777215, got 5"),
-            ),
+            (Value::Int(5), Err("http2_max_frame_size must be between 16384 and 16777215, got 5")),
         ],
     );
     check(
         V::Http2StreamLimit,
-        &[(
-            Value::Int(0),
-            Err("HTTP/2 max concurrent streams must be at least 1: 0"),
-        )],
+        &[(Value::Int(0), Err("HTTP/2 max concurrent streams must be at least 1: 0"))],
     );
     check(
         V::Http2WindowSize,
@@ -497,10 +410,7 @@ fn http2_limits() {
 fn ssl_version_is_kept_and_warns_when_not_default() {
     let env = env();
     let mut ctx = Ctx::new(&env);
-    assert_eq!(
-        V::SslVersion.validate(&Value::Int(2), &mut ctx),
-        Ok(Value::Int(2))
-    );
+    assert_eq!(V::SslVersion.validate(&Value::Int(2), &mut ctx), Ok(Value::Int(2)));
     assert!(ctx.warnings.is_empty());
     assert_eq!(V::SslVersion.validate(&s("TLS"), &mut ctx), Ok(s("TLS")));
     assert_eq!(ctx.warnings, vec!["Warning: option `ssl_version` is deprecated and it is ignored. Use ssl_context instead.".to_owned()]);

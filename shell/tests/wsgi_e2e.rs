@@ -19,14 +19,18 @@ use std::time::Duration;
 
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
-use support::{Server, check_hook_and_access_lines, check_wsgi_app_responses, header_names, alive, apps, body_of, get_raw, raw, repo_root, start_installed, status, venv, wait_until};
-
-
-
+use support::{
+    Server, alive, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses, get_raw,
+    header_names, raw, repo_root, start_installed, status, venv, wait_until,
+};
 
 fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!("ferrocorn-wsgi-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "ferrocorn-wsgi-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -56,13 +60,14 @@ fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Se
     (s, addr)
 }
 
-
-
-
-
 fn python(code: &str, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(venv().join("bin/python")).arg("-c").arg(code).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    let o =
+        Command::new(venv().join("bin/python")).arg("-c").arg(code).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 // ---- PEP 3333 through wsgiref.validate ----
@@ -73,12 +78,19 @@ fn pep3333_validated_app_end_to_end() {
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let file = dir.join("data.bin");
     std::fs::write(&file, &data).unwrap();
-    let (s, addr) = serve("wsgi_app:app", 2, &[], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
+    let (s, addr) =
+        serve("wsgi_app:app", 2, &[], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
 
     let r = get(addr, "/");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
-    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "Content-Length"]);
-    assert!(r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: close\r\n"), "{r}");
+    assert_eq!(
+        header_names(&r),
+        ["Server", "Date", "Connection", "Content-Type", "Content-Length"]
+    );
+    assert!(
+        r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: close\r\n"),
+        "{r}"
+    );
     assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
 
     // The app's header order after ours, streaming, write(), bodies, the file wrapper.
@@ -145,9 +157,17 @@ fn app_exception_is_a_500_with_the_traceback_in_the_log() {
     let r = get(addr, "/boom?x=1");
     assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error");
     assert!(r.contains("Connection: close\r\nContent-Type: text/html\r\n"), "{r}");
-    assert!(!r.contains("boom in view") && !r.contains("Traceback"), "nothing internal in the body: {r}");
+    assert!(
+        !r.contains("boom in view") && !r.contains("Traceback"),
+        "nothing internal in the body: {r}"
+    );
     let log = s.wait_for("RuntimeError: boom in view");
-    assert!(log.contains("[ERROR] Error handling request GET /boom?x=1\nTraceback (most recent call last):\n"), "{log}");
+    assert!(
+        log.contains(
+            "[ERROR] Error handling request GET /boom?x=1\nTraceback (most recent call last):\n"
+        ),
+        "{log}"
+    );
     // The worker goes on serving.
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
 }
@@ -156,8 +176,17 @@ fn app_exception_is_a_500_with_the_traceback_in_the_log() {
 fn rejected_requests_get_the_core_error_page_and_a_close() {
     let (s, addr) = serve("wsgi_app:raw", 1, &[], &[]);
     let r = String::from_utf8(raw(addr, b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
-    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\n"), "{r}");
-    let r = String::from_utf8(raw(addr, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")).unwrap();
+    assert!(
+        r.starts_with(
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\n"
+        ),
+        "{r}"
+    );
+    let r = String::from_utf8(raw(
+        addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    ))
+    .unwrap();
     assert!(r.starts_with("HTTP/1.1 501 "), "{r}");
     s.wait_for("Invalid request from ip=127.0.0.1");
     // A bad chunk inside the body: the app sees OSError; the client gets a 400 and a close.
@@ -189,13 +218,18 @@ fn corpus_sample_over_tcp() {
                 continue;
             }
             let bytes = std::fs::read(path).unwrap();
-            let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Tcp("127.0.0.1:1".parse().unwrap()));
+            let mut conn = Connection::new(
+                Arc::new(ProtoConfig::default()),
+                Peer::Tcp("127.0.0.1:1".parse().unwrap()),
+            );
             conn.receive(&bytes);
             conn.receive_eof();
             let verdict = loop {
                 match conn.next_event() {
                     Ok(Event::Request(h)) => break Ok(h.target().to_vec()),
-                    Ok(Event::NeedData | Event::ConnectionClosed) | Err(RecvError::NoMoreData) => break Err(None),
+                    Ok(Event::NeedData | Event::ConnectionClosed) | Err(RecvError::NoMoreData) => {
+                        break Err(None);
+                    }
                     Ok(_) => {}
                     Err(e) => break Err(Some(e.status())),
                 }
@@ -205,14 +239,21 @@ fn corpus_sample_over_tcp() {
             let name = path.display();
             match verdict {
                 Err(Some(code)) => {
-                    assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{name}: want {code}, got {text:?}");
+                    assert!(
+                        text.starts_with(&format!("HTTP/1.1 {code} ")),
+                        "{name}: want {code}, got {text:?}"
+                    );
                     assert!(text.contains("\r\nConnection: close\r\n"), "{name}");
                     checked.0 += 1;
                 }
                 Err(None) => assert!(out.is_empty(), "{name}: nothing expected, got {text:?}"),
                 Ok(_) => {
                     assert!(text.starts_with("HTTP/1."), "{name}: no response: {text:?}");
-                    assert!(!text.starts_with("HTTP/1.1 4") && !text.starts_with("HTTP/1.1 5") || text.contains("not found"), "{name}: {text:?}");
+                    assert!(
+                        !text.starts_with("HTTP/1.1 4") && !text.starts_with("HTTP/1.1 5")
+                            || text.contains("not found"),
+                        "{name}: {text:?}"
+                    );
                     checked.1 += 1;
                 }
             }
@@ -225,7 +266,8 @@ fn corpus_sample_over_tcp() {
 fn start_response_exc_info_and_close_always_called() {
     let dir = scratch("close");
     let marker = dir.join("closed");
-    let (_s, addr) = serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let (_s, addr) =
+        serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     // A second call without exc_info fails; with exc_info before anything was sent, the
     // new status and headers replace the old ones.
     let r = get(addr, "/exc-info");
@@ -234,14 +276,18 @@ fn start_response_exc_info_and_close_always_called() {
     assert_eq!(body(&r), "Response headers already set!");
     // close() after a complete response...
     assert_eq!(body(&get(addr, "/closing?2")).len(), 2 * 65536);
-    wait_until(10, "close() called", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 1);
+    wait_until(10, "close() called", || {
+        std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 1
+    });
     // ...and when the client goes away in the middle of a long one.
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(b"GET /closing?100000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut first = [0u8; 1000];
     c.read_exact(&mut first).unwrap();
     drop(c);
-    wait_until(10, "close() called after the client left", || std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2);
+    wait_until(10, "close() called after the client left", || {
+        std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
+    });
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
 }
 
@@ -252,7 +298,11 @@ fn flask_app_with_curl_and_requests() {
     let (s, addr) = serve("flask_app:app", 2, &[], &[]);
     let base = format!("http://{addr}");
     let curl = |args: &[&str]| {
-        let o = Command::new("curl").args(["-s", "-S", "--max-time", "10"]).args(args).output().expect("curl");
+        let o = Command::new("curl")
+            .args(["-s", "-S", "--max-time", "10"])
+            .args(args)
+            .output()
+            .expect("curl");
         assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         o.stdout
     };
@@ -292,10 +342,15 @@ fn django_project() {
     let r = get(addr, "/hello/?q=1");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
     assert!(body(&r).contains(r#""method": "GET", "path": "/hello/", "q": "1""#), "{r}");
-    let r = String::from_utf8(raw(addr, b"POST /hello/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc")).unwrap();
+    let r = String::from_utf8(raw(
+        addr,
+        b"POST /hello/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc",
+    ))
+    .unwrap();
     assert!(body(&r).contains(r#""body": "abc", "host": "localhost""#), "{r}");
     // ALLOWED_HOSTS: Django answers 400 to another host.
-    let r = String::from_utf8(raw(addr, b"GET /hello/ HTTP/1.1\r\nHost: evil.example\r\n\r\n")).unwrap();
+    let r = String::from_utf8(raw(addr, b"GET /hello/ HTTP/1.1\r\nHost: evil.example\r\n\r\n"))
+        .unwrap();
     assert_eq!(status(&r), "HTTP/1.1 400 Bad Request", "{r}");
     assert!(get(addr, "/missing/").starts_with("HTTP/1.1 404 "));
     drop(s);
@@ -311,13 +366,24 @@ fn hooks_and_access_log() {
     let (s, addr) = serve(
         "wsgi_app:raw",
         1,
-        &["-c", "hooks.conf.py", "--access-logfile", access.to_str().unwrap(), "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s"],
+        &[
+            "-c",
+            "hooks.conf.py",
+            "--access-logfile",
+            access.to_str().unwrap(),
+            "--access-logformat",
+            "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s",
+        ],
         &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
     );
     let r = raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n");
     assert!(r.ends_with(b"Hello, World!"));
     let r = get(addr, "/pre-fail");
-    assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error", "pre_request failing fails the request");
+    assert_eq!(
+        status(&r),
+        "HTTP/1.1 500 Internal Server Error",
+        "pre_request failing fails the request"
+    );
     let r = get(addr, "/post-fail");
     assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
     check_hook_and_access_lines(&s, &hooks, &access);
@@ -327,7 +393,12 @@ fn hooks_and_access_log() {
 fn server_hooks_from_the_config_file() {
     let dir = scratch("server-hooks");
     let hooks = dir.join("hooks.txt");
-    let (mut s, addr) = serve("wsgi_app:raw", 1, &["-c", "server_hooks.conf.py"], &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())]);
+    let (mut s, addr) = serve(
+        "wsgi_app:raw",
+        1,
+        &["-c", "server_hooks.conf.py"],
+        &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
+    );
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     let read = || std::fs::read_to_string(&hooks).unwrap_or_default();
     wait_until(10, "post_worker_init", || read().contains("post_worker_init"));
@@ -348,8 +419,16 @@ fn server_hooks_from_the_config_file() {
     }
     let order: Vec<&str> = lines.lines().map(|l| l.split(' ').next().unwrap()).collect();
     let at = |name: &str| order.iter().position(|n| *n == name).unwrap();
-    assert!(at("on_starting") < at("when_ready") && at("when_ready") < at("pre_fork") && at("pre_fork") < at("post_fork"), "{order:?}");
-    assert!(at("post_fork") < at("post_worker_init") && at("worker_exit") < at("on_exit"), "{order:?}");
+    assert!(
+        at("on_starting") < at("when_ready")
+            && at("when_ready") < at("pre_fork")
+            && at("pre_fork") < at("post_fork"),
+        "{order:?}"
+    );
+    assert!(
+        at("post_fork") < at("post_worker_init") && at("worker_exit") < at("on_exit"),
+        "{order:?}"
+    );
     assert!(s.log().contains("[INFO] when_ready ran in "), "{}", s.log());
 }
 
@@ -358,9 +437,14 @@ fn default_access_log_format() {
     let dir = scratch("acc");
     let access = dir.join("a.log");
     let (_s, addr) = serve("wsgi_app:raw", 1, &["--access-logfile", access.to_str().unwrap()], &[]);
-    let r = raw(addr, b"GET /x HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: ua \"q\"\r\n\r\n");
+    let r = raw(
+        addr,
+        b"GET /x HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: ua \"q\"\r\n\r\n",
+    );
     assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.1 404"));
-    wait_until(10, "access line", || std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 1);
+    wait_until(10, "access line", || {
+        std::fs::read_to_string(&access).unwrap_or_default().lines().count() >= 1
+    });
     let line = std::fs::read_to_string(&access).unwrap();
     // gunicorn's default format, %(t)s in local time.
     let re_ok = line.starts_with("127.0.0.1 - - [")
@@ -381,19 +465,32 @@ fn crash_respawn_and_timeout_kill() {
     let second = s.wait_booted(2)[1];
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     // A view sleeping past --timeout: WORKER TIMEOUT, the client gets a 500 or a close.
-    let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n")).into_owned();
+    let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .into_owned();
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
     let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
     // The request it was serving: method, path, client and elapsed time.
-    let serving = log.lines().find(|l| l.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6 from 127.0.0.1:"))).unwrap_or_else(|| panic!("{log}"));
-    let took: f64 = serving.split(" for ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{serving}"));
+    let serving = log
+        .lines()
+        .find(|l| {
+            l.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6 from 127.0.0.1:"))
+        })
+        .unwrap_or_else(|| panic!("{log}"));
+    let took: f64 = serving
+        .split(" for ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{serving}"));
     assert!((1.5..6.0).contains(&took), "{serving}");
     // faulthandler wrote the stuck worker's Python stack into the error log (every thread:
     // `Current thread`), with the application's sleeping frame, before the worker died.
     let src = std::fs::read_to_string(apps().join("wsgi_app.py")).unwrap();
     let line = 1 + src.lines().position(|l| l.contains("time.sleep(float(query")).unwrap();
     let frame = format!("wsgi_app.py\", line {line} in raw");
-    let log = s.wait_log(10, "the stack", |l| l.contains("Fatal Python error: Aborted") && l.contains(&frame));
+    let log = s.wait_log(10, "the stack", |l| {
+        l.contains("Fatal Python error: Aborted") && l.contains(&frame)
+    });
     let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} not in:\n{log}"));
     assert!(at("Current thread 0x") > at("Fatal Python error: Aborted"), "{log}");
     assert!(at(&frame) > at("Current thread 0x"), "{log}");
@@ -420,21 +517,31 @@ fn slow_clients_are_cut_off_without_killing_the_worker() {
     trickle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut out = Vec::new();
     let _ = trickle.read_to_end(&mut out);
-    assert!(started.elapsed() < Duration::from_secs(9), "cut off within the deadlines: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "cut off within the deadlines: {:?}",
+        started.elapsed()
+    );
     // The same worker serves the next request; the master never timed it out.
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     assert_eq!(s.booted(), vec![worker]);
     assert!(!s.log().contains("WORKER TIMEOUT"), "{}", s.log());
     // HEAD: the head only, Content-Length kept.
     let r = String::from_utf8(raw(addr, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
-    assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("Content-Length: 13\r\n") && r.ends_with("\r\n\r\n"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n")
+            && r.contains("Content-Length: 13\r\n")
+            && r.ends_with("\r\n\r\n"),
+        "{r}"
+    );
 }
 
 #[test]
 fn term_lets_the_request_in_flight_finish() {
     let dir = scratch("term");
     let marker = dir.join("started");
-    let (mut s, addr) = serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
+    let (mut s, addr) =
+        serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     let client = std::thread::spawn(move || get(addr, "/sleep?1"));
     wait_until(10, "the request to start", || marker.exists());
     s.signal(Signal::SIGTERM);
@@ -453,7 +560,9 @@ fn usr2_reexecutes_the_installed_command() {
     let masters = |log: &str| -> Vec<i32> {
         log.lines()
             .filter_map(|l| l.split("Listening at: ").nth(1))
-            .filter_map(|r| r.rsplit_once('(').and_then(|(_, p)| p.trim_end_matches(')').parse().ok()))
+            .filter_map(|r| {
+                r.rsplit_once('(').and_then(|(_, p)| p.trim_end_matches(')').parse().ok())
+            })
             .collect()
     };
     let log = s.wait_log(20, "a second master", |l| masters(l).len() >= 2 && s.booted().len() >= 2);
@@ -478,7 +587,11 @@ fn boot_failures_stop_the_master_with_gunicorns_codes() {
     let st = s.wait_exit(20);
     let log = s.log();
     assert_eq!(st.code(), Some(4), "{log}");
-    assert_eq!(log.matches("Failed to find attribute 'nothere' in 'wsgi_app'.").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("Failed to find attribute 'nothere' in 'wsgi_app'.").count(),
+        1,
+        "{log}"
+    );
     assert!(log.contains("[ERROR] Reason: App failed to load."), "{log}");
     // Any other exception at import: the traceback once, exit 3.
     let dir = scratch("boot");
@@ -502,5 +615,9 @@ fn preload_and_worker_classes() {
     let mut s = start(&["wsgi_app:raw", "-k", "gevent", "-b", "127.0.0.1:0"], &[]);
     let st = s.wait_exit(20);
     assert_eq!(st.code(), Some(1));
-    assert!(s.log().contains("worker class \"gevent\" is not supported by ferrocorn yet"), "{}", s.log());
+    assert!(
+        s.log().contains("worker class \"gevent\" is not supported by ferrocorn yet"),
+        "{}",
+        s.log()
+    );
 }

@@ -7,7 +7,23 @@ const fn token_table() -> [bool; 256] {
     while b < 256 {
         let c = b as u8;
         t[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
         b += 1;
     }
     t
@@ -137,8 +153,8 @@ pub(crate) fn common_token_prefix(s: &[u8]) -> usize {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod simd {
     use safe_arch::{
-        cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, min_u8_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
-        bitor_m128i, bitand_m128i, m128i,
+        bitand_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, max_u8_m128i,
+        min_u8_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
     };
 
     #[inline]
@@ -195,7 +211,10 @@ mod simd {
         // 0x21..=0x7e but '#'.
         prefix(s, |v| {
             let hash = cmp_eq_mask_i8_m128i(v, splat(b'#'));
-            bitand_m128i(bitand_m128i(ge(v, 0x21), le(v, 0x7e)), cmp_eq_mask_i8_m128i(hash, splat(0)))
+            bitand_m128i(
+                bitand_m128i(ge(v, 0x21), le(v, 0x7e)),
+                cmp_eq_mask_i8_m128i(hash, splat(0)),
+            )
         })
     }
 

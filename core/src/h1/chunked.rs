@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use super::chars::{is_ows, is_token};
-use super::head::{line_end, FieldParser, LineEnd, Section};
+use super::head::{FieldParser, LineEnd, Section, line_end};
 use super::{Trailers, Version};
 use crate::config::ProtoConfig;
 use crate::error::{Detail, HeadLimit, RecvError};
@@ -54,7 +54,9 @@ impl ChunkedDecoder {
     pub(crate) fn eof_error(&self) -> RecvError {
         match self.state {
             State::Size | State::Data(_) => RecvError::NoMoreData,
-            State::DataEnd | State::Trailers { .. } => RecvError::ChunkMissingTerminator(Detail::new(b"")),
+            State::DataEnd | State::Trailers { .. } => {
+                RecvError::ChunkMissingTerminator(Detail::new(b""))
+            }
         }
     }
 
@@ -70,14 +72,22 @@ impl ChunkedDecoder {
                     LineEnd::Found(end) => end,
                     LineEnd::NeedData => return Ok(Step::NeedData),
                     // gunicorn 27 reports an over-long chunk line as a bad size, whatever it holds.
-                    LineEnd::TooLong => return Err(RecvError::InvalidChunkSize(Detail::new(b"chunk line too long"))),
+                    LineEnd::TooLong => {
+                        return Err(RecvError::InvalidChunkSize(Detail::new(
+                            b"chunk line too long",
+                        )));
+                    }
                     LineEnd::BareLf(p) => return Err(line_error(&buf[..p], &buf[..p])),
                 };
                 let line = &buf[..end];
                 let (size, ext_len) = parse_chunk_line(line)?;
                 self.extension_bytes += ext_len as u64;
-                if self.extension_bytes > EXTENSION_ALLOWANCE && self.extension_bytes > self.data_bytes {
-                    return Err(RecvError::InvalidChunkExtension(Detail::new(b"too many chunk extension bytes")));
+                if self.extension_bytes > EXTENSION_ALLOWANCE
+                    && self.extension_bytes > self.data_bytes
+                {
+                    return Err(RecvError::InvalidChunkExtension(Detail::new(
+                        b"too many chunk extension bytes",
+                    )));
                 }
                 self.searched = 0;
                 self.state = if size == 0 {
@@ -112,7 +122,14 @@ impl ChunkedDecoder {
                 let cap = cfg.limits.head_buffer();
                 let by_cap = cap.saturating_sub(start).saturating_sub(2);
                 let by_field = cfg.limits.field_size.saturating_sub(2);
-                if let Some(next) = fields.quick_line(buf, start, by_cap.min(by_field), cfg, false, Version::HTTP_11) {
+                if let Some(next) = fields.quick_line(
+                    buf,
+                    start,
+                    by_cap.min(by_field),
+                    cfg,
+                    false,
+                    Version::HTTP_11,
+                ) {
                     *line_start = next?;
                     self.searched = *line_start;
                     continue;
@@ -120,7 +137,8 @@ impl ChunkedDecoder {
                 match line_end(buf, start, &mut self.searched, by_cap.min(by_field)) {
                     LineEnd::Found(end) if end == start => {
                         fields.end(buf, cfg, false, Version::HTTP_11)?;
-                        let fields = core::mem::replace(fields, FieldParser::new(Section::Trailers));
+                        let fields =
+                            core::mem::replace(fields, FieldParser::new(Section::Trailers));
                         return Ok(Step::End(end + 2, trailers(buf, end, fields)));
                     }
                     LineEnd::Found(end) => {
@@ -130,7 +148,11 @@ impl ChunkedDecoder {
                     }
                     LineEnd::NeedData => return Ok(Step::NeedData),
                     LineEnd::TooLong => {
-                        let which = if by_field <= by_cap { HeadLimit::FieldSize } else { HeadLimit::Trailers };
+                        let which = if by_field <= by_cap {
+                            HeadLimit::FieldSize
+                        } else {
+                            HeadLimit::Trailers
+                        };
                         return Err(RecvError::LimitRequestHeaders(which));
                     }
                     LineEnd::BareLf(p) => {
@@ -182,11 +204,16 @@ fn parse_chunk_line(line: &[u8]) -> Result<(u64, usize), RecvError> {
             b'a'..=b'f' => b - b'a' + 10,
             _ => b - b'A' + 10,
         };
-        size = size.checked_mul(16).and_then(|s| s.checked_add(u64::from(d))).ok_or_else(bad_size)?;
+        size =
+            size.checked_mul(16).and_then(|s| s.checked_add(u64::from(d))).ok_or_else(bad_size)?;
     }
     let ext = &line[digits..];
     parse_extensions(ext).map_err(|seen_semicolon| {
-        if seen_semicolon { RecvError::InvalidChunkExtension(Detail::new(line)) } else { bad_size() }
+        if seen_semicolon {
+            RecvError::InvalidChunkExtension(Detail::new(line))
+        } else {
+            bad_size()
+        }
     })?;
     Ok((size, ext.len()))
 }
@@ -244,7 +271,8 @@ fn quoted_string_end(s: &[u8], start: usize) -> Option<usize> {
             b'"' => return Some(i + 1),
             b'\\' => {
                 let next = *s.get(i + 1)?;
-                if !(next == b'\t' || next == b' ' || (0x21..=0x7e).contains(&next) || next >= 0x80) {
+                if !(next == b'\t' || next == b' ' || (0x21..=0x7e).contains(&next) || next >= 0x80)
+                {
                     return None;
                 }
                 i += 2;
@@ -268,11 +296,37 @@ mod tests {
         assert_eq!(parse_chunk_line(b"0000000000000000001").unwrap(), (1, 0));
         assert_eq!(parse_chunk_line(b"5;a").unwrap().0, 5);
         assert_eq!(parse_chunk_line(b"5 ; a = b ;c=\"x \\\" y\"").unwrap().0, 5);
-        for bad_size in [&b""[..], b"x", b"0x5", b"+5", b"-5", b" 5", b"5 ", b"5_0", b"10000000000000000", b"5x"] {
-            assert!(matches!(parse_chunk_line(bad_size), Err(RecvError::InvalidChunkSize(_))), "{bad_size:?}");
+        for bad_size in [
+            &b""[..],
+            b"x",
+            b"0x5",
+            b"+5",
+            b"-5",
+            b" 5",
+            b"5 ",
+            b"5_0",
+            b"10000000000000000",
+            b"5x",
+        ] {
+            assert!(
+                matches!(parse_chunk_line(bad_size), Err(RecvError::InvalidChunkSize(_))),
+                "{bad_size:?}"
+            );
         }
-        for bad_ext in [&b"5;"[..], b"5;=b", b"5;a=", b"5;a=\"x", b"5;a=b c", b"5;a ", b"5;a=\x00", b"5;a=\"\x01\""] {
-            assert!(matches!(parse_chunk_line(bad_ext), Err(RecvError::InvalidChunkExtension(_))), "{bad_ext:?}");
+        for bad_ext in [
+            &b"5;"[..],
+            b"5;=b",
+            b"5;a=",
+            b"5;a=\"x",
+            b"5;a=b c",
+            b"5;a ",
+            b"5;a=\x00",
+            b"5;a=\"\x01\"",
+        ] {
+            assert!(
+                matches!(parse_chunk_line(bad_ext), Err(RecvError::InvalidChunkExtension(_))),
+                "{bad_ext:?}"
+            );
         }
     }
 }

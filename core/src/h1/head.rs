@@ -16,7 +16,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::chars::{common_token_prefix, find_eol, is_ows, is_token, is_token_str, target_run, trim_ows, value_run};
+use super::chars::{
+    common_token_prefix, find_eol, is_ows, is_token, is_token_str, target_run, trim_ows, value_run,
+};
 use super::host::{is_valid_authority, is_valid_host};
 use super::{BodyKind, HeaderField, RequestHead, Scheme, Span, TargetForm, Version};
 use crate::config::{ProtoConfig, UnderscoreHeaders};
@@ -42,7 +44,12 @@ pub(crate) enum LineEnd {
 /// left in the line, where the validation of whatever element holds it rejects it (RFC
 /// 9112 §2.2 allows "invalid" as the treatment), so the error class is the one gunicorn
 /// gives: `GET / HTTP/1.1\r\r\n` is an invalid version, `A: b\rc` an invalid value.
-pub(crate) fn line_end(buf: &[u8], start: usize, searched: &mut usize, max_content: usize) -> LineEnd {
+pub(crate) fn line_end(
+    buf: &[u8],
+    start: usize,
+    searched: &mut usize,
+    max_content: usize,
+) -> LineEnd {
     // The CR may sit at most at start + max_content.
     let window_end = start.saturating_add(max_content).saturating_add(1);
     let scan_to = buf.len().min(window_end);
@@ -194,7 +201,15 @@ struct TeState {
 
 impl Semantics {
     /// The header policy for one request-head field, in gunicorn's order.
-    fn apply(&mut self, name: &[u8], value: &[u8], loc: ValueLoc, cfg: &ProtoConfig, trusted: bool, version: Version) -> Result<(), RecvError> {
+    fn apply(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        loc: ValueLoc,
+        cfg: &ProtoConfig,
+        trusted: bool,
+        version: Version,
+    ) -> Result<(), RecvError> {
         match classify(name) {
             // Singleton fields (RFC 9110 §5.3, §7.2): a second one is ambiguous.
             Known::Host => {
@@ -242,7 +257,8 @@ impl Semantics {
         if trusted {
             for (scheme_name, secure_value) in &cfg.trust.secure_scheme_headers {
                 if name.eq_ignore_ascii_case(scheme_name.as_bytes()) {
-                    let scheme = if value == secure_value.as_bytes() { Scheme::Https } else { Scheme::Http };
+                    let scheme =
+                        if value == secure_value.as_bytes() { Scheme::Https } else { Scheme::Http };
                     match self.scheme {
                         Some(s) if s != scheme => return Err(RecvError::InvalidSchemeHeaders),
                         _ => self.scheme = Some(scheme),
@@ -277,14 +293,15 @@ impl Semantics {
         }
         None
     }
-
 }
 
 /// Codings registered for Transfer-Encoding besides chunked (RFC 9112 §7). gunicorn
 /// passes them through undecoded; we refuse them with 501 rather than hand the
 /// application bytes it cannot tell are encoded.
 fn is_known_coding(c: &[u8]) -> bool {
-    [&b"gzip"[..], b"deflate", b"compress", b"x-gzip", b"x-compress", b"identity"].iter().any(|k| c.eq_ignore_ascii_case(k))
+    [&b"gzip"[..], b"deflate", b"compress", b"x-gzip", b"x-compress", b"identity"]
+        .iter()
+        .any(|k| c.eq_ignore_ascii_case(k))
 }
 
 impl FieldParser {
@@ -350,7 +367,9 @@ impl FieldParser {
             return Err(RecvError::InvalidHeader(Detail::new(line)));
         }
         let name = &line[..name_len];
-        if self.section == Section::Trailers && FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+        if self.section == Section::Trailers
+            && FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f))
+        {
             return Err(RecvError::InvalidHeaderName(Detail::new(name)));
         }
         // OWS field-value OWS: only SP and HTAB are trimmed (RFC 9110 §5.5).
@@ -435,7 +454,13 @@ impl FieldParser {
 
     /// An obs-fold line (RFC 9112 §5.2): refused unless folding is permitted, then joined
     /// to the field it continues with one SP.
-    fn continuation(&mut self, buf: &[u8], p: Pending, line: &[u8], cfg: &ProtoConfig) -> Result<(), RecvError> {
+    fn continuation(
+        &mut self,
+        buf: &[u8],
+        p: Pending,
+        line: &[u8],
+        cfg: &ProtoConfig,
+    ) -> Result<(), RecvError> {
         let name = p.name.get(buf);
         if !cfg.parser.permit_obsolete_folding {
             return Err(RecvError::ObsoleteFolding(Detail::new(name)));
@@ -463,18 +488,30 @@ impl FieldParser {
             }
             self.folded.extend_from_slice(piece);
         }
-        self.pending = Some(Pending { value: ValueLoc::Folded(Span::new(start..self.folded.len())), size, ..p });
+        self.pending = Some(Pending {
+            value: ValueLoc::Folded(Span::new(start..self.folded.len())),
+            size,
+            ..p
+        });
         Ok(())
     }
 
     /// Applies the header policy to the pending field and keeps it (or drops it).
-    pub(crate) fn flush(&mut self, buf: &[u8], cfg: &ProtoConfig, trusted: bool, version: Version) -> Result<(), RecvError> {
+    pub(crate) fn flush(
+        &mut self,
+        buf: &[u8],
+        cfg: &ProtoConfig,
+        trusted: bool,
+        version: Version,
+    ) -> Result<(), RecvError> {
         let Some(p) = self.pending.take() else { return Ok(()) };
         let name = p.name.get(buf);
         if p.underscore && !(trusted && cfg.headers.is_forwarder_header(name)) {
             match cfg.headers.underscore {
                 UnderscoreHeaders::Drop => return Ok(()),
-                UnderscoreHeaders::Refuse => return Err(RecvError::InvalidHeaderName(Detail::new(name))),
+                UnderscoreHeaders::Refuse => {
+                    return Err(RecvError::InvalidHeaderName(Detail::new(name)));
+                }
                 UnderscoreHeaders::Dangerous => {}
             }
         }
@@ -496,7 +533,13 @@ impl FieldParser {
     }
 
     /// Ends the section: applies the last field's policy.
-    pub(crate) fn end(&mut self, buf: &[u8], cfg: &ProtoConfig, trusted: bool, version: Version) -> Result<(), RecvError> {
+    pub(crate) fn end(
+        &mut self,
+        buf: &[u8],
+        cfg: &ProtoConfig,
+        trusted: bool,
+        version: Version,
+    ) -> Result<(), RecvError> {
         self.flush(buf, cfg, trusted, version)
     }
 }
@@ -571,7 +614,12 @@ impl HeadParser {
     }
 
     /// Reads as far as `buf` (the head's bytes so far, from its first byte) allows.
-    pub(crate) fn advance(&mut self, buf: &[u8], cfg: &ProtoConfig, trusted: bool) -> Result<Progress, RecvError> {
+    pub(crate) fn advance(
+        &mut self,
+        buf: &[u8],
+        cfg: &ProtoConfig,
+        trusted: bool,
+    ) -> Result<Progress, RecvError> {
         loop {
             match self.phase {
                 Phase::Start => {
@@ -590,7 +638,10 @@ impl HeadParser {
                         LineEnd::Found(end) => end,
                         LineEnd::NeedData => return Ok(Progress::NeedData),
                         LineEnd::TooLong => {
-                            return Err(RecvError::LimitRequestLine { size: buf.len() - start, limit });
+                            return Err(RecvError::LimitRequestLine {
+                                size: buf.len() - start,
+                                limit,
+                            });
                         }
                         LineEnd::BareLf(p) => {
                             return Err(RecvError::InvalidRequestLine(Detail::new(&buf[start..p])));
@@ -611,7 +662,14 @@ impl HeadParser {
                     // its CRLF, in `field_size`.
                     let by_cap = cap.saturating_sub(used).saturating_sub(2);
                     let by_field = cfg.limits.field_size.saturating_sub(2);
-                    if let Some(next) = self.fields.quick_line(buf, start, by_cap.min(by_field), cfg, trusted, version) {
+                    if let Some(next) = self.fields.quick_line(
+                        buf,
+                        start,
+                        by_cap.min(by_field),
+                        cfg,
+                        trusted,
+                        version,
+                    ) {
                         self.line_start = next?;
                         self.searched = self.line_start;
                         continue;
@@ -628,7 +686,11 @@ impl HeadParser {
                         }
                         LineEnd::NeedData => return Ok(Progress::NeedData),
                         LineEnd::TooLong => {
-                            let which = if by_field <= by_cap { HeadLimit::FieldSize } else { HeadLimit::Buffer };
+                            let which = if by_field <= by_cap {
+                                HeadLimit::FieldSize
+                            } else {
+                                HeadLimit::Buffer
+                            };
                             return Err(RecvError::LimitRequestHeaders(which));
                         }
                         LineEnd::BareLf(p) => {
@@ -667,11 +729,15 @@ impl HeadParser {
         // Framing (RFC 9112 §6.1, §6.3).
         match sem.framing_fault {
             None => {}
-            Some(FramingFault::RepeatedLength) => return Err(RecvError::InvalidHeader(Detail::new(b"CONTENT-LENGTH"))),
+            Some(FramingFault::RepeatedLength) => {
+                return Err(RecvError::InvalidHeader(Detail::new(b"CONTENT-LENGTH")));
+            }
             Some(FramingFault::BadTransferEncoding) => {
                 return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
             }
-            Some(FramingFault::UnknownCoding(loc)) => return Err(RecvError::UnsupportedTransferCoding(Detail::new(value(loc)))),
+            Some(FramingFault::UnknownCoding(loc)) => {
+                return Err(RecvError::UnsupportedTransferCoding(Detail::new(value(loc))));
+            }
         }
         let te = sem.transfer_encoding;
         let body = if te.present {
@@ -680,7 +746,9 @@ impl HeadParser {
                 return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
             }
             if te.other_coding {
-                return Err(RecvError::UnsupportedTransferCoding(Detail::new(b"a transfer coding other than chunked")));
+                return Err(RecvError::UnsupportedTransferCoding(Detail::new(
+                    b"a transfer coding other than chunked",
+                )));
             }
             if !line.version.at_least_11() {
                 return Err(RecvError::InvalidHeader(Detail::new(b"TRANSFER-ENCODING")));
@@ -701,13 +769,18 @@ impl HeadParser {
 
         // Host (RFC 9112 §3.2, RFC 9110 §7.2).
         match sem.host {
-            Some(loc) if !is_valid_host(value(loc)) => return Err(RecvError::InvalidHost(Detail::new(value(loc)))),
-            None if line.version.at_least_11() => return Err(RecvError::InvalidHost(Detail::new(b"missing"))),
+            Some(loc) if !is_valid_host(value(loc)) => {
+                return Err(RecvError::InvalidHost(Detail::new(value(loc))));
+            }
+            None if line.version.at_least_11() => {
+                return Err(RecvError::InvalidHost(Detail::new(b"missing")));
+            }
             _ => {}
         }
 
         let is_connect = line.form == TargetForm::Authority;
-        let keep_alive = !sem.close && !is_connect && (line.version.at_least_11() || sem.keep_alive);
+        let keep_alive =
+            !sem.close && !is_connect && (line.version.at_least_11() || sem.keep_alive);
 
         let expect_continue = sem.expect_continue;
         let scheme = sem.scheme;
@@ -757,25 +830,36 @@ pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3), judged in gunicorn's order:
 /// shape, method, target, version.
-fn parse_request_line(buf: &[u8], start: usize, end: usize, cfg: &ProtoConfig) -> Result<RequestLine, RecvError> {
+fn parse_request_line(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    cfg: &ProtoConfig,
+) -> Result<RequestLine, RecvError> {
     let line = &buf[start..end];
     let bad_line = || RecvError::InvalidRequestLine(Detail::new(line));
     // Common case in one pass: a token, SP, target bytes, SP. Anything else is split
     // the slow way, which finds the same spaces and then names the fault.
     let method_len = line.iter().position(|&b| !is_token(b)).unwrap_or(line.len());
-    let target_len = if line.get(method_len) == Some(&b' ') { target_run(&line[method_len + 1..]) } else { 0 };
-    let (sp1, sp2) = if method_len > 0 && target_len > 0 && line.get(method_len + 1 + target_len) == Some(&b' ') {
-        (method_len, method_len + 1 + target_len)
-    } else {
-        let sp1 = line.iter().position(|&b| b == b' ').ok_or_else(bad_line)?;
-        (sp1, sp1 + 1 + line[sp1 + 1..].iter().position(|&b| b == b' ').ok_or_else(bad_line)?)
-    };
+    let target_len =
+        if line.get(method_len) == Some(&b' ') { target_run(&line[method_len + 1..]) } else { 0 };
+    let (sp1, sp2) =
+        if method_len > 0 && target_len > 0 && line.get(method_len + 1 + target_len) == Some(&b' ')
+        {
+            (method_len, method_len + 1 + target_len)
+        } else {
+            let sp1 = line.iter().position(|&b| b == b' ').ok_or_else(bad_line)?;
+            (sp1, sp1 + 1 + line[sp1 + 1..].iter().position(|&b| b == b' ').ok_or_else(bad_line)?)
+        };
     let method = &line[..sp1];
     let target = &line[sp1 + 1..sp2];
     let version = &line[sp2 + 1..];
 
     // Method: a token (RFC 9110 §9.1); by default also 3-20 bytes without lowercase or `#`.
-    let conventional = || (3..=20).contains(&method.len()) && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#');
+    let conventional = || {
+        (3..=20).contains(&method.len())
+            && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#')
+    };
     if !is_token_str(method) || (!cfg.parser.permit_unconventional_method && !conventional()) {
         return Err(RecvError::InvalidRequestMethod(Detail::new(method)));
     }

@@ -8,7 +8,23 @@ const fn reg_name_table() -> [bool; 256] {
     while b < 256 {
         let c = b as u8;
         t[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
         b += 1;
     }
     t
@@ -88,7 +104,9 @@ pub(crate) fn is_valid_host(s: &[u8]) -> bool {
 /// host and, when `need_port`, a non-empty port. Userinfo is refused (RFC 9110 §4.2.4).
 pub(crate) fn is_valid_authority(s: &[u8], need_port: bool) -> bool {
     match split_host_port(s) {
-        Some((host, port)) => !host.is_empty() && (!need_port || port.is_some_and(|p| !p.is_empty())),
+        Some((host, port)) => {
+            !host.is_empty() && (!need_port || port.is_some_and(|p| !p.is_empty()))
+        }
         None => false,
     }
 }
@@ -99,10 +117,33 @@ mod tests {
 
     #[test]
     fn host_values() {
-        for ok in [&b""[..], b"example.com", b"example.com:8080", b"EXAMPLE.com:", b"[::1]", b"[::1]:80", b"127.0.0.1:1", b"a%20b", b"[v1.x:y]", b"xn--bcher-kva.example"] {
+        for ok in [
+            &b""[..],
+            b"example.com",
+            b"example.com:8080",
+            b"EXAMPLE.com:",
+            b"[::1]",
+            b"[::1]:80",
+            b"127.0.0.1:1",
+            b"a%20b",
+            b"[v1.x:y]",
+            b"xn--bcher-kva.example",
+        ] {
             assert!(is_valid_host(ok), "{:?}", core::str::from_utf8(ok));
         }
-        for bad in [&b"a b"[..], b"a/b", b"user@host", b"host:8o", b"[::1", b"[::g]", b"[::1]x", b"a%2", b"a%zz", b"h:1:2", b"\xff"] {
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"user@host",
+            b"host:8o",
+            b"[::1",
+            b"[::g]",
+            b"[::1]x",
+            b"a%2",
+            b"a%zz",
+            b"h:1:2",
+            b"\xff",
+        ] {
             assert!(!is_valid_host(bad), "{:?}", bad);
         }
     }

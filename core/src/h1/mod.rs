@@ -185,7 +185,9 @@ impl RequestHead {
     pub fn query(&self) -> &[u8] {
         let t = self.target();
         match t.iter().position(|&b| b == b'?') {
-            Some(i) if matches!(self.target_form, TargetForm::Origin | TargetForm::Absolute) => &t[i + 1..],
+            Some(i) if matches!(self.target_form, TargetForm::Origin | TargetForm::Absolute) => {
+                &t[i + 1..]
+            }
             _ => &[],
         }
     }

@@ -18,7 +18,9 @@ use crate::config::ProxyMode;
 fn complete(buf: &[u8], mode: ProxyMode) -> (ProxyInfo, usize) {
     match parse(buf, mode) {
         Ok(Parsed::Complete { value, consumed }) => (value, consumed),
-        other => panic!("{:?}: expected a whole header, got {other:?}", String::from_utf8_lossy(buf)),
+        other => {
+            panic!("{:?}: expected a whole header, got {other:?}", String::from_utf8_lossy(buf))
+        }
     }
 }
 
@@ -303,7 +305,10 @@ fn v1_crlf_within_107_bytes() {
         parse(&line, ProxyMode::V1)
     };
     // 105 bytes and CRLF: 107 in all, the most there may be.
-    assert_eq!(unknown(105, b"\r\n").map(|p| matches!(p, Parsed::Complete { consumed: 107, .. })), Ok(true));
+    assert_eq!(
+        unknown(105, b"\r\n").map(|p| matches!(p, Parsed::Complete { consumed: 107, .. })),
+        Ok(true)
+    );
     assert_eq!(unknown(105, b""), Ok(Parsed::Partial));
     assert_eq!(unknown(105, b"\r"), Ok(Parsed::Partial));
     // 106 bytes without a CR: the CRLF can no longer end within 107 bytes.
@@ -314,7 +319,10 @@ fn v1_crlf_within_107_bytes() {
     assert!(is_line_error(&unknown(200, b"\r\n")));
     // A TCP4 line padded out with bytes that are not a valid continuation is refused
     // at once, long before the limit.
-    assert!(is_line_error(&parse(b"PROXY TCP4 192.168.0.1 192.168.0.11 41234 443x", ProxyMode::V1)));
+    assert!(is_line_error(&parse(
+        b"PROXY TCP4 192.168.0.1 192.168.0.11 41234 443x",
+        ProxyMode::V1
+    )));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -462,7 +470,9 @@ fn v2_bad_fixed_part() {
 
 #[test]
 fn v2_length_too_short_for_addresses() {
-    for (fam, need) in [(0x11u8, 12usize), (0x12, 12), (0x21, 36), (0x22, 36), (0x31, 216), (0x32, 216)] {
+    for (fam, need) in
+        [(0x11u8, 12usize), (0x12, 12), (0x21, 36), (0x22, 36), (0x31, 216), (0x32, 216)]
+    {
         let short = v2(0x21, fam, &vec![0; need - 1], &[], None);
         assert_eq!(v2_reason(&short), "PROXY v2 header too short for its addresses", "{fam:#x}");
         // Known from the length field on, without waiting for the block.
@@ -512,7 +522,10 @@ fn v2_tlvs_in_order() {
     let (info, consumed) = complete(&buf, ProxyMode::V2);
     assert_eq!(consumed, buf.len());
     let kinds: Vec<u8> = info.tlvs.iter().map(|t| t.kind).collect();
-    assert_eq!(kinds, [tlv::NOOP, tlv::ALPN, 0xE0, tlv::AUTHORITY, tlv::NETNS, tlv::UNIQUE_ID, tlv::ALPN]);
+    assert_eq!(
+        kinds,
+        [tlv::NOOP, tlv::ALPN, 0xE0, tlv::AUTHORITY, tlv::NETNS, tlv::UNIQUE_ID, tlv::ALPN]
+    );
     assert_eq!(info.alpn(), Some(&b"h2"[..]));
     assert_eq!(info.authority(), Some(&b"example.com"[..]));
     assert_eq!(info.netns(), Some(&b"blue"[..]));
@@ -575,7 +588,10 @@ fn v2_ssl() {
     assert_eq!(s.cipher(), Some(&b"TLS_AES_128_GCM_SHA256"[..]));
     assert_eq!(s.sig_alg(), Some(&b"RSA-SHA256"[..]));
     assert_eq!(s.key_alg(), Some(&b"RSA2048"[..]));
-    assert_eq!(s.sub_tlvs().map(|(k, _)| k).collect::<Vec<_>>(), [0x21, 0x22, 0x23, 0x24, 0x25, 0x2F]);
+    assert_eq!(
+        s.sub_tlvs().map(|(k, _)| k).collect::<Vec<_>>(),
+        [0x21, 0x22, 0x23, 0x24, 0x25, 0x2F]
+    );
     assert_prefixes_partial(&buf, consumed, ProxyMode::V2);
 
     // TLS without a client certificate: verify non-zero, no sub-TLVs.
@@ -664,30 +680,34 @@ fn ipv6_text(addr: Ipv6Addr, style: u8) -> String {
 }
 
 fn v1_header() -> impl Strategy<Value = (Vec<u8>, Expect)> {
-    let tcp4 = (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u16>(), any::<u16>()).prop_map(|(s, d, sp, dp)| {
-        let (s, d) = (Ipv4Addr::from(s), Ipv4Addr::from(d));
-        let line = format!("PROXY TCP4 {s} {d} {sp} {dp}\r\n");
-        let e = Expect {
-            command: ProxyCommand::Proxy,
-            family: AddressFamily::Inet,
-            transport: Transport::Stream,
-            source: Some(SocketAddr::new(s.into(), sp)),
-            destination: Some(SocketAddr::new(d.into(), dp)),
-            unix: None,
-            tlvs: vec![],
-        };
-        (line.into_bytes(), e)
-    });
+    let tcp4 = (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u16>(), any::<u16>()).prop_map(
+        |(s, d, sp, dp)| {
+            let (s, d) = (Ipv4Addr::from(s), Ipv4Addr::from(d));
+            let line = format!("PROXY TCP4 {s} {d} {sp} {dp}\r\n");
+            let e = Expect {
+                command: ProxyCommand::Proxy,
+                family: AddressFamily::Inet,
+                transport: Transport::Stream,
+                source: Some(SocketAddr::new(s.into(), sp)),
+                destination: Some(SocketAddr::new(d.into(), dp)),
+                unix: None,
+                tlvs: vec![],
+            };
+            (line.into_bytes(), e)
+        },
+    );
     let v6addr = prop_oneof![
         any::<[u16; 8]>().prop_map(Ipv6Addr::from),
         // Runs of zeros, so `::` turns up in all places.
-        (any::<[bool; 8]>(), any::<[u16; 8]>())
-            .prop_map(|(z, g)| Ipv6Addr::from(core::array::from_fn::<u16, 8, _>(|i| if z[i] { 0 } else { g[i] }))),
+        (any::<[bool; 8]>(), any::<[u16; 8]>()).prop_map(|(z, g)| Ipv6Addr::from(
+            core::array::from_fn::<u16, 8, _>(|i| if z[i] { 0 } else { g[i] })
+        )),
         any::<[u8; 4]>().prop_map(|o| Ipv4Addr::from(o).to_ipv6_mapped()),
     ];
-    let tcp6 = (v6addr.clone(), v6addr, any::<u16>(), any::<u16>(), any::<u8>(), any::<u8>()).prop_map(
-        |(s, d, sp, dp, ss, ds)| {
-            let line = format!("PROXY TCP6 {} {} {sp} {dp}\r\n", ipv6_text(s, ss), ipv6_text(d, ds));
+    let tcp6 = (v6addr.clone(), v6addr, any::<u16>(), any::<u16>(), any::<u8>(), any::<u8>())
+        .prop_map(|(s, d, sp, dp, ss, ds)| {
+            let line =
+                format!("PROXY TCP6 {} {} {sp} {dp}\r\n", ipv6_text(s, ss), ipv6_text(d, ds));
             let e = Expect {
                 command: ProxyCommand::Proxy,
                 family: AddressFamily::Inet6,
@@ -698,9 +718,11 @@ fn v1_header() -> impl Strategy<Value = (Vec<u8>, Expect)> {
                 tlvs: vec![],
             };
             (line.into_bytes(), e)
-        },
+        });
+    let junk = proptest::collection::vec(
+        any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'),
+        0..=91,
     );
-    let junk = proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..=91);
     let unknown = proptest::option::of(junk).prop_map(|junk| {
         let mut line = b"PROXY UNKNOWN".to_vec();
         if let Some(j) = junk {
@@ -736,16 +758,16 @@ fn tlv_list() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
         value(),
     );
     let unique = proptest::collection::vec(any::<u8>(), 0..=128).prop_map(|v| (tlv::UNIQUE_ID, v));
-    let ssl = (any::<u8>(), any::<u32>(), proptest::collection::vec((0x21u8..=0x25, value()), 0..5)).prop_map(
-        |(c, v, subs)| {
-            let mut bytes = vec![c];
-            bytes.extend_from_slice(&v.to_be_bytes());
-            for (k, s) in subs {
-                bytes.extend(tlv_bytes(k, &s));
-            }
-            (tlv::SSL, bytes)
-        },
-    );
+    let ssl =
+        (any::<u8>(), any::<u32>(), proptest::collection::vec((0x21u8..=0x25, value()), 0..5))
+            .prop_map(|(c, v, subs)| {
+                let mut bytes = vec![c];
+                bytes.extend_from_slice(&v.to_be_bytes());
+                for (k, s) in subs {
+                    bytes.extend(tlv_bytes(k, &s));
+                }
+                (tlv::SSL, bytes)
+            });
     proptest::collection::vec(prop_oneof![6 => plain, 1 => unique, 1 => ssl], 0..6)
 }
 
@@ -754,7 +776,13 @@ fn v2_header() -> impl Strategy<Value = (Vec<u8>, Expect)> {
     let addrs = prop_oneof![
         Just((0x00u8, vec![], None, None, None)),
         (any::<bool>(), any::<SocketAddrV4>(), any::<SocketAddrV4>()).prop_map(|(dgram, s, d)| {
-            (if dgram { 0x12 } else { 0x11 }, inet_block(s, d), Some(SocketAddr::V4(s)), Some(SocketAddr::V4(d)), None)
+            (
+                if dgram { 0x12 } else { 0x11 },
+                inet_block(s, d),
+                Some(SocketAddr::V4(s)),
+                Some(SocketAddr::V4(d)),
+                None,
+            )
         }),
         (any::<bool>(), any::<[u8; 16]>(), any::<[u8; 16]>(), any::<u16>(), any::<u16>()).prop_map(
             |(dgram, s, d, sp, dp)| {
@@ -773,8 +801,14 @@ fn v2_header() -> impl Strategy<Value = (Vec<u8>, Expect)> {
             (if dgram { 0x32 } else { 0x31 }, unix_block(&s, &d), None, None, Some((s, d)))
         }),
     ];
-    (addrs, tlv_list(), proptest::option::of(any::<bool>()), proptest::bool::weighted(0.1), any::<u8>()).prop_map(
-        |((fam, block, source, destination, unix), tlvs, crc, local, local_fam)| {
+    (
+        addrs,
+        tlv_list(),
+        proptest::option::of(any::<bool>()),
+        proptest::bool::weighted(0.1),
+        any::<u8>(),
+    )
+        .prop_map(|((fam, block, source, destination, unix), tlvs, crc, local, local_fam)| {
             if local {
                 // LOCAL: the block is skipped whatever it holds.
                 let buf = v2(0x20, local_fam, &block, &[], None);
@@ -809,9 +843,19 @@ fn v2_header() -> impl Strategy<Value = (Vec<u8>, Expect)> {
                 0x31 => (AddressFamily::Unix, Transport::Stream),
                 _ => (AddressFamily::Unix, Transport::Dgram),
             };
-            (buf, Expect { command: ProxyCommand::Proxy, family, transport, source, destination, unix, tlvs: want })
-        },
-    )
+            (
+                buf,
+                Expect {
+                    command: ProxyCommand::Proxy,
+                    family,
+                    transport,
+                    source,
+                    destination,
+                    unix,
+                    tlvs: want,
+                },
+            )
+        })
 }
 
 fn check_expect(info: &ProxyInfo, want: &Expect) -> Result<(), TestCaseError> {
@@ -828,7 +872,11 @@ fn check_expect(info: &ProxyInfo, want: &Expect) -> Result<(), TestCaseError> {
 
 /// Every split point: `Partial` before the end of the header, the same `Complete` at and
 /// after it, whatever follows.
-fn check_splits(buf: &[u8], header_len: usize, mode: ProxyMode) -> Result<ProxyInfo, TestCaseError> {
+fn check_splits(
+    buf: &[u8],
+    header_len: usize,
+    mode: ProxyMode,
+) -> Result<ProxyInfo, TestCaseError> {
     let whole = parse(buf, mode);
     let Ok(Parsed::Complete { value, consumed }) = whole else {
         return Err(TestCaseError::fail(format!("not parsed whole: {whole:?}")));
@@ -839,7 +887,12 @@ fn check_splits(buf: &[u8], header_len: usize, mode: ProxyMode) -> Result<ProxyI
         if cut < header_len {
             prop_assert_eq!(got, Ok(Parsed::Partial), "cut {}", cut);
         } else {
-            prop_assert_eq!(got, Ok(Parsed::Complete { value: value.clone(), consumed }), "cut {}", cut);
+            prop_assert_eq!(
+                got,
+                Ok(Parsed::Complete { value: value.clone(), consumed }),
+                "cut {}",
+                cut
+            );
         }
     }
     Ok(value)
@@ -855,7 +908,9 @@ fn check_monotone(buf: &[u8], mode: ProxyMode) -> Result<(), TestCaseError> {
             (None, Ok(Parsed::Partial)) => {}
             (None, _) => settled = Some(got),
             (Some(Ok(done)), _) => prop_assert_eq!(&got, &Ok(done.clone()), "cut {}", cut),
-            (Some(Err(e)), Err(g)) => prop_assert_eq!(e.gunicorn_class(), g.gunicorn_class(), "cut {}", cut),
+            (Some(Err(e)), Err(g)) => {
+                prop_assert_eq!(e.gunicorn_class(), g.gunicorn_class(), "cut {}", cut)
+            }
             (Some(Err(e)), _) => prop_assert!(false, "cut {}: {:?} after {:?}", cut, got, e),
         }
     }

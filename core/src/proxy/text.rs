@@ -336,7 +336,9 @@ mod tests {
         for text in bad {
             assert_eq!(v6(text), Err(()), "{text}");
         }
-        for prefix in ["", ":", "1", "1:", "1:2:3:4:5:6:7", "::ffff:1.2", "::ffff:1.2.3.", "2001:db8:"] {
+        for prefix in
+            ["", ":", "1", "1:", "1:2:3:4:5:6:7", "::ffff:1.2", "::ffff:1.2.3.", "2001:db8:"]
+        {
             assert_eq!(v6(prefix), Ok(None), "{prefix}");
         }
     }
@@ -375,19 +377,21 @@ mod tests {
         ];
         let pieces = proptest::collection::vec(piece, 0..16).prop_map(|v| v.concat());
         // Around-the-limit shapes: n groups, `::` somewhere (or not), a dotted quad (or not).
-        let shaped = (0usize..=9, proptest::option::of(0usize..=9), any::<bool>()).prop_map(|(n, elide, quad)| {
-            let mut parts: Vec<String> = (1..=n).map(|g| format!("{g:x}")).collect();
-            if quad {
-                parts.push("1.2.3.4".into());
-            }
-            match elide {
-                Some(at) if at <= parts.len() => {
-                    let (head, tail) = parts.split_at(at);
-                    format!("{}::{}", head.join(":"), tail.join(":"))
+        let shaped = (0usize..=9, proptest::option::of(0usize..=9), any::<bool>()).prop_map(
+            |(n, elide, quad)| {
+                let mut parts: Vec<String> = (1..=n).map(|g| format!("{g:x}")).collect();
+                if quad {
+                    parts.push("1.2.3.4".into());
                 }
-                _ => parts.join(":"),
-            }
-        });
+                match elide {
+                    Some(at) if at <= parts.len() => {
+                        let (head, tail) = parts.split_at(at);
+                        format!("{}::{}", head.join(":"), tail.join(":"))
+                    }
+                    _ => parts.join(":"),
+                }
+            },
+        );
         prop_oneof![2 => shaped, 1 => pieces, 1 => "[0-9a-fA-F:.]{0,24}", 1 => "[0:.1]{0,24}"]
     }
 

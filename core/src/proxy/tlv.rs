@@ -153,7 +153,11 @@ pub(crate) type Visit<'v> = dyn FnMut(u8, usize, &[u8]) -> Result<(), &'static s
 /// fit in the block (§2.2; a truncated TLV is an error even before
 /// the rest of the block arrives, since the block length is already known). Stops
 /// quietly at the first TLV whose header or value is not all received.
-pub(crate) fn walk(avail: &[u8], block_len: usize, visit: &mut Visit<'_>) -> Result<(), &'static str> {
+pub(crate) fn walk(
+    avail: &[u8],
+    block_len: usize,
+    visit: &mut Visit<'_>,
+) -> Result<(), &'static str> {
     let mut at = 0;
     while at < block_len {
         if block_len - at < 3 {
@@ -190,7 +194,8 @@ pub(crate) fn check(kind: u8, len: usize, value: &[u8]) -> Result<(), &'static s
         // sub_tlv[0]; }`: the fixed part, then sub-TLVs that fill the rest exactly.
         SSL if len < SSL_FIXED => Err("SSL TLV shorter than 5 bytes"),
         SSL if value.len() > SSL_FIXED => {
-            walk(&value[SSL_FIXED..], len - SSL_FIXED, &mut |_, _, _| Ok(())).map_err(|_| "SSL sub-TLVs do not fit")
+            walk(&value[SSL_FIXED..], len - SSL_FIXED, &mut |_, _, _| Ok(()))
+                .map_err(|_| "SSL sub-TLVs do not fit")
         }
         _ => Ok(()),
     }

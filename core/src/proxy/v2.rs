@@ -130,13 +130,21 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed<ProxyInfo>, RecvError> {
         AddressFamily::Inet => {
             let src = Ipv4Addr::new(block[0], block[1], block[2], block[3]);
             let dst = Ipv4Addr::new(block[4], block[5], block[6], block[7]);
-            (Some(SocketAddr::new(src.into(), port(8))), Some(SocketAddr::new(dst.into(), port(10))), None)
+            (
+                Some(SocketAddr::new(src.into(), port(8))),
+                Some(SocketAddr::new(dst.into(), port(10))),
+                None,
+            )
         }
         AddressFamily::Inet6 => {
             let octets = |at: usize| -> [u8; 16] { core::array::from_fn(|i| block[at + i]) };
             let src = Ipv6Addr::from(octets(0));
             let dst = Ipv6Addr::from(octets(16));
-            (Some(SocketAddr::new(src.into(), port(32))), Some(SocketAddr::new(dst.into(), port(34))), None)
+            (
+                Some(SocketAddr::new(src.into(), port(32))),
+                Some(SocketAddr::new(dst.into(), port(34))),
+                None,
+            )
         }
         AddressFamily::Unix => {
             let paths = (unix_path(&block[..UNIX_PATH]), unix_path(&block[UNIX_PATH..]));

@@ -10,7 +10,11 @@ use crate::conn::{Connection, Event};
 use crate::net::{AllowList, Peer};
 
 fn esc(b: &[u8]) -> String {
-    b.iter().map(|&c| if (0x20..0x7f).contains(&c) { format!("{}", c as char) } else { format!("\\x{c:02x}") }).collect()
+    b.iter()
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) { format!("{}", c as char) } else { format!("\\x{c:02x}") }
+        })
+        .collect()
 }
 
 /// Runs `input` whole, then EOF; renders every event.
@@ -22,11 +26,18 @@ fn log_with(cfg: ProtoConfig, peer: Peer, input: &[u8]) -> String {
     loop {
         match conn.next_event() {
             Ok(Event::Request(h)) => {
-                let mut line = format!("{} {} {}.{}", esc(h.method()), esc(h.target()), h.version.major, h.version.minor);
+                let mut line = format!(
+                    "{} {} {}.{}",
+                    esc(h.method()),
+                    esc(h.target()),
+                    h.version.major,
+                    h.version.minor
+                );
                 for (n, v) in h.headers() {
                     line += &format!(" [{}={}]", esc(n), esc(v));
                 }
-                line += &format!(" body={:?} ka={} 100={}", h.body, h.keep_alive, h.expect_continue);
+                line +=
+                    &format!(" body={:?} ka={} 100={}", h.body, h.keep_alive, h.expect_continue);
                 if let Some(s) = h.scheme {
                     line += &format!(" scheme={}", s.as_str());
                 }
@@ -89,15 +100,27 @@ fn bodies() {
         log(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b\"\r\nhello\r\n0\r\nVary: *\r\n\r\n"),
         "POST / 1.1 [Host=x] [Transfer-Encoding=chunked] body=Chunked ka=true 100=false\ndata hello\nend [Vary=*]\nclosed"
     );
-    assert_eq!(err(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\nhello"), "error NoMoreData 400");
-    assert_eq!(err(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"), "error ChunkMissingTerminator 400");
-    assert_eq!(err(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX"), "error ChunkMissingTerminator 400");
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\nhello"),
+        "error NoMoreData 400"
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"),
+        "error ChunkMissingTerminator 400"
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX"),
+        "error ChunkMissingTerminator 400"
+    );
     assert_eq!(err(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n"), "error InvalidHeaderName 400");
 }
 
 #[test]
 fn framing_rules() {
-    let te = |v: &str| err(format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n0\r\n\r\n").as_bytes());
+    let te = |v: &str| {
+        err(format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n0\r\n\r\n")
+            .as_bytes())
+    };
     assert_eq!(te("chunked"), "closed");
     assert_eq!(te(",chunked"), "closed");
     assert_eq!(te("gzip, chunked"), "error UnsupportedTransferCoding 501");
@@ -106,7 +129,9 @@ fn framing_rules() {
     assert_eq!(te("gzip"), "error InvalidHeader 400");
     assert_eq!(te("foo, chunked"), "error UnsupportedTransferCoding 501");
     assert_eq!(te("\x0bchunked"), "error InvalidHeader 400");
-    let cl = |v: &str| err(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n").as_bytes());
+    let cl = |v: &str| {
+        err(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n").as_bytes())
+    };
     for bad in ["+1", "-1", "0x1", "1 1", "1, 1", "", "18446744073709551616"] {
         assert_eq!(cl(bad), "error InvalidHeader 400", "{bad}");
     }
@@ -119,14 +144,29 @@ fn framing_rules() {
         err(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         "error InvalidHeader 400"
     );
-    assert_eq!(err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), "error InvalidHeader 400");
+    assert_eq!(
+        err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        "error InvalidHeader 400"
+    );
 }
 
 #[test]
 fn request_line_rules() {
     assert_eq!(err(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
     assert_eq!(err(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), "error InvalidRequestLine 400");
-    for bad in [&b"GET  / HTTP/1.1"[..], b"GET /", b"GET /\tHTTP/1.1", b"GET /#f HTTP/1.1", b"GET /\x80 HTTP/1.1", b"GET * HTTP/1.1", b"GET x:80 HTTP/1.1", b"CONNECT / HTTP/1.1", b"GET http://u@h/ HTTP/1.1", b"GET \n/ HTTP/1.1", b"GET /\rx HTTP/1.1"] {
+    for bad in [
+        &b"GET  / HTTP/1.1"[..],
+        b"GET /",
+        b"GET /\tHTTP/1.1",
+        b"GET /#f HTTP/1.1",
+        b"GET /\x80 HTTP/1.1",
+        b"GET * HTTP/1.1",
+        b"GET x:80 HTTP/1.1",
+        b"CONNECT / HTTP/1.1",
+        b"GET http://u@h/ HTTP/1.1",
+        b"GET \n/ HTTP/1.1",
+        b"GET /\rx HTTP/1.1",
+    ] {
         let mut req = bad.to_vec();
         req.extend_from_slice(b"\r\nHost: x\r\n\r\n");
         assert_eq!(err(&req), "error InvalidRequestLine 400", "{}", esc(bad));
@@ -140,18 +180,30 @@ fn request_line_rules() {
     assert_eq!(err(b"GET / HTTP/1.1\r\r\nHost: x\r\n\r\n"), "error InvalidHTTPVersion 400");
     assert_eq!(err(b"G\rET / HTTP/1.1\r\nHost: x\r\n\r\n"), "error InvalidRequestMethod 400");
     for bad in ["HTTP/1.2", "HTTP/2.0", "http/1.1", "HTTP/1.10", "HTTP/1"] {
-        assert_eq!(err(format!("GET / {bad}\r\nHost: x\r\n\r\n").as_bytes()), "error InvalidHTTPVersion 400", "{bad}");
+        assert_eq!(
+            err(format!("GET / {bad}\r\nHost: x\r\n\r\n").as_bytes()),
+            "error InvalidHTTPVersion 400",
+            "{bad}"
+        );
     }
     assert_eq!(err(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
     assert_eq!(err(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"), "must-close");
     assert_eq!(err(b"GET http://h:8/p?q HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
-    assert_eq!(err(&[b"GET /".as_slice(), &[b'a'; 4080], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat()), "closed");
-    assert_eq!(err(&[b"GET /".as_slice(), &[b'a'; 4081], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat()), "error LimitRequestLine 414");
+    assert_eq!(
+        err(&[b"GET /".as_slice(), &[b'a'; 4080], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat()),
+        "closed"
+    );
+    assert_eq!(
+        err(&[b"GET /".as_slice(), &[b'a'; 4081], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat()),
+        "error LimitRequestLine 414"
+    );
 }
 
 #[test]
 fn field_rules() {
-    let f = |line: &[u8]| err(&[b"GET / HTTP/1.1\r\nHost: x\r\n".as_slice(), line, b"\r\n\r\n"].concat());
+    let f = |line: &[u8]| {
+        err(&[b"GET / HTTP/1.1\r\nHost: x\r\n".as_slice(), line, b"\r\n\r\n"].concat())
+    };
     assert_eq!(f(b"A: b"), "closed");
     assert_eq!(f(b"A:"), "closed");
     assert_eq!(f(b"A: \x80\xff"), "closed");
@@ -160,7 +212,11 @@ fn field_rules() {
     assert_eq!(f(b"A b"), "error InvalidHeader 400");
     assert_eq!(f(b"A\x85: b"), "error InvalidHeaderName 400");
     for ctl in [0u8, 1, 0x0b, 0x0c, 0x1f, 0x7f] {
-        assert_eq!(f(&[b"A: x".as_slice(), &[ctl], b"y"].concat()), "error InvalidHeader 400", "{ctl}");
+        assert_eq!(
+            f(&[b"A: x".as_slice(), &[ctl], b"y"].concat()),
+            "error InvalidHeader 400",
+            "{ctl}"
+        );
     }
     assert_eq!(f(b"A: b\nB: c"), "error InvalidHeader 400");
     assert_eq!(f(b"A: b\rB: c"), "error InvalidHeader 400");
@@ -169,8 +225,14 @@ fn field_rules() {
     assert_eq!(f(b"Content-Type: a\r\nContent-Type: b"), "error InvalidHeader 400");
     assert_eq!(f(b"Expect: 100-continue"), "closed");
     assert_eq!(f(b"Expect: 100-continuex"), "error ExpectationFailed 417");
-    assert_eq!(log(b"GET / HTTP/1.1\r\nHost: x\r\nX_Y: 1\r\nA: 2\r\n\r\n").lines().next().unwrap(), "GET / 1.1 [Host=x] [A=2] body=Empty ka=true 100=false");
-    assert_eq!(log(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n").lines().next().unwrap(), "GET / 1.1 [Host=x] [Expect=100-Continue] body=Empty ka=true 100=true");
+    assert_eq!(
+        log(b"GET / HTTP/1.1\r\nHost: x\r\nX_Y: 1\r\nA: 2\r\n\r\n").lines().next().unwrap(),
+        "GET / 1.1 [Host=x] [A=2] body=Empty ka=true 100=false"
+    );
+    assert_eq!(
+        log(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n").lines().next().unwrap(),
+        "GET / 1.1 [Host=x] [Expect=100-Continue] body=Empty ka=true 100=true"
+    );
 }
 
 #[test]
@@ -179,27 +241,62 @@ fn host_rules() {
     assert_eq!(err(b"GET / HTTP/1.0\r\n\r\n"), "must-close");
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost:\r\n\r\n"), "closed");
     for bad in ["a b", "a/b", "u@h", "h:x", "[::1"] {
-        assert_eq!(err(format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n").as_bytes()), "error InvalidHeader 400", "{bad}");
+        assert_eq!(
+            err(format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n").as_bytes()),
+            "error InvalidHeader 400",
+            "{bad}"
+        );
     }
 }
 
 #[test]
 fn policies() {
-    let folding = ProtoConfig { parser: crate::config::ParserPolicy { permit_obsolete_folding: true, ..Default::default() }, ..Default::default() };
+    let folding = ProtoConfig {
+        parser: crate::config::ParserPolicy { permit_obsolete_folding: true, ..Default::default() },
+        ..Default::default()
+    };
     assert_eq!(
-        log_with(folding, Peer::Unix, b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  c \r\n\td\r\nB: e\r\n\r\n").lines().next().unwrap(),
+        log_with(
+            folding,
+            Peer::Unix,
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  c \r\n\td\r\nB: e\r\n\r\n"
+        )
+        .lines()
+        .next()
+        .unwrap(),
         "GET / 1.1 [Host=x] [A=b c d] [B=e] body=Empty ka=true 100=false"
     );
-    let refuse = ProtoConfig { headers: crate::config::HeaderPolicy { underscore: UnderscoreHeaders::Refuse, ..Default::default() }, ..Default::default() };
-    assert_eq!(log_with(refuse, Peer::Unix, b"GET / HTTP/1.1\r\nHost: x\r\nX_Y: 1\r\n\r\n"), "error InvalidHeaderName 400");
+    let refuse = ProtoConfig {
+        headers: crate::config::HeaderPolicy {
+            underscore: UnderscoreHeaders::Refuse,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        log_with(refuse, Peer::Unix, b"GET / HTTP/1.1\r\nHost: x\r\nX_Y: 1\r\n\r\n"),
+        "error InvalidHeaderName 400"
+    );
     let limits = ProtoConfig { limits: Limits::from_gunicorn(4094, 2, 8190), ..Default::default() };
-    assert_eq!(log_with(limits, Peer::Unix, b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n"), "error LimitRequestHeaders 431");
+    assert_eq!(
+        log_with(limits, Peer::Unix, b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n"),
+        "error LimitRequestHeaders 431"
+    );
     // Secure-scheme headers count only from trusted peers.
     let untrusted = Peer::Tcp("10.1.1.1:5000".parse().unwrap());
     let req = b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n";
     assert!(!log_with(ProtoConfig::default(), untrusted, req).contains("scheme="));
-    assert!(log_with(ProtoConfig::default(), Peer::Tcp("127.0.0.1:5000".parse().unwrap()), req).contains("scheme=https"));
-    let all = ProtoConfig { trust: crate::config::TrustPolicy { forwarded_allow: AllowList::any(), ..Default::default() }, ..Default::default() };
+    assert!(
+        log_with(ProtoConfig::default(), Peer::Tcp("127.0.0.1:5000".parse().unwrap()), req)
+            .contains("scheme=https")
+    );
+    let all = ProtoConfig {
+        trust: crate::config::TrustPolicy {
+            forwarded_allow: AllowList::any(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     assert_eq!(
         log_with(all, untrusted, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n\r\n"),
         "error InvalidSchemeHeaders 400"
@@ -225,9 +322,15 @@ fn error_page_for_a_bad_request_line_matches_gunicorn() {
 #[test]
 fn proxy_header_only_from_allowed_peers() {
     use crate::config::{ProxyMode, ProxyPolicy};
-    let cfg = || ProtoConfig { proxy: ProxyPolicy { mode: ProxyMode::V1, allow: AllowList::localhost() }, ..Default::default() };
+    let cfg = || ProtoConfig {
+        proxy: ProxyPolicy { mode: ProxyMode::V1, allow: AllowList::localhost() },
+        ..Default::default()
+    };
     let req = b"PROXY TCP4 10.0.0.1 10.0.0.2 1000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_eq!(log_with(cfg(), Peer::Tcp("192.0.2.7:5000".parse().unwrap()), req), "error ForbiddenProxyRequest 403");
+    assert_eq!(
+        log_with(cfg(), Peer::Tcp("192.0.2.7:5000".parse().unwrap()), req),
+        "error ForbiddenProxyRequest 403"
+    );
     // From an allowed peer the addresses apply to every request of the connection.
     let mut conn = Connection::new(Arc::new(cfg()), Peer::Tcp("127.0.0.1:5000".parse().unwrap()));
     conn.receive(req);

@@ -340,9 +340,15 @@ impl Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sent {
     None,
-    Timeout { aborted_at: u64, killed: bool },
+    Timeout {
+        aborted_at: u64,
+        killed: bool,
+    },
     /// SIGTERM outside a stop (HUP, TTOU, WINCH): SIGKILL at `deadline`.
-    Retire { deadline: u64, killed: bool },
+    Retire {
+        deadline: u64,
+        killed: bool,
+    },
     Stop,
     StopKill,
 }
@@ -487,7 +493,14 @@ impl Arbiter {
             Event::Spawned { pid, slot, now } => {
                 let age = self.pending.iter().find(|p| p.0 == slot).map_or(self.age, |p| p.1);
                 self.pending.retain(|&(s, _)| s != slot);
-                let w = Worker { slot, age, last_beat: now, generation: self.generation, booted: false, sent: Sent::None };
+                let w = Worker {
+                    slot,
+                    age,
+                    last_beat: now,
+                    generation: self.generation,
+                    booted: false,
+                    sent: Sent::None,
+                };
                 self.workers.insert(pid, w);
                 if self.stopping() {
                     // A fork that raced the stop: stop it too.
@@ -499,7 +512,10 @@ impl Arbiter {
             }
             Event::SpawnFailed { slot } => {
                 self.pending.retain(|&(s, _)| s != slot);
-                out.push(Command::Log(Level::Error, "Failed to fork a worker; retrying on the next tick.".into()));
+                out.push(Command::Log(
+                    Level::Error,
+                    "Failed to fork a worker; retrying on the next tick.".into(),
+                ));
             }
             Event::Booted { pid, now } => self.booted(pid, now, &mut out),
             Event::Exited { pid, status, now } => self.reaped(pid, status, now, &mut out),
@@ -516,7 +532,10 @@ impl Arbiter {
             )),
             Event::Reexeced { pid } => self.reexec_pid = Some(pid),
             Event::ReexecFailed { error } => {
-                out.push(Command::Log(Level::Error, format!("USR2: cannot start a new master: {error}")));
+                out.push(Command::Log(
+                    Level::Error,
+                    format!("USR2: cannot start a new master: {error}"),
+                ));
             }
             Event::ParentGone => {
                 if self.parent.take().is_some() {
@@ -530,7 +549,9 @@ impl Arbiter {
     }
 
     fn free_slot(&self) -> Option<usize> {
-        (0..self.cfg.slots()).find(|s| !self.pending.iter().any(|p| p.0 == *s) && !self.workers.values().any(|w| w.slot == *s))
+        (0..self.cfg.slots()).find(|s| {
+            !self.pending.iter().any(|p| p.0 == *s) && !self.workers.values().any(|w| w.slot == *s)
+        })
     }
 
     /// Workers of the current generation that are not leaving.
@@ -549,7 +570,10 @@ impl Arbiter {
                 if !self.full_logged {
                     out.push(Command::Log(
                         Level::Error,
-                        format!("Cannot spawn more workers: all {} heartbeat slots are in use.", self.cfg.slots()),
+                        format!(
+                            "Cannot spawn more workers: all {} heartbeat slots are in use.",
+                            self.cfg.slots()
+                        ),
                     ));
                     self.full_logged = true;
                 }
@@ -585,7 +609,10 @@ impl Arbiter {
 
     fn signal(&mut self, sig: Sig, now: u64, out: &mut Vec<Command>) {
         if self.stopping() && !matches!(sig, Sig::Int | Sig::Quit | Sig::Term | Sig::Chld) {
-            out.push(Command::Log(Level::Debug, format!("Ignoring SIG{} while shutting down.", sig.name().to_uppercase())));
+            out.push(Command::Log(
+                Level::Debug,
+                format!("Ignoring SIG{} while shutting down.", sig.name().to_uppercase()),
+            ));
             return;
         }
         let level = if sig == Sig::Chld { Level::Debug } else { Level::Info };
@@ -602,7 +629,10 @@ impl Arbiter {
                 if self.num_workers >= self.cfg.max_workers {
                     out.push(Command::Log(
                         Level::Warning,
-                        format!("SIGTTIN ignored: at most {} workers (raise `workers` to allow more).", self.cfg.max_workers),
+                        format!(
+                            "SIGTTIN ignored: at most {} workers (raise `workers` to allow more).",
+                            self.cfg.max_workers
+                        ),
                     ));
                 } else {
                     self.set_num_workers(self.num_workers + 1, out);
@@ -623,9 +653,15 @@ impl Arbiter {
             }
             Sig::Usr2 => {
                 if self.reexec_pid.is_some() {
-                    out.push(Command::Log(Level::Warning, "USR2 signal ignored. Child exists.".into()));
+                    out.push(Command::Log(
+                        Level::Warning,
+                        "USR2 signal ignored. Child exists.".into(),
+                    ));
                 } else if self.parent.is_some() {
-                    out.push(Command::Log(Level::Warning, "USR2 signal ignored. Parent exists.".into()));
+                    out.push(Command::Log(
+                        Level::Warning,
+                        "USR2 signal ignored. Parent exists.".into(),
+                    ));
                 } else {
                     out.push(Command::Reexec);
                 }
@@ -634,7 +670,12 @@ impl Arbiter {
                 if self.cfg.daemon {
                     out.push(Command::Log(Level::Info, "graceful stop of workers".into()));
                     self.set_num_workers(0, out);
-                    let pids: Vec<Pid> = self.workers.iter().filter(|(_, w)| !w.retiring()).map(|(p, _)| *p).collect();
+                    let pids: Vec<Pid> = self
+                        .workers
+                        .iter()
+                        .filter(|(_, w)| !w.retiring())
+                        .map(|(p, _)| *p)
+                        .collect();
                     for pid in pids {
                         self.retire(pid, now, out);
                     }
@@ -653,7 +694,10 @@ impl Arbiter {
         if cfg.workers > cfg.max_workers {
             out.push(Command::Log(
                 Level::Warning,
-                format!("workers = {} is above the limit of this master; running {}.", cfg.workers, cfg.max_workers),
+                format!(
+                    "workers = {} is above the limit of this master; running {}.",
+                    cfg.workers, cfg.max_workers
+                ),
             ));
             cfg.workers = cfg.max_workers;
         }
@@ -696,17 +740,25 @@ impl Arbiter {
             return;
         }
         let g = self.generation;
-        let (up, total) = self.current().fold((0, 0), |(u, t), (_, w)| (u + usize::from(w.booted), t + 1));
+        let (up, total) =
+            self.current().fold((0, 0), |(u, t), (_, w)| (u + usize::from(w.booted), t + 1));
         if total < self.num_workers || up < total {
             return;
         }
-        let old: Vec<Pid> =
-            self.workers.iter().filter(|(_, w)| w.generation != g && !w.retiring()).map(|(p, _)| *p).collect();
+        let old: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != g && !w.retiring())
+            .map(|(p, _)| *p)
+            .collect();
         for pid in old {
             self.retire(pid, now, out);
         }
         self.rollout = None;
-        out.push(Command::Log(Level::Info, format!("Reload complete: {total} new workers booted.")));
+        out.push(Command::Log(
+            Level::Info,
+            format!("Reload complete: {total} new workers booted."),
+        ));
         out.push(Command::ReloadDone);
     }
 
@@ -718,8 +770,12 @@ impl Arbiter {
             format!("Reload aborted: new worker (pid:{pid}) failed to boot (exit code {code}); the old workers keep serving."),
         ));
         let g = self.generation;
-        let failed: Vec<Pid> =
-            self.workers.iter().filter(|(_, w)| w.generation == g && !w.retiring()).map(|(p, _)| *p).collect();
+        let failed: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == g && !w.retiring())
+            .map(|(p, _)| *p)
+            .collect();
         for p in failed {
             self.retire(p, now, out);
         }
@@ -743,16 +799,21 @@ impl Arbiter {
     fn stop(&mut self, graceful: bool, now: u64, out: &mut Vec<Command>) {
         match self.phase {
             Phase::Running => {
-                let unlink = self.reexec_pid.is_none() && self.parent.is_none() && !self.cfg.systemd && !self.cfg.reuse_port;
+                let unlink = self.reexec_pid.is_none()
+                    && self.parent.is_none()
+                    && !self.cfg.systemd
+                    && !self.cfg.reuse_port;
                 out.push(Command::CloseListeners { unlink });
                 let sig = if graceful { KillSig::Term } else { KillSig::Quit };
                 self.signal_all(sig, Sent::Stop, out);
-                self.phase = Phase::Stopping { deadline: now + self.cfg.graceful_timeout_ms, killed: false };
+                self.phase =
+                    Phase::Stopping { deadline: now + self.cfg.graceful_timeout_ms, killed: false };
             }
             Phase::Stopping { deadline, killed } => {
                 if !graceful && !killed {
                     self.signal_all(KillSig::Quit, Sent::Stop, out);
-                    self.phase = Phase::Stopping { deadline: deadline.min(now + QUICK_LIMIT_MS), killed };
+                    self.phase =
+                        Phase::Stopping { deadline: deadline.min(now + QUICK_LIMIT_MS), killed };
                 }
             }
         }
@@ -761,7 +822,10 @@ impl Arbiter {
     fn signal_all(&mut self, sig: KillSig, why: Sent, out: &mut Vec<Command>) {
         for (pid, w) in &mut self.workers {
             out.push(Command::Kill(*pid, sig));
-            if !matches!(w.sent, Sent::Timeout { killed: true, .. } | Sent::Retire { killed: true, .. }) {
+            if !matches!(
+                w.sent,
+                Sent::Timeout { killed: true, .. } | Sent::Retire { killed: true, .. }
+            ) {
                 w.sent = why;
             }
         }
@@ -791,10 +855,14 @@ impl Arbiter {
             Status::Signaled(n, name) if n == nix::libc::SIGKILL => {
                 let line = match w.sent {
                     Sent::Timeout { killed: true, .. } => {
-                        format!("Worker (pid:{pid}) was sent SIGKILL by the arbiter after WORKER TIMEOUT.")
+                        format!(
+                            "Worker (pid:{pid}) was sent SIGKILL by the arbiter after WORKER TIMEOUT."
+                        )
                     }
                     Sent::StopKill | Sent::Retire { killed: true, .. } => {
-                        format!("Worker (pid:{pid}) was sent SIGKILL by the arbiter after graceful_timeout.")
+                        format!(
+                            "Worker (pid:{pid}) was sent SIGKILL by the arbiter after graceful_timeout."
+                        )
                     }
                     _ => format!("Worker (pid:{pid}) was sent {name}! Perhaps out of memory?"),
                 };
@@ -806,11 +874,18 @@ impl Arbiter {
             }
         }
         if let Some(c) = code.filter(|&c| c != 0) {
-            out.push(Command::Log(Level::Error, format!("Worker (pid:{pid}) exited with code {c}.")));
+            out.push(Command::Log(
+                Level::Error,
+                format!("Worker (pid:{pid}) exited with code {c}."),
+            ));
         }
         let halt = match code {
-            Some(c) if c == i32::from(WORKER_BOOT_ERROR) => Some((WORKER_BOOT_ERROR, "Worker failed to boot.")),
-            Some(c) if c == i32::from(APP_LOAD_ERROR) => Some((APP_LOAD_ERROR, "App failed to load.")),
+            Some(c) if c == i32::from(WORKER_BOOT_ERROR) => {
+                Some((WORKER_BOOT_ERROR, "Worker failed to boot."))
+            }
+            Some(c) if c == i32::from(APP_LOAD_ERROR) => {
+                Some((APP_LOAD_ERROR, "App failed to load."))
+            }
             _ => None,
         };
         if let (Some(h), Some(c)) = (halt, code) {
@@ -840,13 +915,21 @@ impl Arbiter {
             Phase::Running => {
                 for (pid, w) in &mut self.workers {
                     match w.sent {
-                        Sent::None if self.cfg.timeout_ms > 0 && now.saturating_sub(w.last_beat) > self.cfg.timeout_ms => {
-                            out.push(Command::Log(Level::Critical, format!("WORKER TIMEOUT (pid:{pid})")));
+                        Sent::None
+                            if self.cfg.timeout_ms > 0
+                                && now.saturating_sub(w.last_beat) > self.cfg.timeout_ms =>
+                        {
+                            out.push(Command::Log(
+                                Level::Critical,
+                                format!("WORKER TIMEOUT (pid:{pid})"),
+                            ));
                             out.push(Command::ReportTimeout { pid: *pid, slot: w.slot });
                             out.push(Command::Kill(*pid, KillSig::Abrt));
                             w.sent = Sent::Timeout { aborted_at: now, killed: false };
                         }
-                        Sent::Timeout { aborted_at, killed: false } if now >= aborted_at + ABORT_GRACE_MS => {
+                        Sent::Timeout { aborted_at, killed: false }
+                            if now >= aborted_at + ABORT_GRACE_MS =>
+                        {
                             out.push(Command::Kill(*pid, KillSig::Kill));
                             w.sent = Sent::Timeout { aborted_at, killed: true };
                         }

@@ -176,7 +176,10 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
             return 1;
         }
     }
-    let log = match Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
+    let log = match Logger::open(
+        settings.str("errorlog").unwrap_or("-"),
+        settings.str("loglevel").unwrap_or("info"),
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
@@ -201,7 +204,10 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
         log.warning("The master has more than one thread; forking it is unsafe.");
     }
     let settings = Arc::new(settings.clone());
-    let systemd_fds = process::systemd_listen_fds(env_var("LISTEN_PID").as_deref(), env_var("LISTEN_FDS").as_deref());
+    let systemd_fds = process::systemd_listen_fds(
+        env_var("LISTEN_PID").as_deref(),
+        env_var("LISTEN_FDS").as_deref(),
+    );
     let cfg = arbiter_config(&settings, systemd_fds.is_some());
     let mut arbiter = Arbiter::new(cfg);
     if let Some(p) = parent {
@@ -273,7 +279,11 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
     }
     master.chown_sockets();
     master.log.debug("Arbiter booted");
-    master.log.info(format_args!("Listening at: {} ({})", master.listener_names().join(","), master.pid));
+    master.log.info(format_args!(
+        "Listening at: {} ({})",
+        master.listener_names().join(","),
+        master.pid
+    ));
     master.log.info(format_args!("Using worker: {}", settings.worker_class()));
     master.notify("READY=1\nSTATUS=ferrocorn arbiter booted");
     match Heartbeats::map(cfg.slots()) {
@@ -352,7 +362,11 @@ impl Master<'_> {
     }
 
     fn current_proc_name(&self) -> String {
-        if self.arbiter.parent().is_some() { format!("{}.2", self.proc_name) } else { self.proc_name.clone() }
+        if self.arbiter.parent().is_some() {
+            format!("{}.2", self.proc_name)
+        } else {
+            self.proc_name.clone()
+        }
     }
 
     fn set_master_title(&self) {
@@ -370,7 +384,8 @@ impl Master<'_> {
         for l in &self.listeners {
             if let Some(p) = l.owned_path() {
                 if let Err(e) = process::chown_if_needed(p, uid, gid) {
-                    self.log.warning(format_args!("Cannot chown {} to {uid}:{gid}: {e}", p.display()));
+                    self.log
+                        .warning(format_args!("Cannot chown {} to {uid}:{gid}: {e}", p.display()));
                 }
             }
         }
@@ -397,7 +412,8 @@ impl Master<'_> {
             let wait_ms: u16 = if busy { 100 } else { 1000 };
             {
                 let signals = self.signals.as_ref().expect("installed before the loop");
-                let mut fds = [nix::poll::PollFd::new(signals.read.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let mut fds =
+                    [nix::poll::PollFd::new(signals.read.as_fd(), nix::poll::PollFlags::POLLIN)];
                 let _ = nix::poll::poll(&mut fds, wait_ms);
                 signals.drain();
             }
@@ -443,11 +459,14 @@ impl Master<'_> {
         loop {
             let status = match waitpid(NixPid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signaled(sig as i32, sig.as_str())),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    (pid, Status::Signaled(sig as i32, sig.as_str()))
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(_) => continue,
             };
-            let ev = Event::Exited { pid: status.0.as_raw(), status: status.1, now: monotonic_ms() };
+            let ev =
+                Event::Exited { pid: status.0.as_raw(), status: status.1, now: monotonic_ms() };
             if let Some(code) = self.feed(ev) {
                 return Some(code);
             }
@@ -534,7 +553,10 @@ impl Master<'_> {
         // Listeners: unchanged addresses keep their sockets; otherwise bind the new set
         // (sharing sockets whose address stays).
         let mut listeners = Vec::new();
-        let bind_opts = BindOptions { retry_delay: self.bind_opts.retry_delay, ..bind_options(&settings, &ServeOptions::default()) };
+        let bind_opts = BindOptions {
+            retry_delay: self.bind_opts.retry_delay,
+            ..bind_options(&settings, &ServeOptions::default())
+        };
         let same = binds == self.binds || self.arbiter.config().systemd;
         if same || bind_opts.reuse_port && self.listeners.is_empty() {
             for l in &self.listeners {
@@ -542,7 +564,9 @@ impl Master<'_> {
                     Ok(c) => listeners.push(c),
                     Err(e) => {
                         self.notify("READY=1");
-                        return Event::ReloadFailed { error: format!("cannot share a listener: {e}") };
+                        return Event::ReloadFailed {
+                            error: format!("cannot share a listener: {e}"),
+                        };
                     }
                 }
             }
@@ -554,7 +578,9 @@ impl Master<'_> {
                         Ok(c) => listeners.push(c),
                         Err(e) => {
                             self.notify("READY=1");
-                            return Event::ReloadFailed { error: format!("cannot share a listener: {e}") };
+                            return Event::ReloadFailed {
+                                error: format!("cannot share a listener: {e}"),
+                            };
                         }
                     },
                     None => fresh.push(b.clone()),
@@ -568,7 +594,10 @@ impl Master<'_> {
                 }
             }
         }
-        match Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
+        match Logger::open(
+            settings.str("errorlog").unwrap_or("-"),
+            settings.str("loglevel").unwrap_or("info"),
+        ) {
             Ok(l) => self.log = l,
             Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
         }
@@ -590,7 +619,9 @@ impl Master<'_> {
         if let Some(p) = self.pidfile.take() {
             let path = p.path().to_path_buf();
             p.unlink();
-            let want = settings.str("pidfile").map(|p| if self.arbiter.parent().is_some() { format!("{p}.2") } else { p.to_owned() });
+            let want = settings.str("pidfile").map(|p| {
+                if self.arbiter.parent().is_some() { format!("{p}.2") } else { p.to_owned() }
+            });
             let path = want.map_or(path, std::path::PathBuf::from);
             match Pidfile::create(&path, self.pid) {
                 Ok(p) => self.pidfile = Some(p),
@@ -604,7 +635,11 @@ impl Master<'_> {
 
     fn reload_done(&mut self) {
         if let Some(prev) = self.prev.take() {
-            let keep: Vec<_> = self.listeners.iter().filter_map(|l| l.owned_path().map(|p| p.to_path_buf())).collect();
+            let keep: Vec<_> = self
+                .listeners
+                .iter()
+                .filter_map(|l| l.owned_path().map(|p| p.to_path_buf()))
+                .collect();
             for l in prev.listeners {
                 let unlink = l.owned_path().is_some_and(|p| !keep.iter().any(|k| k == p));
                 l.close(unlink);
@@ -615,7 +650,11 @@ impl Master<'_> {
 
     fn reload_aborted(&mut self) {
         if let Some(prev) = self.prev.take() {
-            let keep: Vec<_> = prev.listeners.iter().filter_map(|l| l.owned_path().map(|p| p.to_path_buf())).collect();
+            let keep: Vec<_> = prev
+                .listeners
+                .iter()
+                .filter_map(|l| l.owned_path().map(|p| p.to_path_buf()))
+                .collect();
             for l in std::mem::replace(&mut self.listeners, prev.listeners) {
                 let unlink = l.owned_path().is_some_and(|p| !keep.iter().any(|k| k == p));
                 l.close(unlink);
@@ -645,7 +684,12 @@ impl Master<'_> {
             .reexec
             .env
             .iter()
-            .filter(|(k, _)| !matches!(k.to_str(), Some("GUNICORN_PID" | "GUNICORN_FD" | "LISTEN_PID" | "LISTEN_FDS")))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.to_str(),
+                    Some("GUNICORN_PID" | "GUNICORN_FD" | "LISTEN_PID" | "LISTEN_FDS")
+                )
+            })
             .cloned()
             .collect();
         env.push(("GUNICORN_PID".into(), self.pid.to_string().into()));
@@ -658,8 +702,14 @@ impl Master<'_> {
         let cstr = |b: &[u8]| CString::new(b).map_err(|e| e.to_string());
         let prepared = (|| -> Result<ExecArgs, String> {
             let program = cstr(self.reexec.program.as_os_str().as_bytes())?;
-            let argv = self.reexec.argv.iter().map(|a| cstr(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
-            let env = env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
+            let argv = self
+                .reexec
+                .argv
+                .iter()
+                .map(|a| cstr(a.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let env =
+                env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
             Ok((program, argv, env))
         })();
         let (program, argv, env) = match prepared {
@@ -689,7 +739,10 @@ impl Master<'_> {
                     .collect();
                 let _ = std::env::set_current_dir(&self.reexec.cwd);
                 let err = exec_with_listeners(&program, &argv, &env, &fds, systemd);
-                self.log.error(format_args!("USR2: cannot execute {}: {err}", self.reexec.program.display()));
+                self.log.error(format_args!(
+                    "USR2: cannot execute {}: {err}",
+                    self.reexec.program.display()
+                ));
                 exit_now(1)
             }
         }
@@ -701,7 +754,8 @@ impl Master<'_> {
         let silent = now.saturating_sub(s.last_beat()) as f64 / 1000.0;
         match s.in_flight() {
             Some(r) => {
-                let from = if r.client.is_empty() { String::new() } else { format!(" from {}", r.client) };
+                let from =
+                    if r.client.is_empty() { String::new() } else { format!(" from {}", r.client) };
                 let took = now.saturating_sub(r.started_ms) as f64 / 1000.0;
                 self.log.critical(format_args!(
                     "Worker (pid:{pid}) was serving {} {}{from} for {took:.1} s (no heartbeat for {silent:.1} s)",
@@ -780,7 +834,8 @@ impl Master<'_> {
                 return decide::WORKER_BOOT_ERROR;
             }
         }
-        let secs = |name: &str| Duration::from_secs(u64::try_from(self.settings.int(name)).unwrap_or(0));
+        let secs =
+            |name: &str| Duration::from_secs(u64::try_from(self.settings.int(name)).unwrap_or(0));
         let ctx = WorkerContext {
             pid,
             master_pid: self.pid,
@@ -857,7 +912,13 @@ fn exit_now(code: i32) -> ! {
 /// to fds 3, 4, ... as `LISTEN_FDS` promises) and executes the new master. Returns only
 /// on failure.
 #[allow(unsafe_code)]
-fn exec_with_listeners(program: &CString, argv: &[CString], env: &[CString], fds: &[i32], systemd: bool) -> nix::Error {
+fn exec_with_listeners(
+    program: &CString,
+    argv: &[CString],
+    env: &[CString],
+    fds: &[i32],
+    systemd: bool,
+) -> nix::Error {
     use nix::libc;
     if systemd {
         // First move every listener above the target range, then down into 3..3+n, so

@@ -111,14 +111,29 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("access.log");
         let mut log = AccessLog::open(path.to_str(), "%(m)s %(s)s %(b)s").unwrap().unwrap();
-        log.write(&AccessRecord { method: b"GET", status: 200, sent: Some(13), ..AccessRecord::default() });
-        log.write(&AccessRecord { method: b"HEAD", status: 204, sent: None, ..AccessRecord::default() });
+        log.write(&AccessRecord {
+            method: b"GET",
+            status: 200,
+            sent: Some(13),
+            ..AccessRecord::default()
+        });
+        log.write(&AccessRecord {
+            method: b"HEAD",
+            status: 204,
+            sent: None,
+            ..AccessRecord::default()
+        });
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "GET 200 13\nHEAD 204 -\n");
         // Rotation: the file is moved away, USR1 reopens the configured path.
         std::fs::rename(&path, dir.join("access.log.1")).unwrap();
         log.reopen().unwrap();
-        log.write(&AccessRecord { method: b"PUT", status: 201, sent: Some(0), ..AccessRecord::default() });
+        log.write(&AccessRecord {
+            method: b"PUT",
+            status: 201,
+            sent: Some(0),
+            ..AccessRecord::default()
+        });
         let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(text, "PUT 201 0\n");

@@ -79,11 +79,7 @@ pub struct Logger {
 impl Logger {
     /// A logger writing to stderr at `level`.
     pub fn stderr(level: Level) -> Logger {
-        Logger {
-            level,
-            sink: Arc::new(Sink::Stderr),
-            path: None,
-        }
+        Logger { level, sink: Arc::new(Sink::Stderr), path: None }
     }
 
     /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
@@ -101,16 +97,9 @@ impl Logger {
     }
 
     fn open_file(errorlog: &str) -> Result<File, String> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(errorlog)
-            .map_err(|e| {
-                format!(
-                    "Error: '{errorlog}' isn't writable [{}]",
-                    crate::log::py_os_error(&e)
-                )
-            })
+        OpenOptions::new().create(true).append(true).open(errorlog).map_err(|e| {
+            format!("Error: '{errorlog}' isn't writable [{}]", crate::log::py_os_error(&e))
+        })
     }
 
     /// The log file's path (`None` for stderr).
@@ -143,17 +132,13 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line = format!(
-            "{} [{}] [{}] {}\n",
-            time::now_stamp(),
-            std::process::id(),
-            level.name(),
-            msg
-        );
+        let line =
+            format!("{} [{}] [{}] {}\n", time::now_stamp(), std::process::id(), level.name(), msg);
         // A failing log write (closed stderr, full disk) must never stop the server.
         let _ = match &*self.sink {
             Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
-            Sink::File(f) => (&*f.read().unwrap_or_else(std::sync::PoisonError::into_inner)).write_all(line.as_bytes()),
+            Sink::File(f) => (&*f.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+                .write_all(line.as_bytes()),
         };
     }
 
@@ -221,7 +206,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let line = text.lines().next().unwrap();
         assert_eq!(text.lines().count(), 1);
-        assert!(line.ends_with(&format!("] [{}] [INFO] Starting ferrocorn 0.1.0", std::process::id())));
+        assert!(
+            line.ends_with(&format!("] [{}] [INFO] Starting ferrocorn 0.1.0", std::process::id()))
+        );
         assert_eq!(&line[..1], "[");
         assert_eq!(&line[26..28], "] ", "{line}");
         assert!(Logger::open("/nonexistent-dir/x.log", "info").unwrap_err().starts_with(

@@ -95,9 +95,7 @@ thread_local! {
 
 /// The stamp for now, computed at most once per second per thread.
 pub fn now_stamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let lt = CACHE.with(|c| match c.get() {
         Some((s, lt)) if s == secs => lt,
         _ => {

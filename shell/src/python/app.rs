@@ -45,11 +45,7 @@ impl AppLoadError {
             Ok(t) if error.get_type(py).is_subclass(&t).unwrap_or(false) => AppErrorKind::AppImport,
             _ => AppErrorKind::Other,
         };
-        AppLoadError {
-            kind,
-            traceback: format_traceback(py, &error),
-            error,
-        }
+        AppLoadError { kind, traceback: format_traceback(py, &error), error }
     }
 
     /// The exit code a worker uses for this failure (gunicorn's `APP_LOAD_ERROR` = 4 or
@@ -64,9 +60,7 @@ impl AppLoadError {
 
 /// `ferrocorn.errors.AppImportError`, the class gunicorn calls `gunicorn.errors.AppImportError`.
 fn app_import_error_type(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyType>> {
-    Ok(PyModule::import(py, "ferrocorn.errors")?
-        .getattr("AppImportError")?
-        .cast_into()?)
+    Ok(PyModule::import(py, "ferrocorn.errors")?.getattr("AppImportError")?.cast_into()?)
 }
 
 fn app_import_error(py: Python<'_>, msg: String) -> PyErr {
@@ -92,20 +86,14 @@ pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
     // gunicorn's first `Application.chdir()`, before the config file: the starting
     // directory goes on sys.path whatever `--chdir` says later, so `--chdir sub` still
     // imports an application that sits beside the command.
-    ensure_on_sys_path(
-        py,
-        &crate::settings::Env::from_process().cwd.to_string_lossy(),
-    )?;
+    ensure_on_sys_path(py, &crate::settings::Env::from_process().cwd.to_string_lossy())?;
     if let Some(dir) = settings.str("chdir") {
         os.call_method1("chdir", (dir,))?;
         ensure_on_sys_path(py, dir)?;
     }
     if let Some(paths) = settings.str("pythonpath").filter(|p| !p.is_empty()) {
         for p in paths.split(',') {
-            let abs: String = os
-                .getattr("path")?
-                .call_method1("abspath", (p,))?
-                .extract()?;
+            let abs: String = os.getattr("path")?.call_method1("abspath", (p,))?.extract()?;
             ensure_on_sys_path(py, &abs)?;
         }
     }
@@ -142,25 +130,16 @@ pub fn load_paste_app<'py>(
     uri: &str,
     global_conf: &[(String, String)],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let uri = if uri.contains(':') {
-        uri.to_owned()
-    } else {
-        format!("config:{uri}")
-    };
+    let uri = if uri.contains(':') { uri.to_owned() } else { format!("config:{uri}") };
     let defaults = PyDict::new(py);
     for (k, v) in global_conf {
         defaults.set_item(k, v)?;
     }
     let kwargs = PyDict::new(py);
     kwargs.set_item("name", py.None())?;
-    kwargs.set_item(
-        "relative_to",
-        PyModule::import(py, "os")?.call_method0("getcwd")?,
-    )?;
+    kwargs.set_item("relative_to", PyModule::import(py, "os")?.call_method0("getcwd")?)?;
     kwargs.set_item("global_conf", defaults)?;
-    PyModule::import(py, "paste.deploy")?
-        .getattr("loadapp")?
-        .call((uri,), Some(&kwargs))
+    PyModule::import(py, "paste.deploy")?.getattr("loadapp")?.call((uri,), Some(&kwargs))
 }
 
 /// gunicorn's `util.import_app`: imports `module` and returns `module.application`,
@@ -200,45 +179,36 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> PyResult<Bound<'py, PyAny>
         Err(e) => return Err(e),
     };
 
-    let (name, call): (String, Option<CallArgs<'py>>) =
-        if expr.is_instance(&ast.getattr("Name")?)? {
-            (expr.getattr("id")?.extract()?, None)
-        } else if expr.is_instance(&ast.getattr("Call")?)? {
-            let func = expr.getattr("func")?;
-            if !func.is_instance(&ast.getattr("Name")?)? {
-                let msg = format!(
-                    "Function reference must be a simple name: {}",
-                    repr(py, obj)?
-                );
-                return Err(app_import_error(py, msg));
-            }
-            match literal_args(py, &ast, &expr) {
-                Ok(args) => (func.getattr("id")?.extract()?, Some(args)),
-                Err(e) if e.is_instance_of::<PyValueError>(py) => {
-                    let msg = format!(
-                        "Failed to parse arguments as literal values: {}",
-                        repr(py, obj)?
-                    );
-                    return Err(chained(py, app_import_error(py, msg), &e));
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            let msg = format!(
-                "Failed to parse {} as an attribute name or function call.",
-                repr(py, obj)?
-            );
+    let (name, call): (String, Option<CallArgs<'py>>) = if expr
+        .is_instance(&ast.getattr("Name")?)?
+    {
+        (expr.getattr("id")?.extract()?, None)
+    } else if expr.is_instance(&ast.getattr("Call")?)? {
+        let func = expr.getattr("func")?;
+        if !func.is_instance(&ast.getattr("Name")?)? {
+            let msg = format!("Function reference must be a simple name: {}", repr(py, obj)?);
             return Err(app_import_error(py, msg));
-        };
+        }
+        match literal_args(py, &ast, &expr) {
+            Ok(args) => (func.getattr("id")?.extract()?, Some(args)),
+            Err(e) if e.is_instance_of::<PyValueError>(py) => {
+                let msg =
+                    format!("Failed to parse arguments as literal values: {}", repr(py, obj)?);
+                return Err(chained(py, app_import_error(py, msg), &e));
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        let msg =
+            format!("Failed to parse {} as an attribute name or function call.", repr(py, obj)?);
+        return Err(app_import_error(py, msg));
+    };
 
     let mut app = match module_obj.getattr(name.as_str()) {
         Ok(a) => a,
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
-            let msg = format!(
-                "Failed to find attribute {} in {}.",
-                repr(py, &name)?,
-                repr(py, module)?
-            );
+            let msg =
+                format!("Failed to find attribute {} in {}.", repr(py, &name)?, repr(py, module)?);
             return Err(chained(py, app_import_error(py, msg), &e));
         }
         Err(e) => return Err(e),
@@ -254,14 +224,9 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> PyResult<Bound<'py, PyAny>
                 // Python's own message for the bad call, without a traceback.
                 let only = PyModule::import(py, "traceback")?
                     .call_method1("format_exception_only", (e.get_type(py), e.value(py)))?;
-                let text: String = PyString::new(py, "")
-                    .call_method1("join", (only,))?
-                    .extract()?;
-                return Err(chained(
-                    py,
-                    app_import_error(py, text.trim().to_owned()),
-                    &e,
-                ));
+                let text: String =
+                    PyString::new(py, "").call_method1("join", (only,))?.extract()?;
+                return Err(chained(py, app_import_error(py, text.trim().to_owned()), &e));
             }
             Err(e) => return Err(e),
         };
@@ -272,10 +237,7 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> PyResult<Bound<'py, PyAny>
         return Err(app_import_error(py, msg));
     }
     if !app.is_callable() {
-        return Err(app_import_error(
-            py,
-            "Application object must be callable.".to_owned(),
-        ));
+        return Err(app_import_error(py, "Application object must be callable.".to_owned()));
     }
     Ok(app)
 }
@@ -298,10 +260,7 @@ fn literal_args<'py>(
     let kwargs = PyDict::new(py);
     for kw in call.getattr("keywords")?.try_iter()? {
         let kw = kw?;
-        kwargs.set_item(
-            kw.getattr("arg")?,
-            literal_eval.call1((kw.getattr("value")?,))?,
-        )?;
+        kwargs.set_item(kw.getattr("arg")?, literal_eval.call1((kw.getattr("value")?,))?)?;
     }
     Ok((args, kwargs))
 }
@@ -346,10 +305,7 @@ impl AppLoader for PythonApp {
                 Ok(_) => Ok(()),
                 // SystemExit and KeyboardInterrupt are not caught (main raises them).
                 Err(e) if super::escapes(py, &e.error) => Err(String::new()),
-                Err(e) => Err(format!(
-                    "\nError while loading the application:\n\n{}",
-                    e.traceback
-                )),
+                Err(e) => Err(format!("\nError while loading the application:\n\n{}", e.traceback)),
             }
         })
     }

@@ -41,11 +41,8 @@ pub fn cfg_object(py: Python<'_>, settings: &Settings) -> PyResult<Py<PyAny>> {
     let env = Env::from_process();
     let rows = PyList::empty(py);
     for (s, r) in settings.iter() {
-        let cli = if s.cli.is_empty() {
-            py.None()
-        } else {
-            PyList::new(py, s.cli)?.into_any().unbind()
-        };
+        let cli =
+            if s.cli.is_empty() { py.None() } else { PyList::new(py, s.cli)?.into_any().unbind() };
         let action = match s.action {
             Action::Store | Action::StoreOptional(_) => None,
             Action::StoreTrue => Some("store_true"),
@@ -103,10 +100,7 @@ pub fn to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
             l.into_any().unbind()
         }
         Value::Tuple(items) => {
-            let objs = items
-                .iter()
-                .map(|i| to_py(py, i))
-                .collect::<PyResult<Vec<_>>>()?;
+            let objs = items.iter().map(|i| to_py(py, i)).collect::<PyResult<Vec<_>>>()?;
             PyTuple::new(py, objs)?.into_any().unbind()
         }
         Value::Dict(pairs) => {
@@ -137,17 +131,11 @@ pub fn to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
 #[pyfunction]
 fn validate_setting(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let Some(i) = index_of(name) else {
-        return Err(PyValueError::new_err(format!(
-            "No configuration setting for: {name}"
-        )));
+        return Err(PyValueError::new_err(format!("No configuration setting for: {name}")));
     };
     let raw = to_value(value)?;
     let env = Env::from_process();
-    let mut ctx = Ctx {
-        env: &env,
-        importer: Some(&PythonConfig),
-        warnings: Vec::new(),
-    };
+    let mut ctx = Ctx { env: &env, importer: Some(&PythonConfig), warnings: Vec::new() };
     let validated = SETTINGS[i].validator.validate(&raw, &mut ctx);
     for w in &ctx.warnings {
         write_stream(py, "stderr", &format!("{w}\n"))?;
@@ -158,33 +146,23 @@ fn validate_setting(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyR
         Ok(Value::Object(_)) if matches!(raw, Value::Object(_)) => Ok(value.clone().unbind()),
         Ok(v) => to_py(py, &v),
         Err(msg) => {
-            let is_config = [
-                "No such user",
-                "No such group",
-                "can't chdir",
-                "Invalid reload_engine",
-            ]
-            .iter()
-            .any(|w| msg.starts_with(w));
+            let is_config =
+                ["No such user", "No such group", "can't chdir", "Invalid reload_engine"]
+                    .iter()
+                    .any(|w| msg.starts_with(w));
             if is_config {
                 let class = PyModule::import(py, "ferrocorn.errors")?.getattr("ConfigError")?;
                 return Err(PyErr::from_value(class.call1((msg,))?));
             }
             // gunicorn's `validate_callable` raises TypeError for every failure (an
             // import error included).
-            let hook = matches!(
-                SETTINGS[i].validator,
-                Validator::Callable(_) | Validator::PostRequest
-            );
+            let hook =
+                matches!(SETTINGS[i].validator, Validator::Callable(_) | Validator::PostRequest);
             let is_type = hook
                 || ["type", "callable", "arity", "dictionary", "import string"]
                     .iter()
                     .any(|w| msg.contains(w));
-            Err(if is_type {
-                PyTypeError::new_err(msg)
-            } else {
-                PyValueError::new_err(msg)
-            })
+            Err(if is_type { PyTypeError::new_err(msg) } else { PyValueError::new_err(msg) })
         }
     }
 }
@@ -198,9 +176,7 @@ pub fn _cfg_for_argv(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyAny>> {
     let env = Env::from_process();
     match resolve::load(&argv, &env, &PythonConfig) {
         Ok(Loaded::Settings(s)) => cfg_object(py, &s),
-        Ok(_) => Err(PyRuntimeError::new_err(
-            "--help and --version give no config",
-        )),
+        Ok(_) => Err(PyRuntimeError::new_err("--help and --version give no config")),
         Err(e) => Err(PyRuntimeError::new_err(e.render())),
     }
 }

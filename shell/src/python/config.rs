@@ -37,9 +37,7 @@ impl Importer for PythonConfig {
             let builtins = PyModule::import(py, "builtins").map_err(|e| exc_str(py, &e))?;
             let kwargs = PyDict::new(py);
             let fromlist = PyList::new(py, [attr]).map_err(|e| exc_str(py, &e))?;
-            kwargs
-                .set_item("fromlist", fromlist)
-                .map_err(|e| exc_str(py, &e))?;
+            kwargs.set_item("fromlist", fromlist).map_err(|e| exc_str(py, &e))?;
             let module_obj = builtins
                 .getattr("__import__")
                 .and_then(|f| f.call((module,), Some(&kwargs)))
@@ -58,10 +56,7 @@ impl Importer for PythonConfig {
     fn call0(&self, function: &PyObj) -> Option<Result<Value, String>> {
         let f = super::convert::handle(function)?;
         Some(Python::attach(|py| {
-            f.bind(py)
-                .call0()
-                .and_then(|r| to_value(&r))
-                .map_err(|e| exc_str(py, &e))
+            f.bind(py).call0().and_then(|r| to_value(&r)).map_err(|e| exc_str(py, &e))
         }))
     }
 }
@@ -128,19 +123,13 @@ fn exec_config_file<'py>(py: Python<'py>, filename: &str) -> PyResult<Bound<'py,
             .call1((NAME, filename))?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("loader", loader)?;
-        util.getattr("spec_from_file_location")?
-            .call((NAME, filename), Some(&kwargs))?
+        util.getattr("spec_from_file_location")?.call((NAME, filename), Some(&kwargs))?
     };
     if spec.is_none() {
-        return Err(PyImportError::new_err(format!(
-            "cannot load a config module from {filename}"
-        )));
+        return Err(PyImportError::new_err(format!("cannot load a config module from {filename}")));
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
-    PyModule::import(py, "sys")?
-        .getattr("modules")?
-        .set_item(NAME, &module)?;
-    spec.getattr("loader")?
-        .call_method1("exec_module", (&module,))?;
+    PyModule::import(py, "sys")?.getattr("modules")?.set_item(NAME, &module)?;
+    spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
     Ok(module.getattr("__dict__")?.cast_into::<PyDict>()?)
 }

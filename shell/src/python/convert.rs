@@ -31,18 +31,10 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Str(s.to_str()?.to_owned()));
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return l
-            .iter()
-            .map(|i| to_value(&i))
-            .collect::<PyResult<_>>()
-            .map(Value::List);
+        return l.iter().map(|i| to_value(&i)).collect::<PyResult<_>>().map(Value::List);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return t
-            .iter()
-            .map(|i| to_value(&i))
-            .collect::<PyResult<_>>()
-            .map(Value::Tuple);
+        return t.iter().map(|i| to_value(&i)).collect::<PyResult<_>>().map(Value::Tuple);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         return d
@@ -53,11 +45,7 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
     if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
         // gunicorn's list validators iterate whatever they are given.
-        return obj
-            .try_iter()?
-            .map(|i| to_value(&i?))
-            .collect::<PyResult<_>>()
-            .map(Value::List);
+        return obj.try_iter()?.map(|i| to_value(&i?)).collect::<PyResult<_>>().map(Value::List);
     }
     describe(obj).map(|o| Value::Object(Box::new(o)))
 }
@@ -81,11 +69,7 @@ pub fn describe(obj: &Bound<'_, PyAny>) -> PyResult<PyObj> {
         Ok(q) => q.str()?.to_str()?.to_owned(),
         Err(_) => obj.get_type().qualname()?.to_str()?.to_owned(),
     };
-    let arity = if kind == ObjKind::Other {
-        None
-    } else {
-        arity(obj).ok()
-    };
+    let arity = if kind == ObjKind::Other { None } else { arity(obj).ok() };
     Ok(PyObj {
         kind,
         qualname,
@@ -102,14 +86,9 @@ pub fn arity(f: &Bound<'_, PyAny>) -> PyResult<usize> {
     let py = f.py();
     let inspect = PyModule::import(py, "inspect")?;
     let param = inspect.getattr("Parameter")?;
-    let positional = [
-        param.getattr("POSITIONAL_ONLY")?,
-        param.getattr("POSITIONAL_OR_KEYWORD")?,
-    ];
-    let params = inspect
-        .call_method1("signature", (f,))?
-        .getattr("parameters")?
-        .call_method0("values")?;
+    let positional = [param.getattr("POSITIONAL_ONLY")?, param.getattr("POSITIONAL_OR_KEYWORD")?];
+    let params =
+        inspect.call_method1("signature", (f,))?.getattr("parameters")?.call_method0("values")?;
     let mut n = 0;
     for p in params.try_iter()? {
         let kind = p?.getattr("kind")?;
@@ -136,9 +115,7 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
             "format_exception",
             (err.get_type(py), err.value(py), err.traceback(py)),
         )?;
-        PyString::new(py, "")
-            .call_method1("join", (lines,))?
-            .extract::<String>()
+        PyString::new(py, "").call_method1("join", (lines,))?.extract::<String>()
     })();
     // Formatting can only fail when the interpreter is in trouble; say what we know.
     text.unwrap_or_else(|_| format!("{err}\n"))
@@ -146,10 +123,7 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
 
 /// `str(exc)` of an error's value.
 pub fn exc_str(py: Python<'_>, err: &PyErr) -> String {
-    err.value(py)
-        .str()
-        .and_then(|s| s.to_str().map(str::to_owned))
-        .unwrap_or_default()
+    err.value(py).str().and_then(|s| s.to_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Python's `repr()` of a string.

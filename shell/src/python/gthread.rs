@@ -37,9 +37,9 @@
 use std::io::BufRead;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use ferrocorn_core::Peer;
 use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
 use ferrocorn_core::response::ResponseHead;
-use ferrocorn_core::Peer;
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -49,7 +49,9 @@ use super::convert::format_traceback;
 use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
-use super::wsgi::{self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse, io_to_py};
+use super::wsgi::{
+    self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse, io_to_py,
+};
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
@@ -67,7 +69,11 @@ pub struct GthreadBody {
 
 impl GthreadBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master.
-    pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<GthreadBody, String> {
+    pub fn new(
+        settings: &Settings,
+        preloaded: Option<Py<PyAny>>,
+        env: &Env,
+    ) -> Result<GthreadBody, String> {
         let proto = proto_config(settings)?;
         let environ = environ_config(&proto);
         Ok(GthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
@@ -131,7 +137,8 @@ impl WsgiHandler {
         app: Py<PyAny>,
         sendfile: bool,
     ) -> Result<WsgiHandler, String> {
-        let Common { environ, access, hooks, obj, locals } = Common::new(py, ctx, settings, &environ_cfg.server_software, true)?;
+        let Common { environ, access, hooks, obj, locals } =
+            Common::new(py, ctx, settings, &environ_cfg.server_software, true)?;
         Ok(WsgiHandler {
             app,
             builder: Mutex::new(environ),
@@ -173,7 +180,6 @@ fn lock<'a>(py: Python<'_>, r: &'a SharedReq) -> MutexGuard<'a, Req> {
     wsgi::lock_any(py, r)
 }
 
-
 impl Req {
     /// Starts the response with the head from `start_response`, once.
     fn start(&mut self) -> PyResult<()> {
@@ -181,7 +187,9 @@ impl Req {
             return Ok(());
         }
         let Some(head) = &self.head else {
-            return Err(PyAssertionError::new_err("the application wrote body bytes before calling start_response()"));
+            return Err(PyAssertionError::new_err(
+                "the application wrote body bytes before calling start_response()",
+            ));
         };
         self.ex.start(head).map_err(|e| io_to_py(&e))?;
         self.started = true;
@@ -192,8 +200,12 @@ impl Req {
     fn write(&mut self, py: Python<'_>, log: &Logger, data: &[u8]) -> PyResult<()> {
         self.start()?;
         let ex = &mut self.ex;
-        let warn = if ex.write_may_block(data.len()) { py.detach(|| ex.write(data)) } else { ex.write(data) }
-            .map_err(|e| io_to_py(&e))?;
+        let warn = if ex.write_may_block(data.len()) {
+            py.detach(|| ex.write(data))
+        } else {
+            ex.write(data)
+        }
+        .map_err(|e| io_to_py(&e))?;
         if warn && !self.warned {
             self.warned = true;
             log.warning("WSGI app sent body bytes on a no-body response (HEAD, 1xx, 204 or 304); dropping per RFC 9110.");
@@ -205,7 +217,11 @@ impl Req {
     /// when that means waiting for the client.
     fn fill(&mut self, py: Python<'_>) -> PyResult<usize> {
         let ex = &mut self.ex;
-        let n = if ex.body_may_block() { py.detach(|| ex.fill_buf().map(|b| b.len())) } else { ex.fill_buf().map(|b| b.len()) };
+        let n = if ex.body_may_block() {
+            py.detach(|| ex.fill_buf().map(|b| b.len()))
+        } else {
+            ex.fill_buf().map(|b| b.len())
+        };
         n.map_err(|e| PyOSError::new_err(format!("error reading the request body: {e}")))
     }
 }
@@ -237,7 +253,11 @@ impl BodyRead for Req {
         Ok(PyBytes::new(py, &out))
     }
 
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let limit = match size {
             Some(n) if n >= 0 => n as usize,
             _ => usize::MAX,
@@ -297,7 +317,12 @@ impl Handler for WsgiHandler {
         let (Some(head), Some(peer)) = (ex.head(), ex.peer()) else { return Err(Failed) };
         let conn = ConnInfo { peer, local: self.locals[ex.listener()].clone(), tls: false };
         let built = environ::build(head, &conn, &self.environ);
-        let _serving = self.requests.begin(head.method(), head.target(), request::peer_text(&peer).as_bytes(), monotonic_ms());
+        let _serving = self.requests.begin(
+            head.method(),
+            head.target(),
+            request::peer_text(&peer).as_bytes(),
+            monotonic_ms(),
+        );
         Python::attach(|py| self.serve(py, ex, peer, built))
     }
 
@@ -329,7 +354,8 @@ impl WsgiHandler {
         let pre = request::pre_request(py, &self.hooks, &self.obj, req_obj.as_ref());
         self.obj.get().count_request();
         let start = ex.started();
-        let shared: SharedReq = Arc::new(Mutex::new(Req { ex: std::mem::take(ex), ..Req::default() }));
+        let shared: SharedReq =
+            Arc::new(Mutex::new(Req { ex: std::mem::take(ex), ..Req::default() }));
         let mut outcome = Outcome { replaced: None };
         let mut environ_dict: Option<Bound<'_, PyDict>> = None;
         let mut env_data: Option<Environ> = None;
@@ -359,10 +385,23 @@ impl WsgiHandler {
         *ex = std::mem::take(&mut r.ex);
         let head_kept = r.head.take();
         drop(r);
-        self.access(ex, &peer, outcome.replaced, head_kept.as_ref(), env_data.as_ref(), start.elapsed());
-        request::post_request(py, &self.hooks, &self.log, &self.obj, req_obj.as_ref(), environ_dict.as_ref(), || {
-            response_obj(py, head_kept.as_ref(), ex.sent())
-        });
+        self.access(
+            ex,
+            &peer,
+            outcome.replaced,
+            head_kept.as_ref(),
+            env_data.as_ref(),
+            start.elapsed(),
+        );
+        request::post_request(
+            py,
+            &self.hooks,
+            &self.log,
+            &self.obj,
+            req_obj.as_ref(),
+            environ_dict.as_ref(),
+            || response_obj(py, head_kept.as_ref(), ex.sent()),
+        );
         if result.is_err() && outcome.replaced.is_none() {
             return Err(Failed);
         }
@@ -378,15 +417,27 @@ impl WsgiHandler {
         keep: &mut Option<Bound<'py, PyDict>>,
     ) -> PyResult<()> {
         let input = Bound::new(py, Input::new(Arc::clone(shared)))?.into_any();
-        let environ = self.builder.lock_py_attached(py).unwrap_or_else(PoisonError::into_inner).build(py, env, input)?;
+        let environ = self
+            .builder
+            .lock_py_attached(py)
+            .unwrap_or_else(PoisonError::into_inner)
+            .build(py, env, input)?;
         *keep = Some(environ.clone());
-        let sr = Bound::new(py, StartResponse::new(ThreadResponse { req: Arc::clone(shared), log: self.log.clone() }))?;
+        let sr = Bound::new(
+            py,
+            StartResponse::new(ThreadResponse { req: Arc::clone(shared), log: self.log.clone() }),
+        )?;
         let result = self.app.bind(py).call1((environ, sr))?;
         let written = self.write_result(py, shared, &result);
         written.and(request::close_result(py, &result))
     }
 
-    fn write_result(&self, py: Python<'_>, shared: &SharedReq, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write_result(
+        &self,
+        py: Python<'_>,
+        shared: &SharedReq,
+        result: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         if self.sendfile {
             if let Ok(w) = result.cast::<FileWrapper>() {
                 if self.send_file(py, shared, w.get())? {
@@ -467,7 +518,10 @@ impl WsgiHandler {
         let served = Served {
             head,
             peer,
-            status: replaced.or_else(|| ex.status()).or_else(|| resp.map(ResponseHead::code)).unwrap_or(500),
+            status: replaced
+                .or_else(|| ex.status())
+                .or_else(|| resp.map(ResponseHead::code))
+                .unwrap_or(500),
             sent: if replaced.is_some() { 0 } else { ex.sent() },
             response: resp.filter(|_| replaced.is_none()),
             environ: env,

@@ -31,22 +31,31 @@ impl HookLog {
         HookLog { log }
     }
 
-    fn emit(&self, py: Python<'_>, level: Level, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, tb: bool) -> PyResult<()> {
+    fn emit(
+        &self,
+        py: Python<'_>,
+        level: Level,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        tb: bool,
+    ) -> PyResult<()> {
         if !self.log.enabled(level) {
             return Ok(());
         }
         let mut text = if args.is_empty() {
             msg.str()?.to_string()
         } else {
-            let a: Bound<'_, PyAny> = if args.len() == 1 && args.get_item(0)?.is_instance_of::<PyDict>() {
-                args.get_item(0)?
-            } else {
-                args.clone().into_any()
-            };
+            let a: Bound<'_, PyAny> =
+                if args.len() == 1 && args.get_item(0)?.is_instance_of::<PyDict>() {
+                    args.get_item(0)?
+                } else {
+                    args.clone().into_any()
+                };
             msg.rem(a)?.str()?.to_string()
         };
         if tb {
-            let exc: String = PyModule::import(py, "traceback")?.call_method0("format_exc")?.extract()?;
+            let exc: String =
+                PyModule::import(py, "traceback")?.call_method0("format_exc")?.extract()?;
             if !exc.starts_with("NoneType: None") {
                 text.push('\n');
                 text.push_str(exc.trim_end());
@@ -60,27 +69,57 @@ impl HookLog {
 #[pymethods]
 impl HookLog {
     #[pyo3(signature = (msg, *args))]
-    fn debug(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn debug(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Debug, msg, args, false)
     }
     #[pyo3(signature = (msg, *args))]
-    fn info(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn info(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Info, msg, args, false)
     }
     #[pyo3(signature = (msg, *args))]
-    fn warning(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn warning(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Warning, msg, args, false)
     }
     #[pyo3(signature = (msg, *args))]
-    fn error(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn error(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Error, msg, args, false)
     }
     #[pyo3(signature = (msg, *args))]
-    fn critical(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn critical(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Critical, msg, args, false)
     }
     #[pyo3(signature = (msg, *args))]
-    fn exception(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn exception(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         self.emit(py, Level::Error, msg, args, true)
     }
 }
@@ -119,11 +158,18 @@ static THIS_WORKER: std::sync::Mutex<Option<(u32, Py<WorkerObj>)>> = std::sync::
 /// The worker object of worker `pid`: in that worker's own process, the one object
 /// shared by the hooks and the body (made by `make` the first time); elsewhere (the
 /// master) a new one each call.
-pub fn this_worker(py: Python<'_>, pid: u32, make: impl FnOnce() -> PyResult<WorkerObj>) -> PyResult<Py<WorkerObj>> {
+pub fn this_worker(
+    py: Python<'_>,
+    pid: u32,
+    make: impl FnOnce() -> PyResult<WorkerObj>,
+) -> PyResult<Py<WorkerObj>> {
     if pid != std::process::id() {
         return Py::new(py, make()?);
     }
-    let cached = THIS_WORKER.lock().ok().and_then(|g| g.as_ref().filter(|(p, _)| *p == pid).map(|(_, o)| o.clone_ref(py)));
+    let cached = THIS_WORKER
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().filter(|(p, _)| *p == pid).map(|(_, o)| o.clone_ref(py)));
     if let Some(o) = cached {
         return Ok(o);
     }
@@ -136,7 +182,15 @@ pub fn this_worker(py: Python<'_>, pid: u32, make: impl FnOnce() -> PyResult<Wor
 
 impl WorkerObj {
     /// The worker object of this process.
-    pub fn new(py: Python<'_>, pid: u32, ppid: i32, age: u64, timeout: u64, log: &Logger, settings: &Settings) -> PyResult<WorkerObj> {
+    pub fn new(
+        py: Python<'_>,
+        pid: u32,
+        ppid: i32,
+        age: u64,
+        timeout: u64,
+        log: &Logger,
+        settings: &Settings,
+    ) -> PyResult<WorkerObj> {
         Ok(WorkerObj {
             pid,
             ppid,
@@ -151,7 +205,15 @@ impl WorkerObj {
     }
 
     /// A worker object with an already built `cfg`.
-    pub fn with_cfg(py: Python<'_>, pid: u32, ppid: i32, age: u64, timeout: u64, log: &Logger, cfg: Py<PyAny>) -> PyResult<WorkerObj> {
+    pub fn with_cfg(
+        py: Python<'_>,
+        pid: u32,
+        ppid: i32,
+        age: u64,
+        timeout: u64,
+        log: &Logger,
+        cfg: Py<PyAny>,
+    ) -> PyResult<WorkerObj> {
         Ok(WorkerObj {
             pid,
             ppid,
@@ -191,7 +253,11 @@ impl WorkerObj {
     /// `worker.pid`: `"[booting]"` before the fork (`pre_fork`), as gunicorn.
     #[getter]
     fn pid<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if self.pid == 0 { Ok("[booting]".into_pyobject(py)?.into_any()) } else { Ok(self.pid.into_pyobject(py)?.into_any()) }
+        if self.pid == 0 {
+            Ok("[booting]".into_pyobject(py)?.into_any())
+        } else {
+            Ok(self.pid.into_pyobject(py)?.into_any())
+        }
     }
 
     /// `worker.booted`: the application is loaded and `post_worker_init` ran.
@@ -231,12 +297,16 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
         Value::Int(i) => i.into_pyobject(py)?.into_any(),
         Value::Float(f) => f.into_pyobject(py)?.into_any(),
         Value::Str(s) => s.into_pyobject(py)?.into_any(),
-        Value::List(items) => {
-            PyList::new(py, items.iter().map(|i| value_to_py(py, i)).collect::<PyResult<Vec<_>>>()?)?.into_any()
-        }
-        Value::Tuple(items) => {
-            PyTuple::new(py, items.iter().map(|i| value_to_py(py, i)).collect::<PyResult<Vec<_>>>()?)?.into_any()
-        }
+        Value::List(items) => PyList::new(
+            py,
+            items.iter().map(|i| value_to_py(py, i)).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::Tuple(items) => PyTuple::new(
+            py,
+            items.iter().map(|i| value_to_py(py, i)).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
         Value::Dict(pairs) => {
             let d = PyDict::new(py);
             for (k, v) in pairs {

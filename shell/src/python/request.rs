@@ -101,7 +101,9 @@ pub fn file_source<'a>(py: Python<'_>, w: &'a FileWrapper) -> PyResult<Option<Fi
     if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
         return Ok(None);
     }
-    let Ok(offset) = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur) else { return Ok(None) };
+    let Ok(offset) = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur) else {
+        return Ok(None);
+    };
     let size = u64::try_from(st.st_size - offset).unwrap_or(0);
     Ok(Some(FileSource { fd, offset, size }))
 }
@@ -138,7 +140,10 @@ pub fn request_obj(py: Python<'_>, head: &RequestHead, peer: &Peer) -> PyResult<
             uri: latin1(py, head.target()).into_any().unbind(),
             path: latin1(py, head.path()).into_any().unbind(),
             query: latin1(py, head.query()).into_any().unbind(),
-            version: (head.version.major, head.version.minor).into_pyobject(py)?.into_any().unbind(),
+            version: (head.version.major, head.version.minor)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
             headers: headers.into_any().unbind(),
             scheme: scheme.into_pyobject(py)?.into_any().unbind(),
             remote_addr: remote_addr.unbind(),
@@ -148,22 +153,43 @@ pub fn request_obj(py: Python<'_>, head: &RequestHead, peer: &Peer) -> PyResult<
 
 /// The `resp` of `post_request`: the head from `start_response` (if any) and the body
 /// bytes sent.
-pub fn response_obj<'py>(py: Python<'py>, head: Option<&ResponseHead>, sent: u64) -> PyResult<Bound<'py, ResponseObj>> {
+pub fn response_obj<'py>(
+    py: Python<'py>,
+    head: Option<&ResponseHead>,
+    sent: u64,
+) -> PyResult<Bound<'py, ResponseObj>> {
     let (status, code, headers) = match head {
         Some(h) => {
             let list = PyList::empty(py);
             for (n, v) in h.headers() {
                 list.append((latin1(py, n), latin1(py, v)))?;
             }
-            (latin1(py, h.status()).into_any(), h.code().into_pyobject(py)?.into_any(), list.into_any())
+            (
+                latin1(py, h.status()).into_any(),
+                h.code().into_pyobject(py)?.into_any(),
+                list.into_any(),
+            )
         }
         None => (py.None().into_bound(py), py.None().into_bound(py), PyList::empty(py).into_any()),
     };
-    Bound::new(py, ResponseObj { status: status.unbind(), status_code: code.unbind(), headers: headers.unbind(), sent })
+    Bound::new(
+        py,
+        ResponseObj {
+            status: status.unbind(),
+            status_code: code.unbind(),
+            headers: headers.unbind(),
+            sent,
+        },
+    )
 }
 
 /// `pre_request(worker, req)`, when there is such a hook (and a `req`).
-pub fn pre_request(py: Python<'_>, hooks: &Hooks, worker: &Py<WorkerObj>, req: Option<&Py<RequestObj>>) -> PyResult<()> {
+pub fn pre_request(
+    py: Python<'_>,
+    hooks: &Hooks,
+    worker: &Py<WorkerObj>,
+    req: Option<&Py<RequestObj>>,
+) -> PyResult<()> {
     match (&hooks.pre_request, req) {
         (Some(hook), Some(r)) => hook.bind(py).call1((worker.bind(py), r.bind(py))).map(|_| ()),
         _ => Ok(()),
@@ -198,7 +224,10 @@ pub fn post_request<'py>(
         hook.bind(py).call1(PyTuple::new(py, args)?)
     });
     if let Err(e) = called {
-        log.error(format_args!("Exception in post_request hook\n{}", format_traceback(py, &e).trim_end()));
+        log.error(format_args!(
+            "Exception in post_request hook\n{}",
+            format_traceback(py, &e).trim_end()
+        ));
     }
 }
 

@@ -21,7 +21,8 @@ fn is_sync(class: &str) -> bool {
 /// Serves the application of `settings`; returns the exit code (output left to print
 /// goes into `out`).
 pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
-    let flushed = write_stream(py, "stdout", &out.stdout).and_then(|()| write_stream(py, "stderr", &out.stderr));
+    let flushed = write_stream(py, "stdout", &out.stdout)
+        .and_then(|()| write_stream(py, "stderr", &out.stderr));
     out.stdout.clear();
     out.stderr.clear();
     if let Err(e) = flushed {
@@ -74,7 +75,10 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
             return 1;
         }
     };
-    let log = match crate::log::Logger::open(settings.str("errorlog").unwrap_or("-"), settings.str("loglevel").unwrap_or("info")) {
+    let log = match crate::log::Logger::open(
+        settings.str("errorlog").unwrap_or("-"),
+        settings.str("loglevel").unwrap_or("info"),
+    ) {
         Ok(l) => l,
         Err(e) => {
             out.stderr = format!("{e}\n");

@@ -109,7 +109,8 @@ impl Generation {
 
     /// Whether `hooks` are this generation's (the same Python objects).
     fn same(&self, hooks: &[(&'static str, Py<PyAny>)]) -> bool {
-        self.hooks.len() == hooks.len() && self.hooks.iter().zip(hooks).all(|(a, b)| a.0 == b.0 && a.1.as_ptr() == b.1.as_ptr())
+        self.hooks.len() == hooks.len()
+            && self.hooks.iter().zip(hooks).all(|(a, b)| a.0 == b.0 && a.1.as_ptr() == b.1.as_ptr())
     }
 }
 
@@ -123,7 +124,10 @@ pub struct PythonHooks {
 impl PythonHooks {
     /// The hooks `settings` set (defaults are skipped); `log` is the error log.
     pub fn new(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<PythonHooks> {
-        Ok(PythonHooks { generation: std::sync::Mutex::new(Arc::new(Generation::new(py, settings)?)), log })
+        Ok(PythonHooks {
+            generation: std::sync::Mutex::new(Arc::new(Generation::new(py, settings)?)),
+            log,
+        })
     }
 
     /// Whether any server hook is set.
@@ -132,7 +136,10 @@ impl PythonHooks {
     }
 
     fn current(&self) -> Arc<Generation> {
-        self.generation.lock().map(|g| Arc::clone(&g)).unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+        self.generation
+            .lock()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
     }
 
     /// Follows the master's settings: after a HUP reload, the new config file's hooks and
@@ -148,7 +155,10 @@ impl PythonHooks {
                     *cur = Arc::new(g);
                 }
             }
-            Err(e) => self.log.error(format_args!("Keeping the previous hooks: {}", format_traceback(py, &e).trim_end())),
+            Err(e) => self.log.error(format_args!(
+                "Keeping the previous hooks: {}",
+                format_traceback(py, &e).trim_end()
+            )),
         }
     }
 
@@ -180,19 +190,35 @@ impl PythonHooks {
         let generation = self.current();
         let pid = u32::try_from(w.pid).unwrap_or(0);
         let obj = this_worker(py, pid, || {
-            WorkerObj::with_cfg(py, pid, w.ppid, w.age, generation.timeout, &self.log, generation.cfg.clone_ref(py))
+            WorkerObj::with_cfg(
+                py,
+                pid,
+                w.ppid,
+                w.age,
+                generation.timeout,
+                &self.log,
+                generation.cfg.clone_ref(py),
+            )
         })?;
         Ok(obj.into_bound(py))
     }
 
     /// Calls hook `name` with the arguments `args` builds; logs a failure.
-    fn call(&self, name: &str, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>) {
+    fn call(
+        &self,
+        name: &str,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>,
+    ) {
         let generation = self.current();
         let Some((_, hook)) = generation.hooks.iter().find(|(n, _)| *n == name) else { return };
         Python::attach(|py| {
-            let called = args(py).and_then(|a| hook.bind(py).call1(pyo3::types::PyTuple::new(py, a)?));
+            let called =
+                args(py).and_then(|a| hook.bind(py).call1(pyo3::types::PyTuple::new(py, a)?));
             if let Err(e) = called {
-                self.log.error(format_args!("Exception in {name} hook\n{}", format_traceback(py, &e).trim_end()));
+                self.log.error(format_args!(
+                    "Exception in {name} hook\n{}",
+                    format_traceback(py, &e).trim_end()
+                ));
             }
         });
     }
@@ -214,7 +240,9 @@ impl PythonHooks {
 
     fn call_server_worker(&self, name: &str, s: &ServerInfo<'_>, w: &WorkerInfo) {
         Python::attach(|py| self.refresh(py, s.settings));
-        self.call(name, |py| Ok(vec![self.server(py, s)?.into_any(), self.worker(py, w)?.into_any()]));
+        self.call(name, |py| {
+            Ok(vec![self.server(py, s)?.into_any(), self.worker(py, w)?.into_any()])
+        });
     }
 
     fn call_worker(&self, name: &str, w: &WorkerInfo) {
@@ -268,7 +296,11 @@ impl ServerHooks for PythonHooks {
     fn nworkers_changed(&self, server: &ServerInfo<'_>, new: usize, old: Option<usize>) {
         Python::attach(|py| self.refresh(py, server.settings));
         self.call("nworkers_changed", |py| {
-            Ok(vec![self.server(py, server)?.into_any(), new.into_pyobject(py)?.into_any(), old.into_pyobject(py)?.into_any()])
+            Ok(vec![
+                self.server(py, server)?.into_any(),
+                new.into_pyobject(py)?.into_any(),
+                old.into_pyobject(py)?.into_any(),
+            ])
         });
     }
     fn on_exit(&self, server: &ServerInfo<'_>) {
@@ -286,7 +318,10 @@ pub static START: OnceLock<(Vec<(OsString, OsString)>, PathBuf)> = OnceLock::new
 /// Records [`START`] (call first thing).
 pub fn record_start() {
     let _ = START.get_or_init(|| {
-        (std::env::vars_os().collect(), std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")))
+        (
+            std::env::vars_os().collect(),
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        )
     });
 }
 
@@ -297,7 +332,8 @@ fn reexec_command(py: Python<'_>) -> PyResult<ReexecCommand> {
     let sys = PyModule::import(py, "sys")?;
     let exe: String = sys.getattr("executable")?.extract()?;
     let argv: Vec<String> = sys.getattr("argv")?.extract()?;
-    let (env, cwd) = START.get().cloned().unwrap_or_else(|| (std::env::vars_os().collect(), PathBuf::from("/")));
+    let (env, cwd) =
+        START.get().cloned().unwrap_or_else(|| (std::env::vars_os().collect(), PathBuf::from("/")));
     Ok(ReexecCommand {
         program: PathBuf::from(&exe),
         argv: std::iter::once(exe).chain(argv).map(OsString::from).collect(),
@@ -353,7 +389,11 @@ impl crate::process::ProcTitle for PythonTitle {
 }
 
 /// The options the Python command runs the arbiter with.
-pub fn serve_options(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<crate::arbiter::ServeOptions> {
+pub fn serve_options(
+    py: Python<'_>,
+    settings: &Settings,
+    log: Logger,
+) -> PyResult<crate::arbiter::ServeOptions> {
     let hooks = PythonHooks::new(py, settings, log)?;
     Ok(crate::arbiter::ServeOptions {
         hooks: Arc::new(hooks),

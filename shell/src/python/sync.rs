@@ -40,7 +40,9 @@ use super::convert::{exc_str, format_traceback};
 use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, peer_ip, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
-use super::wsgi::{self, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared, StartResponse, lock};
+use super::wsgi::{
+    self, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared, StartResponse, lock,
+};
 use crate::heartbeat::monotonic_ms;
 use crate::listen::Stream;
 use crate::log::access::AccessLog;
@@ -64,9 +66,17 @@ impl SyncBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master. The
     /// parser policy is checked here, so a bad one stops the master before it forks; each
     /// worker builds its own from its generation's settings.
-    pub fn new(settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<SyncBody, String> {
+    pub fn new(
+        settings: &Settings,
+        preloaded: Option<Py<PyAny>>,
+        env: &Env,
+    ) -> Result<SyncBody, String> {
         let proto = proto_config(settings)?;
-        Ok(SyncBody { preloaded, environ: environ_config(&proto), sendfile: settings.sendfile(env) })
+        Ok(SyncBody {
+            preloaded,
+            environ: environ_config(&proto),
+            sendfile: settings.sendfile(env),
+        })
     }
 
     /// Serves in a forked worker; the exit status.
@@ -80,7 +90,10 @@ impl SyncBody {
             Err(text) => return setup_failed(py, &text),
         };
         if let Err(e) = worker.install_abort(py) {
-            worker.ctx.log.warning(format_args!("ABRT stays the default action: {}", exc_str(py, &e)));
+            worker
+                .ctx
+                .log
+                .warning(format_args!("ABRT stays the default action: {}", exc_str(py, &e)));
         }
         worker.ctx.booted();
         let code = worker.serve(py);
@@ -147,13 +160,19 @@ struct Done {
 }
 
 impl<'a> Worker<'a> {
-    fn new(py: Python<'_>, body: &'a SyncBody, ctx: WorkerContext, app: Py<PyAny>) -> Result<Worker<'a>, String> {
+    fn new(
+        py: Python<'_>,
+        body: &'a SyncBody,
+        ctx: WorkerContext,
+        app: Py<PyAny>,
+    ) -> Result<Worker<'a>, String> {
         // This generation's settings (a HUP reload gives new workers new ones): the parser
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = proto_config(&settings)?;
         let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
-        let Common { environ, access, hooks, obj, locals } = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
+        let Common { environ, access, hooks, obj, locals } =
+            Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
         Ok(Worker {
             body,
             hooks,
@@ -181,7 +200,10 @@ impl<'a> Worker<'a> {
     fn install_abort(&mut self, py: Python<'_>) -> PyResult<()> {
         let signal = PyModule::import(py, "signal")?;
         let sigabrt = signal.getattr("SIGABRT")?;
-        let handler = Py::new(py, AbortHandler { hooks: Arc::clone(&self.ctx.hooks), info: self.ctx.info() })?;
+        let handler = Py::new(
+            py,
+            AbortHandler { hooks: Arc::clone(&self.ctx.hooks), info: self.ctx.info() },
+        )?;
         signal.call_method1("signal", (&sigabrt, handler))?;
         let file = match self.ctx.settings.str("errorlog") {
             Some(path) if path != "-" => {
@@ -218,7 +240,11 @@ impl<'a> Worker<'a> {
             }
             let ctx = &self.ctx;
             let polled = py.detach(|| -> nix::Result<Vec<usize>> {
-                let mut fds: Vec<PollFd<'_>> = ctx.listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)).collect();
+                let mut fds: Vec<PollFd<'_>> = ctx
+                    .listeners
+                    .iter()
+                    .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+                    .collect();
                 fds.push(PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN));
                 poll(&mut fds, PollTimeout::from(poll_ms))?;
                 Ok(fds[..ctx.listeners.len()]
@@ -246,8 +272,19 @@ impl<'a> Worker<'a> {
                             self.handle(py, i, stream, peer);
                             self.ctx.heartbeat.notify();
                         }
-                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => break,
-                        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            break;
+                        }
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)
+                            ) => {}
                         Err(e) => {
                             self.ctx.log.error(format_args!("accept failed: {e}"));
                             break;
@@ -272,7 +309,14 @@ impl<'a> Worker<'a> {
         let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
         let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
         let rbuf = std::mem::take(&mut self.rbuf);
-        let ex: Shared = Arc::new(Mutex::new(Exchange::new(stream, conn, rbuf, timeout, ctx.heartbeat, ctx.log.clone())));
+        let ex: Shared = Arc::new(Mutex::new(Exchange::new(
+            stream,
+            conn,
+            rbuf,
+            timeout,
+            ctx.heartbeat,
+            ctx.log.clone(),
+        )));
         let mut g = lock(py, &ex);
         match g.read_head(py) {
             HeadResult::Request => {}
@@ -294,7 +338,12 @@ impl<'a> Worker<'a> {
             }
         }
         let Some(head) = g.conn.head() else { return };
-        ctx.heartbeat.begin_request(head.method(), head.target(), client.as_bytes(), monotonic_ms());
+        ctx.heartbeat.begin_request(
+            head.method(),
+            head.target(),
+            client.as_bytes(),
+            monotonic_ms(),
+        );
         let method_uri = request::method_uri(head);
         let expect_continue = head.expect_continue;
         let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
@@ -332,10 +381,18 @@ impl<'a> Worker<'a> {
         let ctx = &self.ctx;
         ctx.heartbeat.end_request();
         self.access(py, &ex, &peer, &done, elapsed);
-        request::post_request(py, &self.hooks, &self.ctx.log, &self.obj, req.as_ref(), environ_dict.as_ref(), || {
-            let g = lock(py, &ex);
-            response_obj(py, g.head.as_ref(), g.writer.as_ref().map_or(0, |w| w.sent()))
-        });
+        request::post_request(
+            py,
+            &self.hooks,
+            &self.ctx.log,
+            &self.obj,
+            req.as_ref(),
+            environ_dict.as_ref(),
+            || {
+                let g = lock(py, &ex);
+                response_obj(py, g.head.as_ref(), g.writer.as_ref().map_or(0, |w| w.sent()))
+            },
+        );
         let mut g = lock(py, &ex);
         // Read whole: the body (if any) was consumed and nothing beyond it arrived.
         let fully_read = !g.client_gone
@@ -348,7 +405,13 @@ impl<'a> Worker<'a> {
     }
 
     /// Builds the environ dict (and sends `100 Continue` when asked).
-    fn start_app<'py>(&mut self, py: Python<'py>, ex: &Shared, env: Environ, expect_continue: bool) -> PyResult<Bound<'py, PyDict>> {
+    fn start_app<'py>(
+        &mut self,
+        py: Python<'py>,
+        ex: &Shared,
+        env: Environ,
+        expect_continue: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let input = Bound::new(py, Input::new(Arc::clone(ex)))?.into_any();
         let d = self.environ.build(py, &env, input)?;
         let mut g = lock(py, ex);
@@ -364,7 +427,12 @@ impl<'a> Worker<'a> {
     }
 
     /// Calls the application and writes its response.
-    fn call_app<'py>(&self, py: Python<'py>, ex: &Shared, environ: Bound<'py, PyDict>) -> PyResult<()> {
+    fn call_app<'py>(
+        &self,
+        py: Python<'py>,
+        ex: &Shared,
+        environ: Bound<'py, PyDict>,
+    ) -> PyResult<()> {
         let sr = Bound::new(py, StartResponse::new(Arc::clone(ex)))?;
         let result = self.app.bind(py).call1((environ, sr))?;
         let written = self.write_result(py, ex, &result);
@@ -412,7 +480,14 @@ impl<'a> Worker<'a> {
 
     /// Answers an exception of the application (or a hook); returns the status that was
     /// sent in place of the application's, if any.
-    fn app_error(&self, py: Python<'_>, ex: &Shared, err: &PyErr, method_uri: &str, peer: &Peer) -> Option<u16> {
+    fn app_error(
+        &self,
+        py: Python<'_>,
+        ex: &Shared,
+        err: &PyErr,
+        method_uri: &str,
+        peer: &Peer,
+    ) -> Option<u16> {
         let mut g = lock(py, ex);
         if g.client_gone {
             self.ctx.log.debug("Ignoring connection closed by the client");
@@ -468,8 +543,11 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
     py.detach(|| {
         if fully_read {
             let mut probe = [0u8; 1];
-            let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-            if let Err(nix::errno::Errno::EAGAIN) = nix::sys::socket::recv(stream.as_fd().as_raw_fd(), &mut probe, flags) {
+            let flags =
+                nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+            if let Err(nix::errno::Errno::EAGAIN) =
+                nix::sys::socket::recv(stream.as_fd().as_raw_fd(), &mut probe, flags)
+            {
                 return;
             }
         }
@@ -483,7 +561,14 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => total += n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
                     ctx.heartbeat.notify();
                 }
                 Err(_) => break,

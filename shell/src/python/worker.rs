@@ -5,7 +5,9 @@
 //! gunicorn's boot failures, and the objects a worker sets up once ([`Common`]: environ
 //! builder, access log, hooks, the process's `worker` object, listener addresses).
 
-use ferrocorn_core::config::{HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders};
+use ferrocorn_core::config::{
+    HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders,
+};
 use ferrocorn_core::environ::{EnvironConfig, Local};
 use ferrocorn_core::{AllowList, Limits, ProtoConfig};
 use pyo3::prelude::*;
@@ -25,13 +27,16 @@ use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext
 pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
     let list = |name: &str| -> Vec<String> {
         match settings.get(name) {
-            Value::Str(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            Value::Str(s) => {
+                s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
+            }
             v => v.as_str_list().into_iter().map(str::to_owned).collect(),
         }
     };
     let allow = |name: &str| -> Result<AllowList, String> {
         let entries = list(name);
-        AllowList::from_entries(entries.iter().map(String::as_str)).map_err(|e| format!("{name}: invalid entry {:?}", e.entry))
+        AllowList::from_entries(entries.iter().map(String::as_str))
+            .map_err(|e| format!("{name}: invalid entry {:?}", e.entry))
     };
     let secure_scheme_headers = match settings.get("secure_scheme_headers") {
         Value::Dict(pairs) => pairs
@@ -65,7 +70,10 @@ pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
             casefold_method: settings.bool("casefold_http_method"),
         },
         headers: HeaderPolicy { underscore, forwarder_headers: list("forwarder_headers") },
-        trust: TrustPolicy { forwarded_allow: allow("forwarded_allow_ips")?, secure_scheme_headers },
+        trust: TrustPolicy {
+            forwarded_allow: allow("forwarded_allow_ips")?,
+            secure_scheme_headers,
+        },
         proxy: ProxyPolicy { mode, allow: allow("proxy_allow_ips")? },
     })
 }
@@ -98,7 +106,12 @@ pub enum WsgiBody {
 
 impl WsgiBody {
     /// The body for worker class `class` (as [`Settings::worker_class`] resolves it).
-    pub fn new(class: &str, settings: &Settings, preloaded: Option<Py<PyAny>>, env: &Env) -> Result<WsgiBody, String> {
+    pub fn new(
+        class: &str,
+        settings: &Settings,
+        preloaded: Option<Py<PyAny>>,
+        env: &Env,
+    ) -> Result<WsgiBody, String> {
         if is_gthread(class) {
             GthreadBody::new(settings, preloaded, env).map(WsgiBody::Gthread)
         } else {
@@ -149,7 +162,12 @@ impl WorkerBody for WsgiBody {
 /// `settings`. A failure is reported as gunicorn does and gives the exit status: an
 /// `AppImportError` prints its message and exits 4; anything else logs `Exception in
 /// worker process` with the traceback, prints the message and exits 3.
-pub fn worker_app(py: Python<'_>, preloaded: Option<&Py<PyAny>>, settings: &Settings, ctx: &WorkerContext) -> Result<Py<PyAny>, u8> {
+pub fn worker_app(
+    py: Python<'_>,
+    preloaded: Option<&Py<PyAny>>,
+    settings: &Settings,
+    ctx: &WorkerContext,
+) -> Result<Py<PyAny>, u8> {
     if let Some(app) = preloaded {
         return Ok(app.clone_ref(py));
     }
@@ -196,19 +214,39 @@ pub struct Common {
 impl Common {
     /// The pieces for worker `ctx` under `settings`; `multithread` is the environ's
     /// `wsgi.multithread`. An error is the text to print.
-    pub fn new(py: Python<'_>, ctx: &WorkerContext, settings: &Settings, server_software: &str, multithread: bool) -> Result<Common, String> {
+    pub fn new(
+        py: Python<'_>,
+        ctx: &WorkerContext,
+        settings: &Settings,
+        server_software: &str,
+        multithread: bool,
+    ) -> Result<Common, String> {
         let s = settings;
         let pyerr = |e: PyErr| format_traceback(py, &e);
-        let errors = Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
+        let errors =
+            Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
         let environ = EnvironBuilder::new(
             py,
-            TemplateParts { errors: errors.into_bound(py).into_any(), multiprocess: s.int("workers") > 1, server_software },
+            TemplateParts {
+                errors: errors.into_bound(py).into_any(),
+                multiprocess: s.int("workers") > 1,
+                server_software,
+            },
         )
         .map_err(pyerr)?;
         if multithread {
-            environ.set_constant(py, "wsgi.multithread", pyo3::types::PyBool::new(py, true).to_owned().into_any()).map_err(pyerr)?;
+            environ
+                .set_constant(
+                    py,
+                    "wsgi.multithread",
+                    pyo3::types::PyBool::new(py, true).to_owned().into_any(),
+                )
+                .map_err(pyerr)?;
         }
-        let access = AccessLog::open(s.str("accesslog"), s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT))?;
+        let access = AccessLog::open(
+            s.str("accesslog"),
+            s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT),
+        )?;
         let obj = this_worker(py, ctx.pid, || {
             WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)
         })

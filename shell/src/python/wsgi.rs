@@ -53,9 +53,9 @@ pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
 
 /// A `str` as latin-1 bytes; characters above U+00FF are an error (PEP 3333).
 pub fn to_latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
-    let s = obj
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj))))?;
+    let s = obj.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj)))
+    })?;
     let s = s.to_str()?;
     if s.is_ascii() {
         return Ok(s.as_bytes().to_vec());
@@ -136,7 +136,11 @@ impl EnvironBuilder {
         })
     }
 
-    fn value<'py>(py: Python<'py>, slot: &mut Option<Cached>, bytes: &[u8]) -> Bound<'py, PyString> {
+    fn value<'py>(
+        py: Python<'py>,
+        slot: &mut Option<Cached>,
+        bytes: &[u8],
+    ) -> Bound<'py, PyString> {
         if let Some(c) = slot {
             if c.bytes == bytes {
                 return c.value.bind(py).clone();
@@ -238,12 +242,20 @@ pub struct Exchange {
 }
 
 fn retryable(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// Writes every slice, releasing nothing (call it with the GIL released). A write that
 /// makes no progress for `limit` fails with `TimedOut`; the worker beats meanwhile.
-fn write_all_slices(stream: &mut Stream, mut bufs: &mut [IoSlice<'_>], beat: &Slot, limit: Duration) -> io::Result<()> {
+fn write_all_slices(
+    stream: &mut Stream,
+    mut bufs: &mut [IoSlice<'_>],
+    beat: &Slot,
+    limit: Duration,
+) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     let mut progress = Instant::now();
     while !bufs.is_empty() {
@@ -272,7 +284,14 @@ impl Exchange {
     /// `rbuf` is the read buffer (lent by the worker, given back by [`Exchange::take_buffer`]);
     /// the socket's read and write timeouts must be short (a beat interval), so blocking
     /// calls return to beat.
-    pub fn new(stream: Stream, conn: Connection, mut rbuf: Vec<u8>, timeout: Duration, beat: &'static Slot, log: Logger) -> Exchange {
+    pub fn new(
+        stream: Stream,
+        conn: Connection,
+        mut rbuf: Vec<u8>,
+        timeout: Duration,
+        beat: &'static Slot,
+        log: Logger,
+    ) -> Exchange {
         if rbuf.len() < READ_CHUNK {
             rbuf.resize(READ_CHUNK, 0);
         }
@@ -289,7 +308,12 @@ impl Exchange {
             write_limit: timeout,
             beat,
             log,
-            req: RequestInfo { is_head: false, version: ferrocorn_core::Version::HTTP_11, keep_alive: false, is_connect: false },
+            req: RequestInfo {
+                is_head: false,
+                version: ferrocorn_core::Version::HTTP_11,
+                keep_alive: false,
+                is_connect: false,
+            },
             head: None,
             writer: None,
             headers_sent: false,
@@ -365,7 +389,9 @@ impl Exchange {
                     if let Err(e) = self.read_socket(py) {
                         self.client_gone = true;
                         self.body_done = true;
-                        return Err(PyOSError::new_err(format!("error reading the request body: {e}")));
+                        return Err(PyOSError::new_err(format!(
+                            "error reading the request body: {e}"
+                        )));
                     }
                 }
                 Ok(_) => {
@@ -392,7 +418,6 @@ impl Exchange {
         self.pending_pos += n;
         b
     }
-
 }
 
 impl BodyRead for Exchange {
@@ -407,7 +432,11 @@ impl BodyRead for Exchange {
     }
 
     /// `wsgi.input.readline(size)`.
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let limit = match size {
             Some(n) if n >= 0 => n as usize,
             _ => usize::MAX,
@@ -434,7 +463,13 @@ impl Exchange {
     fn set_head(&mut self, head: ResponseHead) {
         let framing = response::choose_framing(&self.req, &head, false);
         self.head_buf.clear();
-        response::encode_head(&head, &framing, SERVER, &crate::worker::date_now(), &mut self.head_buf);
+        response::encode_head(
+            &head,
+            &framing,
+            SERVER,
+            &crate::worker::date_now(),
+            &mut self.head_buf,
+        );
         self.writer = Some(BodyWriter::new(framing.body));
         self.head = Some(head);
     }
@@ -447,7 +482,9 @@ impl Exchange {
             return Err(PyOSError::new_err("the connection is closed"));
         }
         let Some(writer) = self.writer.as_mut() else {
-            return Err(PyAssertionError::new_err("the application wrote body bytes before calling start_response()"));
+            return Err(PyAssertionError::new_err(
+                "the application wrote body bytes before calling start_response()",
+            ));
         };
         let mut frames: Vec<Frame> = Vec::with_capacity(chunks.len());
         let mut warn = false;
@@ -490,19 +527,29 @@ impl Exchange {
     /// Ends the response: the head if it was never sent, and the last chunk.
     pub fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
         if self.head.is_none() {
-            return Err(PyAssertionError::new_err("the application returned without calling start_response()"));
+            return Err(PyAssertionError::new_err(
+                "the application returned without calling start_response()",
+            ));
         }
         self.send_body(py, &[], true)
     }
 
     /// Sends `count` bytes of `fd` from `offset` with sendfile(2), after the head and
     /// chunk prefix; returns how many bytes of the body went out.
-    pub fn send_file(&mut self, py: Python<'_>, fd: BorrowedFd<'_>, offset: i64, count: u64) -> PyResult<u64> {
+    pub fn send_file(
+        &mut self,
+        py: Python<'_>,
+        fd: BorrowedFd<'_>,
+        offset: i64,
+        count: u64,
+    ) -> PyResult<u64> {
         if self.over || self.client_gone {
             return Err(PyOSError::new_err("the connection is closed"));
         }
         let Some(writer) = self.writer.as_mut() else {
-            return Err(PyAssertionError::new_err("the application returned without calling start_response()"));
+            return Err(PyAssertionError::new_err(
+                "the application returned without calling start_response()",
+            ));
         };
         let f = writer.frame(usize::try_from(count).unwrap_or(usize::MAX));
         let Some(stream) = self.stream.as_mut() else {
@@ -573,7 +620,9 @@ impl Exchange {
         }
         if let Some(stream) = self.stream.as_mut() {
             let (beat, limit) = (self.beat, self.write_limit);
-            let r = py.detach(|| write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit));
+            let r = py.detach(|| {
+                write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit)
+            });
             if r.is_err() {
                 self.client_gone = true;
             }
@@ -624,7 +673,11 @@ pub trait BodyRead: Send + std::fmt::Debug {
     /// Reads at most `size` bytes (all that is left when `size` is `None` or negative).
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
     /// Reads one line (at most `size` bytes).
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>>;
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>>;
 }
 
 /// `wsgi.input` of a worker's request, locked for each call.
@@ -808,13 +861,19 @@ pub fn response_head(
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(headers.len().unwrap_or(4));
     for item in headers.try_iter()? {
         let item = item?;
-        let t = item
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err(format!("a header must be a (name, value) tuple, not {}", type_name(&item))))?;
+        let t = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a header must be a (name, value) tuple, not {}",
+                type_name(&item)
+            ))
+        })?;
         if t.len() != 2 {
             return Err(PyTypeError::new_err("a header must be a (name, value) tuple"));
         }
-        pairs.push((to_latin1(&t.get_item(0)?, "header name")?, to_latin1(&t.get_item(1)?, "header value")?));
+        pairs.push((
+            to_latin1(&t.get_item(0)?, "header name")?,
+            to_latin1(&t.get_item(1)?, "header value")?,
+        ));
     }
     ResponseHead::from_app(&status, pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
         .map_err(|e| PyValueError::new_err(e.to_string()))
@@ -855,7 +914,11 @@ impl FileWrapper {
     }
 
     /// The legacy `__getitem__` protocol of wsgiref's FileWrapper.
-    fn __getitem__<'py>(&self, py: Python<'py>, _key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        _key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let data = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
         if data.is_truthy()? {
             Ok(data)

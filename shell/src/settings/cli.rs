@@ -43,10 +43,7 @@ pub struct ParsedArgs {
 impl ParsedArgs {
     /// The value given for a setting, if its flag was used.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.values
-            .iter()
-            .find(|(i, _)| SETTINGS[*i].name == name)
-            .map(|(_, v)| v)
+        self.values.iter().find(|(i, _)| SETTINGS[*i].name == name).map(|(_, v)| v)
     }
 }
 
@@ -192,20 +189,12 @@ fn classify(opts: &[(&'static str, Opt)], arg: &str) -> Result<Class, UsageError
 fn convert(i: usize, raw: &str) -> Result<Value, UsageError> {
     let s = &SETTINGS[i];
     let bad = |ty: &str| {
-        UsageError(format!(
-            "argument {}: invalid {ty} value: {}",
-            s.cli.join("/"),
-            str_repr(raw)
-        ))
+        UsageError(format!("argument {}: invalid {ty} value: {}", s.cli.join("/"), str_repr(raw)))
     };
     match s.cli_type {
         CliType::Str => Ok(Value::str(raw)),
-        CliType::Int => parse_int_base10(raw)
-            .map(Value::Int)
-            .ok_or_else(|| bad("int")),
-        CliType::AutoInt => parse_auto_int(raw)
-            .map(Value::Int)
-            .ok_or_else(|| bad("auto_int")),
+        CliType::Int => parse_int_base10(raw).map(Value::Int).ok_or_else(|| bad("int")),
+        CliType::AutoInt => parse_auto_int(raw).map(Value::Int).ok_or_else(|| bad("auto_int")),
     }
 }
 
@@ -273,11 +262,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, UsageError> {
                             match find(&opts, &next) {
                                 Some(o) => {
                                     let rest = &e[first.len_utf8()..];
-                                    explicit = if rest.is_empty() {
-                                        None
-                                    } else {
-                                        Some(rest.to_owned())
-                                    };
+                                    explicit =
+                                        if rest.is_empty() { None } else { Some(rest.to_owned()) };
                                     opt = o;
                                     flag = next;
                                     continue;
@@ -331,17 +317,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, UsageError> {
         }
     }
     if !extras.is_empty() {
-        return Err(UsageError(format!(
-            "unrecognized arguments: {}",
-            extras.join(" ")
-        )));
+        return Err(UsageError(format!("unrecognized arguments: {}", extras.join(" "))));
     }
     Ok(Parsed::Args(ParsedArgs {
-        values: values
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (i, v)))
-            .collect(),
+        values: values.into_iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v))).collect(),
         positionals: positionals.unwrap_or_default(),
     }))
 }
@@ -381,11 +360,7 @@ fn invocation(s: &Setting) -> String {
         Action::StoreOptional(_) => format!(" [{}]", s.metavar()),
         Action::Store | Action::Append => format!(" {}", s.metavar()),
     };
-    s.cli
-        .iter()
-        .map(|f| format!("{f}{suffix}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    s.cli.iter().map(|f| format!("{f}{suffix}")).collect::<Vec<_>>().join(", ")
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

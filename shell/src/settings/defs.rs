@@ -44,21 +44,14 @@ fn default_bind(env: &Env) -> Result<Value, String> {
 fn default_workers(env: &Env) -> Result<Value, String> {
     match env.var("WEB_CONCURRENCY") {
         None => Ok(Value::Int(1)),
-        Some(s) => super::validate::parse_int_base10(s)
-            .map(Value::Int)
-            .ok_or_else(|| {
-                format!(
-                    "invalid literal for int() with base 10: {}",
-                    super::value::str_repr(s)
-                )
-            }),
+        Some(s) => super::validate::parse_int_base10(s).map(Value::Int).ok_or_else(|| {
+            format!("invalid literal for int() with base 10: {}", super::value::str_repr(s))
+        }),
     }
 }
 
 fn default_forwarded_allow_ips(env: &Env) -> Result<Value, String> {
-    Ok(Value::str(
-        env.var("FORWARDED_ALLOW_IPS").unwrap_or("127.0.0.1,::1"),
-    ))
+    Ok(Value::str(env.var("FORWARDED_ALLOW_IPS").unwrap_or("127.0.0.1,::1")))
 }
 
 fn default_chdir(env: &Env) -> Result<Value, String> {
@@ -89,17 +82,11 @@ fn default_syslog_addr(_env: &Env) -> Result<Value, String> {
 fn default_control_socket(env: &Env) -> Result<Value, String> {
     if let Some(xdg) = env.var("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         if std::path::Path::new(xdg).is_dir() {
-            return Ok(Value::str(format!(
-                "{}/gunicorn.ctl",
-                xdg.trim_end_matches('/')
-            )));
+            return Ok(Value::str(format!("{}/gunicorn.ctl", xdg.trim_end_matches('/'))));
         }
     }
     let home = env.var("HOME").unwrap_or("~");
-    Ok(Value::str(format!(
-        "{}/.gunicorn/gunicorn.ctl",
-        home.trim_end_matches('/')
-    )))
+    Ok(Value::str(format!("{}/.gunicorn/gunicorn.ctl", home.trim_end_matches('/'))))
 }
 
 /// Every setting gunicorn 27 knows, in gunicorn's order.

@@ -11,10 +11,7 @@ fn default_doc(s: &Setting) -> String {
     let v = match s.default {
         DefaultSpec::Computed(_, text) => return text.to_owned(),
         DefaultSpec::Hook(q, _) => return format!("`{q}` (does nothing)"),
-        other => other
-            .value(&super::Env::default())
-            .map(|v| v.py_repr())
-            .unwrap_or_default(),
+        other => other.value(&super::Env::default()).map(|v| v.py_repr()).unwrap_or_default(),
     };
     format!("`{v}`")
 }
@@ -28,12 +25,7 @@ fn flags_doc(s: &Setting) -> String {
         Action::StoreOptional(_) => format!(" [{}]", s.metavar()),
         Action::Store | Action::Append => format!(" {}", s.metavar()),
     };
-    let mut out = s
-        .cli
-        .iter()
-        .map(|f| format!("`{f}{arg}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut out = s.cli.iter().map(|f| format!("`{f}{arg}`")).collect::<Vec<_>>().join(", ");
     match s.action {
         Action::Append => out.push_str(" (repeatable; replaces the list from lower layers)"),
         Action::StoreConst(c) => {

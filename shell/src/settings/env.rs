@@ -53,10 +53,7 @@ impl Env {
 
     /// An environment with no variables, the given cwd and uid/gid 0; a base for tests.
     pub fn bare(cwd: impl Into<PathBuf>) -> Env {
-        Env {
-            cwd: cwd.into(),
-            ..Env::default()
-        }
+        Env { cwd: cwd.into(), ..Env::default() }
     }
 
     /// Returns `self` with one more variable set.
@@ -72,18 +69,12 @@ impl Env {
 
     /// Looks a user name up (`pwd.getpwnam`).
     pub fn user_id(&self, name: &str) -> Option<u32> {
-        self.users
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| *id)
+        self.users.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 
     /// Looks a group name up (`grp.getgrnam`).
     pub fn group_id(&self, name: &str) -> Option<u32> {
-        self.groups
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| *id)
+        self.groups.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 }
 
@@ -196,10 +187,7 @@ mod tests {
     fn shlex_matches_python() {
         // Expected values checked against Python 3.11 `shlex.split`.
         let ok: &[(&str, &[&str])] = &[
-            (
-                "--bind=127.0.0.1 --workers=3",
-                &["--bind=127.0.0.1", "--workers=3"],
-            ),
+            ("--bind=127.0.0.1 --workers=3", &["--bind=127.0.0.1", "--workers=3"]),
             ("  -w   3  ", &["-w", "3"]),
             ("'a b' c", &["a b", "c"]),
             ("\"a b\"c", &["a bc"]),
@@ -208,33 +196,17 @@ mod tests {
             ("\"x\\ny\"", &["x\\ny"]),
             ("'x\\y'", &["x\\y"]),
             ("''", &[""]),
-            (
-                "--access-logformat '%(h)s \"%(r)s\"'",
-                &["--access-logformat", "%(h)s \"%(r)s\""],
-            ),
+            ("--access-logformat '%(h)s \"%(r)s\"'", &["--access-logformat", "%(h)s \"%(r)s\""]),
             ("a#b #c", &["a#b", "#c"]),
             ("", &[]),
         ];
         for (input, want) in ok {
             let got = shlex_split(input).unwrap();
-            assert_eq!(
-                got,
-                want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                "{input:?}"
-            );
+            assert_eq!(got, want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{input:?}");
         }
-        assert_eq!(
-            shlex_split("'open"),
-            Err(ShlexError("No closing quotation"))
-        );
-        assert_eq!(
-            shlex_split("\"open"),
-            Err(ShlexError("No closing quotation"))
-        );
-        assert_eq!(
-            shlex_split("end\\"),
-            Err(ShlexError("No escaped character"))
-        );
+        assert_eq!(shlex_split("'open"), Err(ShlexError("No closing quotation")));
+        assert_eq!(shlex_split("\"open"), Err(ShlexError("No closing quotation")));
+        assert_eq!(shlex_split("end\\"), Err(ShlexError("No escaped character")));
     }
 
     #[test]
@@ -248,9 +220,6 @@ mod tests {
         let db = parse_id_db(
             "root:x:0:0:root:/root:/bin/sh\n# c\nwww-data:x:33:33::/:/bin/false\nbad\n",
         );
-        assert_eq!(
-            db,
-            vec![("root".to_owned(), 0), ("www-data".to_owned(), 33)]
-        );
+        assert_eq!(db, vec![("root".to_owned(), 0), ("www-data".to_owned(), 33)]);
     }
 }

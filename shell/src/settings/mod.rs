@@ -160,11 +160,9 @@ impl DefaultSpec {
             DefaultSpec::Int(i) => Value::Int(i),
             DefaultSpec::Str(s) => Value::str(s),
             DefaultSpec::StrList(l) => Value::str_list(l),
-            DefaultSpec::Dict(d) => Value::Dict(
-                d.iter()
-                    .map(|(k, v)| (Value::str(*k), Value::str(*v)))
-                    .collect(),
-            ),
+            DefaultSpec::Dict(d) => {
+                Value::Dict(d.iter().map(|(k, v)| (Value::str(*k), Value::str(*v))).collect())
+            }
             DefaultSpec::Hook(q, arity) => Value::Object(Box::new(PyObj::function(q, arity))),
             DefaultSpec::Computed(f, _) => return f(env),
         })
@@ -219,8 +217,7 @@ impl Setting {
 
     /// The metavar argparse shows for this flag.
     pub fn metavar(&self) -> String {
-        self.meta
-            .map_or_else(|| self.name.to_uppercase(), str::to_owned)
+        self.meta.map_or_else(|| self.name.to_uppercase(), str::to_owned)
     }
 
     /// Whether the flag takes no argument.

@@ -120,23 +120,12 @@ impl ConfigError {
     pub fn render(&self) -> String {
         match self {
             ConfigError::Usage(u) => u.render(),
-            ConfigError::ConfigFileFailed {
-                location,
-                traceback,
-            } => {
+            ConfigError::ConfigFileFailed { location, traceback } => {
                 let nl = if traceback.ends_with('\n') { "" } else { "\n" };
                 format!("Failed to read config file: {location}\n{traceback}{nl}")
             }
-            ConfigError::Invalid {
-                setting,
-                origin: Origin::ConfigFile(_),
-                value,
-                message,
-            } => {
-                format!(
-                    "Invalid value for {setting}: {}\n\n\nError: {message}\n",
-                    value.py_str()
-                )
+            ConfigError::Invalid { setting, origin: Origin::ConfigFile(_), value, message } => {
+                format!("Invalid value for {setting}: {}\n\n\nError: {message}\n", value.py_str())
             }
             ConfigError::Invalid { message, .. } | ConfigError::Other(message) => {
                 format!("\nError: {message}\n")
@@ -211,22 +200,12 @@ impl Settings {
             let value = if raw == Value::None {
                 raw
             } else {
-                s.validator
-                    .validate(&raw, &mut ctx)
-                    .map_err(ConfigError::Other)?
+                s.validator.validate(&raw, &mut ctx).map_err(ConfigError::Other)?
             };
-            values.push(Resolved {
-                value,
-                origin: Origin::Default,
-            });
+            values.push(Resolved { value, origin: Origin::Default });
         }
         let defaults = values.iter().map(|r| r.value.clone()).collect();
-        Ok(Settings {
-            values,
-            defaults,
-            app_uri: None,
-            warnings: ctx.warnings,
-        })
+        Ok(Settings { values, defaults, app_uri: None, warnings: ctx.warnings })
     }
 
     /// Applies one layer, validating each value (gunicorn's `cfg.set(k, v)`).
@@ -236,27 +215,18 @@ impl Settings {
         env: &Env,
         importer: Option<&dyn Importer>,
     ) -> Result<(), ConfigError> {
-        let mut ctx = Ctx {
-            env,
-            importer,
-            warnings: Vec::new(),
-        };
+        let mut ctx = Ctx { env, importer, warnings: Vec::new() };
         for (name, raw) in &layer.values {
             let Some(i) = index_of(name) else { continue };
             let s = &SETTINGS[i];
             let value =
-                s.validator
-                    .validate(raw, &mut ctx)
-                    .map_err(|message| ConfigError::Invalid {
-                        setting: s.name,
-                        origin: layer.origin.clone(),
-                        value: raw.clone(),
-                        message,
-                    })?;
-            self.values[i] = Resolved {
-                value,
-                origin: layer.origin.clone(),
-            };
+                s.validator.validate(raw, &mut ctx).map_err(|message| ConfigError::Invalid {
+                    setting: s.name,
+                    origin: layer.origin.clone(),
+                    value: raw.clone(),
+                    message,
+                })?;
+            self.values[i] = Resolved { value, origin: layer.origin.clone() };
         }
         self.warnings.append(&mut ctx.warnings);
         Ok(())
@@ -314,11 +284,7 @@ impl Settings {
         match self.get("worker_class") {
             Value::Str(uri) => {
                 let is_sync = uri == "sync" || uri.ends_with("SyncWorker");
-                if is_sync && self.int("threads") > 1 {
-                    "gthread".to_owned()
-                } else {
-                    uri.clone()
-                }
+                if is_sync && self.int("threads") > 1 { "gthread".to_owned() } else { uri.clone() }
             }
             Value::Object(o) => o.qualname.clone(),
             other => other.py_str(),
@@ -341,10 +307,7 @@ impl Settings {
 
     /// The process name: `proc_name`, else `default_proc_name`.
     pub fn proc_name(&self) -> String {
-        self.str("proc_name")
-            .or(self.str("default_proc_name"))
-            .unwrap_or("gunicorn")
-            .to_owned()
+        self.str("proc_name").or(self.str("default_proc_name")).unwrap_or("gunicorn").to_owned()
     }
 
     /// Whether TLS is on (`certfile` or `keyfile` set).
@@ -373,11 +336,9 @@ impl Settings {
         self.list("raw_env")
             .into_iter()
             .map(|e| {
-                e.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| {
-                        format!("environment setting {} invalid", Value::str(e).py_repr())
-                    })
+                e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| {
+                    format!("environment setting {} invalid", Value::str(e).py_repr())
+                })
             })
             .collect()
     }
@@ -390,10 +351,7 @@ impl Settings {
                 let b = e.as_bytes();
                 let split = (0..b.len()).find(|&i| b[i] == b'=' && (i == 0 || b[i - 1] != b'\\'));
                 let Some(at) = split else {
-                    return Err(format!(
-                        "environment setting {} invalid",
-                        Value::str(e).py_repr()
-                    ));
+                    return Err(format!("environment setting {} invalid", Value::str(e).py_repr()));
                 };
                 Ok((e[..at].replace("\\=", "="), e[at + 1..].replace("\\=", "=")))
             })
@@ -440,10 +398,7 @@ impl Settings {
 /// `GUNICORN_CMD_ARGS`, else `gunicorn.conf.py` in the working directory if it exists.
 pub fn config_location(cli_args: &ParsedArgs, env_args: &ParsedArgs, env: &Env) -> Option<String> {
     let given = |a: &ParsedArgs| {
-        a.get("config")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .filter(|s| !s.is_empty())
+        a.get("config").and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty())
     };
     given(cli_args).or_else(|| given(env_args)).or_else(|| {
         let p = env.cwd.join("gunicorn.conf.py");
@@ -485,10 +440,7 @@ pub fn load(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Result<Loa
     };
 
     // The application's own settings (`WSGIApplication.init`).
-    let mut app_layer = Layer {
-        origin: Origin::Application,
-        values: Vec::new(),
-    };
+    let mut app_layer = Layer { origin: Origin::Application, values: Vec::new() };
     let mut app_uri = None;
     if let Some(paste) = cli_args.get("paste").and_then(Value::as_str) {
         let uri = normalize_path(&env.cwd.join(paste.trim()));
@@ -500,19 +452,13 @@ pub fn load(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Result<Loa
                 Value::str(file.as_str()).py_repr()
             )));
         }
-        app_layer
-            .values
-            .push(("default_proc_name".to_owned(), Value::str(file.as_str())));
+        app_layer.values.push(("default_proc_name".to_owned(), Value::str(file.as_str())));
         if has_loggers_section(Path::new(&file)) {
-            app_layer
-                .values
-                .push(("logconfig".to_owned(), Value::str(file.as_str())));
+            app_layer.values.push(("logconfig".to_owned(), Value::str(file.as_str())));
         }
         app_uri = Some(uri);
     } else if let Some(first) = cli_args.positionals.first() {
-        app_layer
-            .values
-            .push(("default_proc_name".to_owned(), Value::str(first.as_str())));
+        app_layer.values.push(("default_proc_name".to_owned(), Value::str(first.as_str())));
         app_uri = Some(first.clone());
     }
     settings.apply(&app_layer, env, None)?;
@@ -529,33 +475,20 @@ pub fn load(argv: &[String], env: &Env, source: &dyn ConfigSource) -> Result<Loa
     if let Some(location) = config_location(&cli_args, &env_args, env) {
         let values = load_config_file(&location, env, source)?;
         settings.apply(
-            &Layer {
-                origin: Origin::ConfigFile(location),
-                values,
-            },
+            &Layer { origin: Origin::ConfigFile(location), values },
             env,
             source.importer(),
         )?;
     }
-    settings.apply(
-        &Layer::from_args(Origin::EnvCmdArgs, &env_args),
-        env,
-        source.importer(),
-    )?;
-    settings.apply(
-        &Layer::from_args(Origin::CommandLine, &cli_args),
-        env,
-        source.importer(),
-    )?;
+    settings.apply(&Layer::from_args(Origin::EnvCmdArgs, &env_args), env, source.importer())?;
+    settings.apply(&Layer::from_args(Origin::CommandLine, &cli_args), env, source.importer())?;
 
     settings.app_uri = match app_uri {
         Some(u) => Some(u),
         None => match settings.str("wsgi_app") {
             Some(w) => Some(w.to_owned()),
             None => {
-                return Err(ConfigError::Other(
-                    "No application module specified.".to_owned(),
-                ));
+                return Err(ConfigError::Other("No application module specified.".to_owned()));
             }
         },
     };

@@ -36,20 +36,14 @@ pub struct Ctx<'a> {
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx")
-            .field("has_importer", &self.importer.is_some())
-            .finish()
+        f.debug_struct("Ctx").field("has_importer", &self.importer.is_some()).finish()
     }
 }
 
 impl<'a> Ctx<'a> {
     /// A context without a Python importer.
     pub fn new(env: &'a Env) -> Ctx<'a> {
-        Ctx {
-            env,
-            importer: None,
-            warnings: Vec::new(),
-        }
+        Ctx { env, importer: None, warnings: Vec::new() }
     }
 }
 
@@ -169,18 +163,14 @@ impl Validator {
             V::Http2WindowSize => {
                 let n = pos_int(v)?;
                 if n > i64::from(i32::MAX) {
-                    return Err(format!(
-                        "HTTP/2 window size must be at most 2147483647: {n}"
-                    ));
+                    return Err(format!("HTTP/2 window size must be at most 2147483647: {n}"));
                 }
                 Ok(Value::Int(n))
             }
             V::Http2StreamLimit => {
                 let n = pos_int(v)?;
                 if n < 1 {
-                    return Err(format!(
-                        "HTTP/2 max concurrent streams must be at least 1: {n}"
-                    ));
+                    return Err(format!("HTTP/2 max concurrent streams must be at least 1: {n}"));
                 }
                 Ok(Value::Int(n))
             }
@@ -352,9 +342,8 @@ pub fn parse_int_base10(s: &str) -> Option<i64> {
 pub fn parse_int_base0(s: &str) -> Option<i64> {
     let (neg, body) = split_sign(py_strip(s));
     let lower = body.to_ascii_lowercase();
-    let n = if let Some(rest) = ["0x", "0o", "0b"]
-        .iter()
-        .find_map(|p| lower.strip_prefix(p).map(|r| (p, r)))
+    let n = if let Some(rest) =
+        ["0x", "0o", "0b"].iter().find_map(|p| lower.strip_prefix(p).map(|r| (p, r)))
     {
         let radix = match rest.0.as_bytes()[1] {
             b'x' => 16,
@@ -393,11 +382,7 @@ fn list_string(v: &Value) -> VResult {
         Value::Dict(d) => d.iter().map(|(k, _)| k.clone()).collect(),
         other => return Err(format!("'{}' object is not iterable", other.type_name())),
     };
-    items
-        .iter()
-        .map(string)
-        .collect::<Result<Vec<_>, _>>()
-        .map(Value::List)
+    items.iter().map(string).collect::<Result<Vec<_>, _>>().map(Value::List)
 }
 
 fn is_glob(s: &str) -> bool {
@@ -405,9 +390,7 @@ fn is_glob(s: &str) -> bool {
 }
 
 fn files_or_patterns(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
-    let Value::List(items) = list_string(v)? else {
-        unreachable!("list_string returns a list")
-    };
+    let Value::List(items) = list_string(v)? else { unreachable!("list_string returns a list") };
     for item in &items {
         let Value::Str(s) = item else { continue };
         if !is_glob(s) {
@@ -417,9 +400,7 @@ fn files_or_patterns(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
         } else if !glob_matches_any(&ctx.env.cwd, s) {
             // gunicorn: `warnings.warn(..., RuntimeWarning)`; the pattern is kept, as the
             // reloader expands it again on every cycle.
-            ctx.warnings.push(format!(
-                "RuntimeWarning: Pattern {s} currently matches no files."
-            ));
+            ctx.warnings.push(format!("RuntimeWarning: Pattern {s} currently matches no files."));
         }
     }
     Ok(Value::List(items))
@@ -429,11 +410,7 @@ fn files_or_patterns(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
 /// `*`, `?` and `[...]` within a path component (not matching a leading `.` unless the
 /// pattern's component starts with one), `**` for any depth of directories.
 pub fn glob_matches_any(cwd: &Path, pattern: &str) -> bool {
-    let base = if pattern.starts_with('/') {
-        PathBuf::from("/")
-    } else {
-        cwd.to_path_buf()
-    };
+    let base = if pattern.starts_with('/') { PathBuf::from("/") } else { cwd.to_path_buf() };
     let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
     let mut current = vec![base];
     for (i, part) in parts.iter().enumerate() {
@@ -522,10 +499,7 @@ fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
 fn string_to_list(v: &Value) -> VResult {
     match string(v)? {
         Value::Str(s) if !s.is_empty() => Ok(Value::List(
-            s.split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| Value::str(py_strip(p)))
-                .collect(),
+            s.split(',').filter(|p| !p.is_empty()).map(|p| Value::str(py_strip(p))).collect(),
         )),
         _ => Ok(Value::List(Vec::new())),
     }
@@ -543,12 +517,8 @@ fn addr_list(v: &Value) -> VResult {
 
 /// Checks an address or network as Python's `ipaddress.ip_network(s)` (strict) does.
 pub fn check_ip_network(s: &str) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "{} does not appear to be an IPv4 or IPv6 network",
-            Value::str(s).py_repr()
-        )
-    };
+    let bad =
+        || format!("{} does not appear to be an IPv4 or IPv6 network", Value::str(s).py_repr());
     let (addr, mask) = match s.split_once('/') {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
@@ -687,10 +657,7 @@ fn id_or_name(
         Value::Str(s) => lookup(s)
             .map(|id| Value::Int(i64::from(id)))
             .ok_or_else(|| format!("No such {what}: '{s}'")),
-        other => Err(format!(
-            "'{}' object has no attribute 'isdigit'",
-            other.type_name()
-        )),
+        other => Err(format!("'{}' object has no attribute 'isdigit'", other.type_name())),
     }
 }
 
@@ -716,10 +683,7 @@ fn chdir(v: &Value, env: &Env) -> VResult {
     };
     let path = normalize_path(&env.cwd.join(&s));
     if !path.exists() {
-        return Err(format!(
-            "can't chdir to {}",
-            Value::str(s.as_str()).py_repr()
-        ));
+        return Err(format!("can't chdir to {}", Value::str(s.as_str()).py_repr()));
     }
     Ok(Value::str(path.to_string_lossy()))
 }
@@ -742,15 +706,9 @@ fn statsd_address(v: &Value) -> VResult {
     }
     let netloc = s.strip_prefix("tcp://").unwrap_or(&s);
     let (host, port) = if netloc.contains('[') && netloc.contains(']') {
-        let host = netloc
-            .split(']')
-            .next()
-            .unwrap_or("")
-            .get(1..)
-            .unwrap_or("");
-        let port = netloc
-            .split_once("]:")
-            .map_or("8125", |(_, p)| p.split("]:").next().unwrap_or(p));
+        let host = netloc.split(']').next().unwrap_or("").get(1..).unwrap_or("");
+        let port =
+            netloc.split_once("]:").map_or("8125", |(_, p)| p.split("]:").next().unwrap_or(p));
         (host, port)
     } else if netloc.contains(':') {
         let mut parts = netloc.split(':');
@@ -761,10 +719,7 @@ fn statsd_address(v: &Value) -> VResult {
         (netloc, "8125")
     };
     let port = parse_int_base10(port).ok_or_else(bad)?;
-    Ok(Value::Tuple(vec![
-        Value::str(host.to_lowercase()),
-        Value::Int(port),
-    ]))
+    Ok(Value::Tuple(vec![Value::str(host.to_lowercase()), Value::Int(port)]))
 }
 
 fn proxy_protocol(v: &Value) -> VResult {
@@ -791,11 +746,8 @@ fn http_protocols(v: &Value) -> VResult {
         Value::Str(s) => s.trim(),
         _ => return Err("http_protocols must be a string".to_owned()),
     };
-    let protos: Vec<String> = s
-        .split(',')
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let protos: Vec<String> =
+        s.split(',').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
     if protos.is_empty() {
         return Ok(Value::str_list(&["h1"]));
     }

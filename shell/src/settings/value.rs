@@ -209,10 +209,8 @@ impl Value {
             Value::Tuple(v) if v.len() == 1 => format!("({},)", v[0].py_repr()),
             Value::Tuple(v) => format!("({})", join_reprs(v)),
             Value::Dict(d) => {
-                let items: Vec<String> = d
-                    .iter()
-                    .map(|(k, v)| format!("{}: {}", k.py_repr(), v.py_repr()))
-                    .collect();
+                let items: Vec<String> =
+                    d.iter().map(|(k, v)| format!("{}: {}", k.py_repr(), v.py_repr())).collect();
                 format!("{{{}}}", items.join(", "))
             }
             Value::Object(o) => o.text.clone(),
@@ -228,11 +226,7 @@ fn float_repr(f: f64) -> String {
     if f.is_nan() {
         "nan".to_owned()
     } else if f.is_infinite() {
-        if f > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        }
+        if f > 0.0 { "inf".to_owned() } else { "-inf".to_owned() }
     } else if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else {
@@ -243,11 +237,7 @@ fn float_repr(f: f64) -> String {
 /// Python's `repr()` of a `str`: single quotes unless the text holds a single quote and
 /// no double quote; backslash escapes for the quote, backslash and control characters.
 pub fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -286,10 +276,8 @@ mod tests {
         assert_eq!(Value::str("a'\"").py_repr(), "'a\\'\"'");
         assert_eq!(Value::str("tab\there").py_repr(), "'tab\\there'");
         assert_eq!(Value::Tuple(vec![Value::Int(1)]).py_repr(), "(1,)");
-        let d = Value::Dict(vec![
-            (Value::str("K"), Value::str("v")),
-            (Value::str("A"), Value::Int(1)),
-        ]);
+        let d =
+            Value::Dict(vec![(Value::str("K"), Value::str("v")), (Value::str("A"), Value::Int(1))]);
         assert_eq!(d.py_str(), "{'K': 'v', 'A': 1}");
         assert_eq!(Value::str("plain").py_str(), "plain");
     }

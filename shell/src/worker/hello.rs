@@ -124,8 +124,16 @@ impl WorkerBody for HelloBody {
                         }
                         this.serve(&ctx, stream, peer);
                     }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                    Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(nix::libc::ECONNABORTED | nix::libc::EPROTO)
+                        ) => {}
                     Err(e) => ctx.log.error(format_args!("accept failed: {e}")),
                 }
             }
@@ -143,7 +151,8 @@ impl WorkerBody for HelloBody {
 
 impl HelloBody {
     fn serve(&self, ctx: &WorkerContext, mut stream: Stream, peer: Peer) {
-        let request_time = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
+        let request_time =
+            if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
         let deadline = Instant::now() + request_time;
         let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
         let _ = stream.set_write_timeout(Some(request_time));
@@ -158,7 +167,12 @@ impl HelloBody {
         loop {
             match conn.next_event() {
                 Ok(Event::Request(head)) => {
-                    ctx.heartbeat.begin_request(head.method(), head.target(), client.as_bytes(), monotonic_ms());
+                    ctx.heartbeat.begin_request(
+                        head.method(),
+                        head.target(),
+                        client.as_bytes(),
+                        monotonic_ms(),
+                    );
                     if ctx.log.enabled(crate::log::Level::Debug) {
                         ctx.log.debug(format_args!(
                             "{} {}",
@@ -179,7 +193,13 @@ impl HelloBody {
                     match stream.read(&mut buf) {
                         Ok(0) => conn.receive_eof(),
                         Ok(n) => conn.receive(&buf[..n]),
-                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock
+                                    | io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                            ) => {}
                         Err(_) => {
                             ctx.heartbeat.end_request();
                             return;
@@ -216,7 +236,8 @@ impl HelloBody {
         let content_length = BODY.len().to_string();
         let fields: [(&[u8], &[u8]); 2] =
             [(b"Content-Type", b"text/plain"), (b"Content-Length", content_length.as_bytes())];
-        let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
+        let head =
+            ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
         let framing = response::choose_framing(&info, &head, false);
         response::encode_head(&head, &framing, b"ferrocorn", &super::date_now(), &mut out);
         let mut body = BodyWriter::new(framing.body);
@@ -243,7 +264,14 @@ fn close_gracefully(ctx: &WorkerContext, mut stream: Stream) {
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => total += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 ctx.heartbeat.notify();
             }
             Err(_) => break,

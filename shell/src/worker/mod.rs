@@ -186,7 +186,11 @@ impl WorkerSignals {
         for sig in [SIGTERM, SIGINT, SIGQUIT, SIGUSR1] {
             pipe::register(sig, write.try_clone()?)?;
         }
-        s.abrt_ids.push(flag::register_conditional_shutdown(SIGABRT, 1, Arc::new(AtomicBool::new(true)))?);
+        s.abrt_ids.push(flag::register_conditional_shutdown(
+            SIGABRT,
+            1,
+            Arc::new(AtomicBool::new(true)),
+        )?);
         for sig in [SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU] {
             flag::register_conditional_default(sig, Arc::new(AtomicBool::new(true)))?;
         }
@@ -261,7 +265,9 @@ pub fn date_now() -> [u8; 29] {
     thread_local! {
         static CACHE: Cell<(i64, [u8; 29])> = const { Cell::new((i64::MIN, [0; 29])) };
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     CACHE.with(|c| {
         let (secs, date) = c.get();
         if secs == now {

@@ -181,7 +181,9 @@ pub fn exchange<S: Read + Write>(s: &mut S, path: &str) -> String {
 }
 
 pub fn is_hello(resp: &str) -> bool {
-    resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.contains("\r\nConnection: close\r\n") && resp.ends_with("\r\n\r\nHello, World!")
+    resp.starts_with("HTTP/1.1 200 OK\r\n")
+        && resp.contains("\r\nConnection: close\r\n")
+        && resp.ends_with("\r\n\r\nHello, World!")
 }
 
 /// Polls `pred` every 10 ms until it holds; panics with `what` after `secs`.
@@ -205,9 +207,11 @@ pub fn children(pid: i32) -> Vec<i32> {
 
 /// One request that may fail: `Err` says how.
 pub fn try_get(addr: SocketAddr, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
     let r = String::from_utf8_lossy(&out).into_owned();
@@ -323,15 +327,24 @@ pub fn repo_root() -> std::path::PathBuf {
 /// The virtualenv with the installed `ferrocorn` (and gunicorn 27.0.1 as the oracle):
 /// `FERROCORN_VENV`, else `.venv` at the workspace root.
 pub fn venv() -> std::path::PathBuf {
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| repo_root().join(".venv"), std::path::PathBuf::from);
-    assert!(v.join("bin/ferrocorn").exists(), "{} has no ferrocorn: run scripts/install-ferrocorn.sh", v.display());
+    let v = std::env::var_os("FERROCORN_VENV")
+        .map_or_else(|| repo_root().join(".venv"), std::path::PathBuf::from);
+    assert!(
+        v.join("bin/ferrocorn").exists(),
+        "{} has no ferrocorn: run scripts/install-ferrocorn.sh",
+        v.display()
+    );
     v
 }
 
 /// [`venv`], which must also hold gunicorn 27.0.1 (the oracle of the differential tests).
 pub fn oracle_venv() -> std::path::PathBuf {
     let v = venv();
-    assert!(v.join("bin/gunicorn").exists(), "{} has no gunicorn: run scripts/setup-python.sh (scripts/test.sh does)", v.display());
+    assert!(
+        v.join("bin/gunicorn").exists(),
+        "{} has no gunicorn: run scripts/setup-python.sh (scripts/test.sh does)",
+        v.display()
+    );
     v
 }
 
@@ -410,7 +423,10 @@ pub fn header_names(resp: &str) -> Vec<String> {
 pub fn check_wsgi_app_responses(addr: SocketAddr, data: &[u8]) {
     let r = get_raw(addr, "/headers");
     assert_eq!(status(&r), "HTTP/1.1 201 Created");
-    assert_eq!(header_names(&r), ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]);
+    assert_eq!(
+        header_names(&r),
+        ["Server", "Date", "Connection", "Content-Type", "X-B", "X-A", "Content-Length"]
+    );
     let r = get_raw(addr, "/stream");
     assert!(r.contains("\r\nTransfer-Encoding: chunked\r\n"), "{r}");
     assert_eq!(body_of(&r), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
@@ -422,7 +438,11 @@ pub fn check_wsgi_app_responses(addr: SocketAddr, data: &[u8]) {
     check_request_bodies(addr);
     // wsgi.file_wrapper: sendfile(2) with a Content-Length.
     let out = raw(addr, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(out.ends_with(data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"), "file body differs ({} bytes)", out.len());
+    assert!(
+        out.ends_with(data) && out.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "file body differs ({} bytes)",
+        out.len()
+    );
 }
 
 /// The request-body side of PEP 3333 against a running server of the test app
@@ -430,20 +450,30 @@ pub fn check_wsgi_app_responses(addr: SocketAddr, data: &[u8]) {
 /// `readline(size)`, iteration, `readlines`, a large body streamed through `wsgi.input`,
 /// and `Expect: 100-continue` answered before the application reads.
 pub fn check_request_bodies(addr: SocketAddr) {
-    let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")).unwrap();
+    let r = String::from_utf8(raw(
+        addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
+    ))
+    .unwrap();
     assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
     let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
     let r = String::from_utf8(raw(addr, chunked)).unwrap();
     assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
-    let lines = b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
+    let lines =
+        b"POST /lines HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\nfirst\nsecond\nthird\nlast";
     let r = String::from_utf8(raw(addr, lines)).unwrap();
-    assert_eq!(body_of(&r), r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#);
+    assert_eq!(
+        body_of(&r),
+        r#"{"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "last"]}"#
+    );
     let r = String::from_utf8(raw(addr, b"POST /readlines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")).unwrap();
     assert_eq!(body_of(&r), r#"["a\n", "b\n", "c\n"]"#);
 
     // A large body (above any buffering limit), streamed through wsgi.input.
     let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes();
+    let mut req =
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len())
+            .into_bytes();
     req.extend_from_slice(&big);
     let out = raw(addr, &req);
     assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
@@ -465,7 +495,9 @@ pub fn check_request_bodies(addr: SocketAddr) {
 /// access log in `access`, the error log of `s`) after the requests `/?a=b` (with
 /// `X-T: tag`), `/pre-fail` and `/post-fail`: the same under both worker classes.
 pub fn check_hook_and_access_lines(s: &Server, hooks: &std::path::Path, access: &std::path::Path) {
-    wait_until(10, "hook lines", || std::fs::read_to_string(hooks).unwrap_or_default().lines().count() >= 6);
+    wait_until(10, "hook lines", || {
+        std::fs::read_to_string(hooks).unwrap_or_default().lines().count() >= 6
+    });
     let lines = std::fs::read_to_string(hooks).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
     assert_eq!(lines[0], "pre GET /?a=b / a=b nr=0 pid=True tag=forked-1");
@@ -477,7 +509,9 @@ pub fn check_hook_and_access_lines(s: &Server, hooks: &std::path::Path, access: 
     assert!(log.contains("Error handling request GET /pre-fail\nTraceback"), "{log}");
     assert!(log.contains("RuntimeError: post_request failed"), "{log}");
     assert!(log.contains("[INFO] post_request saw 200 OK"), "{log}");
-    wait_until(10, "access lines", || std::fs::read_to_string(access).unwrap_or_default().lines().count() >= 3);
+    wait_until(10, "access lines", || {
+        std::fs::read_to_string(access).unwrap_or_default().lines().count() >= 3
+    });
     let text = std::fs::read_to_string(access).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "127.0.0.1 \"GET /?a=b HTTP/1.1\" 200 13 tag GET / a=b");

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferrocorn::arbiter::{Reload, ServeOptions, ServerHooks, ServerInfo, WorkerInfo, serve_with};
+use ferrocorn::settings::Env;
 use ferrocorn::settings::Settings;
 use ferrocorn::settings::resolve::{Loaded, NoPython, load};
-use ferrocorn::settings::Env;
 use ferrocorn::worker::gthread;
 use ferrocorn::worker::hello::HelloBody;
 use ferrocorn::worker::{WorkerBody, WorkerContext};
@@ -41,14 +41,18 @@ fn main() -> ExitCode {
         }
     };
     let mut opts = ServeOptions::default();
-    if let Some(ms) = std::env::var("FERROCORN_TEST_BIND_RETRY_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) =
+        std::env::var("FERROCORN_TEST_BIND_RETRY_MS").ok().and_then(|v| v.parse().ok())
+    {
         opts.bind_retry_delay = std::time::Duration::from_millis(ms);
     }
     opts.reload = Some(Arc::new(ReloadArgs { base }));
     if let Some(path) = std::env::var_os("FERROCORN_TEST_HOOKS_LOG") {
         opts.hooks = Arc::new(HooksLog { path: path.into() });
     }
-    if let Some(code) = std::env::var("FERROCORN_TEST_WORKER_EXIT").ok().and_then(|v| v.parse().ok()) {
+    if let Some(code) =
+        std::env::var("FERROCORN_TEST_WORKER_EXIT").ok().and_then(|v| v.parse().ok())
+    {
         return ExitCode::from(serve_with(&settings, &ExitAtOnce(code), &opts));
     }
     if std::env::var_os("FERROCORN_TEST_BOOT_HANG").is_some() {
@@ -106,7 +110,8 @@ impl WorkerBody for HangAtBoot {
 /// The flags in `FERROCORN_TEST_ARGS_FILE`, one per line (`Err` when it cannot be read).
 fn args_file() -> Result<Vec<String>, String> {
     let Some(path) = std::env::var_os("FERROCORN_TEST_ARGS_FILE") else { return Ok(Vec::new()) };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", PathBuf::from(&path).display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", PathBuf::from(&path).display()))?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
@@ -134,7 +139,9 @@ struct FailWhileFile(HelloBody);
 
 impl WorkerBody for FailWhileFile {
     fn run(&self, ctx: WorkerContext) -> u8 {
-        if std::env::var_os("FERROCORN_TEST_BOOT_FAIL_FILE").is_some_and(|p| PathBuf::from(p).exists()) {
+        if std::env::var_os("FERROCORN_TEST_BOOT_FAIL_FILE")
+            .is_some_and(|p| PathBuf::from(p).exists())
+        {
             ctx.log.error("Exception in worker process: the application does not import");
             return ferrocorn::worker::APP_LOAD_ERROR;
         }
@@ -150,7 +157,11 @@ struct HooksLog {
 
 impl HooksLog {
     fn line(&self, text: String) {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).expect("hooks log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .expect("hooks log");
         let _ = f.write_all(format!("{text}\n").as_bytes());
     }
 }

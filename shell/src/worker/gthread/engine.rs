@@ -117,7 +117,10 @@ enum Accepted {
 
 /// What the drive loop decided.
 enum Next {
-    Park { write: bool, deadline: u64 },
+    Park {
+        write: bool,
+        deadline: u64,
+    },
     Close,
     /// The handler did not give the connection back.
     Lost,
@@ -259,7 +262,8 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// Publishes this worker's open connections in its heartbeat slot, for the other
     /// workers' [`Shared::balance`]; nothing once it stops accepting for good.
     fn publish(&self) {
-        let open = (!self.stopping.load(Ordering::SeqCst)).then(|| self.nconns.load(Ordering::SeqCst));
+        let open =
+            (!self.stopping.load(Ordering::SeqCst)).then(|| self.nconns.load(Ordering::SeqCst));
         self.slot.set_accepting(open);
     }
 
@@ -267,7 +271,9 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// accepting worker (0 without another one).
     fn excess(&self) -> usize {
         let mine = self.nconns.load(Ordering::SeqCst);
-        self.peers.fewest_connections(self.me, monotonic_ms(), PEER_FRESH_MS).map_or(0, |fewest| mine.saturating_sub(fewest))
+        self.peers
+            .fewest_connections(self.me, monotonic_ms(), PEER_FRESH_MS)
+            .map_or(0, |fewest| mine.saturating_sub(fewest))
     }
 
     /// Balances new connections over the workers. The kernel offers a new connection to
@@ -305,12 +311,14 @@ impl<'a, H: Handler> Shared<'a, H> {
         std::thread::scope(|scope| {
             let done = &done;
             for i in 0..self.opts.threads.max(1) {
-                let spawned = std::thread::Builder::new().name(format!("ferrocorn-{i}")).spawn_scoped(scope, move || {
-                    block_signals();
-                    self.tids[i].store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
-                    self.handler.run_thread(&mut || self.thread_loop());
-                    done.fetch_add(1, Ordering::SeqCst);
-                });
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ferrocorn-{i}"))
+                    .spawn_scoped(scope, move || {
+                        block_signals();
+                        self.tids[i].store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
+                        self.handler.run_thread(&mut || self.thread_loop());
+                        done.fetch_add(1, Ordering::SeqCst);
+                    });
                 if let Err(e) = spawned {
                     ctx.log.error(format_args!("Cannot start a worker thread: {e}"));
                     self.halt();
@@ -356,7 +364,10 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn promote(&self, now: u64) -> bool {
         {
             let st = lock(&self.leader);
-            if st.polling || st.idle == 0 || now < self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS {
+            if st.polling
+                || st.idle == 0
+                || now < self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS
+            {
                 return false;
             }
         }
@@ -423,13 +434,14 @@ impl<'a, H: Handler> Shared<'a, H> {
                 (last_served, last_request) = (served, now);
             }
             let quiet = now >= last_request + FAST_FOR_MS && now >= last_away + FAST_FOR_MS;
-            let tick = if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 || quiet {
-                TICK_IDLE
-            } else if now < last_away + FAST_FOR_MS {
-                TICK_BUSY
-            } else {
-                TICK_WARM
-            };
+            let tick =
+                if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 || quiet {
+                    TICK_IDLE
+                } else if now < last_away + FAST_FOR_MS {
+                    TICK_BUSY
+                } else {
+                    TICK_WARM
+                };
             if quiet && self.opts.threads > 1 {
                 self.quiet.store(true, Ordering::SeqCst);
             }
@@ -448,7 +460,11 @@ impl<'a, H: Handler> Shared<'a, H> {
             let expired = {
                 let mut s = lock(slot);
                 match &s.conn {
-                    Some(c) if now >= c.deadline || (stopping && !c.writing && closable_on_stop(c)) => s.conn.take(),
+                    Some(c)
+                        if now >= c.deadline || (stopping && !c.writing && closable_on_stop(c)) =>
+                    {
+                        s.conn.take()
+                    }
                     _ => None,
                 }
             };
@@ -614,7 +630,12 @@ impl<'a, H: Handler> Shared<'a, H> {
     }
 
     /// The connection state of an accepted socket, in a free slot.
-    fn new_conn(&self, i: usize, sock: socket2::Socket, addr: &socket2::SockAddr) -> Option<(u32, u32, Box<Conn>)> {
+    fn new_conn(
+        &self,
+        i: usize,
+        sock: socket2::Socket,
+        addr: &socket2::SockAddr,
+    ) -> Option<(u32, u32, Box<Conn>)> {
         if sock.set_nonblocking(true).is_err() {
             self.nconns.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -707,7 +728,8 @@ impl<'a, H: Handler> Shared<'a, H> {
                     Accepted::Full(c) => c,
                     Accepted::Empty => break,
                 };
-                let full = c.is_none() || self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
+                let full = c.is_none()
+                    || self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
                 if let Some((idx, generation, conn)) = c {
                     self.park_fresh(idx, generation, conn);
                 }
@@ -784,7 +806,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
         conn.deadline = deadline;
         conn.writing = write;
-        let flags = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+        let flags =
+            if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
         let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
         // Under the slot's lock: the event may fire at once, and its thread must find the
         // connection in the slot.
@@ -863,7 +886,10 @@ impl<'a, H: Handler> Shared<'a, H> {
                         let want = target.saturating_sub(c.body.len() as u64);
                         let start = c.body.len();
                         c.body.reserve(want as usize);
-                        let r = std::io::Read::read_to_end(&mut std::io::Read::take(&mut c.stream, want), &mut c.body);
+                        let r = std::io::Read::read_to_end(
+                            &mut std::io::Read::take(&mut c.stream, want),
+                            &mut c.body,
+                        );
                         let got = c.body.len() - start;
                         if got > 0 {
                             c.body_skip += got;
@@ -906,7 +932,9 @@ impl<'a, H: Handler> Shared<'a, H> {
                     c.body.clear();
                     c.body_skip = 0;
                     c.body_target = match kind {
-                        BodyKind::Length(n) if n > 0 && n <= self.opts.buffer_body as u64 => Some(n),
+                        BodyKind::Length(n) if n > 0 && n <= self.opts.buffer_body as u64 => {
+                            Some(n)
+                        }
                         _ => None,
                     };
                     if expect && kind != BodyKind::Empty && kind != BodyKind::Length(0) {
@@ -932,7 +960,10 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
                 Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
                 Err(e) => {
-                    if c.core.requests() > 0 || c.core.buffered() > 0 || !matches!(e, ferrocorn_core::RecvError::NoMoreData) {
+                    if c.core.requests() > 0
+                        || c.core.buffered() > 0
+                        || !matches!(e, ferrocorn_core::RecvError::NoMoreData)
+                    {
                         response::error_response(&e, &mut c.out);
                     }
                     c.close_after = true;
@@ -957,7 +988,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         // kept; here the count includes the connections being served.
         !self.opts.keepalive.is_zero()
             && !self.stopping.load(Ordering::Relaxed)
-            && self.nconns.load(Ordering::Relaxed) <= self.opts.worker_connections.saturating_sub(self.opts.threads).max(1)
+            && self.nconns.load(Ordering::Relaxed)
+                <= self.opts.worker_connections.saturating_sub(self.opts.threads).max(1)
     }
 
     /// Calls the handler for the request just read (its body buffered, or streaming from
@@ -981,7 +1013,8 @@ impl<'a, H: Handler> Shared<'a, H> {
             server: self.server,
         };
         let mut ex = Exchange::new(conn, setup);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(&mut ex)));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(&mut ex)));
         if !ex.is_attached() {
             return;
         }
@@ -1025,7 +1058,9 @@ fn thread_running(tid: i32) -> bool {
     if tid == 0 {
         return false;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
     stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
 }
 
@@ -1034,7 +1069,10 @@ fn thread_running(tid: i32) -> bool {
 fn wait_signal(ctx: &WorkerContext, tick: Duration, nudge: BorrowedFd<'_>) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let ms = PollTimeout::try_from(tick.as_millis() as i32).unwrap_or(PollTimeout::MAX);
-    let mut fds = [PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN), PollFd::new(nudge, PollFlags::POLLIN)];
+    let mut fds = [
+        PollFd::new(ctx.signals.wake_fd(), PollFlags::POLLIN),
+        PollFd::new(nudge, PollFlags::POLLIN),
+    ];
     if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
         return false;
     }
@@ -1078,5 +1116,8 @@ fn closable_on_stop(c: &Conn) -> bool {
     }
     let mut byte = [0u8; 1];
     let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-    matches!(nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags), Ok(0) | Err(Errno::EAGAIN))
+    matches!(
+        nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags),
+        Ok(0) | Err(Errno::EAGAIN)
+    )
 }

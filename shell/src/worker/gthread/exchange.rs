@@ -106,7 +106,8 @@ fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, timeout: Duration) -> io::Res
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "socket timed out"));
         }
-        let ms = PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd, what)];
         match nix::poll::poll(&mut fds, ms) {
             Ok(0) | Err(Errno::EINTR) => {}
@@ -127,7 +128,8 @@ fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]], timeout: Duration) -> 
             off = 0;
             continue;
         }
-        let mut slices: [IoSlice<'_>; 4] = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut slices: [IoSlice<'_>; 4] =
+            [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
         let mut n = 0;
         for (i, b) in bufs[idx..].iter().enumerate().take(4) {
             slices[n] = IoSlice::new(if i == 0 { &b[off..] } else { b });
@@ -245,7 +247,11 @@ impl Exchange {
     /// carry another request).
     pub(super) fn body_complete(&self) -> bool {
         match &self.conn {
-            Some(c) => !self.streaming || self.body_done || (!self.body_failed && c.core.state() == ferrocorn_core::ConnState::Done),
+            Some(c) => {
+                !self.streaming
+                    || self.body_done
+                    || (!self.body_failed && c.core.state() == ferrocorn_core::ConnState::Done)
+            }
             None => false,
         }
     }
@@ -283,14 +289,22 @@ impl Exchange {
                     c.body.extend_from_slice(d);
                     return Ok(());
                 }
-                Ok(Event::EndOfMessage(_) | Event::Paused | Event::ConnectionClosed | Event::Request(_)) => {
+                Ok(
+                    Event::EndOfMessage(_)
+                    | Event::Paused
+                    | Event::ConnectionClosed
+                    | Event::Request(_),
+                ) => {
                     self.body_done = true;
                 }
-                Ok(Event::NeedData) => match nix::unistd::read(c.stream.as_fd(), &mut self.scratch) {
+                Ok(Event::NeedData) => match nix::unistd::read(c.stream.as_fd(), &mut self.scratch)
+                {
                     Ok(0) => c.core.receive_eof(),
                     Ok(n) => c.core.receive(&self.scratch[..n]),
                     Err(Errno::EAGAIN) => {
-                        if let Err(e) = wait_ready(c.stream.as_fd(), PollFlags::POLLIN, self.timeout) {
+                        if let Err(e) =
+                            wait_ready(c.stream.as_fd(), PollFlags::POLLIN, self.timeout)
+                        {
                             self.body_failed = true;
                             return Err(e);
                         }
@@ -321,7 +335,9 @@ impl Exchange {
         if self.state.is_some() {
             return Err(io::Error::other("the response was already started"));
         }
-        let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else { return Err(closed()) };
+        let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else {
+            return Err(closed());
+        };
         let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
         let framing = response::choose_framing(info, head, self.server_keepalive && !stopping);
         response::encode_head(head, &framing, self.server, &crate::worker::date_now(), &mut c.out);
@@ -429,7 +445,12 @@ impl Exchange {
         let mut off = i64::try_from(offset).map_err(io::Error::other)?;
         let mut left = frame.take;
         while left > 0 {
-            match nix::sys::sendfile::sendfile64(c.stream.as_fd(), file, Some(&mut off), left.min(1 << 30)) {
+            match nix::sys::sendfile::sendfile64(
+                c.stream.as_fd(),
+                file,
+                Some(&mut off),
+                left.min(1 << 30),
+            ) {
                 Ok(0) => break,
                 Ok(n) => left -= n,
                 Err(Errno::EAGAIN) => {
@@ -448,7 +469,10 @@ impl Exchange {
         if left > 0 {
             // The file was shorter than promised: the framing cannot be kept.
             self.broken = true;
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the count"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the count",
+            ));
         }
         c.out.extend_from_slice(frame.suffix);
         Ok(frame.take as u64)
@@ -469,7 +493,10 @@ impl Exchange {
         if fin.must_close() {
             // What was queued still goes out; the connection closes after it.
             self.incomplete = true;
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "response shorter than its Content-Length"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "response shorter than its Content-Length",
+            ));
         }
         Ok(())
     }

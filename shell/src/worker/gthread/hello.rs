@@ -37,7 +37,8 @@ impl Handler for HelloHandler {
         let path = head.path().to_vec();
         let has_body = head.body != ferrocorn_core::BodyKind::Empty;
         let nth = ex.nth().to_string();
-        let proxy = head.proxy.as_ref().and_then(|p| p.source).map(|a| a.to_string()).unwrap_or_default();
+        let proxy =
+            head.proxy.as_ref().and_then(|p| p.source).map(|a| a.to_string()).unwrap_or_default();
         let mut body = Vec::new();
         if has_body {
             ex.read_to_end(&mut body).map_err(|_| Failed)?;
@@ -60,7 +61,8 @@ impl Handler for HelloHandler {
         }
         if path == b"/chunks" {
             let n = query_param(&target, b"n").unwrap_or(3);
-            let fields: [(&[u8], &[u8]); 2] = [(b"Content-Type", b"text/plain"), (b"X-Request", nth.as_bytes())];
+            let fields: [(&[u8], &[u8]); 2] =
+                [(b"Content-Type", b"text/plain"), (b"X-Request", nth.as_bytes())];
             let head = ResponseHead::from_app(b"200 OK", fields.into_iter()).map_err(|_| Failed)?;
             ex.start(&head).map_err(|_| Failed)?;
             for i in 0..n {
