@@ -19,6 +19,11 @@ scripts/install-ferrocorn.sh
 # Real peers for the end-to-end tests (nginx as a reverse proxy).
 scripts/setup-peers.sh
 
+# Formatting and lints: the workspace, and the shell with its Python bridge (feature python).
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p ferrocorn --features python --all-targets --quiet -- -D warnings
+
 # The benchmarks must keep compiling (they are run by hand: see bench/README.md).
 cargo build --workspace --benches --quiet
 # Doc examples (nextest does not run them).

@@ -15,9 +15,6 @@ use std::process::Command;
 use nix::sys::signal::Signal;
 use support::{Load, Server, TempDir, alive, children, get, start_installed, wait_until};
 
-
-
-
 /// Starts `program` (`ferrocorn` or `gunicorn` from the venv) in the apps directory with
 /// a clean environment.
 fn start(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
@@ -27,7 +24,6 @@ fn start(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
 fn body(resp: &str) -> &str {
     resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
-
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -51,7 +47,11 @@ fn hook_scenario(program: &str) -> Vec<String> {
         &[("OPS_HOOKS", f), ("OPS_MARKER", marker.to_str().unwrap())],
     );
     let addr = s.addr();
-    let inits = |n: usize| wait_until(20, &format!("{n} post_worker_init"), || count(&read(&file), "post_worker_init") >= n);
+    let inits = |n: usize| {
+        wait_until(20, &format!("{n} post_worker_init"), || {
+            count(&read(&file), "post_worker_init") >= n
+        })
+    };
     inits(1);
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
     // TTIN: a second worker; TTOU: the oldest leaves.
@@ -77,11 +77,13 @@ fn hook_scenario(program: &str) -> Vec<String> {
 /// The lines of the master (in order), and of each worker by age (in order).
 fn by_process(lines: &[String]) -> (Vec<String>, std::collections::BTreeMap<String, Vec<String>>) {
     let mut master = Vec::new();
-    let mut workers: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    let mut workers: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
     for l in lines {
         let in_worker = l.contains("worker.pid=self");
         if in_worker {
-            let age = l.split(" age=").nth(1).and_then(|a| a.split(' ').next()).unwrap_or("?").to_owned();
+            let age =
+                l.split(" age=").nth(1).and_then(|a| a.split(' ').next()).unwrap_or("?").to_owned();
             workers.entry(age).or_default().push(l.clone());
         } else {
             master.push(l.clone());
@@ -124,7 +126,8 @@ fn hup_broken_hup_ttin_ttou_under_load() {
     let dir = TempDir::new("ops-hup");
     let good = "workers = 2\ntimeout = 10\ngraceful_timeout = 5\n";
     let cfg = config(&dir, good);
-    let s = start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let s =
+        start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
     let addr = s.addr();
     s.wait_booted(2);
     let first = workers(s.pid());
@@ -155,7 +158,13 @@ fn hup_broken_hup_ttin_ttou_under_load() {
     wait_until(20, "2 workers", || workers(s.pid()).len() == 2);
     load.wait_more(10);
     let (ok, failures) = load.finish();
-    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {failures:?}\n{}",
+        failures.len(),
+        ok + failures.len() as u64,
+        s.log()
+    );
     eprintln!("HUP, broken HUP, TTIN, TTOU under load: {ok} requests, 0 failed");
 }
 
@@ -164,7 +173,11 @@ fn usr2_upgrade_under_load_with_the_pidfile() {
     let dir = TempDir::new("ops-usr2");
     let pidfile = dir.path("app.pid");
     let pid2 = dir.path("app.pid.2");
-    let mut s = start("ferrocorn", &["ops_app:app", "-w", "2", "-b", "127.0.0.1:0", "-p", pidfile.to_str().unwrap()], &[]);
+    let mut s = start(
+        "ferrocorn",
+        &["ops_app:app", "-w", "2", "-b", "127.0.0.1:0", "-p", pidfile.to_str().unwrap()],
+        &[],
+    );
     let addr = s.addr();
     s.wait_booted(2);
     let old = s.pid();
@@ -187,7 +200,13 @@ fn usr2_upgrade_under_load_with_the_pidfile() {
     let (ok, failures) = load.finish();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(new), Signal::SIGTERM).unwrap();
     wait_until(30, "the new master to exit", || !alive(new));
-    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {failures:?}\n{}",
+        failures.len(),
+        ok + failures.len() as u64,
+        s.log()
+    );
     assert!(!pidfile.exists(), "the new master removed its pidfile");
     eprintln!("USR2 + TERM under load: {ok} requests, 0 failed");
 }
@@ -196,7 +215,17 @@ fn usr2_upgrade_under_load_with_the_pidfile() {
 fn max_requests_recycles_under_load() {
     let s = start(
         "ferrocorn",
-        &["ops_app:app", "-w", "2", "-b", "127.0.0.1:0", "--max-requests", "5", "--max-requests-jitter", "2"],
+        &[
+            "ops_app:app",
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--max-requests",
+            "5",
+            "--max-requests-jitter",
+            "2",
+        ],
         &[],
     );
     let addr = s.addr();
@@ -228,7 +257,17 @@ fn prometheus_multiprocess_and_post_fork_set_up() {
     let file = dir.path("hooks.txt");
     let s = start(
         "ferrocorn",
-        &["ops_app:app", "-c", "ops_hooks.conf.py", "-w", "2", "-b", "127.0.0.1:0", "--timeout", "10"],
+        &[
+            "ops_app:app",
+            "-c",
+            "ops_hooks.conf.py",
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--timeout",
+            "10",
+        ],
         &[("PROMETHEUS_MULTIPROC_DIR", d.to_str().unwrap()), ("OPS_HOOKS", file.to_str().unwrap())],
     );
     let addr = s.addr();
@@ -272,15 +311,23 @@ fn process_titles_in_ps() {
     };
     let s = start("ferrocorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0", "-n", "shop"], &[]);
     let w = s.wait_booted(1)[0];
-    wait_until(10, "the titles", || args(s.pid()) == "ferrocorn: master [shop]" && args(w) == "ferrocorn: worker [shop]");
+    wait_until(10, "the titles", || {
+        args(s.pid()) == "ferrocorn: master [shop]" && args(w) == "ferrocorn: worker [shop]"
+    });
     drop(s);
     // default_proc_name: the application, as gunicorn.
     let s = start("ferrocorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0"], &[]);
     let w = s.wait_booted(1)[0];
-    wait_until(10, "the default titles", || args(s.pid()) == "ferrocorn: master [ops_app:app]" && args(w) == "ferrocorn: worker [ops_app:app]");
+    wait_until(10, "the default titles", || {
+        args(s.pid()) == "ferrocorn: master [ops_app:app]"
+            && args(w) == "ferrocorn: worker [ops_app:app]"
+    });
     let g = start("gunicorn", &["ops_app:app", "-w", "1", "-b", "127.0.0.1:0"], &[]);
     let gw = g.wait_booted(1)[0];
-    wait_until(10, "gunicorn's titles", || args(g.pid()) == "gunicorn: master [ops_app:app]" && args(gw) == "gunicorn: worker [ops_app:app]");
+    wait_until(10, "gunicorn's titles", || {
+        args(g.pid()) == "gunicorn: master [ops_app:app]"
+            && args(gw) == "gunicorn: worker [ops_app:app]"
+    });
 }
 
 #[test]
@@ -296,11 +343,14 @@ fn gthread_workers_take_the_reloaded_settings_on_hup_under_load() {
         )
     };
     let cfg = config(&dir, &conf("first"));
-    let s = start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let s =
+        start("ferrocorn", &["ops_app:app", "-c", cfg.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
     let addr = s.addr();
     s.wait_booted(2);
     assert_eq!(body(&get(addr, "/")), "Hello, World!");
-    wait_until(20, "an access line in the first format", || read(&access).lines().any(|l| l == "first 200 /"));
+    wait_until(20, "an access line in the first format", || {
+        read(&access).lines().any(|l| l == "first 200 /")
+    });
     let load = Load::start(addr, 60);
     load.wait_more(10);
     std::fs::write(&cfg, conf("second")).unwrap();
@@ -314,8 +364,16 @@ fn gthread_workers_take_the_reloaded_settings_on_hup_under_load() {
         load.wait_more(10);
     }
     let (ok, failures) = load.finish();
-    assert!(failures.is_empty(), "{} failed of {}: {failures:?}\n{}", failures.len(), ok + failures.len() as u64, s.log());
-    wait_until(20, "an access line in the reloaded format", || read(&access).lines().any(|l| l == "second 200 /"));
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {failures:?}\n{}",
+        failures.len(),
+        ok + failures.len() as u64,
+        s.log()
+    );
+    wait_until(20, "an access line in the reloaded format", || {
+        read(&access).lines().any(|l| l == "second 200 /")
+    });
     eprintln!("gthread: 3 HUPs under load: {ok} requests, 0 failed");
 }
 
@@ -327,8 +385,17 @@ fn read_kept_alive(s: &mut std::net::TcpStream) -> String {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            assert!(head.starts_with("http/1.1 200 ") && !head.contains("connection: close"), "{head}");
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).unwrap().trim().parse().unwrap();
+            assert!(
+                head.starts_with("http/1.1 200 ") && !head.contains("connection: close"),
+                "{head}"
+            );
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
             if buf.len() >= end + 4 + len {
                 return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
             }
@@ -346,9 +413,39 @@ fn gthread_spreads_a_burst_of_keep_alive_connections_over_the_workers() {
     // (a 55/201 split of 256 was seen before the workers balanced), and each connection
     // stays with its worker for its whole life.
     const N: usize = 200;
-    let s = start("ferrocorn", &["ops_app:app", "-k", "gthread", "--threads", "2", "-w", "2", "-b", "127.0.0.1:0"], &[]);
+    // "Booting worker" is logged at fork, before the worker imports the app: the burst
+    // waits until both workers ran post_worker_init (each touches a file named after its
+    // pid), so that both are accepting before it starts.
+    let dir = TempDir::new("ops-burst");
+    let conf = dir.path("ready.conf.py");
+    std::fs::write(
+        &conf,
+        "import os\n\ndef post_worker_init(worker):\n    open(os.path.join(os.environ['READY_DIR'], str(worker.pid)), 'w').close()\n",
+    )
+    .unwrap();
+    let ready = dir.path("ready");
+    std::fs::create_dir(&ready).unwrap();
+    let s = start(
+        "ferrocorn",
+        &[
+            "ops_app:app",
+            "-c",
+            conf.to_str().unwrap(),
+            "-k",
+            "gthread",
+            "--threads",
+            "2",
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+        ],
+        &[("READY_DIR", ready.to_str().unwrap())],
+    );
     let addr = s.addr();
-    s.wait_booted(2);
+    wait_until(20, "both workers ran post_worker_init", || {
+        std::fs::read_dir(&ready).map_or(0, |d| d.count()) >= 2
+    });
     let mut conns: Vec<std::net::TcpStream> = (0..N)
         .map(|_| {
             let c = std::net::TcpStream::connect(addr).unwrap();
@@ -372,6 +469,9 @@ fn gthread_spreads_a_burst_of_keep_alive_connections_over_the_workers() {
     workers.sort_unstable();
     seen.sort_unstable();
     assert_eq!(seen, workers, "{per_worker:?}");
-    assert!(per_worker.values().all(|&n| n >= N * 2 / 5), "each worker takes at least 40%: {per_worker:?}");
+    assert!(
+        per_worker.values().all(|&n| n >= N * 2 / 5),
+        "each worker takes at least 40%: {per_worker:?}"
+    );
     eprintln!("a burst of {N} keep-alive connections over 2 workers: {per_worker:?}");
 }
