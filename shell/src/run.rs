@@ -104,13 +104,8 @@ pub fn run_full(
         }
         return out;
     }
-    let unsupported = settings.unsupported();
-    if !unsupported.is_empty() {
-        let names: Vec<&str> = unsupported.iter().map(|s| s.name).collect();
-        out.stderr = format!(
-            "\nError: ferrocorn does not support these gunicorn settings: {} (see docs/settings.md)\n",
-            names.join(", ")
-        );
+    if let Err(why) = settings.check_servable() {
+        out.stderr = format!("\nError: {why}\n");
         out.code = 1;
         return out;
     }

@@ -129,6 +129,6 @@ fn serving_needs_the_python_package() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "\nError: ferrocorn does not support these gunicorn settings: asgi_loop, dirty_workers (see docs/settings.md)\n"
+        "\nError: ferrocorn does not support these gunicorn settings yet: asgi_loop (command line), dirty_workers (command line) (see docs/settings.md)\n"
     );
 }

@@ -151,13 +151,13 @@ fn unsupported_settings_refuse_to_serve() {
     assert_eq!(o.code, 1);
     assert_eq!(
         o.stderr,
-        "\nError: ferrocorn does not support these gunicorn settings: protocol (see docs/settings.md)\n"
+        "\nError: ferrocorn does not support these gunicorn settings yet: protocol (command line) (see docs/settings.md)\n"
     );
     // The same from a config file.
     let dir =
         project("serve-conf", &[("myapp.py", APP), ("gunicorn.conf.py", "protocol = 'uwsgi'\n")]);
     let o = ferrocorn(&dir, &["myapp"], &[]);
-    assert!(o.stderr.contains("does not support these gunicorn settings: protocol"), "{o:?}");
+    assert!(o.stderr.contains("does not support these gunicorn settings yet: protocol (config file "), "{o:?}");
 }
 
 // ---- config files ----

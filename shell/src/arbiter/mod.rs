@@ -541,7 +541,8 @@ impl Master<'_> {
             Some(r) => r.reload(),
             None => Ok((*self.settings).clone()),
         };
-        let new = match loaded.and_then(|s| parse_binds(&s).map(|b| (s, b))) {
+        let servable = |s: Settings| s.check_servable().map(|_| s);
+        let new = match loaded.and_then(servable).and_then(|s| parse_binds(&s).map(|b| (s, b))) {
             Ok(x) => x,
             Err(error) => {
                 self.notify("READY=1");

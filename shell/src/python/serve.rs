@@ -13,11 +13,6 @@ use super::convert::{exc_str, write_stream};
 use crate::run::Outcome;
 use crate::settings::{Env, Settings};
 
-/// Whether the worker class is gunicorn's sync worker (`sync` or the class path).
-fn is_sync(class: &str) -> bool {
-    class == "sync" || class.ends_with("SyncWorker")
-}
-
 /// Serves the application of `settings`; returns the exit code (output left to print
 /// goes into `out`).
 pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
@@ -27,13 +22,6 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
     out.stderr.clear();
     if let Err(e) = flushed {
         out.stderr = format!("\nError: {}\n", exc_str(py, &e));
-        return 1;
-    }
-    let class = settings.worker_class();
-    if !is_sync(&class) && !super::worker::is_gthread(&class) {
-        out.stderr = format!(
-            "\nError: worker class {class:?} is not supported by ferrocorn yet: only 'sync' and 'gthread' serve today\n"
-        );
         return 1;
     }
     let software = concat!("ferrocorn/", env!("CARGO_PKG_VERSION"));
@@ -68,7 +56,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         None
     };
     let env = Env::from_process();
-    let body = match super::worker::WsgiBody::new(&class, settings, preloaded, &env) {
+    let body = match super::worker::WsgiBody::new(settings, preloaded, &env) {
         Ok(b) => b,
         Err(e) => {
             out.stderr = format!("\nError: {e}\n");

@@ -352,7 +352,13 @@ impl Reload for PythonReload {
         let argv = ARGV.get().cloned().unwrap_or_default();
         let env = Env::from_process();
         match crate::settings::resolve::load(&argv, &env, &super::config::PythonConfig) {
-            Ok(crate::settings::resolve::Loaded::Settings(s)) => Ok(*s),
+            Ok(crate::settings::resolve::Loaded::Settings(s)) => {
+                // A parser policy that does not build is refused like a broken config
+                // (the arbiter also refuses what ferrocorn cannot serve): the running
+                // configuration keeps serving.
+                super::worker::proto_config(&s)?;
+                Ok(*s)
+            }
             Ok(_) => Err("the command line no longer names a configuration to serve".to_owned()),
             Err(e) => Err(e.render().trim().to_owned()),
         }

@@ -20,7 +20,7 @@ use super::sync::SyncBody;
 use super::wsgi::{EnvironBuilder, ErrorStream, TemplateParts};
 use crate::listen::ListenAddr;
 use crate::log::access::AccessLog;
-use crate::settings::{Env, Settings, Value};
+use crate::settings::{Env, Settings, Value, WorkerKind};
 use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
 
 /// The parser policy the settings describe.
@@ -88,44 +88,47 @@ pub fn environ_config(proto: &ProtoConfig) -> EnvironConfig {
     }
 }
 
-/// Whether the worker class is gunicorn's gthread worker (`gthread` or the class path).
-pub fn is_gthread(class: &str) -> bool {
-    class == "gthread" || class.ends_with("ThreadWorker")
-}
-
-/// The WSGI worker body of the configured worker class: [`SyncBody`] for `sync`,
-/// [`GthreadBody`] for `gthread` (and `sync` with `threads` > 1). Built in the master
-/// (which may have preloaded the application) and run in every forked worker.
+/// The WSGI worker body: [`SyncBody`] or [`GthreadBody`] by the worker class of each
+/// worker's generation, so a HUP that changes `worker_class` (or `threads`) gives the new
+/// workers the new class, as in gunicorn. Built in the master (which may have preloaded
+/// the application) and run in every forked worker.
 #[derive(Debug)]
-pub enum WsgiBody {
-    /// `-k sync`.
-    Sync(SyncBody),
-    /// `-k gthread`.
-    Gthread(GthreadBody),
+pub struct WsgiBody {
+    preloaded: Option<Py<PyAny>>,
+    env: Env,
 }
 
 impl WsgiBody {
-    /// The body for worker class `class` (as [`Settings::worker_class`] resolves it).
+    /// The body for `settings`, refused when ferrocorn cannot serve them (a worker class
+    /// it does not have, a parser policy that does not build).
     pub fn new(
-        class: &str,
         settings: &Settings,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<WsgiBody, String> {
-        if is_gthread(class) {
-            GthreadBody::new(settings, preloaded, env).map(WsgiBody::Gthread)
-        } else {
-            SyncBody::new(settings, preloaded, env).map(WsgiBody::Sync)
-        }
+        settings.check_servable()?;
+        proto_config(settings)?;
+        Ok(WsgiBody { preloaded, env: env.clone() })
     }
 }
 
 impl WorkerBody for WsgiBody {
     fn run(&self, ctx: WorkerContext) -> u8 {
         Python::attach(|py| {
-            let code = match self {
-                WsgiBody::Sync(b) => b.run(py, ctx),
-                WsgiBody::Gthread(b) => b.run(py, &ctx),
+            let preloaded = self.preloaded.as_ref().map(|app| app.clone_ref(py));
+            // The master checked these settings before it took them (at start or HUP).
+            let code = match ctx.settings.worker_kind() {
+                Ok(WorkerKind::Sync) => match SyncBody::new(&ctx.settings, preloaded, &self.env) {
+                    Ok(b) => b.run(py, ctx),
+                    Err(text) => setup_failed(py, &text),
+                },
+                Ok(WorkerKind::Gthread) => {
+                    match GthreadBody::new(&ctx.settings, preloaded, &self.env) {
+                        Ok(b) => b.run(py, &ctx),
+                        Err(text) => setup_failed(py, &text),
+                    }
+                }
+                Err(text) => setup_failed(py, &text),
             };
             // What the application printed must not be lost with the process.
             let _ = write_stream(py, "stdout", "");

@@ -353,6 +353,7 @@ Value is a positive number or 0. Setting it to 0 will allow unlimited header fie
     // ---- Debugging ----
     Setting {
         name: "reload",
+        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload"],
         action: Action::StoreTrue,
@@ -371,6 +372,7 @@ The default behavior is to attempt inotify with a fallback to file system pollin
     },
     Setting {
         name: "reload_engine",
+        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload-engine"],
         meta: Some("STRING"),
@@ -391,6 +393,7 @@ Added in version 19.7.",
     },
     Setting {
         name: "reload_extra_files",
+        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload-extra-file"],
         meta: Some("FILES"),
@@ -404,6 +407,7 @@ Added in version 19.8.",
     },
     Setting {
         name: "spew",
+        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--spew"],
         action: Action::StoreTrue,
@@ -665,6 +669,7 @@ By default, the value of the FORWARDED_ALLOW_IPS environment variable. If it is 
     },
     Setting {
         name: "disable_redirect_access_to_syslog",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--disable-redirect-access-to-syslog"],
         action: Action::StoreTrue,
@@ -749,6 +754,7 @@ Valid level names are:
     },
     Setting {
         name: "capture_output",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--capture-output"],
         action: Action::StoreTrue,
@@ -761,6 +767,7 @@ Added in version 19.6.",
     },
     Setting {
         name: "logger_class",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--logger-class"],
         meta: Some("STRING"),
@@ -775,6 +782,7 @@ You can provide your own logger by giving Gunicorn a Python path to a class that
     },
     Setting {
         name: "logconfig",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-config"],
         meta: Some("FILE"),
@@ -783,6 +791,7 @@ You can provide your own logger by giving Gunicorn a Python path to a class that
     },
     Setting {
         name: "logconfig_dict",
+        support: Support::Unsupported,
         section: Section::Logging,
         validator: Validator::Dict,
         default: DefaultSpec::Dict(&[]),
@@ -797,6 +806,7 @@ Added in version 19.8.",
     },
     Setting {
         name: "logconfig_json",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-config-json"],
         meta: Some("FILE"),
@@ -809,6 +819,7 @@ Added in version 20.0.",
     },
     Setting {
         name: "syslog_addr",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-to"],
         meta: Some("SYSLOG_ADDR"),
@@ -826,6 +837,7 @@ Address is a string of the form:
     },
     Setting {
         name: "syslog",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog"],
         action: Action::StoreTrue,
@@ -838,6 +850,7 @@ Changed in version 19.8: You can now disable sending access logs by using the di
     },
     Setting {
         name: "syslog_prefix",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-prefix"],
         meta: Some("SYSLOG_PREFIX"),
@@ -848,6 +861,7 @@ All entries will be prefixed by gunicorn.<prefix>. By default the program name i
     },
     Setting {
         name: "syslog_facility",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-facility"],
         meta: Some("SYSLOG_FACILITY"),
@@ -871,6 +885,7 @@ Note: To disable the Python stdout buffering, you can to set the user environmen
     },
     Setting {
         name: "statsd_host",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--statsd-host"],
         meta: Some("STATSD_ADDR"),
@@ -888,6 +903,7 @@ Added in version 19.1.",
     },
     Setting {
         name: "dogstatsd_tags",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--dogstatsd-tags"],
         meta: Some("DOGSTATSD_TAGS"),
@@ -899,6 +915,7 @@ Added in version 20.",
     },
     Setting {
         name: "statsd_prefix",
+        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--statsd-prefix"],
         meta: Some("STATSD_PREFIX"),
@@ -1124,6 +1141,7 @@ The callable needs to accept a single instance variable for the Arbiter.",
     },
     Setting {
         name: "ssl_context",
+        support: Support::Unsupported,
         section: Section::ServerHooks,
         validator: Validator::Callable(2),
         default: DefaultSpec::Hook("NewSSLContext.ssl_context", 2),
@@ -1213,6 +1231,7 @@ Not supported by ferrocorn (no uWSGI protocol).",
     // ---- SSL ----
     Setting {
         name: "keyfile",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--keyfile"],
         meta: Some("FILE"),
@@ -1221,6 +1240,7 @@ Not supported by ferrocorn (no uWSGI protocol).",
     },
     Setting {
         name: "certfile",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--certfile"],
         meta: Some("FILE"),
@@ -1257,6 +1277,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "cert_reqs",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--cert-reqs"],
         validator: Validator::PosInt,
@@ -1272,6 +1293,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ca_certs",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ca-certs"],
         meta: Some("FILE"),
@@ -1280,6 +1302,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "suppress_ragged_eofs",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--suppress-ragged-eofs"],
         action: Action::StoreTrue,
@@ -1290,6 +1313,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "do_handshake_on_connect",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--do-handshake-on-connect"],
         action: Action::StoreTrue,
@@ -1300,6 +1324,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ciphers",
+        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ciphers"],
         help: "SSL Cipher suite to use, in the format of an OpenSSL cipher list.

@@ -51,8 +51,10 @@ precedence first, from the defaults, the application (`APP_MODULE`), the config 
 line. `--print-config` shows the resolved values.\n\n"
     ));
     out.push_str(
-        "Settings marked **not supported** are accepted and validated so gunicorn 27 config files \
-load, but ferrocorn refuses to start when one of them is set to a value other than its default.\n",
+        "Settings marked **not supported yet** are accepted and validated so gunicorn 27 config \
+files load, but ferrocorn refuses to start, and refuses a HUP reload, when one of them is set to a \
+value other than its default: a setting that is accepted does what gunicorn does with it, or \
+stops the start with an `Error:` line naming it.\n",
     );
     for section in Section::ALL {
         out.push_str(&format!("\n## {}\n", section.title()));
@@ -66,9 +68,9 @@ load, but ferrocorn refuses to start when one of them is set to a value other th
             }
             match s.support {
                 Support::Full => {}
-                Support::Unsupported => {
-                    out.push_str("- **Not supported by ferrocorn** (refused when set)\n")
-                }
+                Support::Unsupported => out.push_str(
+                    "- **Not supported yet** by ferrocorn: refused at start and on HUP when set\n",
+                ),
                 Support::Inert(why) => out.push_str(&format!("- Accepted, no effect: {why}\n")),
             }
             out.push('\n');

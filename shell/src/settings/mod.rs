@@ -26,7 +26,7 @@ pub mod value;
 
 pub use defs::{SETTINGS, lookup};
 pub use env::Env;
-pub use resolve::{ConfigError, ConfigSource, Layer, Origin, Resolved, Settings};
+pub use resolve::{ConfigError, ConfigSource, Layer, Origin, Resolved, Settings, WorkerKind};
 pub use validate::Validator;
 pub use value::{ObjKind, PyObj, Value};
 

@@ -17,6 +17,23 @@ use super::validate::{Ctx, Importer, normalize_path};
 use super::value::Value;
 use super::{Setting, Support};
 
+/// The worker implementations ferrocorn has (see [`Settings::worker_kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// gunicorn's `SyncWorker`: one connection at a time.
+    Sync,
+    /// gunicorn's `ThreadWorker`: `threads` serving threads over one poller.
+    Gthread,
+}
+
+/// The refusal of a worker class that is neither of ferrocorn's.
+fn custom_worker(class: &str) -> String {
+    format!(
+        "worker class {class:?} cannot run under ferrocorn: its workers are built in (Rust), \
+so custom worker classes cannot be loaded; use 'sync' or 'gthread'"
+    )
+}
+
 /// Where a resolved value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -277,6 +294,76 @@ impl Settings {
         SETTINGS.iter().zip(&self.values)
     }
 
+    /// Which of ferrocorn's workers serves these settings, as gunicorn's
+    /// `Config.worker_class` loads it: `sync` and `gthread` by every name gunicorn gives
+    /// them (`sync`, `#sync`, `egg:gunicorn#sync`, `gunicorn.workers.sync.SyncWorker`, the
+    /// class itself from a config file; the same for `gthread` and `ThreadWorker`), with
+    /// gunicorn's rule that the string `sync` or one ending in `SyncWorker` runs the
+    /// threaded worker when `threads` > 1. Any other class is refused: gunicorn's other
+    /// workers are not built yet, and a user's own class (a Python subclass of a gunicorn
+    /// worker) cannot run here, whatever its name.
+    pub fn worker_kind(&self) -> Result<WorkerKind, String> {
+        let named = |name: &str| match name {
+            "gunicorn.workers.sync.SyncWorker" => Some(WorkerKind::Sync),
+            "gunicorn.workers.gthread.ThreadWorker" => Some(WorkerKind::Gthread),
+            _ => None,
+        };
+        match self.get("worker_class") {
+            Value::Str(uri) => {
+                // gunicorn loads `ThreadWorker` in place of any such string, even a
+                // user's class whose name ends in `SyncWorker`.
+                if (uri == "sync" || uri.ends_with("SyncWorker")) && self.int("threads") > 1 {
+                    return Ok(WorkerKind::Gthread);
+                }
+                // `util.load_class`: `egg:DIST#NAME` is an entry point of DIST; a name
+                // without dots, after its leading `#`s, is one of gunicorn's own.
+                let short = match uri.strip_prefix("egg:gunicorn#") {
+                    Some(name) => Some(name),
+                    None if !uri.contains('.') && !uri.starts_with("egg:") => {
+                        Some(uri.trim_start_matches('#'))
+                    }
+                    None => None,
+                };
+                match short {
+                    Some("sync") => Ok(WorkerKind::Sync),
+                    Some("gthread") => Ok(WorkerKind::Gthread),
+                    Some(
+                        name @ ("eventlet" | "gevent" | "gevent_wsgi" | "gevent_pywsgi" | "tornado"
+                        | "asgi"),
+                    ) => Err(format!(
+                        "worker class {:?} is not supported by ferrocorn yet: only 'sync' and \
+'gthread' serve today",
+                        name
+                    )),
+                    _ => named(uri).ok_or_else(|| custom_worker(uri)),
+                }
+            }
+            Value::Object(o) => {
+                let path = o.text.strip_prefix("<class '").and_then(|t| t.strip_suffix("'>"));
+                path.and_then(named).ok_or_else(|| custom_worker(&o.text))
+            }
+            other => Err(custom_worker(&other.py_str())),
+        }
+    }
+
+    /// Why ferrocorn cannot serve these settings, as the one line after `Error: `:
+    /// settings it does not support yet set to something other than their default, or a
+    /// worker class it does not have. Checked at start and on every HUP reload.
+    pub fn check_servable(&self) -> Result<WorkerKind, String> {
+        let unsupported: Vec<String> = self
+            .unsupported()
+            .iter()
+            .map(|s| format!("{} ({})", s.name, self.origin(s.name)))
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(format!(
+                "ferrocorn does not support these gunicorn settings yet: {} (see docs/settings.md)",
+                unsupported.join(", ")
+            ));
+        }
+        self.worker_kind()
+    }
+
     /// The worker class to run, after gunicorn's cross-setting rule: `sync` (or a
     /// `...SyncWorker` path) with `threads > 1` means `gthread`. The `worker_class`
     /// setting itself keeps the value given, as `--print-config` shows it.
@@ -358,8 +445,9 @@ impl Settings {
             .collect()
     }
 
-    /// Settings that ferrocorn does not implement and that are set to something other
-    /// than their default: the server refuses to start while this is not empty.
+    /// Settings that ferrocorn does not implement yet and that are set to something other
+    /// than their default: the server refuses to start (or to reload) while this is not
+    /// empty.
     pub fn unsupported(&self) -> Vec<&'static Setting> {
         SETTINGS
             .iter()

@@ -35,24 +35,45 @@ impl Server {
     }
 
     /// Runs any master (e.g. gunicorn as the oracle) with its stderr collected.
-    pub fn start_command(mut cmd: Command) -> Server {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start ferrocorn-test-server");
+    pub fn start_command(cmd: Command) -> Server {
+        Server::collect(cmd, false)
+    }
+
+    /// [`Server::start_command`], with the lines of stdout collected into the same log.
+    pub fn start_command_merged(cmd: Command) -> Server {
+        Server::collect(cmd, true)
+    }
+
+    fn collect(mut cmd: Command, stdout: bool) -> Server {
+        let out = if stdout { Stdio::piped() } else { Stdio::null() };
+        cmd.stdin(Stdio::null()).stdout(out).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the server");
         let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
         let eof = Arc::new(AtomicBool::new(false));
-        let done = Arc::clone(&eof);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-            done.store(true, Ordering::SeqCst);
-        });
+        let pipe = |r: Box<dyn Read + Send>, done: Option<Arc<AtomicBool>>| {
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    let mut l = sink.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                if let Some(done) = done {
+                    done.store(true, Ordering::SeqCst);
+                }
+            });
+        };
+        pipe(Box::new(child.stderr.take().unwrap()), Some(Arc::clone(&eof)));
+        if let Some(o) = child.stdout.take() {
+            pipe(Box::new(o), None);
+        }
         Server { child, log, eof }
+    }
+
+    /// The exit status, if the master has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     pub fn pid(&self) -> i32 {
@@ -92,7 +113,7 @@ impl Server {
         self.log()
             .lines()
             .filter_map(|l| l.split("Booting worker with pid: ").nth(1))
-            .map(|p| p.trim().parse().unwrap())
+            .filter_map(|p| p.trim().parse().ok())
             .collect()
     }
 
