@@ -535,6 +535,9 @@ If not set, no PID file will be written.",
     },
     Setting {
         name: "worker_tmp_dir",
+        support: Support::Inert(
+            "the heartbeat lives in shared memory, so there is no heartbeat file to place",
+        ),
         section: Section::ServerMechanics,
         cli: &["--worker-tmp-dir"],
         meta: Some("DIR"),
