@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of the servers on the same apps (see bench/compare.py and
-# bench/README.md). Installs what it needs: wrk (Debian) and a virtualenv .venv-bench with
-# gunicorn, granian and Flask (pinned in bench/requirements-bench.txt) and ferrocorn built
-# in release mode from shell/. Not part of the test command.
+# bench/README.md), after bench/setup.sh. Not part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v wrk >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
-if [ ! -x .venv-bench/bin/python ]; then
-    python3 -m venv .venv-bench
-fi
-.venv-bench/bin/pip install -q --disable-pip-version-check -r bench/requirements-bench.txt
-if [ "${FERROCORN_BENCH_SKIP_BUILD:-}" != 1 ]; then
-    # A release build of the package (maturin's default profile), as users install it.
-    .venv-bench/bin/pip install -q --disable-pip-version-check ./shell
-fi
+bench/setup.sh
 exec .venv-bench/bin/python bench/compare.py "$@"
