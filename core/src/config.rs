@@ -90,8 +90,9 @@ pub struct ParserPolicy {
     /// `permit_unconventional_http_method`: allow lowercase methods, `#`, and methods
     /// shorter than 3 or longer than 20 bytes (still a token).
     pub permit_unconventional_method: bool,
-    /// `permit_unconventional_http_version`: allow any `HTTP/d.d` with major 1 or above
-    /// instead of exactly `HTTP/1.0` and `HTTP/1.1`.
+    /// `permit_unconventional_http_version`: serve a request whose major version is not 1
+    /// (`HTTP/0.9`, `HTTP/2.0`, ...) instead of answering 505. `HTTP/1.2` ... `HTTP/1.9`
+    /// are served as HTTP/1.1 either way (RFC 9110 §2.5).
     pub permit_unconventional_version: bool,
     /// `casefold_http_method`: upper-case the method after it was validated.
     pub casefold_method: bool,

@@ -82,8 +82,12 @@ pub enum RecvError {
     InvalidRequestLine(Detail),
     /// The method is not a token, or (by default) not 3-20 upper-case letters (RFC 9110 §9.1).
     InvalidRequestMethod(Detail),
-    /// The version is not `HTTP/1.0` or `HTTP/1.1` (RFC 9112 §2.3).
+    /// The version is not `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3).
     InvalidHttpVersion(Detail),
+    /// A well-formed version whose major version is not 1 (`HTTP/2.0`, `HTTP/0.9`, ...)
+    /// without `permit_unconventional_http_version`: 505 (RFC 9110 §15.6.6). gunicorn raises
+    /// its `InvalidHTTPVersion` for these and answers 400.
+    UnsupportedHttpVersion(Detail),
     /// A field line or field value is malformed: no colon, a control byte in the value,
     /// a bare CR or LF, an invalid or repeated `Content-Length`, a bad `Transfer-Encoding`
     /// list, a repeated `Host` or `Content-Type` (RFC 9110 §5.5, §8.6, RFC 9112 §6).
@@ -152,6 +156,7 @@ impl RecvError {
             RecvError::UnsupportedTransferCoding(_) => 501,
             RecvError::ExpectationFailed(_) => 417,
             RecvError::ForbiddenProxyRequest(_) => 403,
+            RecvError::UnsupportedHttpVersion(_) => 505,
         }
     }
 
@@ -163,6 +168,7 @@ impl RecvError {
             417 => "Expectation Failed",
             431 => "Request Header Fields Too Large",
             501 => "Not Implemented",
+            505 => "HTTP Version Not Supported",
             _ => "Bad Request",
         }
     }
@@ -172,7 +178,9 @@ impl RecvError {
         match self {
             RecvError::InvalidRequestLine(_) => "InvalidRequestLine",
             RecvError::InvalidRequestMethod(_) => "InvalidRequestMethod",
-            RecvError::InvalidHttpVersion(_) => "InvalidHTTPVersion",
+            RecvError::InvalidHttpVersion(_) | RecvError::UnsupportedHttpVersion(_) => {
+                "InvalidHTTPVersion"
+            }
             // gunicorn has no Host check of its own; a repeated Host is its InvalidHeader.
             RecvError::InvalidHeader(_) | RecvError::InvalidHost(_) => "InvalidHeader",
             RecvError::InvalidHeaderName(_) => "InvalidHeaderName",
@@ -211,7 +219,9 @@ impl RecvError {
         match self {
             RecvError::InvalidRequestLine(_) => alloc::format!("Invalid Request Line '{self}'"),
             RecvError::InvalidRequestMethod(_) => alloc::format!("Invalid Method '{self}'"),
-            RecvError::InvalidHttpVersion(_) => alloc::format!("Invalid HTTP Version '{self}'"),
+            RecvError::InvalidHttpVersion(_) | RecvError::UnsupportedHttpVersion(_) => {
+                alloc::format!("Invalid HTTP Version '{self}'")
+            }
             RecvError::LimitRequestHeaders(_) => alloc::format!("Error parsing headers: '{self}'"),
             RecvError::InvalidProxyLine(_) | RecvError::InvalidProxyHeader(_) => {
                 alloc::format!("'{self}'")
@@ -228,7 +238,9 @@ impl fmt::Display for RecvError {
         match self {
             RecvError::InvalidRequestLine(d) => write!(f, "Invalid HTTP request line: {d:?}"),
             RecvError::InvalidRequestMethod(d) => write!(f, "Invalid HTTP method: {d:?}"),
-            RecvError::InvalidHttpVersion(d) => write!(f, "Invalid HTTP Version: {d:?}"),
+            RecvError::InvalidHttpVersion(d) | RecvError::UnsupportedHttpVersion(d) => {
+                write!(f, "Invalid HTTP Version: {d:?}")
+            }
             RecvError::InvalidHeader(d) => write!(f, "Invalid HTTP Header: {d:?}"),
             RecvError::InvalidHeaderName(d) => write!(f, "Invalid HTTP header name: {d:?}"),
             RecvError::ObsoleteFolding(d) => {

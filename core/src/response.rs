@@ -428,9 +428,11 @@ pub struct Framing {
 ///   sync worker, or when the worker is shutting down or reached `max_requests`), the
 ///   request allows it, and the body is not close-delimited.
 ///
-/// The status line echoes the request's version (`HTTP/1.0` or `HTTP/1.1`); any other
-/// version is answered as `HTTP/1.1` (gunicorn would echo e.g. `HTTP/1.2`; our parser
-/// refuses such requests anyway).
+/// The status line echoes the request's version when it is `HTTP/1.0`; any other version
+/// is answered as `HTTP/1.1`: `HTTP/1.2` ... `HTTP/1.9` are processed as HTTP/1.1 and a
+/// server answers in the highest version it implements (RFC 9110 §2.5; gunicorn echoes
+/// e.g. `HTTP/1.2`). Other major versions only get here under
+/// `permit_unconventional_http_version`.
 ///
 /// **Divergence.** A 2xx answer to CONNECT is a tunnel (RFC 9110 §9.3.6): it is never
 /// chunked, its `Content-Length` header is not written, and the connection closes after

@@ -887,15 +887,18 @@ fn parse_request_line(
     };
 
     // HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3).
-    let bad_version = || RecvError::InvalidHttpVersion(Detail::new(version));
     let v = match version {
         [b'H', b'T', b'T', b'P', b'/', major @ b'0'..=b'9', b'.', minor @ b'0'..=b'9'] => {
             Version { major: major - b'0', minor: minor - b'0' }
         }
-        _ => return Err(bad_version()),
+        _ => return Err(RecvError::InvalidHttpVersion(Detail::new(version))),
     };
-    if !cfg.parser.permit_unconventional_version && v != Version::HTTP_10 && v != Version::HTTP_11 {
-        return Err(bad_version());
+    // A higher minor version of HTTP/1 (`HTTP/1.2` ... `HTTP/1.9`) is processed as HTTP/1.1,
+    // the highest minor version we implement (RFC 9110 §2.5); `at_least_11` gives it the
+    // HTTP/1.1 rules and the response says `HTTP/1.1`. Another major version is answered
+    // 505 (RFC 9110 §15.6.6) unless `permit_unconventional_http_version`.
+    if v.major != 1 && !cfg.parser.permit_unconventional_version {
+        return Err(RecvError::UnsupportedHttpVersion(Detail::new(version)));
     }
 
     let base = start;

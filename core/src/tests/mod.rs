@@ -179,13 +179,76 @@ fn request_line_rules() {
     // A bare CR is not a line end: it stays in the element that holds it, which rejects it.
     assert_eq!(err(b"GET / HTTP/1.1\r\r\nHost: x\r\n\r\n"), "error InvalidHTTPVersion 400");
     assert_eq!(err(b"G\rET / HTTP/1.1\r\nHost: x\r\n\r\n"), "error InvalidRequestMethod 400");
-    for bad in ["HTTP/1.2", "HTTP/2.0", "http/1.1", "HTTP/1.10", "HTTP/1"] {
+    for bad in ["http/1.1", "HTTP/1.10", "HTTP/1", "HTTP/1.x", "HTTP/11", "HTTP /1.1"] {
         assert_eq!(
             err(format!("GET / {bad}\r\nHost: x\r\n\r\n").as_bytes()),
             "error InvalidHTTPVersion 400",
             "{bad}"
         );
     }
+}
+
+#[test]
+fn higher_minor_versions_are_http_11_and_other_majors_505() {
+    // RFC 9110 §2.5: HTTP/1.2 ... HTTP/1.9 are processed as HTTP/1.1: Host required,
+    // persistent unless `Connection: close`, chunked bodies, 100-continue. The head keeps
+    // the version sent (SERVER_PROTOCOL is the client's, PEP 3333).
+    for minor in 2..=9 {
+        assert_eq!(
+            log(format!(
+                "GET / HTTP/1.{minor}\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            .as_bytes()),
+            format!(
+                "GET / 1.{minor} [Host=x] body=Empty ka=true 100=false\nend\n\
+                 GET /b 1.1 [Host=x] body=Empty ka=true 100=false\nend\nclosed"
+            )
+        );
+        assert_eq!(
+            err(format!("GET / HTTP/1.{minor}\r\n\r\n").as_bytes()),
+            "error InvalidHeader 400",
+            "1.{minor} needs Host as 1.1 does"
+        );
+    }
+    assert_eq!(
+        log(b"POST / HTTP/1.2\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        "POST / 1.2 [Host=x] [Transfer-Encoding=chunked] [Expect=100-continue] [Connection=close] \
+         body=Chunked ka=false 100=true\ndata hi\nend\nmust-close"
+    );
+    // RFC 9110 §15.6.6: another major version is 505 (gunicorn: 400 InvalidHTTPVersion).
+    for other in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/0.0", "HTTP/9.9"] {
+        assert_eq!(
+            err(format!("GET / {other}\r\nHost: x\r\n\r\n").as_bytes()),
+            "error InvalidHTTPVersion 505",
+            "{other}"
+        );
+    }
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n");
+    let e = conn.next_event().unwrap_err();
+    let mut out = Vec::new();
+    crate::response::error_response(&e, &mut out);
+    let page = String::from_utf8(out).unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n"),
+        "{page}"
+    );
+    // permit_unconventional_http_version serves them, as gunicorn's setting does.
+    let permit = || ProtoConfig {
+        parser: crate::config::ParserPolicy {
+            permit_unconventional_version: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        log_with(permit(), Peer::Unix, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+        "GET / 2.0 [Host=x] body=Empty ka=true 100=false\nend\nclosed"
+    );
+    assert_eq!(
+        log_with(permit(), Peer::Unix, b"GET / HTTP/0.9\r\n\r\n"),
+        "GET / 0.9 body=Empty ka=false 100=false\nend\nmust-close"
+    );
     assert_eq!(err(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
     assert_eq!(err(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"), "must-close");
     assert_eq!(err(b"GET http://h:8/p?q HTTP/1.1\r\nHost: x\r\n\r\n"), "closed");
