@@ -67,8 +67,10 @@
 //! - A PROXY header that carries no client address (v2 LOCAL, v1 `UNKNOWN`, `AF_UNSPEC`)
 //!   leaves `REMOTE_ADDR`/`REMOTE_PORT` at the real peer, and has no `PROXY_ADDR` or
 //!   `PROXY_PORT`; gunicorn sets `REMOTE_ADDR = None` and `REMOTE_PORT = 'None'`.
-//! - PROXY v2 `AF_UNIX` (refused by gunicorn): `REMOTE_ADDR` is the source path and
-//!   `PROXY_ADDR` the destination path, with no ports, as for a unix peer.
+//! - PROXY v2 `AF_UNIX` (refused by gunicorn) is treated the same way: its paths are not
+//!   network addresses (RFC 3875 §4.1.8: `REMOTE_ADDR` is the client's network address, and
+//!   middlewares parse it as an IP), so `REMOTE_ADDR`/`REMOTE_PORT` stay the real peer's and
+//!   there is no `PROXY_ADDR`; `PROXY_PROTOCOL` is `UNIX`.
 //! - The PROXY addresses apply to every request of the connection (gunicorn's gthread
 //!   worker loses them after the first request).
 //! - Unix socket with `Host: [::1]:8080`: `SERVER_NAME` is `[::1]` (RFC 3875 keeps the
@@ -530,13 +532,9 @@ pub fn build(
 
     if let Some(info) = proxy {
         b.push(Key::ProxyProtocol, info.proxy_protocol_label().as_bytes());
-        match proxy_destination(info) {
-            Some(Endpoint::Ip(addr)) => {
-                b.push_with(Key::ProxyAddr, |buf| push_display(buf, addr.ip()));
-                b.push_with(Key::ProxyPort, |buf| push_display(buf, addr.port()));
-            }
-            Some(Endpoint::Path(path)) => b.push(Key::ProxyAddr, path),
-            None => {}
+        if let Some(addr) = proxy_destination(info) {
+            b.push_with(Key::ProxyAddr, |buf| push_display(buf, addr.ip()));
+            b.push_with(Key::ProxyPort, |buf| push_display(buf, addr.port()));
         }
     }
 
@@ -566,20 +564,17 @@ enum Endpoint<'a> {
     Path(&'a [u8]),
 }
 
-/// Whether a PROXY header replaces the real endpoints: only a PROXY command with addresses.
+/// Whether a PROXY header replaces the real endpoints: only a PROXY command with IP
+/// addresses (`AF_INET`, `AF_INET6`). LOCAL, `UNKNOWN`, `AF_UNSPEC` and `AF_UNIX` (whose
+/// paths are no network address) leave the connection's own endpoints.
 fn relayed(info: Option<&ProxyInfo>) -> Option<&ProxyInfo> {
-    info.filter(|i| i.command == ProxyCommand::Proxy)
+    info.filter(|i| i.command == ProxyCommand::Proxy && i.source.is_some())
 }
 
 /// `REMOTE_ADDR`/`REMOTE_PORT`: the PROXY source if there is one, else the real peer.
 fn remote<'a>(proxy: Option<&'a ProxyInfo>, peer: &Peer) -> Endpoint<'a> {
-    if let Some(info) = relayed(proxy) {
-        if let Some(src) = info.source {
-            return Endpoint::Ip(src);
-        }
-        if let Some((src, _)) = &info.unix {
-            return Endpoint::Path(src);
-        }
+    if let Some(src) = relayed(proxy).and_then(|info| info.source) {
+        return Endpoint::Ip(src);
     }
     match peer {
         Peer::Tcp(addr) => Endpoint::Ip(*addr),
@@ -588,12 +583,8 @@ fn remote<'a>(proxy: Option<&'a ProxyInfo>, peer: &Peer) -> Endpoint<'a> {
 }
 
 /// `PROXY_ADDR`/`PROXY_PORT`: the address the client connected to on the proxy.
-fn proxy_destination(info: &ProxyInfo) -> Option<Endpoint<'_>> {
-    let info = relayed(Some(info))?;
-    if let Some(dst) = info.destination {
-        return Some(Endpoint::Ip(dst));
-    }
-    info.unix.as_ref().map(|(_, dst)| Endpoint::Path(dst))
+fn proxy_destination(info: &ProxyInfo) -> Option<SocketAddr> {
+    relayed(Some(info))?.destination
 }
 
 /// Splits a `Host` value into `SERVER_NAME` and the port, if one is given. An IP literal
@@ -1284,20 +1275,31 @@ Cookie: d=2\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n";
     }
 
     #[test]
-    fn proxy_unix_family() {
-        let mut info = proxy_info(ProxyVersion::V2, ProxyCommand::Proxy, None, None);
-        info.family = AddressFamily::Unix;
-        info.transport = Transport::Stream;
-        info.unix = Some((b"/tmp/client".to_vec(), b"/run/haproxy.sock".to_vec()));
-        let e = env_with_proxy(&tcp(TRUSTED, false), info);
+    fn proxy_unix_family_keeps_the_real_peer() {
+        // The paths of an AF_UNIX header are no network address: REMOTE_ADDR/REMOTE_PORT
+        // stay the connection's own, as for LOCAL and AF_UNSPEC, and there is no PROXY_ADDR.
+        let unix_info = || {
+            let mut info = proxy_info(ProxyVersion::V2, ProxyCommand::Proxy, None, None);
+            info.family = AddressFamily::Unix;
+            info.transport = Transport::Stream;
+            info.unix = Some((b"/run/client.sock".to_vec(), b"/run/haproxy.sock".to_vec()));
+            info
+        };
+        let e = env_with_proxy(&tcp(TRUSTED, false), unix_info());
         assert_eq!(
             proxy_vars(&e),
             owned(&[
-                ("REMOTE_ADDR", "/tmp/client"),
+                ("REMOTE_ADDR", "127.0.0.1"),
+                ("REMOTE_PORT", "50000"),
                 ("SERVER_NAME", "127.0.0.1"),
                 ("PROXY_PROTOCOL", "UNIX"),
-                ("PROXY_ADDR", "/run/haproxy.sock"),
             ])
+        );
+        // On a unix listener: the unix peer's empty REMOTE_ADDR and no port, as without PROXY.
+        let e = env_with_proxy(&unix(false), unix_info());
+        assert_eq!(
+            proxy_vars(&e),
+            owned(&[("REMOTE_ADDR", ""), ("SERVER_NAME", "h"), ("PROXY_PROTOCOL", "UNIX")])
         );
     }
 

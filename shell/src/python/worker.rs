@@ -5,11 +5,8 @@
 //! gunicorn's boot failures, and the objects a worker sets up once ([`Common`]: environ
 //! builder, access log, hooks, the process's `worker` object, listener addresses).
 
-use ferrocorn_core::config::{
-    HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders,
-};
+use ferrocorn_core::ProtoConfig;
 use ferrocorn_core::environ::{EnvironConfig, Local};
-use ferrocorn_core::{AllowList, Limits, ProtoConfig};
 use pyo3::prelude::*;
 
 use super::app::{AppErrorKind, load_app};
@@ -20,63 +17,9 @@ use super::sync::SyncBody;
 use super::wsgi::{EnvironBuilder, ErrorStream, TemplateParts};
 use crate::listen::ListenAddr;
 use crate::log::access::AccessLog;
-use crate::settings::{Env, Settings, Value, WorkerKind};
+pub use crate::settings::proto::proto_config;
+use crate::settings::{Env, Settings, WorkerKind};
 use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
-
-/// The parser policy the settings describe.
-pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
-    let list = |name: &str| -> Vec<String> {
-        match settings.get(name) {
-            Value::Str(s) => {
-                s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
-            }
-            v => v.as_str_list().into_iter().map(str::to_owned).collect(),
-        }
-    };
-    let allow = |name: &str| -> Result<AllowList, String> {
-        let entries = list(name);
-        AllowList::from_entries(entries.iter().map(String::as_str))
-            .map_err(|e| format!("{name}: invalid entry {:?}", e.entry))
-    };
-    let secure_scheme_headers = match settings.get("secure_scheme_headers") {
-        Value::Dict(pairs) => pairs
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_ascii_uppercase(), v.as_str()?.to_owned())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let underscore = match settings.str("header_map").unwrap_or("drop") {
-        "refuse" => UnderscoreHeaders::Refuse,
-        "dangerous" => UnderscoreHeaders::Dangerous,
-        _ => UnderscoreHeaders::Drop,
-    };
-    let mode = match settings.str("proxy_protocol").unwrap_or("off") {
-        "v1" => ProxyMode::V1,
-        "v2" => ProxyMode::V2,
-        "auto" => ProxyMode::Auto,
-        _ => ProxyMode::Off,
-    };
-    Ok(ProtoConfig {
-        limits: Limits::from_gunicorn(
-            settings.int("limit_request_line"),
-            settings.int("limit_request_fields"),
-            settings.int("limit_request_field_size"),
-        ),
-        parser: ParserPolicy {
-            permit_obsolete_folding: settings.bool("permit_obsolete_folding"),
-            strip_header_spaces: settings.bool("strip_header_spaces"),
-            permit_unconventional_method: settings.bool("permit_unconventional_http_method"),
-            permit_unconventional_version: settings.bool("permit_unconventional_http_version"),
-            casefold_method: settings.bool("casefold_http_method"),
-        },
-        headers: HeaderPolicy { underscore, forwarder_headers: list("forwarder_headers") },
-        trust: TrustPolicy {
-            forwarded_allow: allow("forwarded_allow_ips")?,
-            secure_scheme_headers,
-        },
-        proxy: ProxyPolicy { mode, allow: allow("proxy_allow_ips")? },
-    })
-}
 
 /// The environ configuration of a parser policy (`SCRIPT_NAME` from the process
 /// environment, as gunicorn).

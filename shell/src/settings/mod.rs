@@ -20,6 +20,7 @@ pub mod cli;
 pub mod defs;
 pub mod doc;
 pub mod env;
+pub mod proto;
 pub mod resolve;
 pub mod validate;
 pub mod value;
