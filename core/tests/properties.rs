@@ -314,12 +314,22 @@ fn a_full_size_head_trickled_byte_by_byte_parses() {
     }
     head.extend_from_slice(b"\r\n");
     let mut conn = Connection::new(cfg, Peer::Unix);
-    for b in &head {
+    let mut requests = 0;
+    for (i, b) in head.iter().enumerate() {
         conn.receive(std::slice::from_ref(b));
         match conn.next_event() {
             Ok(Event::NeedData) => {}
-            Ok(Event::Request(h)) => assert_eq!(h.header_count(), 100),
+            Ok(Event::Request(h)) => {
+                // Only the last byte (the final LF) completes the head.
+                assert_eq!(i, head.len() - 1, "a Request before the end of the head");
+                assert_eq!(
+                    (h.header_count(), h.header(b"x-f98").map(<[u8]>::len)),
+                    (100, Some(1500))
+                );
+                requests += 1;
+            }
             other => panic!("{other:?}"),
         }
     }
+    assert_eq!(requests, 1, "the head never gave a Request event");
 }
