@@ -7,7 +7,9 @@
 //! answers N small chunks without `Content-Length` (chunked); any request with a body is
 //! answered with the body (an echo). Every answer carries `X-Request: <n>`, the
 //! request's position on its connection, from 0, and `X-Proxy-Source`, the client
-//! address of the connection's PROXY header (empty without one).
+//! address of the connection's PROXY header (empty without one). A request with
+//! `X-Hold: PATH` creates `PATH.started` when the handler starts, then holds its thread
+//! until `PATH.release` exists (at most 60 s): tests synchronise on it instead of sleeping.
 
 use std::io::Read;
 use std::time::Duration;
@@ -17,6 +19,16 @@ use ferrocorn_core::response::ResponseHead;
 use super::exchange::{Exchange, Failed, Handler};
 
 const BODY: &[u8] = b"Hello, World!";
+
+/// Creates `{path}.started`, then waits until `{path}.release` exists (at most 60 s).
+fn hold_until_released(path: &str) {
+    let _ = std::fs::write(format!("{path}.started"), b"");
+    let release = std::path::PathBuf::from(format!("{path}.release"));
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !release.exists() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// The `Hello, World!` handler.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +51,9 @@ impl Handler for HelloHandler {
         let nth = ex.nth().to_string();
         let proxy =
             head.proxy.as_ref().and_then(|p| p.source).map(|a| a.to_string()).unwrap_or_default();
+        if let Some(hold) = head.header(b"x-hold") {
+            hold_until_released(&String::from_utf8_lossy(hold));
+        }
         let mut body = Vec::new();
         if has_body {
             ex.read_to_end(&mut body).map_err(|_| Failed)?;
