@@ -504,23 +504,23 @@ fn crash_respawn_and_timeout_kill() {
 fn slow_clients_are_cut_off_without_killing_the_worker() {
     let (s, addr) = serve("wsgi_app:raw", 1, &["--timeout", "2"], &[]);
     let worker = s.booted()[0];
-    let started = std::time::Instant::now();
-    // A client that sends half a head and waits, and one that trickles a body.
+    // A client that sends half a head and waits, and one that trickles a body: the server
+    // closes both (EOF, where a client left waiting would hit its 30 s read deadline, far
+    // past the 2 s timeout), the first without an answer.
     let mut idle = TcpStream::connect(addr).unwrap();
     idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut out = Vec::new();
-    let _ = idle.read_to_end(&mut out);
-    assert!(out.is_empty(), "{out:?}");
+    let end = idle.read_to_end(&mut out);
+    assert!(end.is_ok() && out.is_empty(), "half a head: {end:?}, {out:?}");
     let mut trickle = TcpStream::connect(addr).unwrap();
     trickle.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc").unwrap();
-    trickle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    trickle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut out = Vec::new();
-    let _ = trickle.read_to_end(&mut out);
+    let end = trickle.read_to_end(&mut out);
     assert!(
-        started.elapsed() < Duration::from_secs(9),
-        "cut off within the deadlines: {:?}",
-        started.elapsed()
+        end.is_ok() || end.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "a trickled body is not cut off: {end:?}"
     );
     // The same worker serves the next request; the master never timed it out.
     assert_eq!(body(&get(addr, "/")), "Hello, World!");

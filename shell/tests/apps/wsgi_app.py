@@ -72,6 +72,17 @@ def raw(environ, start_response):
                 f.write("sleep\n")
         time.sleep(float(query or 5))
         return _text(start_response, b"slept")
+    if path == "/hold":
+        # Appends "hold" to the marker, then waits until MARKER.release exists (at most
+        # 60 s): tests release the request instead of guessing how long to sleep.
+        marker = os.environ["FERROCORN_TEST_MARKER"]
+        with open(marker, "a") as f:
+            f.write("hold\n")
+        release = marker + ".release"
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return _text(start_response, b"released")
     if path == "/exit":
         os._exit(1)
     if path == "/boom":
