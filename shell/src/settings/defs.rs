@@ -1517,7 +1517,9 @@ This disables the refusal of likely malformed request lines. It is unusual to sp
 
 This option is provided to diagnose backwards-incompatible changes. Use with care and only if necessary. Temporary; the precise effect of this option may change in a future version, or it may be removed altogether.
 
-Added in version 22.0.0.",
+Added in version 22.0.0.
+
+In ferrocorn, `HTTP/1.2` ... `HTTP/1.9` are served as HTTP/1.1 and answered `HTTP/1.1` whatever this setting says (RFC 9110 §2.5); what it permits is a major version other than 1 (`HTTP/0.9`, `HTTP/2.0`, ...), which is otherwise answered `505 HTTP Version Not Supported` (gunicorn 27: 400).",
         ..BASE
     },
     Setting {
