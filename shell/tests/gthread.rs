@@ -184,13 +184,17 @@ fn timed_gets(addr: SocketAddr, n: usize) -> Duration {
         let (r, _) = timed_get(addr, "/");
         assert!(is_hello(&r), "{r:?}");
     }
-    t.elapsed()
+    let took = t.elapsed();
+    eprintln!("{n} requests: {took:?}");
+    took
 }
 
-/// How much slower `beside` may be than `baseline`, both measured in the same run: generous,
-/// for a loaded machine; what it catches (a thread held by a slow or idle client) costs a
-/// request seconds, not a few times its usual time.
-const SLOWDOWN: u32 = 20;
+/// How much slower requests beside other clients may be than the same requests alone
+/// (a baseline of the same run): generous, for a loaded machine (20 requests take some
+/// 6 ms alone, so a stall of a few hundred ms still passes); what it catches, a thread held
+/// by a slow, idle or non-reading client, costs seconds (the `timeout` of each test, or a
+/// read's 10 s deadline).
+const SLOWDOWN: u32 = 100;
 
 /// A request held in the handler (`X-Hold`, see worker/gthread/hello.rs) on its own
 /// connection and thread: [`Held::started`] once the handler runs, answered once released.
@@ -223,10 +227,11 @@ impl Held {
     }
 }
 
-/// Whether the server's end of the connection from `client` to `server` is still
-/// established (/proc/net/tcp, IPv4 loopback): the server closing it is seen here at once,
-/// even when the client has not read what is queued before the FIN.
-fn server_end_established(server: SocketAddr, client: SocketAddr) -> bool {
+/// The server's end of the connection from `client` to `server` in /proc/net/tcp (IPv4
+/// loopback): whether it is established, and how many bytes it has queued unsent. The
+/// server closing it is seen here at once, even when the client has not read what is
+/// queued before the FIN.
+fn server_end(server: SocketAddr, client: SocketAddr) -> Option<(bool, u64)> {
     let hex = |a: SocketAddr| match a {
         SocketAddr::V4(v4) => {
             format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port())
@@ -234,9 +239,14 @@ fn server_end_established(server: SocketAddr, client: SocketAddr) -> bool {
         SocketAddr::V6(_) => panic!("IPv4 only"),
     };
     let (local, remote) = (hex(server), hex(client));
-    std::fs::read_to_string("/proc/net/tcp").unwrap().lines().skip(1).any(|l| {
+    std::fs::read_to_string("/proc/net/tcp").unwrap().lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() > 3 && f[1] == local && f[2] == remote && f[3] == "01"
+        if f.len() > 4 && f[1] == local && f[2] == remote {
+            let tx = f[4].split(':').next().and_then(|q| u64::from_str_radix(q, 16).ok());
+            Some((f[3] == "01", tx.unwrap_or(0)))
+        } else {
+            None
+        }
     })
 }
 
@@ -335,7 +345,7 @@ fn connection_close_and_http10() {
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let r = c.read().unwrap();
     assert!(is_hello(&r) && r.closes(), "{r:?}");
-    assert!(c.closed_within(2.0));
+    assert!(c.closed_within(10.0));
 
     // HTTP/1.0 with keep-alive: the connection stays.
     let mut c = Client::connect(addr);
@@ -349,27 +359,29 @@ fn connection_close_and_http10() {
     c.send(b"GET / HTTP/1.0\r\n\r\n");
     let r = c.read().unwrap();
     assert!(is_hello(&r) && r.closes(), "{r:?}");
-    assert!(c.closed_within(2.0));
+    assert!(c.closed_within(10.0));
 }
 
 #[test]
 fn keepalive_timeout_closes_idle_connections() {
     let (_srv, addr) = gthread(&["--threads", "1", "--keep-alive", "1"]);
     let mut c = Client::connect(addr);
-    assert!(is_hello(&c.get("/")));
+    // Timed from before the request, so the server's keep-alive wait (from its answer)
+    // lies within it whatever the scheduling.
     let t = Instant::now();
+    assert!(is_hello(&c.get("/")));
     // Closed by the keep-alive timeout (1 s), not before it, and long before any other
     // timer could (the request timeout is 30 s).
     assert!(c.closed_within(20.0), "an idle connection stays open");
     let waited = t.elapsed();
-    assert!(waited >= Duration::from_millis(900), "closed before keep-alive: {waited:?}");
+    assert!(waited >= Duration::from_millis(990), "closed before keep-alive: {waited:?}");
 
     // keepalive 0: every answer closes.
     let (_srv, addr) = gthread(&["--threads", "2", "--keep-alive", "0"]);
     let mut c = Client::connect(addr);
     let r = c.get("/");
     assert!(is_hello(&r) && r.closes(), "{r:?}");
-    assert!(c.closed_within(2.0));
+    assert!(c.closed_within(10.0));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,8 +411,8 @@ fn many_idle_connections_while_others_are_served() {
 fn slow_clients_hold_no_thread_and_time_out() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     // One thread: if a slow client held it, nobody else would be served until the
-    // request deadline (timeout = 3 s from the first byte) cut the slow client off.
-    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "3", "--keep-alive", "30"]);
+    // request deadline (timeout = 5 s from the first byte) cut the slow client off.
+    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "5", "--keep-alive", "30"]);
     let baseline = timed_gets(addr, 20);
     let stop = Arc::new(AtomicBool::new(false));
     let trickle = |first: &'static [u8], bytes: &'static [u8]| {
@@ -441,8 +453,8 @@ fn slow_clients_hold_no_thread_and_time_out() {
     stop.store(true, Ordering::SeqCst);
     let (h, b) = (head.join().unwrap(), body.join().unwrap());
     assert!(
-        h >= Duration::from_millis(2500) && b >= Duration::from_millis(2500),
-        "cut off before the 3 s deadline: {h:?} and {b:?}"
+        h >= Duration::from_millis(4900) && b >= Duration::from_millis(4900),
+        "cut off before the 5 s deadline: {h:?} and {b:?}"
     );
 }
 
@@ -464,16 +476,20 @@ fn a_slow_request_does_not_hold_up_the_other_threads() {
 
 #[test]
 fn a_client_that_does_not_read_is_parked_then_closed() {
-    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "2", "--keep-alive", "30"]);
+    let (_srv, addr) = gthread(&["--threads", "1", "--timeout", "3", "--keep-alive", "30"]);
     let baseline = timed_gets(addr, 20);
     let mut lazy = Client::connect(addr);
-    assert!(server_end_established(addr, lazy.s.local_addr().unwrap()), "/proc/net/tcp lists it");
+    let lazy_addr = lazy.s.local_addr().unwrap();
     // 400 pipelined requests for 16 KiB each (6.4 MB): far more than the socket buffers.
     let reqs: Vec<u8> = (0..400)
         .flat_map(|_| b"GET /big?kb=16 HTTP/1.1\r\nHost: t\r\n\r\n".iter().copied())
         .collect();
     lazy.send(&reqs);
-    // The only thread is free for others.
+    // The server has answers queued that the client does not take: the only thread is
+    // free for others all the same.
+    wait_until(20, "answers queued for the non-reader", || {
+        server_end(addr, lazy_addr).is_some_and(|(established, tx)| established && tx > 0)
+    });
     let beside = timed_gets(addr, 20);
     assert!(
         beside < baseline * SLOWDOWN,
@@ -481,9 +497,8 @@ fn a_client_that_does_not_read_is_parked_then_closed() {
     );
     // The write deadline closes the lazy connection (seen on the server's end of it); then
     // reading ends before all 6.4 MB.
-    let lazy_addr = lazy.s.local_addr().unwrap();
     wait_until(30, "the server to close the non-reader", || {
-        !server_end_established(addr, lazy_addr)
+        !server_end(addr, lazy_addr).is_some_and(|(established, _)| established)
     });
     let mut got = 0usize;
     let mut tmp = vec![0u8; 1 << 16];
@@ -556,7 +571,7 @@ fn max_requests_restarts_the_worker_without_dropping_requests() {
                     let r = c.get("/");
                     assert!(is_hello(&r), "{r:?}");
                     if r.closes() {
-                        assert!(c.closed_within(5.0));
+                        assert!(c.closed_within(10.0));
                         c = Client::connect(addr);
                     }
                 }
