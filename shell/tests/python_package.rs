@@ -157,7 +157,10 @@ fn unsupported_settings_refuse_to_serve() {
     let dir =
         project("serve-conf", &[("myapp.py", APP), ("gunicorn.conf.py", "protocol = 'uwsgi'\n")]);
     let o = ferrocorn(&dir, &["myapp"], &[]);
-    assert!(o.stderr.contains("does not support these gunicorn settings yet: protocol (config file "), "{o:?}");
+    assert!(
+        o.stderr.contains("does not support these gunicorn settings yet: protocol (config file "),
+        "{o:?}"
+    );
 }
 
 // ---- config files ----

@@ -85,11 +85,24 @@ impl Ctx {
         }
     }
 
-    /// Polls `GET /` until the body is `want` (after an edit and a reload).
+    /// Polls `GET /` until the body is `want`.
     fn until_body(&self, want: &str) -> Result<(), String> {
+        self.edit_until(None, want)
+    }
+
+    /// Polls `GET /` until the body is `want`, saving `edit` (a file and its new text)
+    /// again every 2 s meanwhile, as a developer would: a watcher that took its first
+    /// look at the files after the first save (gunicorn's polling reloader starts with
+    /// the worker) sees the next one.
+    fn edit_until(&self, edit: Option<(&str, &str)>, want: &str) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(60);
+        let mut saved = Instant::now() - Duration::from_secs(10);
         let mut last = String::new();
         while Instant::now() < end {
+            if let Some((name, text)) = edit.filter(|_| saved.elapsed() >= Duration::from_secs(2)) {
+                self.edit(name, text);
+                saved = Instant::now();
+            }
             match self.get("/") {
                 Ok(b) if b == want => return Ok(()),
                 Ok(b) => last = b,
@@ -585,8 +598,8 @@ fn logconfig_json() {
 fn edit_module(c: &Ctx, _: &Server) -> Result<(), String> {
     c.until_body("v1 a")?;
     let code = std::fs::read_to_string(c.dir.path("probe_app.py")).unwrap();
-    c.edit("probe_app.py", &code.replace("VERSION = \"v1\"", "VERSION = \"v2\""));
-    c.until_body("v2 a")
+    let edited = code.replace("VERSION = \"v1\"", "VERSION = \"v2\"");
+    c.edit_until(Some(("probe_app.py", &edited)), "v2 a")
 }
 
 #[test]
@@ -617,8 +630,7 @@ fn reload_extra_files() {
         config: None,
         check: |c, _| {
             c.until_body("v1 a")?;
-            c.edit("extra.txt", "b\n");
-            c.until_body("v1 b")
+            c.edit_until(Some(("extra.txt", "b\n")), "v1 b")
         },
     });
 }
