@@ -16,6 +16,15 @@
 //!     close: at once when nothing is unread, else shutdown + drain (≤ 64 KiB, ≤ 2 s)
 //! ```
 //!
+//! **INT and QUIT stop at once** (gunicorn's `handle_quit`): the worker's Rust handler
+//! sets the quick flag, which ends any socket wait of the request (a client that reads
+//! slowly, a body that trickles in; see [`super::wsgi`]), and trips a Python-level
+//! handler ([`QuitHandler`]) that raises `SystemExit(0)` wherever the application is (a
+//! `time.sleep` in a streaming generator). The request then ends as gunicorn's does: the
+//! 500 page if nothing was sent, else `Error handling request` with the `SystemExit`
+//! traceback and the response cut; the iterable is closed, the access log and
+//! `post_request` run, the worker calls `worker_int(worker)` and exits 0.
+//!
 //! An exception in the application before anything was sent gives gunicorn's 500 page and
 //! `Error handling request METHOD URI` with the traceback in the error log; after the head
 //! went out, `Error handling request` and the connection is closed. A body error (bad
@@ -95,12 +104,21 @@ impl SyncBody {
                 .log
                 .warning(format_args!("ABRT stays the default action: {}", exc_str(py, &e)));
         }
+        if let Err(e) = install_quit(py) {
+            worker.ctx.log.warning(format_args!(
+                "INT and QUIT do not interrupt the application: {}",
+                exc_str(py, &e)
+            ));
+        }
         worker.ctx.booted();
         let code = worker.serve(py);
         if ABORTED.load(Ordering::Relaxed) {
             return 1;
         }
         if worker.ctx.signals.quick() {
+            // Run the Python handler the signal tripped now (its `SystemExit`, if not
+            // raised yet, has nowhere to go), not inside the `worker_int` hook.
+            let _ = py.check_signals();
             worker.ctx.hooks.worker_int(&worker.ctx.info());
         }
         code
@@ -131,6 +149,56 @@ impl AbortHandler {
         self.hooks.worker_abort(&self.info);
         Err(pyo3::exceptions::PySystemExit::new_err(1))
     }
+}
+
+/// The Python-level INT/QUIT handler of the sync worker: raises `SystemExit(0)` where
+/// the application is, once (gunicorn's `handle_quit`; the worker's Rust handler has set
+/// the quick flag already, and `worker_int` runs when the worker loop ends).
+#[pyclass(module = "ferrocorn.workers", name = "QuitHandler", frozen)]
+#[derive(Debug)]
+pub struct QuitHandler;
+
+#[pymethods]
+impl QuitHandler {
+    fn __call__(&self, _signum: &Bound<'_, PyAny>, _frame: &Bound<'_, PyAny>) -> PyResult<()> {
+        wsgi::raise_stop_once()
+    }
+}
+
+/// Makes INT and QUIT interrupt Python code: [`QuitHandler`] becomes Python's handler of
+/// both signals, while the process keeps the worker's own (Rust) signal action, which
+/// sets the quick flag, wakes the poll, and then trips the Python handler with
+/// `PyErr_SetInterruptEx` (async-signal-safe). Python runs the handler in the main thread
+/// at its next check: between bytecodes, or when a blocking call such as `time.sleep`
+/// is interrupted.
+#[allow(unsafe_code)]
+fn install_quit(py: Python<'_>) -> PyResult<()> {
+    use nix::libc;
+    let signal = PyModule::import(py, "signal")?;
+    let handler = Py::new(py, QuitHandler)?;
+    for sig in [libc::SIGINT, libc::SIGQUIT] {
+        let mut kept = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: reads the current action of `sig` into a zeroed `sigaction`.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), kept.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // `signal.signal` records the Python handler and installs Python's C handler...
+        signal.call_method1("signal", (sig, handler.clone_ref(py)))?;
+        // ...which is replaced by the worker's action again (read above, fully
+        // initialised by the kernel).
+        // SAFETY: `kept` is the action `sigaction` returned for this signal.
+        if unsafe { libc::sigaction(sig, kept.as_ptr(), std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: `PyErr_SetInterruptEx` is async-signal-safe (Python's C API docs: "can
+        // be called ... from a C signal handler"); it only trips the handler recorded above.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                pyo3::ffi::PyErr_SetInterruptEx(sig);
+            })
+        }?;
+    }
+    Ok(())
 }
 
 struct Worker<'a> {
@@ -315,6 +383,7 @@ impl<'a> Worker<'a> {
             rbuf,
             timeout,
             ctx.heartbeat,
+            ctx.signals.quick_flag(),
             ctx.log.clone(),
         )));
         let mut g = lock(py, &ex);
@@ -461,6 +530,11 @@ impl<'a> Worker<'a> {
         }
         for item in result.try_iter()? {
             let item = item?;
+            if self.ctx.signals.quick() {
+                // A generator that caught the quick stop's `SystemExit` (or never waited
+                // where Python could raise it) ends here.
+                return Err(wsgi::stop_error());
+            }
             let data = bytes_of(&item)?;
             lock(py, ex).send_body(py, &[data], false)?;
         }
@@ -558,6 +632,10 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
         let mut buf = [0u8; 4096];
         let mut total = 0;
         while total < DRAIN_BYTES && Instant::now() < end {
+            // A read waits at most until the end of the drain (the socket's own timeout
+            // is a beat interval, up to `timeout / 2`).
+            let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let _ = stream.set_read_timeout(Some(left.min(ctx.beat_interval())));
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => total += n,

@@ -15,16 +15,23 @@
 //! application reading its body). A write that makes no progress for `timeout` seconds
 //! fails the same way. gunicorn's sync worker blocks without a deadline and is killed by
 //! the master after `timeout`: the bound on a client is the same, the worker survives.
+//!
+//! **Quick stop.** INT or QUIT (the worker's `quick` flag) ends every socket wait of the
+//! exchange at once: the signal interrupts the blocked call (`EINTR`, the sockets have
+//! timeouts) and the loop sees the flag. The call fails with `SystemExit(0)`, as
+//! gunicorn's `handle_quit` raises it from the `sendall` the worker was blocked in (see
+//! [`stop_error`]).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::environ::{Environ, Key, Name};
 use ferrocorn_core::response::{self, BodyWriter, Frame, RequestInfo, ResponseHead};
 use ferrocorn_core::{Connection, Event, RecvError};
-use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -225,6 +232,8 @@ pub struct Exchange {
     deadline: Instant,
     write_limit: Duration,
     beat: &'static Slot,
+    /// The worker's INT/QUIT flag (quick stop).
+    stop: Arc<AtomicBool>,
     log: Logger,
     /// What the framing decision needs to know about the request.
     pub req: RequestInfo,
@@ -241,6 +250,48 @@ pub struct Exchange {
     pub environ: Option<Environ>,
 }
 
+/// Why a socket call of the sync worker gave up: INT or QUIT arrived (quick stop).
+#[derive(Debug)]
+pub struct Stopping;
+
+impl std::fmt::Display for Stopping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the worker is stopping (INT or QUIT)")
+    }
+}
+
+impl std::error::Error for Stopping {}
+
+fn stopping() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, Stopping)
+}
+
+/// Whether an I/O error is the quick stop's.
+pub fn is_stopping(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<Stopping>())
+}
+
+/// Whether the quick stop's `SystemExit` was raised in this process.
+static STOP_RAISED: AtomicBool = AtomicBool::new(false);
+
+/// The exception of a quick stop: `SystemExit(0)` the first time (gunicorn's
+/// `handle_quit` ends in `sys.exit(0)`, raised wherever the application is), an
+/// `OSError` after that (an application that caught the `SystemExit` and goes on writing
+/// is refused, not interrupted twice).
+pub fn stop_error() -> PyErr {
+    if STOP_RAISED.swap(true, Ordering::SeqCst) {
+        PyOSError::new_err(Stopping.to_string())
+    } else {
+        PySystemExit::new_err(0)
+    }
+}
+
+/// Raises the quick stop's `SystemExit(0)` unless it was raised already (the sync
+/// worker's Python-level INT/QUIT handler).
+pub fn raise_stop_once() -> PyResult<()> {
+    if STOP_RAISED.swap(true, Ordering::SeqCst) { Ok(()) } else { Err(PySystemExit::new_err(0)) }
+}
+
 fn retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -249,16 +300,21 @@ fn retryable(e: &io::Error) -> bool {
 }
 
 /// Writes every slice, releasing nothing (call it with the GIL released). A write that
-/// makes no progress for `limit` fails with `TimedOut`; the worker beats meanwhile.
+/// makes no progress for `limit` fails with `TimedOut`; the worker beats meanwhile; the
+/// quick stop (`stop`) fails it with [`Stopping`].
 fn write_all_slices(
     stream: &mut Stream,
     mut bufs: &mut [IoSlice<'_>],
     beat: &Slot,
     limit: Duration,
+    stop: &AtomicBool,
 ) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     let mut progress = Instant::now();
     while !bufs.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopping());
+        }
         match stream.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
@@ -283,13 +339,15 @@ impl Exchange {
     ///
     /// `rbuf` is the read buffer (lent by the worker, given back by [`Exchange::take_buffer`]);
     /// the socket's read and write timeouts must be short (a beat interval), so blocking
-    /// calls return to beat.
+    /// calls return to beat. `stop` is the worker's INT/QUIT flag: once set, every socket
+    /// call of the exchange fails with [`Stopping`].
     pub fn new(
         stream: Stream,
         conn: Connection,
         mut rbuf: Vec<u8>,
         timeout: Duration,
         beat: &'static Slot,
+        stop: Arc<AtomicBool>,
         log: Logger,
     ) -> Exchange {
         if rbuf.len() < READ_CHUNK {
@@ -307,6 +365,7 @@ impl Exchange {
             deadline: Instant::now() + timeout,
             write_limit: timeout,
             beat,
+            stop,
             log,
             req: RequestInfo {
                 is_head: false,
@@ -325,11 +384,14 @@ impl Exchange {
 
     /// Reads from the socket once (into the connection), within the deadline.
     fn read_socket(&mut self, py: Python<'_>) -> io::Result<()> {
-        let Exchange { stream, rbuf, conn, deadline, beat, .. } = self;
+        let Exchange { stream, rbuf, conn, deadline, beat, stop, .. } = self;
         let Some(stream) = stream.as_mut() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
         loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopping());
+            }
             if Instant::now() >= *deadline {
                 return Err(io::ErrorKind::TimedOut.into());
             }
@@ -387,8 +449,11 @@ impl Exchange {
                 }
                 Ok(Event::NeedData) => {
                     if let Err(e) = self.read_socket(py) {
-                        self.client_gone = true;
                         self.body_done = true;
+                        if is_stopping(&e) {
+                            return Err(stop_error());
+                        }
+                        self.client_gone = true;
                         return Err(PyOSError::new_err(format!(
                             "error reading the request body: {e}"
                         )));
@@ -514,11 +579,15 @@ impl Exchange {
         let Some(stream) = self.stream.as_mut() else {
             return Err(PyOSError::new_err("the connection is closed"));
         };
-        let (beat, limit) = (self.beat, self.write_limit);
-        let r = py.detach(|| write_all_slices(stream, &mut slices, beat, limit));
+        let (beat, limit, stop) = (self.beat, self.write_limit, &*self.stop);
+        let r = py.detach(|| write_all_slices(stream, &mut slices, beat, limit, stop));
         self.headers_sent = true;
         if let Err(e) = r {
-            self.client_gone = true;
+            // A quick stop is not the client's doing: the application's error path runs
+            // as for any exception after the head (gunicorn logs the `SystemExit`).
+            if !is_stopping(&e) {
+                self.client_gone = true;
+            }
             return Err(io_to_py(&e));
         }
         Ok(())
@@ -560,15 +629,18 @@ impl Exchange {
             slices.push(IoSlice::new(&self.head_buf));
         }
         slices.push(IoSlice::new(f.prefix()));
-        let (beat, limit) = (self.beat, self.write_limit);
+        let (beat, limit, stop) = (self.beat, self.write_limit, &*self.stop);
         let take = f.take;
         let suffix = f.suffix;
         let r = py.detach(|| -> io::Result<u64> {
-            write_all_slices(stream, &mut slices, beat, limit)?;
+            write_all_slices(stream, &mut slices, beat, limit, stop)?;
             let mut off: nix::libc::off_t = offset;
             let mut left = take;
             let mut progress = Instant::now();
             while left > 0 {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(stopping());
+                }
                 match nix::sys::sendfile::sendfile(stream.as_fd(), fd, Some(&mut off), left) {
                     Ok(0) => break,
                     Ok(n) => {
@@ -588,12 +660,14 @@ impl Exchange {
                 // The file is shorter than announced: the body cannot be completed.
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            write_all_slices(stream, &mut [IoSlice::new(suffix)], beat, limit)?;
+            write_all_slices(stream, &mut [IoSlice::new(suffix)], beat, limit, stop)?;
             Ok(take as u64)
         });
         self.headers_sent = true;
         r.map_err(|e| {
-            self.client_gone = true;
+            if !is_stopping(&e) {
+                self.client_gone = true;
+            }
             io_to_py(&e)
         })
     }
@@ -605,8 +679,13 @@ impl Exchange {
         }
         self.headers_sent = true;
         if let Some(stream) = self.stream.as_mut() {
+            // Not cut by a quick stop: the 500 page for the stop's `SystemExit` goes out
+            // (gunicorn writes it too); an error page is small and nothing preceded it.
+            static GO_ON: AtomicBool = AtomicBool::new(false);
             let (beat, limit) = (self.beat, self.write_limit);
-            let r = py.detach(|| write_all_slices(stream, &mut [IoSlice::new(bytes)], beat, limit));
+            let r = py.detach(|| {
+                write_all_slices(stream, &mut [IoSlice::new(bytes)], beat, limit, &GO_ON)
+            });
             if r.is_err() {
                 self.client_gone = true;
             }
@@ -619,9 +698,9 @@ impl Exchange {
             return;
         }
         if let Some(stream) = self.stream.as_mut() {
-            let (beat, limit) = (self.beat, self.write_limit);
+            let (beat, limit, stop) = (self.beat, self.write_limit, &*self.stop);
             let r = py.detach(|| {
-                write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit)
+                write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit, stop)
             });
             if r.is_err() {
                 self.client_gone = true;
@@ -641,8 +720,12 @@ impl Exchange {
     }
 }
 
-/// A Python `OSError` for an I/O error (errno and its text, as Python raises them).
+/// A Python `OSError` for an I/O error (errno and its text, as Python raises them); the
+/// quick stop's error is [`stop_error`].
 pub(crate) fn io_to_py(e: &io::Error) -> PyErr {
+    if is_stopping(e) {
+        return stop_error();
+    }
     match e.raw_os_error() {
         Some(n) => PyOSError::new_err((n, nix::errno::Errno::from_raw(n).desc())),
         None => PyOSError::new_err(e.to_string()),

@@ -224,6 +224,12 @@ impl WorkerSignals {
         self.quit.load(Ordering::Relaxed)
     }
 
+    /// The INT/QUIT flag itself, set from the signal handler: code that blocks with the
+    /// interpreter released (the sync worker's socket writes) checks it between calls.
+    pub fn quick_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.quit)
+    }
+
     /// Takes the USR1 flag.
     pub fn take_usr1(&self) -> bool {
         self.usr1.swap(false, Ordering::Relaxed)
