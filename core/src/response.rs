@@ -1,7 +1,8 @@
 //! The response side, as plain functions over plain data: what the application gave
 //! `start_response` ([`ResponseHead::from_app`]), how the body is framed
 //! ([`choose_framing`]), the head bytes ([`encode_head`]), the body bytes ([`BodyWriter`]),
-//! the interim `100 Continue` ([`CONTINUE`]) and gunicorn's error pages ([`error_page`]).
+//! the interim `100 Continue` ([`CONTINUE`]) and `103 Early Hints` ([`encode_early_hints`]),
+//! and gunicorn's error pages ([`error_page`]).
 //!
 //! Everything here follows gunicorn's `gunicorn/http/wsgi.py` `Response` class and
 //! `gunicorn/util.py` `write_error`, except where a doc comment says otherwise (each such
@@ -18,6 +19,51 @@ use crate::h1::{RequestHead, Version};
 /// The interim response gunicorn writes before calling the application when an HTTP/1.1
 /// request carries `Expect: 100-continue` (at most once per request).
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The status line of the interim response of `wsgi.early_hints` (RFC 8297), always
+/// `HTTP/1.1` as gunicorn writes it.
+pub const EARLY_HINTS_LINE: &[u8] = b"HTTP/1.1 103 Early Hints\r\n";
+
+/// Encodes the interim `103 Early Hints` response of one `wsgi.early_hints(headers)` call
+/// into `out`, as gunicorn 27's `send_early_hints` (`gunicorn/http/wsgi.py`): nothing for
+/// a request older than HTTP/1.1 (`Ok(false)`, headers not even looked at), else the
+/// status line, each `name: value` line in order (values trimmed of SP/HTAB; no header is
+/// dropped, `Link` or any other) and the empty line. Names must be tokens and values
+/// `*( SP / HTAB / %x21-7E / %x80-FF )`; on the first bad one nothing is written and the
+/// error says which: [`ResponseError::InvalidHeaderName`] with the name, or
+/// [`ResponseError::InvalidHeader`] with **the name, not the value** (gunicorn keeps the
+/// value out of the exception, it may be sensitive). Whether the final response already
+/// started (then gunicorn sends nothing) is the caller's to check.
+pub fn encode_early_hints<'h>(
+    version: Version,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    out: &mut Vec<u8>,
+) -> Result<bool, ResponseError> {
+    if !version.at_least_11() {
+        return Ok(false);
+    }
+    let start = out.len();
+    out.extend_from_slice(EARLY_HINTS_LINE);
+    for (name, value) in headers {
+        let bad = if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            Some(ResponseError::InvalidHeaderName(Detail::new(name)))
+        } else if !value.iter().all(|&b| is_value_byte(b)) {
+            Some(ResponseError::InvalidHeader(Detail::new(name)))
+        } else {
+            None
+        };
+        if let Some(e) = bad {
+            out.truncate(start);
+            return Err(e);
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(trim_sp_htab(value));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(true)
+}
 
 /// Header names gunicorn never passes through from the application (`util.hop_headers`):
 /// hop-by-hop fields plus `Server` and `Date`, which the server writes itself.
@@ -905,6 +951,61 @@ pub fn internal_error_page(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hints(
+        version: Version,
+        headers: &[(&[u8], &[u8])],
+    ) -> (Result<bool, ResponseError>, Vec<u8>) {
+        let mut out = b"kept".to_vec();
+        let r = encode_early_hints(version, headers.iter().copied(), &mut out);
+        (r, out)
+    }
+
+    #[test]
+    fn early_hints_as_gunicorn_writes_them() {
+        let (r, out) = hints(
+            Version::HTTP_11,
+            &[
+                (b"Link", b"</style.css>; rel=preload; as=style"),
+                (b"Link", b" \t</app.js>; rel=preload; as=script\t "),
+                (b"X-Any", b"caf\xe9"),
+            ],
+        );
+        assert_eq!(r, Ok(true));
+        assert_eq!(
+            out,
+            b"keptHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\
+              Link: </app.js>; rel=preload; as=script\r\nX-Any: caf\xe9\r\n\r\n"
+        );
+        // No headers: the bare interim response.
+        assert_eq!(hints(Version::HTTP_11, &[]).1, b"keptHTTP/1.1 103 Early Hints\r\n\r\n");
+        // Hop-by-hop names are not filtered (gunicorn writes them as given).
+        assert_eq!(
+            hints(Version::HTTP_11, &[(b"Connection", b"x")]).1,
+            b"keptHTTP/1.1 103 Early Hints\r\nConnection: x\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn early_hints_do_nothing_before_http_11() {
+        // Not even validated: gunicorn returns before looking at the headers.
+        let (r, out) = hints(Version::HTTP_10, &[(b"Bad Name", b"\r\n")]);
+        assert_eq!((r, out.as_slice()), (Ok(false), b"kept".as_slice()));
+    }
+
+    #[test]
+    fn bad_early_hints_write_nothing_and_name_the_header() {
+        let (r, out) = hints(Version::HTTP_11, &[(b"Link", b"ok"), (b"Li nk", b"v")]);
+        assert_eq!(r, Err(ResponseError::InvalidHeaderName(Detail::new(b"Li nk"))));
+        assert_eq!(out, b"kept");
+        let (r, out) = hints(Version::HTTP_11, &[(b"Link", b"a\r\nSet-Cookie: x=1")]);
+        assert_eq!(r, Err(ResponseError::InvalidHeader(Detail::new(b"Link"))));
+        assert_eq!(out, b"kept");
+        assert!(matches!(
+            hints(Version::HTTP_11, &[(b"", b"v")]).0,
+            Err(ResponseError::InvalidHeaderName(_))
+        ));
+    }
 
     fn head(status: &str, headers: &[(&str, &str)]) -> Result<ResponseHead, ResponseError> {
         ResponseHead::from_app(

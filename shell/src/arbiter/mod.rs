@@ -199,6 +199,9 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
             return 1;
         }
     };
+    if log.enabled(crate::log::Level::Debug) {
+        log.debug(settings.current_configuration());
+    }
     log.info(format_args!("Starting ferrocorn {VERSION}"));
     if std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() > 1) {
         log.warning("The master has more than one thread; forking it is unsafe.");

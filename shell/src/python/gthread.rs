@@ -50,7 +50,8 @@ use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
 use super::wsgi::{
-    self, BodyRead, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse, io_to_py,
+    self, BodyRead, EarlyHints, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse,
+    io_to_py,
 };
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
@@ -197,7 +198,7 @@ impl Req {
     }
 
     /// Writes body bytes, releasing the GIL when the socket may have to be waited for.
-    fn write(&mut self, py: Python<'_>, log: &Logger, data: &[u8]) -> PyResult<()> {
+    fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         self.start()?;
         let ex = &mut self.ex;
         let warn = if ex.write_may_block(data.len()) {
@@ -208,7 +209,8 @@ impl Req {
         .map_err(|e| io_to_py(&e))?;
         if warn && !self.warned {
             self.warned = true;
-            log.warning("WSGI app sent body bytes on a no-body response (HEAD, 1xx, 204 or 304); dropping per RFC 9110.");
+            let method = self.ex.head().map_or(&b""[..], |h| h.method());
+            request::warn_no_body(method, self.ex.status().unwrap_or(0));
         }
         Ok(())
     }
@@ -287,7 +289,6 @@ impl BodyRead for Req {
 #[derive(Debug)]
 struct ThreadResponse {
     req: SharedReq,
-    log: Logger,
 }
 
 impl ResponseSink for ThreadResponse {
@@ -301,7 +302,20 @@ impl ResponseSink for ThreadResponse {
     }
 
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        lock(py, &self.req).write(py, &self.log, data)
+        lock(py, &self.req).write(py, data)
+    }
+
+    fn request_version(&self, py: Python<'_>) -> ferrocorn_core::Version {
+        lock(py, &self.req).ex.head().map_or(ferrocorn_core::Version::HTTP_10, |h| h.version)
+    }
+
+    fn send_interim(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
+        let mut r = lock(py, &self.req);
+        if r.started {
+            return Ok(());
+        }
+        let ex = &mut r.ex;
+        py.detach(|| ex.write_interim(bytes)).map_err(|e| io_to_py(&e))
     }
 }
 
@@ -351,6 +365,7 @@ impl WsgiHandler {
     ) -> Result<(), Failed> {
         let head = ex.head().ok_or(Failed)?;
         let req_obj = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
+        request::log_request(&self.log, &self.hooks, head);
         let pre = request::pre_request(py, &self.hooks, &self.obj, req_obj.as_ref());
         self.obj.get().count_request();
         let start = ex.started();
@@ -422,11 +437,9 @@ impl WsgiHandler {
             .lock_py_attached(py)
             .unwrap_or_else(PoisonError::into_inner)
             .build(py, env, input)?;
+        EarlyHints::install(&environ, ThreadResponse { req: Arc::clone(shared) })?;
         *keep = Some(environ.clone());
-        let sr = Bound::new(
-            py,
-            StartResponse::new(ThreadResponse { req: Arc::clone(shared), log: self.log.clone() }),
-        )?;
+        let sr = Bound::new(py, StartResponse::new(ThreadResponse { req: Arc::clone(shared) }))?;
         let result = self.app.bind(py).call1((environ, sr))?;
         let written = self.write_result(py, shared, &result);
         written.and(request::close_result(py, &result))
@@ -448,20 +461,20 @@ impl WsgiHandler {
         if let Ok(list) = result.cast::<PyList>() {
             let mut r = lock(py, shared);
             for item in list.iter() {
-                r.write(py, &self.log, bytes_of(&item)?)?;
+                r.write(py, bytes_of(&item)?)?;
             }
             return r.start();
         }
         if let Ok(tuple) = result.cast::<PyTuple>() {
             let mut r = lock(py, shared);
             for item in tuple.iter() {
-                r.write(py, &self.log, bytes_of(&item)?)?;
+                r.write(py, bytes_of(&item)?)?;
             }
             return r.start();
         }
         for item in result.try_iter()? {
             let item = item?;
-            lock(py, shared).write(py, &self.log, bytes_of(&item)?)?;
+            lock(py, shared).write(py, bytes_of(&item)?)?;
         }
         lock(py, shared).start()
     }

@@ -183,6 +183,31 @@ pub fn response_obj<'py>(
     )
 }
 
+/// gunicorn's default `pre_request` hook: `worker.log.debug("%s %s", req.method,
+/// req.path)`, the per-request line of `--log-level debug` (bytes as latin-1, as
+/// gunicorn's strings hold them). A configured `pre_request` replaces it, as in gunicorn.
+pub fn log_request(log: &Logger, hooks: &Hooks, head: &RequestHead) {
+    if hooks.pre_request.is_some() || !log.enabled(crate::log::Level::Debug) {
+        return;
+    }
+    let text = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
+    log.debug(format_args!("{} {}", text(head.method()), text(head.path())));
+}
+
+/// gunicorn's warning when the application sends body bytes on a response that has none
+/// (HEAD, 1xx, 204, 304), once per response. gunicorn logs it through a logger of its
+/// own that has no handler (`gunicorn.http.wsgi`), so Python's last-resort handler
+/// prints the bare message on stderr: no timestamp, whatever `--log-level` and
+/// `--error-logfile` say. The same line goes to the same place here.
+pub fn warn_no_body(method: &[u8], status: u16) {
+    use std::io::Write;
+    let method: String = method.iter().map(|&c| char::from(c)).collect();
+    let line = format!(
+        "WSGI app sent body bytes on a no-body response (method={method} status={status}); dropping per RFC 9110.\n"
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// `pre_request(worker, req)`, when there is such a hook (and a `req`).
 pub fn pre_request(
     py: Python<'_>,

@@ -50,7 +50,8 @@ use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, Served, bytes_of, peer_ip, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
 use super::wsgi::{
-    self, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared, StartResponse, lock,
+    self, EarlyHints, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared,
+    StartResponse, lock,
 };
 use crate::heartbeat::monotonic_ms;
 use crate::listen::Stream;
@@ -384,7 +385,6 @@ impl<'a> Worker<'a> {
             timeout,
             ctx.heartbeat,
             ctx.signals.quick_flag(),
-            ctx.log.clone(),
         )));
         let mut g = lock(py, &ex);
         match g.read_head(py) {
@@ -415,6 +415,7 @@ impl<'a> Worker<'a> {
         );
         let method_uri = request::method_uri(head);
         let expect_continue = head.expect_continue;
+        request::log_request(&self.ctx.log, &self.hooks, head);
         let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
         let conn_info = ConnInfo { peer, local: self.locals[listener].clone(), tls: false };
         let built = environ::build(head, &conn_info, &self.environ_cfg);
@@ -483,6 +484,7 @@ impl<'a> Worker<'a> {
     ) -> PyResult<Bound<'py, PyDict>> {
         let input = Bound::new(py, Input::new(Arc::clone(ex)))?.into_any();
         let d = self.environ.build(py, &env, input)?;
+        EarlyHints::install(&d, Arc::clone(ex))?;
         let mut g = lock(py, ex);
         g.environ = Some(env);
         if expect_continue {

@@ -1,6 +1,6 @@
 //! The WSGI bridge of one request (PEP 3333): the environ dict, `wsgi.input`,
-//! `start_response` and `write`, `wsgi.file_wrapper`, `wsgi.errors`, and the socket I/O
-//! they drive.
+//! `start_response` and `write`, `wsgi.early_hints`, `wsgi.file_wrapper`, `wsgi.errors`,
+//! and the socket I/O they drive.
 //!
 //! One [`Exchange`] holds the connection of a request: the socket, the core's
 //! [`Connection`] (which decodes the body), the response head and its [`BodyWriter`].
@@ -38,7 +38,6 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::heartbeat::Slot;
 use crate::listen::Stream;
-use crate::log::Logger;
 
 /// The `Server` header value (gunicorn writes `Server: gunicorn`).
 pub const SERVER: &[u8] = b"ferrocorn";
@@ -234,7 +233,6 @@ pub struct Exchange {
     beat: &'static Slot,
     /// The worker's INT/QUIT flag (quick stop).
     stop: Arc<AtomicBool>,
-    log: Logger,
     /// What the framing decision needs to know about the request.
     pub req: RequestInfo,
     /// The response head from `start_response`.
@@ -348,7 +346,6 @@ impl Exchange {
         timeout: Duration,
         beat: &'static Slot,
         stop: Arc<AtomicBool>,
-        log: Logger,
     ) -> Exchange {
         if rbuf.len() < READ_CHUNK {
             rbuf.resize(READ_CHUNK, 0);
@@ -366,7 +363,6 @@ impl Exchange {
             write_limit: timeout,
             beat,
             stop,
-            log,
             req: RequestInfo {
                 is_head: false,
                 version: ferrocorn_core::Version::HTTP_11,
@@ -560,7 +556,7 @@ impl Exchange {
         }
         let last = if finish { writer.finish().last } else { b"" };
         if warn {
-            self.log.warning("WSGI app sent body bytes on a no-body response (HEAD, 1xx, 204 or 304); dropping per RFC 9110.");
+            self.warn_no_body();
         }
         let nothing = frames.iter().all(Frame::is_empty) && last.is_empty();
         if nothing && (self.headers_sent || !finish) {
@@ -593,6 +589,11 @@ impl Exchange {
         Ok(())
     }
 
+    fn warn_no_body(&self) {
+        let method = self.conn.head().map_or(&b""[..], |h| h.method());
+        super::request::warn_no_body(method, self.head.as_ref().map_or(0, ResponseHead::code));
+    }
+
     /// Ends the response: the head if it was never sent, and the last chunk.
     pub fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
         if self.head.is_none() {
@@ -621,6 +622,9 @@ impl Exchange {
             ));
         };
         let f = writer.frame(usize::try_from(count).unwrap_or(usize::MAX));
+        if f.warn_no_body {
+            self.warn_no_body();
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Err(PyOSError::new_err("the connection is closed"));
         };
@@ -690,6 +694,29 @@ impl Exchange {
                 self.client_gone = true;
             }
         }
+    }
+
+    /// Writes an interim response (`103 Early Hints`) now, unless the final head went out
+    /// already.
+    pub fn send_interim(&mut self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
+        if self.headers_sent {
+            return Ok(());
+        }
+        if self.over || self.client_gone {
+            return Err(PyOSError::new_err("the connection is closed"));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(PyOSError::new_err("the connection is closed"));
+        };
+        let (beat, limit, stop) = (self.beat, self.write_limit, &*self.stop);
+        let r =
+            py.detach(|| write_all_slices(stream, &mut [IoSlice::new(bytes)], beat, limit, stop));
+        r.map_err(|e| {
+            if !is_stopping(&e) {
+                self.client_gone = true;
+            }
+            io_to_py(&e)
+        })
     }
 
     /// Writes `100 Continue` (before the application is called, as gunicorn does).
@@ -869,6 +896,11 @@ pub trait ResponseSink: Send + Sync + std::fmt::Debug {
     fn set_head(&self, py: Python<'_>, head: ResponseHead);
     /// PEP 3333's `write(data)`.
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()>;
+    /// The request's HTTP version.
+    fn request_version(&self, py: Python<'_>) -> ferrocorn_core::Version;
+    /// Writes an interim response (`103 Early Hints`) at once; nothing once the final
+    /// head is out.
+    fn send_interim(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()>;
 }
 
 impl ResponseSink for Shared {
@@ -884,6 +916,76 @@ impl ResponseSink for Shared {
     /// Sends `data` at once (the head first).
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         lock(py, self).send_body(py, &[data], false)
+    }
+
+    fn request_version(&self, py: Python<'_>) -> ferrocorn_core::Version {
+        lock(py, self).req.version
+    }
+
+    fn send_interim(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
+        lock(py, self).send_interim(py, bytes)
+    }
+}
+
+/// `environ['wsgi.early_hints']` (gunicorn 25+): `early_hints(headers)` sends `103 Early
+/// Hints` with `headers` (an iterable of `(name, value)`, `str` or `bytes`) at once,
+/// before the final response; several calls send several. It does nothing for an
+/// HTTP/1.0 request or once the final head went out. A bad name or value raises
+/// `ValueError` and sends nothing (the bytes come from
+/// [`response::encode_early_hints`]).
+#[derive(Debug)]
+#[pyclass(module = "ferrocorn.wsgi", name = "EarlyHints", frozen)]
+pub struct EarlyHints {
+    sink: Box<dyn ResponseSink>,
+}
+
+impl EarlyHints {
+    /// Sets `wsgi.early_hints` of `environ` for the response `sink`.
+    pub fn install(environ: &Bound<'_, PyDict>, sink: impl ResponseSink + 'static) -> PyResult<()> {
+        let py = environ.py();
+        let hints = Bound::new(py, EarlyHints { sink: Box::new(sink) })?;
+        environ.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)
+    }
+}
+
+/// A header name or value given to `wsgi.early_hints`: `bytes` as they are, `str` as
+/// latin-1.
+fn hint_bytes(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    match obj.cast::<PyBytes>() {
+        Ok(b) => Ok(b.as_bytes().to_vec()),
+        Err(_) => to_latin1(obj, what),
+    }
+}
+
+#[pymethods]
+impl EarlyHints {
+    fn __call__(&self, py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.sink.state(py).0 {
+            return Ok(());
+        }
+        let version = self.sink.request_version(py);
+        if !version.at_least_11() {
+            return Ok(());
+        }
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for item in headers.try_iter()? {
+            let parts: Vec<Bound<'_, PyAny>> = item?.try_iter()?.collect::<PyResult<_>>()?;
+            let [name, value] = parts.as_slice() else {
+                return Err(PyValueError::new_err(format!(
+                    "an early hint must be a (name, value) pair, not {} items",
+                    parts.len()
+                )));
+            };
+            pairs.push((hint_bytes(name, "header name")?, hint_bytes(value, "header value")?));
+        }
+        let mut out = Vec::with_capacity(64);
+        let pairs = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+        if response::encode_early_hints(version, pairs, &mut out)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+        {
+            self.sink.send_interim(py, &out)?;
+        }
+        Ok(())
     }
 }
 

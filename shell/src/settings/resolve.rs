@@ -459,6 +459,17 @@ impl Settings {
             .collect()
     }
 
+    /// The `Current configuration:` text gunicorn's arbiter logs at debug level when it
+    /// starts: every setting in definition order, `  name: value` with values as
+    /// Python's `str()` (so a function shows as `<function Qualname ...>`).
+    pub fn current_configuration(&self) -> String {
+        let mut out = String::from("Current configuration:");
+        for (s, r) in self.iter() {
+            out.push_str(&format!("\n  {}: {}", s.name, r.value.py_str()));
+        }
+        out
+    }
+
     /// The `--print-config` text: `name = value` lines sorted by name, names padded to
     /// the longest, values as Python's `str()`, callables as `<Qualname()>`.
     pub fn print_config(&self) -> String {

@@ -501,6 +501,18 @@ impl Exchange {
         Ok(())
     }
 
+    /// Writes an interim response (`103 Early Hints`) at once, waiting for the socket;
+    /// nothing once the response was started. A failed write breaks the connection.
+    pub fn write_interim(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.state.is_some() {
+            return Ok(());
+        }
+        if self.broken {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
+        }
+        self.flush_with(&[bytes])
+    }
+
     /// Queues bytes as they are (an error page written in place of a response that was
     /// never started); the connection closes after them.
     pub fn write_raw(&mut self, bytes: &[u8]) {
