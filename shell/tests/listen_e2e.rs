@@ -30,9 +30,17 @@ fn port_in_use_is_retried_then_exits_1() {
     assert_eq!(srv.wait_exit(10).code(), Some(1));
     let log = srv.log();
     let addr = format!("('127.0.0.1', {port})");
-    let lines: Vec<&str> = log.lines().map(|l| l.split_once("] [").map_or("", |x| x.1)).collect();
+    // The `Current configuration:` dump's setting lines (`  name: value`) aside.
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("  "))
+        .map(|l| l.split_once("] [").map_or("", |x| x.1))
+        .collect();
     let pid = srv.pid();
-    let mut want = vec![format!("{pid}] [INFO] Starting ferrocorn 0.1.0")];
+    let mut want = vec![
+        format!("{pid}] [DEBUG] Current configuration:"),
+        format!("{pid}] [INFO] Starting ferrocorn 0.1.0"),
+    ];
     for _ in 0..5 {
         want.push(format!("{pid}] [ERROR] Connection in use: {addr}"));
         want.push(format!(

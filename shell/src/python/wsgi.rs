@@ -261,7 +261,8 @@ impl std::fmt::Display for Stopping {
 impl std::error::Error for Stopping {}
 
 fn stopping() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, Stopping)
+    // Not `Interrupted`: nothing may take it for a call to retry.
+    io::Error::other(Stopping)
 }
 
 /// Whether an I/O error is the quick stop's.
