@@ -9,6 +9,8 @@
 //! - a stream of 2000 lines, one every 50 ms: after INT or QUIT the master exits 0, the
 //!   generator was closed and never reached its end (the app records its progress in a
 //!   marker file), the client got fewer lines than the stream has;
+//! - a request head still arriving: the 500 page and `Error handling request (no URI
+//!   read)` with the `SystemExit`, as gunicorn;
 //! - `worker_int` then `worker_exit` run once in both programs.
 //!
 //! No duration is asserted: `graceful_timeout` and `timeout` are 120 s, so a worker that
@@ -256,5 +258,47 @@ fn int_and_quit_stop_a_long_stream_as_gunicorn() {
                 "{program} {sig}: hooks as gunicorn's"
             );
         }
+    }
+}
+
+/// The accept queue of the listener on 127.0.0.1:`port` (`rx_queue` of its LISTEN row in
+/// /proc/net/tcp).
+fn accept_queue(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| u32::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn int_while_a_head_arrives_answers_500_as_gunicorn() {
+    for program in ["ferrocorn", "gunicorn"] {
+        let mut run = start(program, "head");
+        let mut s = TcpStream::connect(run.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+        // connect() returned, so the connection was queued; an empty queue means the
+        // worker took it and waits for the rest of the head.
+        wait_until(30, &format!("{program}: the worker accepted"), || {
+            accept_queue(run.addr.port()) == Some(0)
+        });
+        run.server.signal(Signal::SIGINT);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let status = run.server.wait_exit(90);
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(status.code(), Some(0), "{program}");
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{program}: {answer}"
+        );
+        let log = run.server.log();
+        assert!(log.contains("[ERROR] Error handling request (no URI read)\n"), "{program}: {log}");
+        assert!(log.contains("\nSystemExit: 0\n"), "{program}: {log}");
+        assert_eq!(stop_hooks(&run), ["worker_int alive=False", "worker_exit"], "{program}");
     }
 }

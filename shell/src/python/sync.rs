@@ -394,6 +394,22 @@ impl<'a> Worker<'a> {
                 self.rbuf = g.take_buffer();
                 return;
             }
+            HeadResult::Stopped => {
+                // gunicorn's `SystemExit` from the `recv` of the parser: the 500 page and
+                // `Error handling request (no URI read)` with the exception.
+                let tb = format_traceback(py, &wsgi::stop_error());
+                self.ctx
+                    .log
+                    .error(format_args!("Error handling request (no URI read)\n{}", tb.trim_end()));
+                let mut out = Vec::new();
+                ferrocorn_core::response::internal_error_page(&mut out);
+                g.send_raw(py, &out);
+                let stream = g.take_stream();
+                self.rbuf = g.take_buffer();
+                drop(g);
+                close(py, &self.ctx, stream, false);
+                return;
+            }
             HeadResult::Rejected(e) => {
                 self.reject(&peer, &e);
                 let mut out = Vec::new();

@@ -212,6 +212,8 @@ pub enum HeadResult {
     Gone,
     /// The request was rejected: answer with the error page and close.
     Rejected(RecvError),
+    /// INT or QUIT arrived while the head was still coming (quick stop).
+    Stopped,
 }
 
 /// The connection of one request and its response state.
@@ -416,12 +418,14 @@ impl Exchange {
                     self.req = RequestInfo::from_head(head);
                     return HeadResult::Request;
                 }
-                Ok(Event::NeedData) => {
-                    if self.read_socket(py).is_err() {
+                Ok(Event::NeedData) => match self.read_socket(py) {
+                    Ok(()) => {}
+                    Err(e) if is_stopping(&e) => return HeadResult::Stopped,
+                    Err(_) => {
                         self.client_gone = true;
                         return HeadResult::Gone;
                     }
-                }
+                },
                 Ok(_) => return HeadResult::Gone,
                 Err(RecvError::NoMoreData) => return HeadResult::Gone,
                 Err(e) => return HeadResult::Rejected(e),
