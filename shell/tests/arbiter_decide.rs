@@ -350,10 +350,10 @@ fn every_signal_in_every_state() {
             (_, Sig::Chld) => s(""),
             ("reexeced", Sig::Hup) => s("INFO Hang up: Master.2 Reload"),
             (_, Sig::Hup) => s("INFO Hang up: Master Reload"),
-            ("reloading", Sig::Ttin) => s("hook:n:3<-2 spawn:4"),
-            (_, Sig::Ttin) => s("hook:n:3<-2 spawn:2"),
-            ("reloading", Sig::Ttou) => s("hook:n:1<-2 kill:200:Term"),
-            (_, Sig::Ttou) => s("hook:n:1<-2 kill:100:Term"),
+            ("reloading", Sig::Ttin) => s("hook:n:3<-2 spawn:4 DEBUG 3 workers"),
+            (_, Sig::Ttin) => s("hook:n:3<-2 spawn:2 DEBUG 3 workers"),
+            ("reloading", Sig::Ttou) => s("hook:n:1<-2 kill:200:Term DEBUG 1 workers"),
+            (_, Sig::Ttou) => s("hook:n:1<-2 kill:100:Term DEBUG 1 workers"),
             ("reloading", Sig::Usr1) => {
                 s("ReopenLogs kill:100:Usr1 kill:101:Usr1 kill:200:Usr1 kill:201:Usr1")
             }
@@ -446,7 +446,7 @@ fn hup_with_fewer_or_more_workers() {
     let out = reload(&mut a, Config { workers: 3, ..CFG });
     assert_eq!(
         render(&out),
-        vec!["hook:n:3<-2", "hook:on_reload", "spawn:2", "spawn:3", "spawn:4"]
+        vec!["hook:n:3<-2", "hook:on_reload", "spawn:2", "spawn:3", "spawn:4", "DEBUG 3 workers"]
     );
     for (pid, slot) in [(200, 2), (201, 3), (202, 4)] {
         a.handle(Event::Spawned { pid, slot, now: 1001 });
@@ -528,7 +528,7 @@ fn ttin_stops_at_the_heartbeat_capacity_and_ttou_at_one() {
     a.handle(Event::Start { now: 0 });
     assert_eq!(
         render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })),
-        vec!["hook:n:8<-7", "spawn:7"]
+        vec!["hook:n:8<-7", "spawn:7", "DEBUG 8 workers"]
     );
     assert_eq!(
         render(&a.handle(Event::Signal { sig: Sig::Ttin, now: 0 })),
@@ -559,7 +559,10 @@ fn winch_when_daemonized_then_hup_brings_workers_back() {
     assert!(spawns(&a.handle(Event::Tick { now: 2000 })).is_empty());
     // HUP (the documented roll-back): workers come back.
     let out = reload(&mut a, Config { daemon: true, ..CFG });
-    assert_eq!(render(&out), vec!["hook:n:2<-0", "hook:on_reload", "spawn:0", "spawn:1"]);
+    assert_eq!(
+        render(&out),
+        vec!["hook:n:2<-0", "hook:on_reload", "spawn:0", "spawn:1", "DEBUG 2 workers"]
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //!   final response (a client that sends its body only after reading the 103 is
 //!   answered), nothing for HTTP/1.0 or after the final head, bad names and values refused;
 //! - `--log-level debug`: the `Current configuration:` dump at start, the per-request
-//!   `METHOD path` line, and the body-on-HEAD warning as gunicorn's bare stderr line
+//!   `METHOD path` line, the `N workers` line, and the body-on-HEAD warning as gunicorn's bare stderr line
 //!   (no timestamp, also with `--error-logfile`).
 
 mod support;
@@ -203,7 +203,8 @@ fn debug_lines(program: &str, worker: &str, extra: &[&str]) -> (Vec<String>, Vec
         .filter_map(|l| {
             if let Some(rest) = l.split_once("] [DEBUG] ").map(|(_, r)| r) {
                 let is_request = ["GET ", "HEAD "].iter().any(|m| rest.starts_with(m));
-                return is_request.then(|| format!("[DEBUG] {rest}"));
+                let is_count = rest.ends_with(" workers");
+                return (is_request || is_count).then(|| format!("[DEBUG] {rest}"));
             }
             l.starts_with("WSGI app sent").then(|| l.to_owned())
         })
@@ -223,6 +224,7 @@ fn debug_log_lines_are_gunicorns() {
             ours,
             [
                 "WSGI app sent body bytes on a no-body response (method=HEAD status=200); dropping per RFC 9110.",
+                "[DEBUG] 1 workers",
                 "[DEBUG] GET /absolute",
                 "[DEBUG] GET /plain/p%20ath",
                 "[DEBUG] HEAD /head-body",

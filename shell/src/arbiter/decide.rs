@@ -7,7 +7,7 @@
 //!
 //! Rules (gunicorn 27 unless marked):
 //! - start and after every reap: spawn until `num_workers` are running, SIGTERM the
-//!   oldest surplus (`manage_workers`);
+//!   oldest surplus (`manage_workers`); `N workers` (debug) when that count changed;
 //! - a worker whose heartbeat is older than `timeout` gets `WORKER TIMEOUT (pid:N)` and
 //!   SIGABRT, and SIGKILL on a tick at least [`ABORT_GRACE_MS`] later if still alive.
 //!   **Fix:** the master stamps the heartbeat at spawn, so a worker that never beats
@@ -407,6 +407,9 @@ pub struct Arbiter {
     phase: Phase,
     halt: Option<(u8, &'static str)>,
     full_logged: bool,
+    /// The worker count last logged (`N workers`, debug), as gunicorn's
+    /// `_last_logged_active_worker_count`.
+    logged_count: Option<usize>,
     exited: bool,
 }
 
@@ -426,6 +429,7 @@ impl Arbiter {
             phase: Phase::Running,
             halt: None,
             full_logged: false,
+            logged_count: None,
             exited: false,
         }
     }
@@ -590,6 +594,12 @@ impl Arbiter {
             for (_, pid) in by_age.into_iter().take(surplus) {
                 self.retire(pid, now, out);
             }
+        }
+        // gunicorn logs the count of workers kept (spawned ones included) when it changed.
+        let active = (self.current().count() + self.pending.len()).min(self.num_workers);
+        if self.logged_count != Some(active) {
+            self.logged_count = Some(active);
+            out.push(Command::Log(Level::Debug, format!("{active} workers")));
         }
         self.maybe_finish_rollout(now, out);
     }
