@@ -184,6 +184,11 @@ fn debug_lines(program: &str, worker: &str, extra: &[&str]) -> (Vec<String>, Vec
     exchange(addr, b"HEAD /head-body HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     exchange(addr, b"GET http://t/absolute?x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     s.wait_log(20, "the warning", |l| l.contains("dropping per RFC 9110"));
+    // A reload logs the dump again (gunicorn's reload runs `Arbiter.setup` again).
+    s.signal(Signal::SIGHUP);
+    s.wait_log(30, "the dump after HUP", |l| {
+        l.matches("[DEBUG] Current configuration:").count() == 2
+    });
     s.signal(Signal::SIGTERM);
     s.wait_exit(30);
     let log = s.log();

@@ -605,6 +605,10 @@ impl Master<'_> {
             Ok(l) => self.log = l,
             Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
         }
+        // gunicorn's reload runs `Arbiter.setup` again, which logs the dump again.
+        if self.log.enabled(crate::log::Level::Debug) {
+            self.log.debug(settings.current_configuration());
+        }
         let old = Generation {
             settings: std::mem::replace(&mut self.settings, Arc::clone(&settings)),
             binds: std::mem::replace(&mut self.binds, binds),
