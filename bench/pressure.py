@@ -10,11 +10,12 @@ Scenarios (see the `SCENARIOS` table):
   unread-big   POST Content-Length 1 MiB, body never sent, to an app that answers 401
                without reading it: when does the 401 come? (and with Expect: 100-continue)
   unread-small the same with Content-Length 1000
-  trickle      -w 1 -t 6: a head trickled one byte every 2 s; is the worker killed, when is
-               the client closed, and is a second client served after it?
+  trickle      -w 1 -t 10: a head trickled one byte every 5 s; is the worker killed, when
+               is the client closed, and is a second client served after it?
+  trickle-after-close  the same just after a connection was opened and closed
   aborted      200 uploads of 1 MiB abandoned after 64 KiB: how many error-log lines?
   slow-uploads 200 clients uploading 1 MiB at 1 byte/s, while a normal client sends GET /
-               for 10 s: share of normal requests answered, p50/p99
+               for 10 s (2 s per attempt): share of normal requests answered, p50/p99
 
 Usage: bench/pressure.sh [--only NAME,...] [--scenarios NAME,...]
 """
@@ -132,13 +133,17 @@ async def unread_small(srv):
     return await unread(srv, 1000)
 
 
-async def trickle(srv):
+async def trickle(srv, opened_before=False):
+    if opened_before:
+        # A connection opened and closed just before the trickler.
+        _, w = await asyncio.open_connection("127.0.0.1", srv.port)
+        w.close()
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     start = time.monotonic()
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
     closed_at = None
-    for byte in b"X-Slow: " + b"a" * 20:
-        await asyncio.sleep(2)
+    for byte in b"X-Slow: abcdefgh":
+        await asyncio.sleep(5)
         try:
             writer.write(bytes([byte]))
             await writer.drain()
@@ -161,8 +166,12 @@ async def trickle(srv):
     writer.close()
     after = await request(srv.port, b"GET / HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n", 15)
     killed = "WORKER TIMEOUT" in srv.text()
-    closed = f"closed after {closed_at:.1f}s" if closed_at else "still open after 40s"
+    closed = f"closed after {closed_at:.1f}s" if closed_at else "never closed (80 s)"
     return f"trickler {closed}; worker killed: {'yes' if killed else 'no'}; next client: {fmt(*after[:2])}"
+
+
+async def trickle_after_close(srv):
+    return await trickle(srv, opened_before=True)
 
 
 async def aborted(srv):
@@ -211,7 +220,7 @@ async def slow_uploads(srv):
     end = time.monotonic() + 10
     while time.monotonic() < end:
         t = time.monotonic()
-        s, _, _ = await request(srv.port, b"GET / HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n", 5)
+        s, _, _ = await request(srv.port, b"GET / HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n", 2)
         if s == "200":
             lat.append((time.monotonic() - t) * 1000)
         else:
@@ -231,7 +240,8 @@ SCENARIOS = [
     ("queued", queued, ["-w", "1", "--threads", "2"], ("gthread",)),
     ("unread-big", unread_big, ["-w", "1", "--threads", "2"], ("sync", "gthread")),
     ("unread-small", unread_small, ["-w", "1", "--threads", "2"], ("sync", "gthread")),
-    ("trickle", trickle, ["-w", "1", "-t", "6"], ("sync",)),
+    ("trickle", trickle, ["-w", "1", "-t", "10"], ("sync",)),
+    ("trickle-after-close", trickle_after_close, ["-w", "1", "-t", "10"], ("sync",)),
     ("aborted", aborted, ["-w", "2", "--threads", "4"], ("sync", "gthread")),
     ("slow-uploads", slow_uploads, ["-w", "2", "--threads", "4"], ("sync", "gthread")),
 ]

@@ -31,7 +31,13 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         // KeyboardInterrupt handler must not also fire in them.
         let signal = PyModule::import(py, "signal")?;
         signal.call_method1("signal", (signal.getattr("SIGINT")?, signal.getattr("SIG_DFL")?))?;
-        prepare_import(py, settings)
+        prepare_import(py, settings)?;
+        // gunicorn installs `spew` in the master before the arbiter starts; the workers
+        // inherit it on their main thread.
+        if settings.bool("spew") {
+            PyModule::import(py, "ferrocorn.debug")?.call_method0("spew")?;
+        }
+        Ok(())
     })();
     if let Err(e) = setup {
         if super::escapes(py, &e) {

@@ -357,6 +357,16 @@ impl Reload for PythonReload {
                 // (the arbiter also refuses what ferrocorn cannot serve): the running
                 // configuration keeps serving.
                 super::worker::proto_config(&s)?;
+                // As gunicorn's `Application.reload`: a reloaded config asking for
+                // `spew` turns it on in the master (the new workers inherit it).
+                if s.bool("spew") {
+                    pyo3::Python::attach(|py| {
+                        PyModule::import(py, "ferrocorn.debug")
+                            .and_then(|m| m.call_method0("spew"))
+                            .map(|_| ())
+                            .map_err(|e| super::convert::exc_str(py, &e))
+                    })?;
+                }
                 Ok(*s)
             }
             Ok(_) => Err("the command line no longer names a configuration to serve".to_owned()),

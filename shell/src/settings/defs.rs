@@ -407,7 +407,6 @@ Added in version 19.8.",
     },
     Setting {
         name: "spew",
-        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--spew"],
         action: Action::StoreTrue,
