@@ -14,6 +14,7 @@ pub mod log;
 pub mod process;
 #[cfg(feature = "python")]
 pub mod python;
+pub mod reload;
 pub mod run;
 pub mod settings;
 pub mod worker;

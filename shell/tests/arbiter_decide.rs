@@ -627,3 +627,21 @@ fn ages_count_spawns_and_booted_is_recorded() {
     a.handle(Event::Booted { pid: 10, now: 0 });
     assert!(a.workers()[&10].booted);
 }
+
+#[test]
+fn a_changed_file_reloads_as_hup_does_except_while_stopping() {
+    let mut a = running();
+    let out = a.handle(Event::FilesChanged { path: "/srv/app/views.py".into() });
+    assert_eq!(
+        logs(&out),
+        vec![(Level::Info, "Worker reloading: /srv/app/views.py modified".to_owned())]
+    );
+    assert!(out.contains(&Command::Reload));
+    let out = a.handle(Event::Reloaded { cfg: CFG, now: 1000 });
+    assert!(a.reloading(), "{out:?}");
+    // A stop in progress is not turned into a reload.
+    let mut a = running();
+    a.handle(Event::Signal { sig: Sig::Term, now: 2000 });
+    let out = a.handle(Event::FilesChanged { path: "/srv/app/views.py".into() });
+    assert!(out.is_empty(), "{out:?}");
+}

@@ -150,6 +150,11 @@ pub enum Event {
         /// Now, in monotonic ms.
         now: u64,
     },
+    /// `reload`: a watched file changed (after a burst of changes ended).
+    FilesChanged {
+        /// The file whose change was seen first.
+        path: String,
+    },
     /// A signal arrived.
     Signal {
         /// Which.
@@ -530,6 +535,15 @@ impl Arbiter {
             }
             Event::Tick { now } => self.tick(now, &mut out),
             Event::Reloaded { cfg, now } => self.reloaded(cfg, now, &mut out),
+            Event::FilesChanged { path } => {
+                if !self.stopping() {
+                    out.push(Command::Log(
+                        Level::Info,
+                        format!("Worker reloading: {path} modified"),
+                    ));
+                    out.push(Command::Reload);
+                }
+            }
             Event::ReloadFailed { error } => out.push(Command::Log(
                 Level::Error,
                 format!("Reload failed, the running configuration is kept: {error}"),

@@ -71,6 +71,7 @@ use crate::heartbeat::{Heartbeats, monotonic_ms};
 use crate::listen::{self, BindAddr, BindOptions, Listener};
 use crate::log::Logger;
 use crate::process::{self, CommTitle, Pidfile, ProcTitle};
+use crate::reload::Watcher;
 use crate::settings::Settings;
 use crate::worker::{WorkerBody, WorkerContext, WorkerSignals};
 use decide::{Arbiter, Command, Config, Event, Hook, KillSig, Sig, Status};
@@ -236,7 +237,22 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
         title: Arc::clone(&opts.title),
         notify_socket: env_var("NOTIFY_SOCKET"),
         bind_opts: bind_options(&settings, opts),
+        watcher: None,
     };
+    match Watcher::new(&settings, master.pid) {
+        Ok(w) => master.watcher = w,
+        Err(e) => {
+            master.log.error(&e);
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    }
+    if master.watcher.is_some() && settings.bool("preload_app") {
+        master.log.warning(
+            "reload with preload_app: the workers fork from the application the master \
+loaded, so a reload restarts them with the code they already had",
+        );
+    }
     master.with_server(|h, s| h.nworkers_changed(s, cfg.workers, None));
     if let Some(path) = settings.str("pidfile") {
         let path = if parent.is_some() { format!("{path}.2") } else { path.to_owned() };
@@ -328,6 +344,8 @@ struct Master<'a> {
     title: Arc<dyn ProcTitle>,
     notify_socket: Option<String>,
     bind_opts: BindOptions,
+    /// `reload`: the application's files, watched (see [`crate::reload`]).
+    watcher: Option<Watcher>,
 }
 
 impl Master<'_> {
@@ -413,12 +431,28 @@ impl Master<'_> {
         loop {
             let busy = self.arbiter.stopping() || self.arbiter.reloading();
             let wait_ms: u16 = if busy { 100 } else { 1000 };
+            let wait_ms = match &self.watcher {
+                Some(w) => wait_ms.min(u16::try_from(w.wait_ms(monotonic_ms())).unwrap_or(1000)),
+                None => wait_ms,
+            };
             {
                 let signals = self.signals.as_ref().expect("installed before the loop");
-                let mut fds =
-                    [nix::poll::PollFd::new(signals.read.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let mut fds = vec![nix::poll::PollFd::new(
+                    signals.read.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                if let Some(fd) = self.watcher.as_ref().and_then(Watcher::fd) {
+                    fds.push(nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN));
+                }
                 let _ = nix::poll::poll(&mut fds, wait_ms);
                 signals.drain();
+            }
+            let changed = self.watcher.as_mut().and_then(|w| w.check(monotonic_ms()));
+            if let Some(path) = changed {
+                let ev = Event::FilesChanged { path: path.display().to_string() };
+                if let Some(code) = self.feed(ev) {
+                    return code;
+                }
             }
             for sig in Sig::ALL {
                 if self.signals.as_ref().is_some_and(|s| s.take(sig)) {
@@ -609,6 +643,7 @@ impl Master<'_> {
         if self.log.enabled(crate::log::Level::Debug) {
             self.log.debug(settings.current_configuration());
         }
+        let old_settings = Arc::clone(&self.settings);
         let old = Generation {
             settings: std::mem::replace(&mut self.settings, Arc::clone(&settings)),
             binds: std::mem::replace(&mut self.binds, binds),
@@ -637,6 +672,21 @@ impl Master<'_> {
             }
         }
         self.set_master_title();
+        let watched = |s: &Settings| {
+            (
+                s.bool("reload"),
+                s.str("reload_engine").map(str::to_owned),
+                s.list("reload_extra_files").join("\0"),
+            )
+        };
+        if watched(&settings) != watched(&old_settings) {
+            // The old watcher's directory goes before the new one makes it again.
+            self.watcher = None;
+            match Watcher::new(&settings, self.pid) {
+                Ok(w) => self.watcher = w,
+                Err(e) => self.log.error(e),
+            }
+        }
         let cfg = arbiter_config(&settings, self.arbiter.config().systemd);
         Event::Reloaded { cfg, now: monotonic_ms() }
     }

@@ -114,16 +114,28 @@ pub fn worker_app(
     settings: &Settings,
     ctx: &WorkerContext,
 ) -> Result<Py<PyAny>, u8> {
-    if let Some(app) = preloaded {
-        return Ok(app.clone_ref(py));
-    }
-    let e = match load_app(py, settings) {
-        Ok(app) => return Ok(app.unbind()),
+    let loaded = match preloaded {
+        Some(app) => Ok(app.clone_ref(py)),
+        None => load_app(py, settings).map(Bound::unbind),
+    };
+    let e = match loaded {
+        Ok(app) => {
+            if settings.bool("reload") {
+                publish_module_files(py, ctx);
+            }
+            return Ok(app);
+        }
         Err(e) => e,
     };
     let msg = exc_str(py, &e.error);
     Err(match e.kind {
         AppErrorKind::AppImport => {
+            // With `reload`, the code being edited failed to import: its traceback, once
+            // per edit (the old workers keep serving until the files change again).
+            if settings.bool("reload") {
+                ctx.log
+                    .error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
+            }
             let _ = write_stream(py, "stderr", &format!("{msg}\n"));
             APP_LOAD_ERROR
         }
@@ -133,6 +145,20 @@ pub fn worker_app(
             WORKER_BOOT_ERROR
         }
     })
+}
+
+/// `reload`: publishes the source files of the modules this worker imported (and, from
+/// a daemon thread, what it imports later) where the master's watcher reads them.
+fn publish_module_files(py: Python<'_>, ctx: &WorkerContext) {
+    let path = crate::reload::module_list(ctx.master_pid, ctx.pid);
+    let published = PyModule::import(py, "ferrocorn.reloader")
+        .and_then(|m| m.call_method1("publish", (path.to_string_lossy().into_owned(),)));
+    if let Err(e) = published {
+        ctx.log.warning(format_args!(
+            "reload: cannot publish this worker's module files: {}",
+            exc_str(py, &e)
+        ));
+    }
 }
 
 /// Reports a worker that could not set itself up (`text` on stderr); the exit status.

@@ -353,7 +353,6 @@ Value is a positive number or 0. Setting it to 0 will allow unlimited header fie
     // ---- Debugging ----
     Setting {
         name: "reload",
-        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload"],
         action: Action::StoreTrue,
@@ -372,7 +371,6 @@ The default behavior is to attempt inotify with a fallback to file system pollin
     },
     Setting {
         name: "reload_engine",
-        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload-engine"],
         meta: Some("STRING"),
@@ -393,7 +391,6 @@ Added in version 19.7.",
     },
     Setting {
         name: "reload_extra_files",
-        support: Support::Unsupported,
         section: Section::Debugging,
         cli: &["--reload-extra-file"],
         meta: Some("FILES"),

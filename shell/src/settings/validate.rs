@@ -406,10 +406,21 @@ fn files_or_patterns(v: &Value, ctx: &mut Ctx<'_>) -> VResult {
     Ok(Value::List(items))
 }
 
-/// Whether Python's `glob.glob(pattern, recursive=True)`, run in `cwd`, finds anything:
-/// `*`, `?` and `[...]` within a path component (not matching a leading `.` unless the
-/// pattern's component starts with one), `**` for any depth of directories.
+/// Whether Python's `glob.glob(pattern, recursive=True)`, run in `cwd`, finds anything
+/// (see [`glob`]).
 pub fn glob_matches_any(cwd: &Path, pattern: &str) -> bool {
+    !glob(cwd, pattern).is_empty()
+}
+
+/// Whether `s` is a glob pattern (gunicorn's `util.is_glob_pattern`).
+pub fn is_glob_pattern(s: &str) -> bool {
+    is_glob(s)
+}
+
+/// What Python's `glob.glob(pattern, recursive=True)`, run in `cwd`, finds: `*`, `?` and
+/// `[...]` within a path component (not matching a leading `.` unless the pattern's
+/// component starts with one), `**` for any depth of directories.
+pub fn glob(cwd: &Path, pattern: &str) -> Vec<PathBuf> {
     let base = if pattern.starts_with('/') { PathBuf::from("/") } else { cwd.to_path_buf() };
     let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
     let mut current = vec![base];
@@ -456,11 +467,11 @@ pub fn glob_matches_any(cwd: &Path, pattern: &str) -> bool {
             }
         }
         if next.is_empty() {
-            return false;
+            return next;
         }
         current = next;
     }
-    !current.is_empty()
+    current
 }
 
 /// Python's `fnmatch.fnmatchcase` for one path component: `*`, `?`, `[seq]`, `[!seq]`
