@@ -198,10 +198,20 @@ impl Req {
     }
 
     /// Writes body bytes, releasing the GIL when the socket may have to be waited for.
-    fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+    /// `now`: a chunk of a streamed response (yielded by an iterator, or given to
+    /// `write()`), which goes out before the application is asked for the next one, with
+    /// the head and whatever was buffered before it. Otherwise (the items of a list or
+    /// tuple, all there at once) the bytes are buffered and go out together.
+    fn write(&mut self, py: Python<'_>, data: &[u8], now: bool) -> PyResult<()> {
         self.start()?;
         let ex = &mut self.ex;
-        let warn = if ex.write_may_block(data.len()) {
+        let warn = if now {
+            if data.is_empty() && !ex.pending_output() {
+                Ok(false)
+            } else {
+                py.detach(|| ex.write_now(data))
+            }
+        } else if ex.write_may_block(data.len()) {
             py.detach(|| ex.write(data))
         } else {
             ex.write(data)
@@ -302,7 +312,7 @@ impl ResponseSink for ThreadResponse {
     }
 
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        lock(py, &self.req).write(py, data)
+        lock(py, &self.req).write(py, data, true)
     }
 
     fn request_version(&self, py: Python<'_>) -> ferrocorn_core::Version {
@@ -458,23 +468,29 @@ impl WsgiHandler {
                 }
             }
         }
+        // A list or tuple is all there: its items are buffered and go out together when
+        // the handler returns (head and body in one write for the common one-item list).
         if let Ok(list) = result.cast::<PyList>() {
             let mut r = lock(py, shared);
             for item in list.iter() {
-                r.write(py, bytes_of(&item)?)?;
+                r.write(py, bytes_of(&item)?, false)?;
             }
             return r.start();
         }
         if let Ok(tuple) = result.cast::<PyTuple>() {
             let mut r = lock(py, shared);
             for item in tuple.iter() {
-                r.write(py, bytes_of(&item)?)?;
+                r.write(py, bytes_of(&item)?, false)?;
             }
             return r.start();
         }
+        // Any other iterable streams: each chunk is written before the next is asked for
+        // (a generator may take its time to produce it), so the client gets it as it is
+        // yielded, and a client gone fails the write, which ends the response (the
+        // caller then closes the iterable).
         for item in result.try_iter()? {
             let item = item?;
-            lock(py, shared).write(py, bytes_of(&item)?)?;
+            lock(py, shared).write(py, bytes_of(&item)?, true)?;
         }
         lock(py, shared).start()
     }

@@ -937,11 +937,14 @@ impl<'a, H: Handler> Shared<'a, H> {
                         }
                         _ => None,
                     };
-                    if expect && kind != BodyKind::Empty && kind != BodyKind::Length(0) {
-                        c.out.extend_from_slice(response::CONTINUE);
-                    }
+                    let expect = expect && kind != BodyKind::Empty && kind != BodyKind::Length(0);
                     if matches!(kind, BodyKind::Length(n) if n > self.opts.buffer_body as u64) {
-                        self.dispatch(held, true);
+                        // The body streams: `100 Continue` waits until the handler reads
+                        // it (a handler may answer without wanting it).
+                        self.dispatch(held, true, expect);
+                    } else if expect {
+                        // Read ahead now: the body is wanted.
+                        c.out.extend_from_slice(response::CONTINUE);
                     }
                 }
                 Ok(Event::Data(d)) if c.body_skip > 0 => {
@@ -951,12 +954,12 @@ impl<'a, H: Handler> Shared<'a, H> {
                 Ok(Event::Data(d)) => {
                     c.body.extend_from_slice(d);
                     if c.body.len() > self.opts.buffer_body {
-                        self.dispatch(held, true);
+                        self.dispatch(held, true, false);
                     }
                 }
                 Ok(Event::EndOfMessage(_)) => {
                     c.body_target = None;
-                    self.dispatch(held, false);
+                    self.dispatch(held, false, false);
                 }
                 Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
                 Err(e) => {
@@ -993,8 +996,9 @@ impl<'a, H: Handler> Shared<'a, H> {
     }
 
     /// Calls the handler for the request just read (its body buffered, or streaming from
-    /// the socket), then prepares the connection for the next one.
-    fn dispatch(&self, held: &mut Option<Box<Conn>>, streaming: bool) {
+    /// the socket, with `Expect: 100-continue` still to answer if `expect`), then prepares
+    /// the connection for the next one.
+    fn dispatch(&self, held: &mut Option<Box<Conn>>, streaming: bool, expect: bool) {
         let Some(conn) = held.take() else { return };
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if self.quiet.load(Ordering::Relaxed) && self.quiet.swap(false, Ordering::SeqCst) {
@@ -1007,6 +1011,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mark = conn.out.len();
         let setup = Setup {
             streaming,
+            expect_continue: expect,
             server_keepalive: self.server_keepalive(),
             stopping: Arc::clone(&self.stopping),
             timeout: self.io_timeout,

@@ -4,12 +4,20 @@
 //!
 //! The engine calls [`Handler::handle`] on the thread that read the request; that thread
 //! also writes the response, so a request costs no hand-off between threads. Response
-//! bytes collect in the connection's output buffer and go out in one `write(2)` when the
-//! handler returns (pipelined responses share it); a chunk that would make the buffer
-//! larger than [`FLUSH_AT`] is written at once with `writev(2)`, straight from the
-//! caller's slice, waiting for the socket with a deadline. Whatever the socket does not
-//! take when the handler is done stays with the connection, which the engine parks in the
+//! bytes a handler has all at once ([`Exchange::write`]) collect in the connection's
+//! output buffer and go out in one `write(2)` when the handler returns (pipelined
+//! responses share it); a chunk that would make the buffer larger than [`FLUSH_AT`] is
+//! written at once with `writev(2)`, straight from the caller's slice, waiting for the
+//! socket with a deadline. A chunk of a streamed response ([`Exchange::write_now`], a
+//! chunk the application yielded) goes out before the handler asks for the next one, with
+//! what was buffered before it, in one `writev(2)`. Whatever the socket does not take
+//! when the handler is done stays with the connection, which the engine parks in the
 //! poller: a slow reader costs buffer space, never a thread.
+//!
+//! `Expect: 100-continue` on a body that streams (larger than the engine's buffering
+//! limit) is answered when the handler first reads the body, and never once the response
+//! has started: a handler that answers without reading (a 413, a 401) sends no `100`, and
+//! the connection then closes rather than waits for a body the client may never send.
 //!
 //! The exchange is an owned value (no lifetimes), so a handler can share it with objects
 //! that outlive the call (the WSGI bridge puts it behind an `Arc<Mutex<_>>` for
@@ -82,12 +90,18 @@ pub struct Exchange {
     incomplete: bool,
     started: Option<Instant>,
     nth: u64,
+    /// The client asked for `100 Continue` and it was not sent yet (a streamed body).
+    continue_pending: bool,
+    /// The `100 Continue` was withheld because the response started first.
+    continue_withheld: bool,
 }
 
 /// What the engine fixes for one exchange.
 #[derive(Debug)]
 pub(super) struct Setup {
     pub streaming: bool,
+    /// `Expect: 100-continue` is still to be answered when the body is first read.
+    pub expect_continue: bool,
     pub server_keepalive: bool,
     pub stopping: Arc<AtomicBool>,
     pub timeout: Duration,
@@ -185,6 +199,8 @@ impl Exchange {
             incomplete: false,
             started: Some(Instant::now()),
             nth,
+            continue_pending: setup.streaming && setup.expect_continue,
+            continue_withheld: false,
         }
     }
 
@@ -257,8 +273,12 @@ impl Exchange {
     }
 
     /// Reads the rest of a streamed body and drops it, at most `budget` bytes. Returns
-    /// whether the end was reached.
+    /// whether the end was reached. A body whose `100 Continue` was never sent is not
+    /// waited for (the client may never send it): `false`, and the connection closes.
     pub(super) fn drain_body(&mut self, mut budget: usize) -> bool {
+        if self.continue_pending || self.continue_withheld {
+            return false;
+        }
         loop {
             match self.fill_buf() {
                 Ok([]) => return true,
@@ -274,6 +294,18 @@ impl Exchange {
 
     /// Decodes more of a streamed body into the connection's body buffer.
     fn fill_stream(&mut self) -> io::Result<()> {
+        if self.continue_pending {
+            // The body is wanted now: answer `Expect: 100-continue` (after any pipelined
+            // response still queued) before waiting for it.
+            self.continue_pending = false;
+            if self.conn.is_none() {
+                return Err(closed());
+            }
+            if let Err(e) = self.flush_with(&[response::CONTINUE]) {
+                self.body_failed = true;
+                return Err(e);
+            }
+        }
         let Some(c) = self.conn.as_mut() else { return Err(closed()) };
         c.body.clear();
         self.body_pos = 0;
@@ -338,8 +370,14 @@ impl Exchange {
         let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else {
             return Err(closed());
         };
+        if std::mem::take(&mut self.continue_pending) {
+            // Never a `100 Continue` after the final response has begun; the client may
+            // then never send the body, so the connection closes after the response.
+            self.continue_withheld = true;
+        }
         let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-        let framing = response::choose_framing(info, head, self.server_keepalive && !stopping);
+        let keepalive = self.server_keepalive && !stopping && !self.continue_withheld;
+        let framing = response::choose_framing(info, head, keepalive);
         response::encode_head(head, &framing, self.server, &crate::worker::date_now(), &mut c.out);
         self.code = head.code();
         self.state = Some((framing, BodyWriter::new(framing.body)));
@@ -429,6 +467,30 @@ impl Exchange {
         } else {
             self.flush_with(&[frame.prefix(), body, frame.suffix]).map(|()| frame.warn_no_body)
         }
+    }
+
+    /// Writes a chunk of the body (framed as [`Exchange::write`]) now, with whatever is
+    /// still buffered before it (the head, earlier chunks, a pipelined response), in one
+    /// `writev(2)` straight from the caller's slice, waiting for the socket (each wait at
+    /// most the worker's `timeout`). For a streamed response: each chunk reaches the
+    /// client without waiting for the next. A failed write breaks the exchange: the
+    /// response is over. Returns what [`Exchange::write`] returns.
+    pub fn write_now(&mut self, data: &[u8]) -> io::Result<bool> {
+        let frame = self.writer()?.frame(data.len());
+        if frame.is_empty() {
+            if self.pending_output() {
+                self.flush_with(&[])?;
+            }
+            return Ok(frame.warn_no_body);
+        }
+        self.flush_with(&[frame.prefix(), &data[..frame.take], frame.suffix])
+            .map(|()| frame.warn_no_body)
+    }
+
+    /// Whether response bytes wait in the buffer (to go out when the handler returns, or
+    /// with the next [`Exchange::write_now`]).
+    pub fn pending_output(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.out.len() > c.out_pos)
     }
 
     /// Writes `count` bytes of `file` from `offset` as body bytes with `sendfile(2)`

@@ -61,13 +61,20 @@
 //! Tokens carry a generation, so an event for a connection closed meanwhile is ignored.
 //!
 //! - **Bodies.** A body of at most [`Options::buffer_body`] bytes (64 KiB) is read before
-//!   the application is called, so the application never waits on the network. A larger
-//!   one streams: reading `wsgi.input` may block the serving thread, each wait bounded by
-//!   `timeout`.
-//! - **Responses** collect in the connection's buffer and are written when the handler
-//!   returns, without blocking; what the socket does not take is parked with
-//!   `EPOLLOUT` and the thread is free. Chunks that would grow the buffer past 64 KiB are
-//!   written at once (waits bounded by `timeout`), so the buffer stays bounded.
+//!   the application is called, so the application never waits on the network (an
+//!   `Expect: 100-continue` is answered as the engine starts reading it). A larger one
+//!   streams: reading `wsgi.input` may block the serving thread, each wait bounded by
+//!   `timeout`; its `100 Continue` goes out when the handler first reads, never after the
+//!   response started (the connection then closes after the response).
+//! - **Responses** that the handler has all at once (a WSGI list) collect in the
+//!   connection's buffer and are written when the handler returns, without blocking (head
+//!   and body in one `write(2)`); what the socket does not take is parked with `EPOLLOUT`
+//!   and the thread is free. Chunks that would grow the buffer past 64 KiB are written at
+//!   once (waits bounded by `timeout`), so the buffer stays bounded. A streamed response
+//!   (each chunk a WSGI iterator yields, `write()`) is written chunk by chunk, each before
+//!   the next is asked for, with what was buffered before it in one `writev(2)`: the
+//!   client gets each chunk as it is produced, and a client gone fails the next write,
+//!   which ends the response.
 //! - **Deadlines** (checked by the main thread every 100 ms): an idle keep-alive
 //!   connection is closed `keepalive` seconds after its last response; a new connection
 //!   may stay silent `max(keepalive, 5 s)` (gunicorn's 5 s first-byte wait); a request

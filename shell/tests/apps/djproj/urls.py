@@ -1,4 +1,5 @@
-from django.http import JsonResponse
+import stream_sync
+from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -14,4 +15,18 @@ def hello(request):
     })
 
 
-urlpatterns = [path("hello/", hello)]
+def stepped(request):
+    """StreamingHttpResponse: chunk N only after the test read chunk N-1 (shell/tests/apps/stream_sync.py)."""
+    directory, n = request.GET["dir"], int(request.GET.get("n", "4"))
+
+    def generate():
+        for i in range(n):
+            if not stream_sync.wait_go(directory, i):
+                yield "gave up waiting for go-%d\n" % i
+                return
+            yield "chunk %d\n" % i
+
+    return StreamingHttpResponse(generate(), content_type="text/plain")
+
+
+urlpatterns = [path("hello/", hello), path("stepped/", stepped)]
