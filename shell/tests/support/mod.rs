@@ -240,11 +240,111 @@ pub fn try_get(addr: SocketAddr, path: &str) -> Result<String, String> {
 }
 
 /// A bounded load loop: one thread sending sequential requests until stopped or until
-/// its deadline, counting answers and failures.
+/// its deadline, counting answers and failures ([`Load::start`]: a new connection with
+/// `Connection: close` per request; [`Load::keep_alive`]: several clients, each reusing
+/// its connection).
 pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<std::sync::atomic::AtomicU64>,
+    conns: Arc<std::sync::atomic::AtomicU64>,
     handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+/// Reads one response to `GET /` of a hello-world app from a kept-alive connection:
+/// whether the server said `Connection: close`, or how it failed.
+fn read_hello(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<bool, String> {
+    let mut tmp = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| format!("no Content-Length: {head:?}"))?;
+            if buf.len() >= end + 4 + len {
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                if !head.starts_with("http/1.1 200 ") || body != b"Hello, World!" {
+                    return Err(format!(
+                        "bad answer: {head:?} {:?}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+                return Ok(head.lines().any(|l| l == "connection: close"));
+            }
+        }
+        match s.read(&mut tmp) {
+            Ok(0) => {
+                return Err(format!(
+                    "closed by the server before a whole answer ({} bytes)",
+                    buf.len()
+                ));
+            }
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+}
+
+/// The pause of a keep-alive client between an answer and its next request.
+const KEEP_ALIVE_THINK: Duration = Duration::from_millis(1);
+
+/// One keep-alive client until `stop` or `end`: `GET /` on one connection, reused until
+/// the server answers `Connection: close` (then a new one), as Python's `http.client`
+/// users do. A request sent on a kept-alive connection that the server then closes
+/// without answering is a failure (`http.client` raises `RemoteDisconnected`).
+fn keep_alive_client(
+    addr: SocketAddr,
+    stop: &AtomicBool,
+    end: Instant,
+    ok: &std::sync::atomic::AtomicU64,
+    conns: &std::sync::atomic::AtomicU64,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut conn: Option<(TcpStream, u64)> = None;
+    let mut buf = Vec::new();
+    while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+        if conn.is_none() {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                Ok(s) => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = s.set_nodelay(true);
+                    conns.fetch_add(1, Ordering::SeqCst);
+                    conn = Some((s, 0));
+                    buf.clear();
+                }
+                Err(e) => {
+                    failures.push(format!("connect: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some((s, n)) = conn.as_mut() else { continue };
+        let sent = s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+        let answer = match sent {
+            Ok(()) => read_hello(s, &mut buf),
+            Err(e) => Err(format!("write: {e}")),
+        };
+        match answer {
+            Ok(close) => {
+                ok.fetch_add(1, Ordering::SeqCst);
+                *n += 1;
+                if close {
+                    conn = None;
+                } else {
+                    // A client's think time: its connection sits idle between requests,
+                    // as a real client's does (and as a server's close may find it).
+                    std::thread::sleep(KEEP_ALIVE_THINK);
+                }
+            }
+            Err(e) => {
+                failures.push(format!("request {} of its connection: {e}", *n + 1));
+                conn = None;
+            }
+        }
+    }
+    failures
 }
 
 impl Load {
@@ -265,7 +365,36 @@ impl Load {
             }
             failures
         });
-        Load { stop, ok, handle: Some(handle) }
+        Load {
+            stop,
+            ok,
+            conns: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            handle: Some(handle),
+        }
+    }
+
+    /// `clients` keep-alive clients (see [`keep_alive_client`]), each on its own
+    /// connection, for at most `max_secs`.
+    pub fn keep_alive(addr: SocketAddr, clients: usize, max_secs: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let conns = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, o, c) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&conns));
+        let handle = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(max_secs);
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..clients)
+                    .map(|_| scope.spawn(|| keep_alive_client(addr, &s, end, &o, &c)))
+                    .collect();
+                threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+            })
+        });
+        Load { stop, ok, conns, handle: Some(handle) }
+    }
+
+    /// Connections opened so far by [`Load::keep_alive`] clients.
+    pub fn connections(&self) -> u64 {
+        self.conns.load(Ordering::SeqCst)
     }
 
     /// Answers so far.

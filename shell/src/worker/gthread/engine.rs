@@ -57,6 +57,10 @@ const FAST_FOR_MS: u64 = 1_000;
 const TICK_IDLE: Duration = Duration::from_millis(100);
 /// A follower is promoted when no thread has polled for this long.
 const PROMOTE_MS: u64 = 2;
+/// A graceful stop closes the idle kept-alive connections still open this long before its
+/// `graceful_timeout` ends (at most a quarter of it), so the worker exits by itself before
+/// the master's SIGKILL.
+const IDLE_CUT_MARGIN_MS: u64 = 1_000;
 /// Another worker's published connection count counts if it beat within this long.
 const PEER_FRESH_MS: u64 = 2_000;
 
@@ -156,9 +160,11 @@ struct Shared<'a, H> {
     nconns: AtomicUsize,
     /// No new connections, no more keep-alive (TERM, `max_requests`).
     stopping: Arc<AtomicBool>,
-    /// Idle connections are closed at once (TERM; `max_requests` lets each connection
-    /// carry one more request, answered with `Connection: close`, or time out, so that
-    /// no request a client already sent is dropped).
+    /// Idle connections are closed at once: the worker exits now. A graceful stop (TERM,
+    /// `max_requests`) does not set it: each kept-alive connection carries one more
+    /// request, answered with `Connection: close`, or reaches its keep-alive deadline
+    /// (or the end of the graceful timeout), so that no request a client sends meanwhile
+    /// is dropped.
     closing_idle: AtomicBool,
     exit: AtomicBool,
     requests: AtomicU64,
@@ -383,6 +389,8 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     fn supervise(&self, ctx: &WorkerContext) -> u8 {
         let mut stop_deadline: Option<Instant> = None;
+        // When a stop closes the idle kept-alive connections left (monotonic ms).
+        let mut idle_cut: Option<u64> = None;
         let mut last_sweep = 0;
         // When every serving thread was last found blocked in a request.
         let mut last_away = 0;
@@ -404,18 +412,21 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
                 self.handler.reopen_logs();
             }
-            if !ctx.signals.alive() {
-                self.closing_idle.store(true, Ordering::SeqCst);
-            }
             let stop_now = !ctx.signals.alive() || self.stopping.load(Ordering::SeqCst);
             if stop_now && stop_deadline.is_none() {
                 self.stopping.store(true, Ordering::SeqCst);
                 self.stop_listening();
                 self.drain_listeners();
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
+                // Idle kept-alive connections are closed by their keep-alive deadline,
+                // or shortly before the graceful timeout ends (so the worker exits on its
+                // own rather than by the master's SIGKILL), not at once: see
+                // [`closable_on_stop`].
+                let grace = ctx.graceful_timeout.as_millis() as u64;
+                idle_cut = Some(now + grace - (grace / 4).min(IDLE_CUT_MARGIN_MS));
             }
             if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
-                self.sweep(now);
+                self.sweep(now, idle_cut.is_some_and(|cut| now >= cut));
                 last_sweep = now;
             }
             if self.promote(now) {
@@ -452,10 +463,11 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
     }
 
-    /// Closes parked connections past their deadline (after TERM, also every kept-alive
-    /// connection waiting between requests: see [`closable_on_stop`]).
-    fn sweep(&self, now: u64) {
-        let stopping = self.closing_idle.load(Ordering::SeqCst);
+    /// Closes parked connections past their deadline (with `close_idle`, near the end of a
+    /// graceful stop, also every kept-alive connection waiting between requests: see
+    /// [`closable_on_stop`]).
+    fn sweep(&self, now: u64, close_idle: bool) {
+        let stopping = close_idle || self.closing_idle.load(Ordering::SeqCst);
         for (idx, slot) in self.slots.iter().enumerate() {
             let expired = {
                 let mut s = lock(slot);
@@ -1109,11 +1121,18 @@ fn block_signals() {
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
 }
 
-/// Whether a parked reading connection may be closed at once because the worker stops:
-/// only a kept-alive connection between requests whose client has sent nothing more. A
-/// fresh connection (no request yet) or one whose next request has begun, or already sits
-/// in the socket, is served first (within its deadline and the graceful timeout): closing
-/// a socket with unread bytes resets it, and the client loses a request it already sent.
+/// Whether a parked reading connection may be closed because the worker stops (at the end
+/// of a graceful stop, or when it exits): only a kept-alive connection between requests
+/// whose client has sent nothing more. A fresh connection (no request yet) or one whose
+/// next request has begun, or already sits in the socket, is served first (within its
+/// deadline and the graceful timeout): closing a socket with unread bytes resets it, and
+/// the client loses a request it already sent.
+///
+/// Closing even an idle kept-alive connection races with its client, which may send its
+/// next request at any moment (and HTTP clients such as `http.client` then fail it with
+/// `RemoteDisconnected`): this is why a graceful stop does not close idle connections at
+/// once but lets each carry one more request (answered with `Connection: close`) until
+/// its keep-alive deadline, the same bound as for a worker that keeps running.
 fn closable_on_stop(c: &Conn) -> bool {
     use std::os::fd::AsRawFd;
     if !c.core.is_idle() || c.core.requests() == 0 {

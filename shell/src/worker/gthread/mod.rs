@@ -85,16 +85,19 @@
 //!   poller: connections wait in the kernel's backlog (or go to another worker) until
 //!   one closes. As in gunicorn, keep-alive is refused when fewer than `threads` slots
 //!   are left.
-//! - **Graceful stop** (TERM): listeners leave the poller, and the connections already
-//!   queued on them are accepted and served once (the kernel woke this worker alone for
-//!   them, `EPOLLEXCLUSIVE`, and would not wake another: left queued they would wait for
-//!   the next arrival), idle and half-read connections are closed at once, requests being served finish and their connections
-//!   close after the response, parked responses are written; the worker exits when no
-//!   connection is left, or after `graceful_timeout`. INT/QUIT exit at once. After
-//!   `max_requests` (`Autorestarting worker after current request.`) the worker stops
-//!   accepting and keeping alive, but an idle connection is not closed at once: it
-//!   carries one more request (answered with `Connection: close`) or times out, so a
-//!   request a keep-alive client already sent is never dropped.
+//! - **Graceful stop** (TERM: a HUP, TTOU or USR2 upgrade retiring the worker, a stop
+//!   of the master; and `max_requests`, after `Autorestarting worker after current
+//!   request.`): listeners leave the poller, and the connections already queued on them
+//!   are accepted and served once (the kernel woke this worker alone for them,
+//!   `EPOLLEXCLUSIVE`, and would not wake another: left queued they would wait for the
+//!   next arrival); requests being served finish and their connections close after the
+//!   response; parked responses are written. A kept-alive connection is not closed under
+//!   its client, which may be sending its next request at that very moment (the request
+//!   would be lost: `RemoteDisconnected` in `http.client`): it carries one more request,
+//!   answered with `Connection: close`, or is closed by its keep-alive deadline, as in a
+//!   worker that keeps running; those still idle 1 s before the end of
+//!   `graceful_timeout` (a quarter of it, if shorter) are closed then. The worker exits
+//!   when no connection is left, or after `graceful_timeout`. INT/QUIT exit at once.
 //! - **Heartbeat**: the main thread beats every tick, as gunicorn's gthread main loop
 //!   does; a worker whose threads are all stuck in the application keeps beating (the same
 //!   as gunicorn).
