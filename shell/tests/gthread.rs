@@ -545,8 +545,8 @@ fn worker_connections_is_backpressure() {
 fn term_answers_kept_alive_connections_once_and_finishes_busy_ones() {
     // A kept-alive connection is not closed under its client at TERM (its next request
     // may be on the way): it carries one more request, answered with `Connection: close`;
-    // one whose client sends nothing is closed before the graceful timeout ends (here
-    // 4 s: at 3 s), and the worker exits by itself.
+    // one whose client sends nothing is closed 2 s after TERM (gunicorn 27's linger), and
+    // the worker exits by itself.
     let (mut srv, addr) =
         gthread(&["--threads", "2", "--keep-alive", "30", "--graceful-timeout", "4"]);
     let mut idle = Client::connect(addr);

@@ -57,6 +57,10 @@ const FAST_FOR_MS: u64 = 1_000;
 const TICK_IDLE: Duration = Duration::from_millis(100);
 /// A follower is promoted when no thread has polled for this long.
 const PROMOTE_MS: u64 = 2;
+/// How long a stopping worker keeps its idle kept-alive connections open at most (and at
+/// most until their keep-alive deadline), for a request a client may already be sending:
+/// gunicorn 27's `STOP_KEEPALIVE_LINGER`.
+const STOP_LINGER_MS: u64 = 2_000;
 /// A graceful stop closes the idle kept-alive connections still open this long before its
 /// `graceful_timeout` ends (at most a quarter of it), so the worker exits by itself before
 /// the master's SIGKILL.
@@ -419,11 +423,12 @@ impl<'a, H: Handler> Shared<'a, H> {
                 self.drain_listeners();
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
                 // Idle kept-alive connections are closed by their keep-alive deadline,
-                // or shortly before the graceful timeout ends (so the worker exits on its
-                // own rather than by the master's SIGKILL), not at once: see
-                // [`closable_on_stop`].
+                // [`STOP_LINGER_MS`] after the stop began at the latest, or shortly before
+                // the graceful timeout ends (so the worker exits on its own rather than by
+                // the master's SIGKILL), not at once: see [`closable_on_stop`].
                 let grace = ctx.graceful_timeout.as_millis() as u64;
-                idle_cut = Some(now + grace - (grace / 4).min(IDLE_CUT_MARGIN_MS));
+                let before_end = grace - (grace / 4).min(IDLE_CUT_MARGIN_MS);
+                idle_cut = Some(now + before_end.min(STOP_LINGER_MS));
             }
             if stop_deadline.is_some() || now >= last_sweep + SWEEP_MS {
                 self.sweep(now, idle_cut.is_some_and(|cut| now >= cut));
@@ -1132,7 +1137,8 @@ fn block_signals() {
 /// next request at any moment (and HTTP clients such as `http.client` then fail it with
 /// `RemoteDisconnected`): this is why a graceful stop does not close idle connections at
 /// once but lets each carry one more request (answered with `Connection: close`) until
-/// its keep-alive deadline, the same bound as for a worker that keeps running.
+/// its keep-alive deadline, the same bound as for a worker that keeps running, or for
+/// [`STOP_LINGER_MS`] if that is sooner (as gunicorn 27).
 fn closable_on_stop(c: &Conn) -> bool {
     use std::os::fd::AsRawFd;
     if !c.core.is_idle() || c.core.requests() == 0 {

@@ -95,9 +95,10 @@
 //!   its client, which may be sending its next request at that very moment (the request
 //!   would be lost: `RemoteDisconnected` in `http.client`): it carries one more request,
 //!   answered with `Connection: close`, or is closed by its keep-alive deadline, as in a
-//!   worker that keeps running; those still idle 1 s before the end of
-//!   `graceful_timeout` (a quarter of it, if shorter) are closed then. The worker exits
-//!   when no connection is left, or after `graceful_timeout`. INT/QUIT exit at once.
+//!   worker that keeps running; those still idle 2 s after the stop began (gunicorn 27's
+//!   `STOP_KEEPALIVE_LINGER`), or 1 s before the end of `graceful_timeout` (a quarter of
+//!   it, if shorter) if sooner, are closed then. The worker exits when no connection is
+//!   left, or after `graceful_timeout`. INT/QUIT exit at once.
 //! - **Heartbeat**: the main thread beats every tick, as gunicorn's gthread main loop
 //!   does; a worker whose threads are all stuck in the application keeps beating (the same
 //!   as gunicorn).
