@@ -127,6 +127,9 @@ struct WsgiHandler {
     log: Logger,
     pid: u32,
     sendfile: bool,
+    /// `spew`: each serving thread is traced too (the main thread inherited the trace
+    /// from the master).
+    spew: bool,
 }
 
 impl WsgiHandler {
@@ -152,6 +155,7 @@ impl WsgiHandler {
             log: ctx.log.clone(),
             pid: ctx.pid,
             sendfile,
+            spew: settings.bool("spew"),
         })
     }
 }
@@ -361,7 +365,16 @@ impl Handler for WsgiHandler {
     fn run_thread(&self, serve: &mut (dyn FnMut() + Send)) {
         // Attach the thread once for its life (its Python thread state stays), and
         // release the GIL while it serves: each request then only takes the GIL.
-        Python::attach(|py| py.detach(serve));
+        Python::attach(|py| {
+            if self.spew {
+                let traced = PyModule::import(py, "ferrocorn.debug")
+                    .and_then(|m| m.call_method0("trace_this_thread"));
+                if let Err(e) = traced {
+                    self.log.warning(format_args!("spew: {}", super::convert::exc_str(py, &e)));
+                }
+            }
+            py.detach(serve)
+        });
     }
 }
 
