@@ -1,7 +1,8 @@
 //! `--reload` through the installed command: the master watches the files of the modules
 //! the workers imported (and `reload_extra_files`), and a change rolls new workers in
 //! before the old ones retire, so a load loop running across the edit sees no failed
-//! request, and the first answer after the reload comes from the new code.
+//! request, and the first answer after the reload comes from the new code. And `--spew`:
+//! the app's traced lines are gunicorn's, in both workers.
 
 mod support;
 
@@ -181,4 +182,43 @@ fn code_that_fails_to_import_leaves_the_old_workers_serving_until_it_is_fixed() 
     let seen = load.finish();
     assert_no_failure(&seen, &s);
     assert_eq!(s.log().matches("Reload aborted: ").count(), 1, "{}", s.log());
+}
+
+// ---- spew ----
+
+/// The trace lines of the app's own module (`probe_app:LINE: source`) that `program`
+/// prints with `--spew` while it imports the app and answers `GET /` once.
+fn app_trace(program: &str, args: &[&str]) -> Vec<String> {
+    let dir = TempDir::new(&format!("spew-{program}"));
+    std::fs::copy(apps().join("probe_app.py"), dir.path("probe_app.py")).unwrap();
+    let mut cmd = std::process::Command::new(support::venv().join("bin").join(program));
+    cmd.args(["probe_app:app", "--chdir", dir.0.to_str().unwrap(), "-b", "127.0.0.1:0"])
+        .args(["-w", "1", "--spew"])
+        .args(args)
+        .current_dir(&dir.0)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    let s = Server::start_command_merged(cmd);
+    let addr = s.addr();
+    assert_eq!(body(addr).unwrap(), "v1 -");
+    let lines = |log: &str| -> Vec<String> {
+        log.lines().filter(|l| l.starts_with("probe_app:")).map(str::to_owned).collect()
+    };
+    // The request's last traced line is the app's `return`.
+    s.wait_log(30, "the traced return", |l| lines(l).iter().any(|l| l.ends_with("return [body]")));
+    lines(&s.log())
+}
+
+#[test]
+fn spew_traces_the_app_as_gunicorn_does() {
+    support::oracle_venv();
+    let want = app_trace("gunicorn", &[]);
+    assert!(want.iter().any(|l| l.contains("VERSION = \"v1\"")), "the import is traced: {want:?}");
+    assert_eq!(app_trace("ferrocorn", &[]), want);
+    // gunicorn's gthread worker traces only its main thread; ferrocorn's serving threads
+    // run the app traced too.
+    let threaded = app_trace("ferrocorn", &["-k", "gthread", "--threads", "2"]);
+    assert_eq!(threaded, want);
 }
