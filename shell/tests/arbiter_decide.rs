@@ -645,3 +645,35 @@ fn a_changed_file_reloads_as_hup_does_except_while_stopping() {
     let out = a.handle(Event::FilesChanged { path: "/srv/app/views.py".into() });
     assert!(out.is_empty(), "{out:?}");
 }
+
+#[test]
+fn a_code_reload_boots_one_new_worker_before_the_rest() {
+    let mut a = running();
+    let out = a.handle(Event::FilesChanged { path: "/srv/app/views.py".into() });
+    assert!(out.contains(&Command::Reload));
+    let out = a.handle(Event::Reloaded { cfg: CFG, now: 1000 });
+    assert_eq!(spawns(&out).len(), 1, "one new worker first: {out:?}");
+    a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
+    assert!(spawns(&a.handle(Event::Tick { now: 1500 })).is_empty());
+    // It booted: one old worker goes, and the rest of the new ones are spawned.
+    let out = a.handle(Event::Booted { pid: 200, now: 1600 });
+    assert_eq!(kills(&out), vec![(100, KillSig::Term)]);
+    assert_eq!(spawns(&out).len(), 1, "{out:?}");
+    // A HUP still spawns every new worker at once.
+    let mut a = running();
+    let out = reload(&mut a, CFG);
+    assert_eq!(spawns(&out).len(), 2);
+}
+
+#[test]
+fn a_code_reload_whose_first_worker_fails_keeps_the_old_workers() {
+    let mut a = running();
+    a.handle(Event::FilesChanged { path: "/srv/app/views.py".into() });
+    a.handle(Event::Reloaded { cfg: CFG, now: 1000 });
+    a.handle(Event::Spawned { pid: 200, slot: 2, now: 1001 });
+    let out = a.handle(Event::Exited { pid: 200, status: Status::Exited(4), now: 1100 });
+    assert!(logs(&out).iter().any(|(_, l)| l.starts_with("Reload aborted")), "{out:?}");
+    assert!(spawns(&out).is_empty() && kills(&out).is_empty(), "{out:?}");
+    assert!(!a.reloading());
+    assert_eq!(a.workers().len(), 2);
+}

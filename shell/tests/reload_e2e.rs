@@ -172,9 +172,10 @@ fn code_that_fails_to_import_leaves_the_old_workers_serving_until_it_is_fixed() 
     s.wait_for("Reload aborted: ");
     let n = load.seen.lock().unwrap().len();
     wait_until(30, "answers after the failed reload", || load.seen.lock().unwrap().len() > n + 20);
-    // The traceback once per failed worker, no respawn loop.
+    // The traceback once: a code reload boots one new worker first, and it failed.
     let log = s.log();
     assert!(log.contains("SyntaxError"), "{log}");
+    assert_eq!(log.matches("Exception in worker process").count(), 1, "{log}");
     // Fixed: the next save reloads.
     edit(&dir, "probe_app.py", |t| t.replace("\ndef broken(:\n", "\n"));
     edit(&dir, "probe_app.py", version("v3"));

@@ -406,6 +406,11 @@ pub struct Arbiter {
     generation: u64,
     /// The configuration before a reload that is still rolling out.
     rollout: Option<Config>,
+    /// A reload for changed files asked for (`Reload` sent, `Reloaded` not back yet).
+    code_reload: bool,
+    /// That reload rolls out one new worker first and the rest once it booted: code that
+    /// fails to import fails one worker, once.
+    canary: bool,
     reexec_pid: Option<Pid>,
     /// The master that re-executed us, until we are promoted.
     parent: Option<Pid>,
@@ -429,6 +434,8 @@ impl Arbiter {
             age: 0,
             generation: 0,
             rollout: None,
+            code_reload: false,
+            canary: false,
             reexec_pid: None,
             parent: None,
             phase: Phase::Running,
@@ -542,12 +549,16 @@ impl Arbiter {
                         format!("Worker reloading: {path} modified"),
                     ));
                     out.push(Command::Reload);
+                    self.code_reload = true;
                 }
             }
-            Event::ReloadFailed { error } => out.push(Command::Log(
-                Level::Error,
-                format!("Reload failed, the running configuration is kept: {error}"),
-            )),
+            Event::ReloadFailed { error } => {
+                self.code_reload = false;
+                out.push(Command::Log(
+                    Level::Error,
+                    format!("Reload failed, the running configuration is kept: {error}"),
+                ));
+            }
             Event::Reexeced { pid } => self.reexec_pid = Some(pid),
             Event::ReexecFailed { error } => {
                 out.push(Command::Log(
@@ -583,7 +594,13 @@ impl Arbiter {
         if self.stopping() {
             return;
         }
-        while self.current().count() + self.pending.len() < self.num_workers {
+        // A code reload's first new worker boots alone (see `canary`).
+        let want = if self.canary && self.rollout.is_some() {
+            self.num_workers.min(1)
+        } else {
+            self.num_workers
+        };
+        while self.current().count() + self.pending.len() < want {
             let Some(slot) = self.free_slot() else {
                 if !self.full_logged {
                     out.push(Command::Log(
@@ -730,6 +747,7 @@ impl Arbiter {
         }
         self.cfg = cfg;
         self.generation += 1;
+        self.canary = std::mem::take(&mut self.code_reload);
         self.set_num_workers(cfg.workers, out);
         out.push(Command::Hook(Hook::OnReload));
         self.manage(now, out);
@@ -754,6 +772,12 @@ impl Arbiter {
             .map(|(p, _)| *p);
         if let Some(old) = oldest {
             self.retire(old, now, out);
+        }
+        if self.canary {
+            // The new code imports: the rest of the new workers follow.
+            self.canary = false;
+            self.manage(now, out);
+            return;
         }
         self.maybe_finish_rollout(now, out);
     }
