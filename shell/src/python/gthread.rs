@@ -47,7 +47,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::convert::format_traceback;
 use super::hooks::{Hooks, WorkerObj};
-use super::request::{self, Served, bytes_of, request_obj, response_obj};
+use super::request::{self, ClientFault, Served, bytes_of, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
 use super::wsgi::{
     self, BodyRead, EarlyHints, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse,
@@ -130,6 +130,8 @@ struct WsgiHandler {
     /// `spew`: each serving thread is traced too (the main thread inherited the trace
     /// from the master).
     spew: bool,
+    /// `timeout` (for what is said of a client that stalled).
+    timeout: std::time::Duration,
 }
 
 impl WsgiHandler {
@@ -154,6 +156,7 @@ impl WsgiHandler {
             requests: Requests::new(ctx.heartbeat),
             log: ctx.log.clone(),
             pid: ctx.pid,
+            timeout: ctx.timeout,
             sendfile,
             spew: settings.bool("spew"),
         })
@@ -177,6 +180,8 @@ struct Req {
     started: bool,
     /// The application wrote body bytes on a no-body response (warned once).
     warned: bool,
+    /// Why reading the body failed, when it is the client's doing.
+    fault: Option<ClientFault>,
 }
 
 type SharedReq = Arc<Mutex<Req>>;
@@ -238,7 +243,16 @@ impl Req {
         } else {
             ex.fill_buf().map(|b| b.len())
         };
-        n.map_err(|e| PyOSError::new_err(format!("error reading the request body: {e}")))
+        n.map_err(|e| {
+            // The engine reports the core's verdicts as `InvalidData` with their text.
+            let eof = ferrocorn_core::RecvError::NoMoreData.to_string();
+            self.fault = if e.kind() == std::io::ErrorKind::InvalidData && e.to_string() == eof {
+                Some(ClientFault::Disconnected)
+            } else {
+                ClientFault::of_io(&e, false)
+            };
+            PyOSError::new_err(format!("error reading the request body: {e}"))
+        })
     }
 }
 
@@ -412,7 +426,7 @@ impl WsgiHandler {
             }
         };
         if let Err(err) = &result {
-            outcome.replaced = self.app_error(py, &shared, err);
+            outcome.replaced = self.app_error(py, &shared, err, &peer);
         }
         let mut r = lock(py, &shared);
         if result.is_ok() && outcome.replaced.is_none() && r.head.is_some() {
@@ -526,8 +540,24 @@ impl WsgiHandler {
 
     /// Answers an exception of the application (or a hook); returns the status sent in
     /// place of the application's, if any.
-    fn app_error(&self, py: Python<'_>, shared: &SharedReq, err: &PyErr) -> Option<u16> {
+    fn app_error(
+        &self,
+        py: Python<'_>,
+        shared: &SharedReq,
+        err: &PyErr,
+        peer: &Peer,
+    ) -> Option<u16> {
         let mut r = lock(py, shared);
+        // A body the client failed to send, let through by the application (its
+        // `OSError`): one line, no traceback (the sync worker does the same).
+        if let Some(fault) = r.fault.filter(|_| err.is_instance_of::<PyOSError>(py)) {
+            let method_uri = r.ex.head().map(request::method_uri).unwrap_or_default();
+            fault.log(&self.log, true, peer, &method_uri, self.timeout);
+            let (status, out) =
+                fault.page(self.timeout).filter(|_| !r.started && !r.ex.broken())?;
+            r.ex.write_raw(&out);
+            return Some(status);
+        }
         if r.ex.broken() {
             self.log.debug("Ignoring connection closed by the client");
             return None;

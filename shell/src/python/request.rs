@@ -2,7 +2,8 @@
 //! request, whatever owns its connection: the `req` and `resp` objects of hooks and the
 //! calls of `pre_request` / `post_request`, the access-log record, the application's
 //! result (`bytes` items, `close()`), a `wsgi.file_wrapper` result as a regular file for
-//! sendfile(2), and the answer to an environ the core refused.
+//! sendfile(2), the answer to an environ the core refused, and what is said of a request
+//! its client failed ([`ClientFault`]: one line, never a traceback).
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -69,6 +70,99 @@ pub fn environ_refused(log: &Logger, peer: &Peer, e: &EnvironError) -> Vec<u8> {
     let mut out = Vec::new();
     ferrocorn_core::response::error_page(e.status(), e.reason(), &e.to_string(), &mut out);
     out
+}
+
+/// A request that failed through its client's doing, seen as an `OSError` by the
+/// application (from `wsgi.input` or from a write). When the application lets it
+/// through, the worker logs one line for it, never a traceback: gunicorn's debug line
+/// for a client that went away, an info line for a client that stalled past its
+/// deadline (gunicorn has none: its worker is killed instead); and answers
+/// [`ClientFault::page`] when nothing was sent yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The body did not arrive within the client's deadline (`timeout`).
+    BodyStalled,
+    /// The client stopped reading the response: a write made no progress for `timeout`.
+    ReadStalled,
+    /// The client closed its side before the end of a body with a Content-Length (the
+    /// core's `NoMoreData`).
+    Disconnected,
+    /// A socket error (its errno): reset, broken pipe, not connected, or another.
+    Socket(i32),
+}
+
+impl ClientFault {
+    /// The fault of a failed socket read (`writing` false) or write: a deadline, or an
+    /// error of the socket (an error without an errno, such as a file shorter than
+    /// announced to sendfile(2), is no fault of the client's).
+    pub fn of_io(e: &std::io::Error, writing: bool) -> Option<ClientFault> {
+        match (e.kind(), writing) {
+            (std::io::ErrorKind::TimedOut, false) => Some(ClientFault::BodyStalled),
+            (std::io::ErrorKind::TimedOut, true) => Some(ClientFault::ReadStalled),
+            _ => e.raw_os_error().map(ClientFault::Socket),
+        }
+    }
+
+    /// The answer when nothing was sent yet: `408 Request Timeout` for a body that did
+    /// not arrive (RFC 9110 §15.5.9), the core's 400 page for an early end of the body
+    /// (a client that only half-closed may still read it); nothing for a broken
+    /// connection.
+    pub fn page(self, timeout: Duration) -> Option<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        match self {
+            ClientFault::BodyStalled => {
+                let msg =
+                    format!("The request body did not arrive within {} s.", timeout.as_secs());
+                ferrocorn_core::response::error_page(408, "Request Timeout", &msg, &mut out);
+                Some((408, out))
+            }
+            ClientFault::Disconnected => {
+                let e = ferrocorn_core::RecvError::NoMoreData;
+                ferrocorn_core::response::error_response(&e, &mut out);
+                Some((e.status(), out))
+            }
+            ClientFault::ReadStalled | ClientFault::Socket(_) => None,
+        }
+    }
+
+    /// Logs the one line of this fault. A client that went away gets gunicorn 27's debug
+    /// line (`Ignoring connection reset`, `Ignoring EPIPE` (`Ignoring connection epipe`
+    /// in its gthread worker), `Ignoring socket not connected`, `Ignored premature client
+    /// disconnection. ...`); a stall gets an info line that names the request; any other
+    /// socket error one error line (gunicorn logs `Socket error processing request.` with
+    /// a traceback).
+    pub fn log(
+        self,
+        log: &Logger,
+        gthread: bool,
+        peer: &Peer,
+        method_uri: &str,
+        timeout: Duration,
+    ) {
+        use nix::libc::{ECONNRESET, ENOTCONN, EPIPE};
+        let ip = peer_ip(peer);
+        let secs = timeout.as_secs();
+        match self {
+            ClientFault::BodyStalled => log.info(format_args!(
+                "Request body timed out: {method_uri} from ip={ip} sent no complete body within {secs} s"
+            )),
+            ClientFault::ReadStalled => log.info(format_args!(
+                "Response timed out: {method_uri} to ip={ip}, the client read nothing for {secs} s"
+            )),
+            ClientFault::Disconnected => log.debug(format_args!(
+                "Ignored premature client disconnection. {}",
+                ferrocorn_core::RecvError::NoMoreData
+            )),
+            ClientFault::Socket(ECONNRESET) => log.debug("Ignoring connection reset"),
+            ClientFault::Socket(ENOTCONN) => log.debug("Ignoring socket not connected"),
+            ClientFault::Socket(EPIPE) if gthread => log.debug("Ignoring connection epipe"),
+            ClientFault::Socket(EPIPE) => log.debug("Ignoring EPIPE"),
+            ClientFault::Socket(errno) => log.error(format_args!(
+                "Socket error processing request: {method_uri} from ip={ip}: {}",
+                std::io::Error::from_raw_os_error(errno)
+            )),
+        }
+    }
 }
 
 /// The regular file behind a `wsgi.file_wrapper` result, for sendfile(2).

@@ -3,17 +3,20 @@
 //!
 //! ```text
 //!   poll(listeners, signal pipe; timeout/2)      GIL released, heartbeat on every wake-up
-//!   accept until EAGAIN                           GIL released
-//!     read the head (core Connection)             GIL released; deadline `timeout`
+//!   accept until EAGAIN                           GIL released, heartbeat per connection
+//!     read the head (core Connection)             GIL released; deadline `timeout`,
+//!                                                 heartbeat after every wait (≤ timeout/2)
 //!       rejected → the core's error page, close
 //!     begin_request (heartbeat slot), nr += 1
 //!     pre_request(worker, req)
-//!     environ dict (template copy), 100 Continue if asked
+//!     environ dict (template copy)
 //!     app(environ, start_response) → iterate     GIL held; every write releases it
+//!       wsgi.input: 100 Continue (if asked) when the app first waits for the body
 //!       list results: head + every chunk in one writev
 //!       wsgi.file_wrapper with a real fileno: sendfile(2)
 //!     result.close(), access log, post_request
-//!     close: at once when nothing is unread, else shutdown + drain (≤ 64 KiB, ≤ 2 s)
+//!     close: at once when nothing is unread (or the client stalled),
+//!            else shutdown + drain (≤ 64 KiB, ≤ 2 s)
 //! ```
 //!
 //! **INT and QUIT stop at once** (gunicorn's `handle_quit`): the worker's Rust handler
@@ -30,7 +33,9 @@
 //! went out, `Error handling request` and the connection is closed. A body error (bad
 //! chunk, client gone, deadline) raises `OSError` inside the application; if the
 //! application lets it through and nothing was sent, the client gets the core's error page
-//! for it (gunicorn sends nothing).
+//! for a framing error, `408` for a body that did not arrive in time (gunicorn sends
+//! nothing). A failure that is the client's doing ([`request::ClientFault`]) is logged
+//! in one line, never with a traceback.
 
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -42,12 +47,13 @@ use std::time::{Duration, Instant};
 use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
 use ferrocorn_core::{Connection, Peer, ProtoConfig, RecvError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::convert::{exc_str, format_traceback};
 use super::hooks::{Hooks, WorkerObj};
-use super::request::{self, Served, bytes_of, peer_ip, request_obj, response_obj};
+use super::request::{self, ClientFault, Served, bytes_of, peer_ip, request_obj, response_obj};
 use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
 use super::wsgi::{
     self, EarlyHints, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared,
@@ -332,12 +338,17 @@ impl<'a> Worker<'a> {
                 }
             };
             self.ctx.signals.drain();
+            // The poll may have slept most of a beat interval: beat before a client's
+            // deadline starts.
+            self.ctx.heartbeat.notify();
             for i in ready {
                 // Accept until the queue is empty (gunicorn's sync worker does the same).
                 while self.alive() {
                     let listener = &self.ctx.listeners[i];
                     match py.detach(|| listener.accept()) {
                         Ok((stream, peer)) => {
+                            // The client's deadline starts now; so does a beat interval.
+                            self.ctx.heartbeat.notify();
                             self.handle(py, i, stream, peer);
                             self.ctx.heartbeat.notify();
                         }
@@ -383,6 +394,7 @@ impl<'a> Worker<'a> {
             conn,
             rbuf,
             timeout,
+            ctx.beat_interval(),
             ctx.heartbeat,
             ctx.signals.quick_flag(),
         )));
@@ -480,17 +492,20 @@ impl<'a> Worker<'a> {
             },
         );
         let mut g = lock(py, &ex);
-        // Read whole: the body (if any) was consumed and nothing beyond it arrived.
+        // Read whole: the body (if any) was consumed and nothing beyond it arrived. A
+        // client that stalled past its deadline is not waited for again (no drain).
         let fully_read = !g.client_gone
-            && matches!(g.conn.discard_body(&mut 0), Ok(ferrocorn_core::Discard::Done))
-            && g.conn.buffered() == 0;
+            && (g.fault == Some(ClientFault::BodyStalled)
+                || matches!(g.conn.discard_body(&mut 0), Ok(ferrocorn_core::Discard::Done))
+                    && g.conn.buffered() == 0);
         let stream = g.take_stream();
         self.rbuf = g.take_buffer();
         drop(g);
         close(py, ctx, stream, fully_read);
     }
 
-    /// Builds the environ dict (and sends `100 Continue` when asked).
+    /// Builds the environ dict (`100 Continue`, when asked, is owed from now on: sent when
+    /// the application first waits for the body).
     fn start_app<'py>(
         &mut self,
         py: Python<'py>,
@@ -503,9 +518,7 @@ impl<'a> Worker<'a> {
         EarlyHints::install(&d, Arc::clone(ex))?;
         let mut g = lock(py, ex);
         g.environ = Some(env);
-        if expect_continue {
-            g.send_continue(py);
-        }
+        g.continue_due = expect_continue;
         Ok(d)
     }
 
@@ -581,6 +594,15 @@ impl<'a> Worker<'a> {
         peer: &Peer,
     ) -> Option<u16> {
         let mut g = lock(py, ex);
+        // The client's doing, let through by the application (its `OSError`): one line,
+        // no traceback; an answer if one can still go.
+        if let Some(fault) = g.fault.filter(|_| err.is_instance_of::<PyOSError>(py)) {
+            fault.log(&self.ctx.log, false, peer, method_uri, g.timeout());
+            let page = fault.page(g.timeout()).filter(|_| !g.headers_sent && !g.client_gone);
+            let (status, out) = page?;
+            g.send_raw(py, &out);
+            return Some(status);
+        }
         if g.client_gone {
             self.ctx.log.debug("Ignoring connection closed by the client");
             return None;

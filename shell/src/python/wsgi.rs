@@ -10,11 +10,20 @@
 //! call runs with the GIL released.
 //!
 //! **Deadlines.** The client has `timeout` seconds from `accept` to deliver its request
-//! head and its body (the worker beats while it waits, so it is never killed for a slow
-//! client; the client gets its connection closed, or an `OSError` is raised inside the
-//! application reading its body). A write that makes no progress for `timeout` seconds
-//! fails the same way. gunicorn's sync worker blocks without a deadline and is killed by
-//! the master after `timeout`: the bound on a client is the same, the worker survives.
+//! head and its body; the client gets its connection closed (head), or an `OSError` is
+//! raised inside the application reading its body (and, if the application lets it
+//! through, a `408`; see [`ClientFault`]). A write that makes no progress for `timeout`
+//! seconds fails the same way. Every socket wait lasts at most a beat interval
+//! (`timeout / 2`) and no longer than the deadline, and the worker beats whenever a wait
+//! ends, with or without bytes: a client that trickles one byte just before each wait
+//! would time out still lets the worker beat, so the worker is never killed for a slow
+//! client. gunicorn's sync worker blocks without a deadline and is killed by the master
+//! after `timeout`: the bound on a client is the same, the worker survives.
+//!
+//! **Expect: 100-continue.** The interim `100 Continue` goes out when the application
+//! first waits for the body (PEP 3333's second way), never once the final head went
+//! out: an application that answers without reading (a 401, a 413) saves the client its
+//! upload.
 //!
 //! **Quick stop.** INT or QUIT (the worker's `quick` flag) ends every socket wait of the
 //! exchange at once: the signal interrupts the blocked call (`EINTR`, the sockets have
@@ -36,6 +45,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use super::request::ClientFault;
 use crate::heartbeat::Slot;
 use crate::listen::Stream;
 
@@ -228,9 +238,19 @@ pub struct Exchange {
     body_done: bool,
     /// The error that ended the request body, if any.
     pub body_error: Option<RecvError>,
-    /// The client went away, or stopped reading or sending within the deadline.
+    /// The connection is unusable: the client went away, or stopped reading.
     pub client_gone: bool,
+    /// Why the client failed the request, if it did (an `OSError` from `wsgi.input` or a
+    /// write).
+    pub fault: Option<ClientFault>,
+    /// `100 Continue` is owed: the client asked for it and the application has not read
+    /// yet.
+    pub continue_due: bool,
     deadline: Instant,
+    /// The longest single socket wait (a beat interval).
+    wait: Duration,
+    /// The receive timeout the socket has now.
+    read_wait: Duration,
     write_limit: Duration,
     beat: &'static Slot,
     /// The worker's INT/QUIT flag (quick stop).
@@ -321,6 +341,7 @@ fn write_all_slices(
             Ok(n) => {
                 IoSlice::advance_slices(&mut bufs, n);
                 progress = Instant::now();
+                beat.notify();
             }
             Err(e) if retryable(&e) => {
                 beat.notify();
@@ -339,14 +360,15 @@ impl Exchange {
     /// (the client's deadline, see the module documentation).
     ///
     /// `rbuf` is the read buffer (lent by the worker, given back by [`Exchange::take_buffer`]);
-    /// the socket's read and write timeouts must be short (a beat interval), so blocking
-    /// calls return to beat. `stop` is the worker's INT/QUIT flag: once set, every socket
-    /// call of the exchange fails with [`Stopping`].
+    /// the socket's read and write timeouts must be `wait` (a beat interval), so blocking
+    /// calls return to beat; reads near the deadline shorten it. `stop` is the worker's
+    /// INT/QUIT flag: once set, every socket call of the exchange fails with [`Stopping`].
     pub fn new(
         stream: Stream,
         conn: Connection,
         mut rbuf: Vec<u8>,
         timeout: Duration,
+        wait: Duration,
         beat: &'static Slot,
         stop: Arc<AtomicBool>,
     ) -> Exchange {
@@ -362,7 +384,11 @@ impl Exchange {
             body_done: false,
             body_error: None,
             client_gone: false,
+            fault: None,
+            continue_due: false,
             deadline: Instant::now() + timeout,
+            wait,
+            read_wait: wait,
             write_limit: timeout,
             beat,
             stop,
@@ -381,9 +407,11 @@ impl Exchange {
         }
     }
 
-    /// Reads from the socket once (into the connection), within the deadline.
+    /// Reads from the socket once (into the connection), within the deadline: each wait
+    /// lasts at most a beat interval and ends at the deadline; the worker beats after
+    /// each (bytes or not).
     fn read_socket(&mut self, py: Python<'_>) -> io::Result<()> {
-        let Exchange { stream, rbuf, conn, deadline, beat, stop, .. } = self;
+        let Exchange { stream, rbuf, conn, deadline, beat, stop, wait, read_wait, .. } = self;
         let Some(stream) = stream.as_mut() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
@@ -391,11 +419,20 @@ impl Exchange {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopping());
             }
-            if Instant::now() >= *deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(io::ErrorKind::TimedOut.into());
             }
+            // Within the last beat interval, the wait ends at the deadline.
+            let want = left.min(*wait).max(Duration::from_millis(1));
+            if want < *read_wait {
+                stream.set_read_timeout(Some(want))?;
+                *read_wait = want;
+            }
             let buf = rbuf.as_mut_slice();
-            match py.detach(|| stream.read(buf)) {
+            let r = py.detach(|| stream.read(buf));
+            beat.notify();
+            match r {
                 Ok(0) => {
                     conn.receive_eof();
                     return Ok(());
@@ -404,7 +441,7 @@ impl Exchange {
                     conn.receive(&rbuf[..n]);
                     return Ok(());
                 }
-                Err(e) if retryable(&e) => beat.notify(),
+                Err(e) if retryable(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -449,12 +486,22 @@ impl Exchange {
                     return Ok(true);
                 }
                 Ok(Event::NeedData) => {
+                    if self.continue_due {
+                        // The application waits for the body: now the client may send it.
+                        self.continue_due = false;
+                        self.send_continue(py);
+                    }
                     if let Err(e) = self.read_socket(py) {
                         self.body_done = true;
                         if is_stopping(&e) {
                             return Err(stop_error());
                         }
-                        self.client_gone = true;
+                        self.fault = ClientFault::of_io(&e, false);
+                        // A stalled client may still read an answer; a broken connection
+                        // takes none.
+                        if self.fault != Some(ClientFault::BodyStalled) {
+                            self.client_gone = true;
+                        }
                         return Err(PyOSError::new_err(format!(
                             "error reading the request body: {e}"
                         )));
@@ -467,6 +514,9 @@ impl Exchange {
                 Err(e) => {
                     self.body_done = true;
                     let msg = e.to_string();
+                    if matches!(e, RecvError::NoMoreData) {
+                        self.fault = Some(ClientFault::Disconnected);
+                    }
                     self.body_error = Some(e);
                     return Err(PyOSError::new_err(msg));
                 }
@@ -586,9 +636,7 @@ impl Exchange {
         if let Err(e) = r {
             // A quick stop is not the client's doing: the application's error path runs
             // as for any exception after the head (gunicorn logs the `SystemExit`).
-            if !is_stopping(&e) {
-                self.client_gone = true;
-            }
+            self.write_failed(&e);
             return Err(io_to_py(&e));
         }
         Ok(())
@@ -655,6 +703,7 @@ impl Exchange {
                     Ok(n) => {
                         left -= n;
                         progress = Instant::now();
+                        beat.notify();
                     }
                     Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
                         beat.notify();
@@ -674,11 +723,21 @@ impl Exchange {
         });
         self.headers_sent = true;
         r.map_err(|e| {
-            if !is_stopping(&e) {
-                self.client_gone = true;
-            }
+            self.write_failed(&e);
             io_to_py(&e)
         })
+    }
+
+    /// Records a failed write: the connection is unusable (unless the quick stop ended
+    /// it), and the client's fault if it is one.
+    fn write_failed(&mut self, e: &io::Error) {
+        if is_stopping(e) {
+            return;
+        }
+        self.client_gone = true;
+        if self.fault.is_none() {
+            self.fault = ClientFault::of_io(e, true);
+        }
     }
 
     /// Writes an error page when nothing was sent yet (the request is then over).
@@ -717,14 +776,13 @@ impl Exchange {
         let r =
             py.detach(|| write_all_slices(stream, &mut [IoSlice::new(bytes)], beat, limit, stop));
         r.map_err(|e| {
-            if !is_stopping(&e) {
-                self.client_gone = true;
-            }
+            self.write_failed(&e);
             io_to_py(&e)
         })
     }
 
-    /// Writes `100 Continue` (before the application is called, as gunicorn does).
+    /// Writes `100 Continue` (when the application first waits for the body), unless the
+    /// final head went out already.
     pub fn send_continue(&mut self, py: Python<'_>) {
         if self.headers_sent || self.client_gone {
             return;
@@ -734,10 +792,15 @@ impl Exchange {
             let r = py.detach(|| {
                 write_all_slices(stream, &mut [IoSlice::new(response::CONTINUE)], beat, limit, stop)
             });
-            if r.is_err() {
-                self.client_gone = true;
+            if let Err(e) = r {
+                self.write_failed(&e);
             }
         }
+    }
+
+    /// The client's deadline from `accept` (and the longest a write may make no progress).
+    pub fn timeout(&self) -> Duration {
+        self.write_limit
     }
 
     /// Gives the read buffer back (for the next connection).
