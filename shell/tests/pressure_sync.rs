@@ -144,21 +144,29 @@ fn unread_body_does_not_hold_the_answer() {
     }
 }
 
-/// A body that stops arriving while the application reads it: the application's
-/// `OSError`, let through, becomes a `408` (not before the client's deadline), with one
-/// info line that names the request and no traceback; the worker lives on.
+/// A body that stops arriving while the application reads it (1 MiB announced, so the
+/// gthread worker streams it too): the application's `OSError`, let through, becomes a
+/// `408` (not before the client's deadline), with one info line that names the request
+/// and no traceback; the worker lives on. Both workers.
 #[test]
 fn stalled_body_gets_408_and_one_line() {
-    let (server, addr) = start("ferrocorn", "sync", "2", &["-w", "1"]);
+    for worker in ["sync", "gthread"] {
+        stalled_body(worker);
+    }
+}
+
+fn stalled_body(worker: &str) {
+    let (server, addr) = start("ferrocorn", worker, "2", &["-w", "1"]);
     let pid = worker_pid(addr);
     let start = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"POST /echo-marked HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-        .unwrap();
+    let head = format!("POST /echo-marked HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(b"0123456789").unwrap();
     server.wait_for("reading the body");
     let out = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
-    assert!(start.elapsed() >= Duration::from_secs(2), "closed before the deadline");
-    assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
+    assert!(start.elapsed() >= Duration::from_secs(2), "{worker}: closed before the deadline");
+    assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{worker}: {out}");
     let log = server.wait_for("Request body timed out");
     assert_eq!(count(&log, "Request body timed out"), 1, "{log}");
     let line = log.lines().find(|l| l.contains("Request body timed out")).unwrap();

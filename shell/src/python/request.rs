@@ -144,10 +144,10 @@ impl ClientFault {
         let secs = timeout.as_secs();
         match self {
             ClientFault::BodyStalled => log.info(format_args!(
-                "Request body timed out: {method_uri} from ip={ip} sent no complete body within {secs} s"
+                "Request body timed out: {method_uri} from ip={ip} (timeout {secs} s)"
             )),
             ClientFault::ReadStalled => log.info(format_args!(
-                "Response timed out: {method_uri} to ip={ip}, the client read nothing for {secs} s"
+                "Response timed out: {method_uri} to ip={ip} read nothing (timeout {secs} s)"
             )),
             ClientFault::Disconnected => log.debug(format_args!(
                 "Ignored premature client disconnection. {}",
