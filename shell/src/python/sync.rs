@@ -676,7 +676,11 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
             // is a beat interval, up to `timeout / 2`).
             let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
             let _ = stream.set_read_timeout(Some(left.min(ctx.beat_interval())));
-            match stream.read(&mut buf) {
+            let r = stream.read(&mut buf);
+            // A beat after every wait, bytes or not (a client trickling its unread body
+            // through the drain must not starve the heartbeat with a small `timeout`).
+            ctx.heartbeat.notify();
+            match r {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e)
@@ -685,10 +689,7 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
                         io::ErrorKind::WouldBlock
                             | io::ErrorKind::TimedOut
                             | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    ctx.heartbeat.notify();
-                }
+                    ) => {}
                 Err(_) => break,
             }
         }
