@@ -257,7 +257,8 @@ fn trickled_head_and_body_cost_their_deadline_not_the_worker() {
             assert_eq!(worker_pid(addr), pid, "{case}");
         }
     }
-    let log = server.log();
+    // The lines are read from the server's stderr by another thread: wait for them.
+    let log = server.wait_log(60, "two lines", |l| count(l, "Request body timed out") >= 2);
     assert_eq!(count(&log, "Request body timed out"), 2, "{log}");
     assert!(!log.contains("Traceback"), "{log}");
 }
