@@ -803,7 +803,7 @@ fn a_hup_asking_for_what_ferrocorn_cannot_serve_is_refused_and_the_old_workers_k
     assert_eq!(r.multithread(), "False");
     let failed = |l: &str| l.matches("Reload failed").count();
     let cases = [
-        ("statsd_host = '127.0.0.1:9'\n", "statsd_host"),
+        ("protocol = 'uwsgi'\n", "protocol"),
         ("certfile = 'cert.pem'\nkeyfile = 'key.pem'\n", "certfile"),
         ("worker_class = 'gevent'\n", "\"gevent\" is not supported by ferrocorn yet"),
         ("worker_class = 'myapp.workers.MySyncWorker'\n", "custom worker classes"),

@@ -583,6 +583,12 @@ impl Arbiter {
         })
     }
 
+    /// The count of workers kept, as last logged (`N workers` at debug level; gunicorn's
+    /// `gunicorn.workers` gauge).
+    pub fn logged_count(&self) -> Option<usize> {
+        self.logged_count
+    }
+
     /// Workers of the current generation that are not leaving.
     fn current(&self) -> impl Iterator<Item = (&Pid, &Worker)> {
         let g = self.generation;

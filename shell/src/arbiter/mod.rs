@@ -177,10 +177,7 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
             return 1;
         }
     }
-    let log = match Logger::open(
-        settings.str("errorlog").unwrap_or("-"),
-        settings.str("loglevel").unwrap_or("info"),
-    ) {
+    let log = match Logger::for_settings(settings) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
@@ -515,7 +512,15 @@ impl Master<'_> {
         let mut queue = VecDeque::from([first]);
         while let Some(ev) = queue.pop_front() {
             let exiting = self.arbiter.workers().clone();
-            for cmd in self.arbiter.handle(ev) {
+            let counted = self.arbiter.logged_count();
+            let cmds = self.arbiter.handle(ev);
+            // gunicorn's `gunicorn.workers` gauge goes with the `N workers` line.
+            if let (Some(n), Some(statsd)) = (self.arbiter.logged_count(), self.log.statsd()) {
+                if counted != Some(n) {
+                    statsd.workers(n);
+                }
+            }
+            for cmd in cmds {
                 match cmd {
                     Command::Log(level, line) => self.log.log(level, line),
                     Command::Spawn { slot, age } => queue.push_back(self.spawn(slot, age)),
@@ -632,10 +637,7 @@ impl Master<'_> {
                 }
             }
         }
-        match Logger::open(
-            settings.str("errorlog").unwrap_or("-"),
-            settings.str("loglevel").unwrap_or("info"),
-        ) {
+        match Logger::for_settings(&settings) {
             Ok(l) => self.log = l,
             Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
         }

@@ -14,6 +14,7 @@
 //! bridge, later.
 
 pub mod access;
+pub mod statsd;
 pub mod time;
 
 use std::fmt;
@@ -74,12 +75,14 @@ pub struct Logger {
     level: Level,
     sink: Arc<Sink>,
     path: Option<Arc<str>>,
+    /// `statsd_host`: error-log calls are counted there, and request metrics sent.
+    statsd: Option<Arc<statsd::Statsd>>,
 }
 
 impl Logger {
     /// A logger writing to stderr at `level`.
     pub fn stderr(level: Level) -> Logger {
-        Logger { level, sink: Arc::new(Sink::Stderr), path: None }
+        Logger { level, sink: Arc::new(Sink::Stderr), path: None, statsd: None }
     }
 
     /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
@@ -93,7 +96,18 @@ impl Logger {
             level,
             sink: Arc::new(Sink::File(std::sync::RwLock::new(Logger::open_file(errorlog)?))),
             path: Some(errorlog.into()),
+            statsd: None,
         })
+    }
+
+    /// The logger the settings describe: `errorlog`, `loglevel`, and StatsD metrics to
+    /// `statsd_host` (with `statsd_prefix` and `dogstatsd_tags`).
+    pub fn for_settings(settings: &crate::settings::Settings) -> Result<Logger, String> {
+        let log = Logger::open(
+            settings.str("errorlog").unwrap_or("-"),
+            settings.str("loglevel").unwrap_or("info"),
+        )?;
+        Ok(log.with_statsd(statsd::Statsd::from_settings(settings)?))
     }
 
     fn open_file(errorlog: &str) -> Result<File, String> {
@@ -127,8 +141,41 @@ impl Logger {
         level >= self.level
     }
 
-    /// Writes one line at `level`.
+    /// This logger, sending StatsD metrics to `statsd` (gunicorn's `Statsd` logger).
+    pub fn with_statsd(mut self, statsd: Option<statsd::Statsd>) -> Logger {
+        self.statsd = statsd.map(Arc::new);
+        self
+    }
+
+    /// The StatsD client, when `statsd_host` is set.
+    pub fn statsd(&self) -> Option<&statsd::Statsd> {
+        self.statsd.as_deref()
+    }
+
+    /// Writes one line at `level` (counted in StatsD at warning and above, as gunicorn's
+    /// `Statsd` logger counts its calls).
     pub fn log(&self, level: Level, msg: impl fmt::Display) {
+        if let Some(s) = &self.statsd {
+            match level {
+                Level::Warning => s.log_call(ferrocorn_core::statsd::LogLevel::Warning),
+                Level::Error => s.log_call(ferrocorn_core::statsd::LogLevel::Error),
+                Level::Critical => s.log_call(ferrocorn_core::statsd::LogLevel::Critical),
+                Level::Debug | Level::Info => {}
+            }
+        }
+        self.write(level, msg);
+    }
+
+    /// An `ERROR` line for an exception, with its traceback in `msg` (gunicorn's
+    /// `log.exception`: counted as `gunicorn.log.exception`, not as an error).
+    pub fn exception(&self, msg: impl fmt::Display) {
+        if let Some(s) = &self.statsd {
+            s.log_call(ferrocorn_core::statsd::LogLevel::Exception);
+        }
+        self.write(Level::Error, msg);
+    }
+
+    fn write(&self, level: Level, msg: impl fmt::Display) {
         if !self.enabled(level) {
             return;
         }

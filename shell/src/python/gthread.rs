@@ -565,10 +565,10 @@ impl WsgiHandler {
         let method_uri = r.ex.head().map(request::method_uri).unwrap_or_default();
         let tb = format_traceback(py, err);
         if r.started {
-            self.log.error(format_args!("Error handling request\n{}", tb.trim_end()));
+            self.log.exception(format_args!("Error handling request\n{}", tb.trim_end()));
             return None;
         }
-        self.log.error(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
+        self.log.exception(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
         let mut out = Vec::new();
         ferrocorn_core::response::internal_error_page(&mut out);
         r.ex.write_raw(&out);
@@ -584,16 +584,20 @@ impl WsgiHandler {
         env: Option<&Environ>,
         elapsed: std::time::Duration,
     ) {
+        let Some(head) = ex.head() else { return };
+        let status = replaced
+            .or_else(|| ex.status())
+            .or_else(|| resp.map(ResponseHead::code))
+            .unwrap_or(500);
+        if let Some(statsd) = self.log.statsd() {
+            statsd.request(status, elapsed);
+        }
         let Some(access) = &self.access else { return };
         let access = access.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(head) = ex.head() else { return };
         let served = Served {
             head,
             peer,
-            status: replaced
-                .or_else(|| ex.status())
-                .or_else(|| resp.map(ResponseHead::code))
-                .unwrap_or(500),
+            status,
             sent: if replaced.is_some() { 0 } else { ex.sent() },
             response: resp.filter(|_| replaced.is_none()),
             environ: env,

@@ -69,10 +69,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
             return 1;
         }
     };
-    let log = match crate::log::Logger::open(
-        settings.str("errorlog").unwrap_or("-"),
-        settings.str("loglevel").unwrap_or("info"),
-    ) {
+    let log = match crate::log::Logger::for_settings(settings) {
         Ok(l) => l,
         Err(e) => {
             out.stderr = format!("{e}\n");

@@ -410,9 +410,10 @@ impl<'a> Worker<'a> {
                 // gunicorn's `SystemExit` from the `recv` of the parser: the 500 page and
                 // `Error handling request (no URI read)` with the exception.
                 let tb = format_traceback(py, &wsgi::stop_error());
-                self.ctx
-                    .log
-                    .error(format_args!("Error handling request (no URI read)\n{}", tb.trim_end()));
+                self.ctx.log.exception(format_args!(
+                    "Error handling request (no URI read)\n{}",
+                    tb.trim_end()
+                ));
                 let mut out = Vec::new();
                 ferrocorn_core::response::internal_error_page(&mut out);
                 g.send_raw(py, &out);
@@ -619,11 +620,13 @@ impl<'a> Worker<'a> {
         }
         let tb = format_traceback(py, err);
         if g.headers_sent {
-            self.ctx.log.error(format_args!("Error handling request\n{}", tb.trim_end()));
+            self.ctx.log.exception(format_args!("Error handling request\n{}", tb.trim_end()));
             g.client_gone = true;
             return None;
         }
-        self.ctx.log.error(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
+        self.ctx
+            .log
+            .exception(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
         let mut out = Vec::new();
         ferrocorn_core::response::internal_error_page(&mut out);
         g.send_raw(py, &out);
@@ -631,13 +634,17 @@ impl<'a> Worker<'a> {
     }
 
     fn access(&self, py: Python<'_>, ex: &Shared, peer: &Peer, done: &Done, elapsed: Duration) {
-        let Some(access) = &self.access else { return };
         let g = lock(py, ex);
         let Some(head) = g.conn.head() else { return };
+        let status = done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500);
+        if let Some(statsd) = self.ctx.log.statsd() {
+            statsd.request(status, elapsed);
+        }
+        let Some(access) = &self.access else { return };
         let served = Served {
             head,
             peer,
-            status: done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500),
+            status,
             sent: if done.status.is_some() { 0 } else { g.writer.as_ref().map_or(0, |w| w.sent()) },
             response: g.head.as_ref().filter(|_| done.status.is_none()),
             environ: g.environ.as_ref(),

@@ -133,14 +133,17 @@ pub fn worker_app(
             // With `reload`, the code being edited failed to import: its traceback, once
             // per edit (the old workers keep serving until the files change again).
             if settings.bool("reload") {
-                ctx.log
-                    .error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
+                ctx.log.exception(format_args!(
+                    "Exception in worker process\n{}",
+                    e.traceback.trim_end()
+                ));
             }
             let _ = write_stream(py, "stderr", &format!("{msg}\n"));
             APP_LOAD_ERROR
         }
         AppErrorKind::Other => {
-            ctx.log.error(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
+            ctx.log
+                .exception(format_args!("Exception in worker process\n{}", e.traceback.trim_end()));
             let _ = write_stream(py, "stderr", &format!("{msg}\n"));
             WORKER_BOOT_ERROR
         }

@@ -884,7 +884,6 @@ Note: To disable the Python stdout buffering, you can to set the user environmen
     },
     Setting {
         name: "statsd_host",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--statsd-host"],
         meta: Some("STATSD_ADDR"),
@@ -902,7 +901,6 @@ Added in version 19.1.",
     },
     Setting {
         name: "dogstatsd_tags",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--dogstatsd-tags"],
         meta: Some("DOGSTATSD_TAGS"),
@@ -914,7 +912,6 @@ Added in version 20.",
     },
     Setting {
         name: "statsd_prefix",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--statsd-prefix"],
         meta: Some("STATSD_PREFIX"),
