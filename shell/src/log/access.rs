@@ -17,6 +17,8 @@ use ferrocorn_core::access_log::{AccessFormat, AccessRecord, clf_time};
 enum Sink {
     Stdout,
     File(File),
+    /// No `accesslog`: the lines go to syslog only.
+    None,
 }
 
 /// An open access log.
@@ -27,19 +29,29 @@ pub struct AccessLog {
     path: Option<String>,
     line: RefCell<String>,
     time: RefCell<(i64, String)>,
+    /// `syslog` without `disable_redirect_access_to_syslog`: each line is also sent there.
+    syslog: Option<std::sync::Arc<super::syslog::Syslog>>,
 }
 
 impl AccessLog {
     /// The access log for `accesslog` (`None`: disabled) and `access_log_format`. A file
     /// that cannot be opened gives gunicorn's error text.
     pub fn open(accesslog: Option<&str>, format: &str) -> Result<Option<AccessLog>, String> {
-        let Some(target) = accesslog else {
-            return Ok(None);
-        };
-        let (sink, path) = if target == "-" {
-            (Sink::Stdout, None)
-        } else {
-            (Sink::File(open_file(target)?), Some(target.to_owned()))
+        AccessLog::open_with(accesslog, format, None)
+    }
+
+    /// [`AccessLog::open`], with the lines also sent to `syslog` (which enables the access
+    /// log without `accesslog`, as in gunicorn).
+    pub fn open_with(
+        accesslog: Option<&str>,
+        format: &str,
+        syslog: Option<std::sync::Arc<super::syslog::Syslog>>,
+    ) -> Result<Option<AccessLog>, String> {
+        let (sink, path) = match accesslog {
+            None if syslog.is_none() => return Ok(None),
+            None => (Sink::None, None),
+            Some("-") => (Sink::Stdout, None),
+            Some(target) => (Sink::File(open_file(target)?), Some(target.to_owned())),
         };
         Ok(Some(AccessLog {
             format: AccessFormat::parse(format),
@@ -47,6 +59,7 @@ impl AccessLog {
             path,
             line: RefCell::new(String::with_capacity(256)),
             time: RefCell::new((i64::MIN, String::new())),
+            syslog,
         }))
     }
 
@@ -79,11 +92,15 @@ impl AccessLog {
         let mut line = self.line.borrow_mut();
         line.clear();
         self.format.render(rec, &mut line);
+        if let Some(syslog) = &self.syslog {
+            syslog.send("access", super::Level::Info, std::process::id(), &line);
+        }
         line.push('\n');
         // A failing log write (closed stdout, full disk) must never stop the server.
         let _ = match &self.sink {
             Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
             Sink::File(f) => (&*f).write_all(line.as_bytes()),
+            Sink::None => Ok(()),
         };
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod statsd;
+pub mod syslog;
 pub mod time;
 
 use std::fmt;
@@ -77,12 +78,14 @@ pub struct Logger {
     path: Option<Arc<str>>,
     /// `statsd_host`: error-log calls are counted there, and request metrics sent.
     statsd: Option<Arc<statsd::Statsd>>,
+    /// `syslog`: every line written is also sent there.
+    syslog: Option<Arc<syslog::Syslog>>,
 }
 
 impl Logger {
     /// A logger writing to stderr at `level`.
     pub fn stderr(level: Level) -> Logger {
-        Logger { level, sink: Arc::new(Sink::Stderr), path: None, statsd: None }
+        Logger { level, sink: Arc::new(Sink::Stderr), path: None, statsd: None, syslog: None }
     }
 
     /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
@@ -97,6 +100,7 @@ impl Logger {
             sink: Arc::new(Sink::File(std::sync::RwLock::new(Logger::open_file(errorlog)?))),
             path: Some(errorlog.into()),
             statsd: None,
+            syslog: None,
         })
     }
 
@@ -107,7 +111,9 @@ impl Logger {
             settings.str("errorlog").unwrap_or("-"),
             settings.str("loglevel").unwrap_or("info"),
         )?;
-        Ok(log.with_statsd(statsd::Statsd::from_settings(settings)?))
+        let mut log = log.with_statsd(statsd::Statsd::from_settings(settings)?);
+        log.syslog = syslog::Syslog::from_settings(settings)?.map(Arc::new);
+        Ok(log)
     }
 
     fn open_file(errorlog: &str) -> Result<File, String> {
@@ -179,14 +185,23 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line =
-            format!("{} [{}] [{}] {}\n", time::now_stamp(), std::process::id(), level.name(), msg);
+        let msg = msg.to_string();
+        let pid = std::process::id();
+        let line = format!("{} [{pid}] [{}] {msg}\n", time::now_stamp(), level.name());
         // A failing log write (closed stderr, full disk) must never stop the server.
         let _ = match &*self.sink {
             Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
             Sink::File(f) => (&*f.read().unwrap_or_else(std::sync::PoisonError::into_inner))
                 .write_all(line.as_bytes()),
         };
+        if let Some(syslog) = &self.syslog {
+            syslog.send("error", level, pid, &msg);
+        }
+    }
+
+    /// The syslog destination, when `syslog` is set.
+    pub fn syslog(&self) -> Option<&Arc<syslog::Syslog>> {
+        self.syslog.as_ref()
     }
 
     /// A `DEBUG` line.

@@ -218,9 +218,12 @@ impl Common {
                 )
                 .map_err(pyerr)?;
         }
-        let access = AccessLog::open(
+        // gunicorn sends the access log to syslog too, unless told not to.
+        let syslog = ctx.log.syslog().filter(|_| !s.bool("disable_redirect_access_to_syslog"));
+        let access = AccessLog::open_with(
             s.str("accesslog"),
             s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT),
+            syslog.cloned(),
         )?;
         let obj = this_worker(py, ctx.pid, || {
             WorkerObj::new(py, ctx.pid, ctx.master_pid, ctx.age, ctx.timeout.as_secs(), &ctx.log, s)

@@ -668,7 +668,6 @@ By default, the value of the FORWARDED_ALLOW_IPS environment variable. If it is 
     },
     Setting {
         name: "disable_redirect_access_to_syslog",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--disable-redirect-access-to-syslog"],
         action: Action::StoreTrue,
@@ -818,7 +817,6 @@ Added in version 20.0.",
     },
     Setting {
         name: "syslog_addr",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-to"],
         meta: Some("SYSLOG_ADDR"),
@@ -836,7 +834,6 @@ Address is a string of the form:
     },
     Setting {
         name: "syslog",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog"],
         action: Action::StoreTrue,
@@ -849,7 +846,6 @@ Changed in version 19.8: You can now disable sending access logs by using the di
     },
     Setting {
         name: "syslog_prefix",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-prefix"],
         meta: Some("SYSLOG_PREFIX"),
@@ -860,7 +856,6 @@ All entries will be prefixed by gunicorn.<prefix>. By default the program name i
     },
     Setting {
         name: "syslog_facility",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-syslog-facility"],
         meta: Some("SYSLOG_FACILITY"),
