@@ -80,12 +80,21 @@ pub struct Logger {
     statsd: Option<Arc<statsd::Statsd>>,
     /// `syslog`: every line written is also sent there.
     syslog: Option<Arc<syslog::Syslog>>,
+    /// `capture_output`: stdout and stderr are the log file (see `capture_output`).
+    capture: bool,
 }
 
 impl Logger {
     /// A logger writing to stderr at `level`.
     pub fn stderr(level: Level) -> Logger {
-        Logger { level, sink: Arc::new(Sink::Stderr), path: None, statsd: None, syslog: None }
+        Logger {
+            level,
+            sink: Arc::new(Sink::Stderr),
+            path: None,
+            statsd: None,
+            syslog: None,
+            capture: false,
+        }
     }
 
     /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
@@ -101,6 +110,7 @@ impl Logger {
             path: Some(errorlog.into()),
             statsd: None,
             syslog: None,
+            capture: false,
         })
     }
 
@@ -113,7 +123,22 @@ impl Logger {
         )?;
         let mut log = log.with_statsd(statsd::Statsd::from_settings(settings)?);
         log.syslog = syslog::Syslog::from_settings(settings)?.map(Arc::new);
+        log.capture = settings.bool("capture_output") && log.path.is_some();
+        log.capture_output()?;
         Ok(log)
+    }
+
+    /// `capture_output` (with `errorlog` a file, as in gunicorn): this process's stdout
+    /// and stderr are the error log file from now on, so what the application prints
+    /// lands there; the workers inherit them. Done again on USR1, after the file moved.
+    fn capture_output(&self) -> Result<(), String> {
+        let (true, Some(path)) = (self.capture, &self.path) else { return Ok(()) };
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let f = Logger::open_file(path)?;
+        nix::unistd::dup2_stdout(&f)
+            .and_then(|()| nix::unistd::dup2_stderr(&f))
+            .map_err(|e| format!("Error: cannot capture the output into '{path}': {e}"))
     }
 
     fn open_file(errorlog: &str) -> Result<File, String> {
@@ -134,7 +159,7 @@ impl Logger {
             let new = Logger::open_file(p)?;
             *f.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
         }
-        Ok(())
+        self.capture_output()
     }
 
     /// The level below which lines are dropped.

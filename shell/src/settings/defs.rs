@@ -752,7 +752,6 @@ Valid level names are:
     },
     Setting {
         name: "capture_output",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--capture-output"],
         action: Action::StoreTrue,

@@ -1,6 +1,7 @@
-//! StatsD through the installed command, datagram for datagram against gunicorn 27: the
-//! same settings (`statsd_host`, `statsd_prefix`, `dogstatsd_tags`), the same requests,
-//! the same metric lines (request durations differ only in their value).
+//! Logging settings through the installed command: StatsD datagram for datagram against
+//! gunicorn 27 (the same `statsd_host`, `statsd_prefix`, `dogstatsd_tags`, requests and
+//! metric lines; durations differ only in their value), and `capture_output` across a
+//! log rotation.
 
 mod support;
 
@@ -87,4 +88,46 @@ fn error_log_calls_are_counted() {
         }
         assert!(!seen.iter().any(|l| l.starts_with("gunicorn.log.error")), "{program}: {seen:?}");
     }
+}
+
+#[test]
+fn captured_output_follows_the_log_file_after_usr1() {
+    // capture_output: what the app prints lands in the error log file; after logrotate
+    // moves the file and USR1, in the new file (gunicorn's reopen_files dups it again).
+    let dir = TempDir::new("capture-usr1");
+    std::fs::copy(apps().join("probe_app.py"), dir.path("probe_app.py")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let log = dir.path("error.log");
+    let s = start_installed(
+        "ferrocorn",
+        &[
+            "probe_app:app",
+            "--chdir",
+            dir.0.to_str().unwrap(),
+            "-b",
+            &bind,
+            "-w",
+            "1",
+            "--capture-output",
+            "--error-logfile",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let addr: std::net::SocketAddr = bind.parse().unwrap();
+    let has = |path: &std::path::Path, needle: &str| {
+        std::fs::read_to_string(path).unwrap_or_default().contains(needle)
+    };
+    support::wait_until(30, "the worker booted", || has(&log, "Booting worker"));
+    assert!(get(addr, "/print").ends_with("v1 -"));
+    support::wait_until(30, "the print in the log file", || has(&log, "probe-printed-line"));
+    let rotated = dir.path("error.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    s.signal(nix::sys::signal::Signal::SIGUSR1);
+    // The worker reopens once the master passed USR1 on: prints go to the new file then.
+    support::wait_until(30, "a print in the new file", || {
+        let _ = get(addr, "/print");
+        has(&log, "probe-printed-line")
+    });
 }
