@@ -15,12 +15,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Server, TempDir, body_of, start_installed, wait_until};
+use support::{Nginx, Server, TempDir, body_of, start_installed, wait_until};
 
 /// How long a read may wait for a chunk the app is about to produce. Only a server that
 /// holds chunks back reaches it (the app then gives up after its own 30 s).
@@ -173,42 +173,12 @@ fn django_streaming_http_response_streams() {
     assert_eq!(body_of(&resp), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
 }
 
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn streams_through_nginx_without_proxy_buffering() {
-    assert!(Path::new("/usr/sbin/nginx").exists(), "nginx is missing: run scripts/setup-peers.sh");
     let (_s, app) = serve("ferrocorn", "flask_app:app", "gthread");
+    let nginx = Nginx::start(app, "      proxy_buffering off;\n");
+    let proxy = nginx.addr;
     let dir = TempDir::new("stream-nginx");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let tmp = dir.path("nginx");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let tmp = tmp.to_str().unwrap();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\nevents {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  fastcgi_temp_path {tmp}/fcgi;\n  \
-         uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n  upstream app {{ server {app}; keepalive 4; }}\n  \
-         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n      proxy_http_version 1.1;\n      \
-         proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
-    );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("/usr/sbin/nginx")
-        .args(["-c", conf_path.to_str().unwrap(), "-p", tmp, "-e", &format!("{tmp}/error.log")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _nginx = Nginx(child);
-    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_until(20, "nginx to answer", || TcpStream::connect(proxy).is_ok());
     let steps = dir.path("steps");
     std::fs::create_dir_all(&steps).unwrap();
     let resp = stepped(proxy, "/stepped", &steps, 4, "nginx");

@@ -7,24 +7,10 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use support::{TempDir, start_installed, wait_until};
-
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{Nginx, start_installed, wait_until};
 
 /// `GET path` on a fresh connection with `Connection: close`: (status line, body).
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
@@ -82,28 +68,8 @@ fn nginx_upstream_keepalive_reuses_connections_and_survives_idle_closes() {
     let app = server.addr();
     server.wait_booted(1);
 
-    let dir = TempDir::new("nginx");
-    let port = free_port();
-    let tmp = dir.path("");
-    let tmp = tmp.to_str().unwrap();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  fastcgi_temp_path {tmp}/fcgi;\n  \
-         uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n  upstream app {{ server {app}; keepalive 4; }}\n  \
-         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n      proxy_http_version 1.1;\n      \
-         proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
-    );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("/usr/sbin/nginx")
-        .args(["-c", conf_path.to_str().unwrap(), "-p", tmp, "-e", &format!("{tmp}/error.log")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _nginx = Nginx(child);
-    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_until(20, "nginx to answer", || TcpStream::connect(proxy).is_ok());
+    let nginx = Nginx::start(app, "");
+    let proxy = nginx.addr;
 
     // Many requests through the proxy reuse a few upstream connections.
     for i in 0..200 {
@@ -131,6 +97,6 @@ fn nginx_upstream_keepalive_reuses_connections_and_survives_idle_closes() {
             "request {i} after the idle close"
         );
     }
-    let errors = std::fs::read_to_string(dir.path("error.log")).unwrap_or_default();
+    let errors = nginx.errors();
     assert!(!errors.contains("upstream prematurely closed"), "{errors}");
 }

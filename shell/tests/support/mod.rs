@@ -668,3 +668,62 @@ pub fn check_hook_and_access_lines(s: &Server, hooks: &std::path::Path, access: 
     assert_eq!(lines[1], "127.0.0.1 \"GET /pre-fail HTTP/1.1\" 500 0 - GET /pre-fail ");
     assert_eq!(lines[2], "127.0.0.1 \"GET /post-fail HTTP/1.1\" 404 9 - GET /post-fail ");
 }
+
+// ---- nginx as a reverse proxy (Debian's, installed by scripts/setup-peers.sh) ----
+
+/// nginx in front of `app` on a port of its own, with upstream keep-alive (4
+/// connections) and `location_extra` added to its `location /`; stopped on drop.
+pub struct Nginx {
+    child: Child,
+    /// Where nginx listens.
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(app: SocketAddr, location_extra: &str) -> Nginx {
+        assert!(
+            std::path::Path::new("/usr/sbin/nginx").exists(),
+            "nginx is missing: run scripts/setup-peers.sh"
+        );
+        let dir = TempDir::new("nginx");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tmp = dir.path("");
+        let tmp = tmp.to_str().unwrap();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  \
+             fastcgi_temp_path {tmp}/fcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n  \
+             upstream app {{ server {app}; keepalive 4; }}\n  \
+             server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n      \
+             proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n{location_extra}    }}\n  }}\n}}\n"
+        );
+        let conf_path = dir.path("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("/usr/sbin/nginx")
+            .args(["-c", conf_path.to_str().unwrap(), "-p", tmp, "-e", &format!("{tmp}/error.log")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let nginx = Nginx { child, addr, _dir: dir };
+        wait_until(20, "nginx to answer", || TcpStream::connect(addr).is_ok());
+        nginx
+    }
+}
+
+impl Nginx {
+    /// What nginx wrote to its error log so far.
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(self._dir.path("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
