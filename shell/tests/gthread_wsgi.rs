@@ -293,19 +293,8 @@ fn a_timeout_kill_says_what_the_worker_was_serving() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGSTOP).unwrap();
     let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{worker})"));
     // The slot shows the older of the two requests in flight.
-    let serving = log
-        .lines()
-        .find(|l| {
-            l.contains(&format!("Worker (pid:{worker}) was serving GET /sleep?30 from 127.0.0.1:"))
-        })
-        .unwrap_or_else(|| panic!("{log}"));
-    let took: f64 = serving
-        .split(" for ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{serving}"));
-    assert!((1.5..30.0).contains(&took), "{serving}");
+    let took = support::timeout_report(&log, worker, "GET /sleep?30");
+    assert!((1.5..30.0).contains(&took), "{log}");
     s.wait_booted(2);
     assert!(older.join().unwrap().is_empty());
     assert!(newer.join().unwrap().is_empty());

@@ -470,19 +470,8 @@ fn crash_respawn_and_timeout_kill() {
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
     let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
     // The request it was serving: method, path, client and elapsed time.
-    let serving = log
-        .lines()
-        .find(|l| {
-            l.contains(&format!("Worker (pid:{second}) was serving GET /sleep?6 from 127.0.0.1:"))
-        })
-        .unwrap_or_else(|| panic!("{log}"));
-    let took: f64 = serving
-        .split(" for ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{serving}"));
-    assert!((1.5..6.0).contains(&took), "{serving}");
+    let took = support::timeout_report(&log, second, "GET /sleep?6");
+    assert!((1.5..6.0).contains(&took), "{log}");
     // faulthandler wrote the stuck worker's Python stack into the error log (every thread:
     // `Current thread`), with the application's sleeping frame, before the worker died.
     let src = std::fs::read_to_string(apps().join("wsgi_app.py")).unwrap();

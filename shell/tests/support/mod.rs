@@ -727,3 +727,18 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// The elapsed seconds of the `Worker (pid:N) was serving REQUEST from 127.0.0.1:...
+/// for S s` line a timeout kill logs (panics with the log when it is missing).
+pub fn timeout_report(log: &str, pid: i32, request: &str) -> f64 {
+    let serving = log
+        .lines()
+        .find(|l| l.contains(&format!("Worker (pid:{pid}) was serving {request} from 127.0.0.1:")))
+        .unwrap_or_else(|| panic!("{log}"));
+    serving
+        .split(" for ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{serving}"))
+}
