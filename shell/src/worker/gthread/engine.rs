@@ -9,13 +9,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::response;
-use ferrocorn_core::{BodyKind, Connection, Event, Peer, ProtoConfig};
+use ferrocorn_core::{BodyKind, ConnState, Connection, Event, Peer, ProtoConfig};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::Options;
-use super::exchange::{Exchange, FLUSH_AT, Handler, Setup};
+use super::exchange::{DRAIN_BUDGET, Exchange, FLUSH_AT, Handler, Setup};
 use crate::heartbeat::{Heartbeats, Slot, monotonic_ms};
 use crate::listen::{Listener, Stream};
 use crate::log::Logger;
@@ -28,8 +28,6 @@ const LISTEN: u64 = u64::MAX - 1 - 1024;
 /// How long a new connection may stay silent (gunicorn's `DEFAULT_WORKER_DATA_TIMEOUT`),
 /// when `keepalive` is shorter.
 const FRESH_MS: u64 = 5_000;
-/// How much of an unread streamed body is skipped to keep the connection.
-const DRAIN_BUDGET: usize = 64 * 1024;
 /// Deadlines are checked this often.
 const SWEEP_MS: u64 = 100;
 /// How many pending connections one listener wake-up accepts at most. A busy worker sees
@@ -471,24 +469,72 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// Closes parked connections past their deadline (with `close_idle`, near the end of a
     /// graceful stop, also every kept-alive connection waiting between requests: see
     /// [`closable_on_stop`]).
+    ///
+    /// A reading connection whose socket holds bytes (a request that arrived while every
+    /// serving thread was busy, and waits for one in the poller) is not past any deadline:
+    /// the keep-alive and first-byte waits are for connections with no request pending,
+    /// and the request deadline is for a client that stops sending, not for one the
+    /// worker has not got round to. It is served when a thread is free, however long
+    /// that takes (as gunicorn's gthread, whose queued requests wait for a thread).
+    ///
+    /// A request whose head arrived but whose buffered body (at most
+    /// [`Options::buffer_body`]) did not within the request deadline is answered
+    /// `408 Request Timeout`, with one log line, rather than closed silently.
     fn sweep(&self, now: u64, close_idle: bool) {
         let stopping = close_idle || self.closing_idle.load(Ordering::SeqCst);
         for (idx, slot) in self.slots.iter().enumerate() {
             let expired = {
                 let mut s = lock(slot);
                 match &s.conn {
-                    Some(c)
-                        if now >= c.deadline || (stopping && !c.writing && closable_on_stop(c)) =>
-                    {
+                    Some(c) if stopping && !c.writing && closable_on_stop(c) => s.conn.take(),
+                    Some(c) if now >= c.deadline && (c.writing || !request_waiting(c)) => {
                         s.conn.take()
                     }
                     _ => None,
                 }
             };
-            if let Some(c) = expired {
+            if let Some(mut c) = expired {
+                if !c.writing && c.core.state() == ConnState::Body {
+                    self.body_timed_out(&mut c);
+                }
                 self.close(idx as u32, c);
             }
         }
+    }
+
+    /// Answers `408 Request Timeout` (without waiting for the socket) to a request whose
+    /// buffered body did not arrive whole within the request deadline, and logs it once.
+    fn body_timed_out(&self, c: &mut Conn) {
+        let declared = match c.core.head().map(|h| h.body) {
+            Some(BodyKind::Length(n)) => n.to_string(),
+            _ => "chunked".to_owned(),
+        };
+        let target = c
+            .core
+            .head()
+            .map(|h| String::from_utf8_lossy(h.target()).into_owned())
+            .unwrap_or_default();
+        let client = match c.peer {
+            Peer::Tcp(a) => a.to_string(),
+            Peer::Unix => "unix".to_owned(),
+        };
+        self.log.info(format_args!(
+            "Request body timed out after {} s ({} of {declared} bytes received): \
+             408 to {client} for {target}",
+            self.io_timeout.as_secs(),
+            c.body.len(),
+        ));
+        let mut page = Vec::new();
+        response::error_page(
+            408,
+            "Request Timeout",
+            "The request body did not arrive in time.",
+            &mut page,
+        );
+        c.out.clear();
+        c.out_pos = 0;
+        let _ = nix::unistd::write(c.stream.as_fd(), &page);
+        c.close_after = true;
     }
 
     /// One serving thread: wait for a ready connection or listener, serve it, repeat.
@@ -1050,7 +1096,12 @@ impl<'a, H: Handler> Shared<'a, H> {
         };
         let mut keep = ok && ex.keep_alive();
         if keep && streaming && !ex.body_complete() {
-            keep = ex.drain_body(DRAIN_BUDGET);
+            // The response goes out now, not after the rest of a body the handler did
+            // not read: that only decides whether the connection is kept.
+            ex.flush_ready();
+            keep = !ex.broken()
+                && ex.body_left().is_none_or(|n| n <= DRAIN_BUDGET as u64)
+                && ex.drain_body(DRAIN_BUDGET);
         }
         let (started, broken) = (ex.response_started(), ex.broken());
         let Some(mut c) = ex.conn.take() else { return };
@@ -1150,4 +1201,13 @@ fn closable_on_stop(c: &Conn) -> bool {
         nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags),
         Ok(0) | Err(Errno::EAGAIN)
     )
+}
+
+/// Whether a parked reading connection has a request waiting for a thread: bytes of it in
+/// the socket, unread because every serving thread was busy when they came.
+fn request_waiting(c: &Conn) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+    matches!(nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags), Ok(1))
 }

@@ -18,6 +18,9 @@
 //! limit) is answered when the handler first reads the body, and never once the response
 //! has started: a handler that answers without reading (a 413, a 401) sends no `100`, and
 //! the connection then closes rather than waits for a body the client may never send.
+//! Without `Expect`, the same holds for a body with more than [`DRAIN_BUDGET`] left unread
+//! when the response starts (it says `Connection: close`); less is skipped after the
+//! response went out, to keep the connection.
 //!
 //! The exchange is an owned value (no lifetimes), so a handler can share it with objects
 //! that outlive the call (the WSGI bridge puts it behind an `Arc<Mutex<_>>` for
@@ -40,6 +43,11 @@ use super::engine::Conn;
 
 /// The output buffer size past which response bytes are written before more are added.
 pub const FLUSH_AT: usize = 64 * 1024;
+
+/// How much of a streamed body the handler did not read is skipped to keep the
+/// connection. A body with more than this left is not waited for: the response says
+/// `Connection: close`, goes out at once, and the connection closes after it.
+pub(super) const DRAIN_BUDGET: usize = 64 * 1024;
 
 /// The application side of the gthread engine: called once per request, on one of the
 /// worker's `threads` threads, concurrently with other requests.
@@ -77,6 +85,8 @@ pub struct Exchange {
     body_pos: usize,
     body_done: bool,
     body_failed: bool,
+    /// Body bytes decoded from the socket so far (a streamed body).
+    body_got: u64,
     scratch: Vec<u8>,
     info: Option<RequestInfo>,
     server_keepalive: bool,
@@ -186,6 +196,7 @@ impl Exchange {
             body_pos: 0,
             body_done: false,
             body_failed: false,
+            body_got: 0,
             scratch: Vec::new(),
             info: Some(info),
             server_keepalive: setup.server_keepalive,
@@ -272,6 +283,44 @@ impl Exchange {
         }
     }
 
+    /// How many bytes of a streamed `Content-Length` body are still to come from the
+    /// socket (`None` for a chunked body, or when the body does not stream).
+    pub(super) fn body_left(&self) -> Option<u64> {
+        let c = self.conn.as_ref()?;
+        if !self.streaming || self.body_done {
+            return Some(0);
+        }
+        match c.core.head()?.body {
+            ferrocorn_core::BodyKind::Length(n) => Some(n.saturating_sub(self.body_got)),
+            _ => None,
+        }
+    }
+
+    /// Whether the handler left more of a streamed body unread than is skipped to keep
+    /// the connection ([`DRAIN_BUDGET`]): the connection closes after the response.
+    fn body_abandoned(&self) -> bool {
+        self.streaming
+            && !self.body_done
+            && self.body_left().is_some_and(|n| n > DRAIN_BUDGET as u64)
+    }
+
+    /// Writes what the socket takes now of the queued response, without waiting: the
+    /// response goes out before the engine decides what to do with an unread body.
+    pub(super) fn flush_ready(&mut self) {
+        let Some(c) = self.conn.as_mut() else { return };
+        while c.out_pos < c.out.len() {
+            match nix::unistd::write(c.stream.as_fd(), &c.out[c.out_pos..]) {
+                Ok(n) => c.out_pos += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(_) => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+    }
+
     /// Reads the rest of a streamed body and drops it, at most `budget` bytes. Returns
     /// whether the end was reached. A body whose `100 Continue` was never sent is not
     /// waited for (the client may never send it): `false`, and the connection closes.
@@ -318,6 +367,7 @@ impl Exchange {
             }
             match c.core.next_event() {
                 Ok(Event::Data(d)) => {
+                    self.body_got += d.len() as u64;
                     c.body.extend_from_slice(d);
                     return Ok(());
                 }
@@ -367,6 +417,7 @@ impl Exchange {
         if self.state.is_some() {
             return Err(io::Error::other("the response was already started"));
         }
+        let abandoned = self.body_abandoned();
         let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else {
             return Err(closed());
         };
@@ -376,7 +427,9 @@ impl Exchange {
             self.continue_withheld = true;
         }
         let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-        let keepalive = self.server_keepalive && !stopping && !self.continue_withheld;
+        // A body the handler left unread, too large to skip, is not waited for: the
+        // connection closes after the response, and the response says so.
+        let keepalive = self.server_keepalive && !stopping && !self.continue_withheld && !abandoned;
         let framing = response::choose_framing(info, head, keepalive);
         response::encode_head(head, &framing, self.server, &crate::worker::date_now(), &mut c.out);
         self.code = head.code();

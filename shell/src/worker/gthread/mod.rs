@@ -62,10 +62,15 @@
 //!
 //! - **Bodies.** A body of at most [`Options::buffer_body`] bytes (64 KiB) is read before
 //!   the application is called, so the application never waits on the network (an
-//!   `Expect: 100-continue` is answered as the engine starts reading it). A larger one
+//!   `Expect: 100-continue` is answered as the engine starts reading it); one that has not
+//!   arrived whole `timeout` seconds after the request's first byte is answered
+//!   `408 Request Timeout` with one log line, without calling the handler. A larger one
 //!   streams: reading `wsgi.input` may block the serving thread, each wait bounded by
 //!   `timeout`; its `100 Continue` goes out when the handler first reads, never after the
-//!   response started (the connection then closes after the response).
+//!   response started (the connection then closes after the response). The response to a
+//!   body the handler did not read whole goes out when the handler returns, never after
+//!   the body: with more than 64 KiB left the response says `Connection: close` and the
+//!   connection closes after it, with less the rest is skipped to keep the connection.
 //! - **Responses** that the handler has all at once (a WSGI list) collect in the
 //!   connection's buffer and are written when the handler returns, without blocking (head
 //!   and body in one `write(2)`); what the socket does not take is parked with `EPOLLOUT`
@@ -80,7 +85,11 @@
 //!   may stay silent `max(keepalive, 5 s)` (gunicorn's 5 s first-byte wait); a request
 //!   must arrive whole (head and buffered body) within `timeout` seconds of its first byte,
 //!   however it trickles; a parked response must make progress every `timeout` seconds.
-//!   A `timeout` of 0 means 30 s for these.
+//!   A `timeout` of 0 means 30 s for these. A connection whose socket holds request bytes
+//!   no thread has read (every serving thread was busy when they came) is past none of
+//!   these: the idle waits are for connections with nothing pending, the request
+//!   deadline for a client that stops sending. Its request waits in the poller for a
+//!   free thread, however long, and is served then (as gunicorn's queued requests).
 //! - **Backpressure.** At `worker_connections` open connections the listener leaves the
 //!   poller: connections wait in the kernel's backlog (or go to another worker) until
 //!   one closes. As in gunicorn, keep-alive is refused when fewer than `threads` slots
