@@ -152,13 +152,23 @@ fn queued_requests_wait_for_a_thread_past_every_idle_deadline() {
     assert!(!log.contains("[ERROR]"), "{log}");
 }
 
-/// A request declaring a 1 MiB body (over the 64 KiB read before the application is
-/// called) to `/`, which answers without reading it: the answer comes while the client
-/// still has not sent a byte of the body.
-fn unread_big_body(program: &str, expect: bool) -> (String, TcpStream) {
-    let (s, addr) = serve(program, &["--threads", "2", "--timeout", "120"], &[]);
+/// `program` serving `app`: a request declaring a body of `len` bytes to `/`, which
+/// answers without reading it, and whose body is never sent. Returns the answer (which
+/// came while the client still had not sent a byte of the body) and the connection.
+fn unread_body(
+    program: &str,
+    app: &str,
+    len: u64,
+    expect: bool,
+) -> (Server, SocketAddr, String, TcpStream, Vec<u8>) {
+    let args = ["--threads", "2", "--timeout", "120"];
+    let mut all = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
+    all.extend_from_slice(&args);
+    let s = start_installed(program, &all, &[]);
+    let addr = s.addr();
+    s.wait_booted(1);
     let mut c = connect(addr);
-    let mut head = String::from("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n");
+    let mut head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n");
     if expect {
         head.push_str("Expect: 100-continue\r\n");
     }
@@ -166,33 +176,32 @@ fn unread_big_body(program: &str, expect: bool) -> (String, TcpStream) {
     c.write_all(head.as_bytes()).unwrap();
     let mut buf = Vec::new();
     let r = read_response(&mut c, &mut buf);
-    drop(s);
-    (r, c)
+    (s, addr, r, c, buf)
 }
 
 #[test]
 fn a_response_does_not_wait_for_a_large_body_the_application_does_not_read() {
-    for expect in [false, true] {
+    // Bodies that stream (the application is called when the head is in): one with
+    // `Expect: 100-continue`, one of an application that asks for streamed bodies, one
+    // over the spool limit (8 MiB).
+    let cases = [
+        ("wsgi_app:raw", 1 << 20, true),
+        ("stream_bodies_app:app", 1 << 20, false),
+        ("wsgi_app:raw", 16 << 20, false),
+    ];
+    for (app, len, expect) in cases {
+        let what = format!("{app} Content-Length {len} expect={expect}");
         // gunicorn answers at once too (the oracle for the status and body).
-        let (oracle, _c) = unread_big_body("gunicorn", expect);
-        assert!(oracle.contains("HTTP/1.1 200 OK") && oracle.ends_with("Hello, World!"));
+        let (_g, _, oracle, _c, _) = unread_body("gunicorn", app, len, expect);
+        assert!(oracle.contains("HTTP/1.1 200 OK") && oracle.ends_with("Hello, World!"), "{what}");
 
-        let (s, addr) = serve("ferrocorn", &["--threads", "2", "--timeout", "120"], &[]);
-        let mut c = connect(addr);
-        let mut head = String::from("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n");
-        if expect {
-            head.push_str("Expect: 100-continue\r\n");
-        }
-        head.push_str("\r\n");
-        c.write_all(head.as_bytes()).unwrap();
-        let mut buf = Vec::new();
-        let r = read_response(&mut c, &mut buf);
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "expect={expect}: {r:?}");
-        assert!(!r.contains("100 Continue"), "expect={expect}: {r:?}");
-        assert!(r.contains("\r\nConnection: close\r\n"), "expect={expect}: {r:?}");
-        assert!(r.ends_with("Hello, World!"), "expect={expect}: {r:?}");
+        let (s, addr, r, mut c, buf) = unread_body("ferrocorn", app, len, expect);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {r:?}");
+        assert!(!r.contains("100 Continue"), "{what}: {r:?}");
+        assert!(r.contains("\r\nConnection: close\r\n"), "{what}: {r:?}");
+        assert!(r.ends_with("Hello, World!"), "{what}: {r:?}");
         // The body was never sent: the connection closes rather than waits for it.
-        assert!(buf.is_empty() && closes(&mut c), "expect={expect}: not closed");
+        assert!(buf.is_empty() && closes(&mut c), "{what}: not closed");
 
         // The worker goes on serving, and a large body that is read still works.
         assert!(body_of(&get_raw(addr, "/")).ends_with("Hello, World!"));
@@ -208,13 +217,85 @@ fn a_response_does_not_wait_for_a_large_body_the_application_does_not_read() {
     }
 }
 
+/// How many files of process `pid` are open in `dir` (a spooled body is an unnamed file
+/// there: `/proc/PID/fd` shows `DIR/#INODE (deleted)`).
+fn open_in(pid: i32, dir: &std::path::Path) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn a_slow_upload_is_spooled_in_tmp_upload_dir_and_costs_no_thread() {
+    let dir = TempDir::new("pressure-spool");
+    let spool = dir.path("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let spool = spool.canonicalize().unwrap();
+    let conf = dir.path("conf.py");
+    std::fs::write(&conf, format!("tmp_upload_dir = {:?}\n", spool.to_str().unwrap())).unwrap();
+    // One serving thread: a thread held by the upload would leave nobody to serve.
+    let (s, addr) = serve(
+        "ferrocorn",
+        &["--threads", "1", "--timeout", "120", "-c", conf.to_str().unwrap()],
+        &[],
+    );
+    let worker = s.booted()[0];
+    let body: Vec<u8> = (0..1usize << 20).map(|i| b'a' + (i % 26) as u8).collect();
+
+    let mut up = connect(addr);
+    up.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n").unwrap();
+    up.write_all(&body[..512 * 1024]).unwrap();
+    wait_until(30, "the body spooled in tmp_upload_dir", || open_in(worker, &spool) == 1);
+    // The only serving thread is free while the upload is half in.
+    let mut other = connect(addr);
+    other.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    assert!(read_response(&mut other, &mut buf).ends_with("Hello, World!"));
+    assert_eq!(open_in(worker, &spool), 1, "the spool file closed before the body was in");
+
+    up.write_all(&body[512 * 1024..]).unwrap();
+    let mut buf = Vec::new();
+    let r = read_response(&mut up, &mut buf);
+    assert!(r.starts_with("HTTP/1.1 200"), "{}", status(&r));
+    assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
+    wait_until(30, "the spool file closed", || open_in(worker, &spool) == 0);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "a file left in tmp_upload_dir");
+
+    // `Expect: 100-continue` still streams: the `100` comes when the application reads.
+    let mut e = connect(addr);
+    e.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 256];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = e.read(&mut tmp).unwrap();
+        assert!(n > 0, "closed before 100 Continue");
+        got.extend_from_slice(&tmp[..n]);
+    }
+    assert_eq!(got, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(open_in(worker, &spool), 0, "an Expect body was spooled");
+    e.write_all(&body).unwrap();
+    let mut buf = Vec::new();
+    let r = read_response(&mut e, &mut buf);
+    assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
+    let log = s.log();
+    assert!(!log.contains("[ERROR]") && !log.contains("[WARNING]"), "{log}");
+}
+
 #[test]
 fn a_small_body_that_never_arrives_gets_408_and_one_log_line() {
     let timeout = Duration::from_secs(2);
     let (s, addr) = serve("ferrocorn", &["--threads", "2", "--timeout", "2"], &[]);
-    for expect in [false, true] {
+    // A body of 1000 bytes is read into memory, one of 1 MiB is spooled to a file: both
+    // before the application is called.
+    for (n, (len, expect)) in
+        [(1000, false), (1000, true), (1 << 20, false)].into_iter().enumerate()
+    {
         let mut c = connect(addr);
-        let mut head = String::from("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n");
+        let mut head = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n");
         if expect {
             head.push_str("Expect: 100-continue\r\n");
         }
@@ -237,16 +318,15 @@ fn a_small_body_that_never_arrives_gets_408_and_one_log_line() {
         assert!(r.contains("\r\nConnection: close\r\n"), "{r:?}");
         assert!(took >= timeout - Duration::from_millis(200), "408 before the deadline: {took:?}");
         assert!(closes(&mut c), "not closed after the 408");
-        let n = if expect { 2 } else { 1 };
         let log = s.wait_log(10, "the 408 log lines", |l| {
-            l.matches("Request body timed out").count() == n
+            l.matches("Request body timed out").count() == n + 1
         });
         let line = log.lines().rfind(|l| l.contains("Request body timed out")).unwrap();
-        assert!(line.contains("10 of 1000 bytes") && line.contains("/echo"), "{line}");
+        assert!(line.contains(&format!("10 of {len} bytes")) && line.contains("/echo"), "{line}");
     }
     // The worker serves on; nothing else was logged for it (one line per request).
     assert!(body_of(&get_raw(addr, "/")).ends_with("Hello, World!"));
     let log = s.log();
-    assert_eq!(log.matches("Request body timed out").count(), 2, "{log}");
+    assert_eq!(log.matches("Request body timed out").count(), 3, "{log}");
     assert!(!log.contains("[ERROR]") && !log.contains("Traceback"), "{log}");
 }

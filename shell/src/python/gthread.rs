@@ -93,17 +93,31 @@ impl GthreadBody {
             Err(text) => return setup_failed(py, &text),
         };
         let environ = EnvironConfig { headers: proto.headers.clone(), ..self.environ.clone() };
+        let stream_bodies = wants_streamed_bodies(py, &app);
         let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,
             Err(text) => return setup_failed(py, &text),
         };
-        let opts = gthread::Options::from_settings(&settings, proto);
+        let mut opts = gthread::Options::from_settings(&settings, proto);
+        if stream_bodies {
+            opts.spool_limit = 0;
+        }
         let code = py.detach(|| gthread::serve(ctx, &handler, &opts));
         if ctx.signals.quick() {
             ctx.hooks.worker_int(&ctx.info());
         }
         code
     }
+}
+
+/// Whether the application asks for request bodies to stream (read as they arrive, the
+/// application called at once) rather than be spooled before it is called: a true
+/// `ferrocorn_stream_request_body` attribute on the application object.
+fn wants_streamed_bodies(py: Python<'_>, app: &Py<PyAny>) -> bool {
+    app.bind(py)
+        .getattr("ferrocorn_stream_request_body")
+        .and_then(|v| v.is_truthy())
+        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------

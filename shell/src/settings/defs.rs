@@ -601,7 +601,9 @@ Added in version 19.7.",
         name: "tmp_upload_dir",
         section: Section::ServerMechanics,
         meta: Some("DIR"),
-        support: Support::Inert("never read by gunicorn"),
+        support: Support::Ferrocorn(
+            "the gthread worker spools a request body of 64 KiB to 8 MiB (without `Expect: 100-continue`) to an unnamed file here while it arrives, and calls the application once it is all there (without this setting: the system's temporary directory, `$TMPDIR` or `/tmp`)",
+        ),
         help: "Directory to store temporary request data as they are read.
 
 This may disappear in the near future.

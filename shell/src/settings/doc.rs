@@ -72,6 +72,9 @@ stops the start with an `Error:` line naming it.\n",
                     "- **Not supported yet** by ferrocorn: refused at start and on HUP when set\n",
                 ),
                 Support::Inert(why) => out.push_str(&format!("- Accepted, no effect: {why}\n")),
+                Support::Ferrocorn(what) => {
+                    out.push_str(&format!("- Never read by gunicorn; in ferrocorn: {what}\n"));
+                }
             }
             out.push('\n');
             out.push_str(s.help.trim_end());

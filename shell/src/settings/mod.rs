@@ -180,6 +180,8 @@ pub enum Support {
     Unsupported,
     /// Accepted and validated, and has no effect (the reason says why that is harmless).
     Inert(&'static str),
+    /// A setting gunicorn never reads, given a meaning by ferrocorn (described here).
+    Ferrocorn(&'static str),
 }
 
 /// One setting: everything the parser, the resolver and the docs need.

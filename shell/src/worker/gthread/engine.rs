@@ -95,6 +95,10 @@ pub(super) struct Conn {
     /// Body bytes read straight into `body` and then given to the core, whose `Data`
     /// events for them are not copied again.
     body_skip: usize,
+    /// The file a body larger than `body` holds is spooled to while it arrives (an
+    /// unnamed file in `tmp_upload_dir`), and how many bytes it got.
+    pub(super) spool: Option<std::fs::File>,
+    spooled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -522,7 +526,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             "Request body timed out after {} s ({} of {declared} bytes received): \
              408 to {client} for {target}",
             self.io_timeout.as_secs(),
-            c.body.len(),
+            c.body.len() as u64 + c.spooled,
         ));
         let mut page = Vec::new();
         response::error_page(
@@ -736,6 +740,8 @@ impl<'a, H: Handler> Shared<'a, H> {
             req_deadline: now + self.io_timeout_ms,
             body_target: None,
             body_skip: 0,
+            spool: None,
+            spooled: 0,
         });
         Some((idx, generation, conn))
     }
@@ -976,7 +982,9 @@ impl<'a, H: Handler> Shared<'a, H> {
                     match nix::unistd::read(c.stream.as_fd(), scratch) {
                         Ok(0) => c.core.receive_eof(),
                         Ok(n) => {
-                            if idle {
+                            // A spooled body must progress every `timeout` seconds (as a
+                            // streamed one), not arrive whole within it.
+                            if idle || c.spool.is_some() {
                                 c.req_deadline = monotonic_ms() + self.io_timeout_ms;
                             }
                             c.may_read = n == scratch.len();
@@ -994,6 +1002,8 @@ impl<'a, H: Handler> Shared<'a, H> {
                     let (expect, kind) = (head.expect_continue, head.body);
                     c.body.clear();
                     c.body_skip = 0;
+                    c.spool = None;
+                    c.spooled = 0;
                     c.body_target = match kind {
                         BodyKind::Length(n) if n > 0 && n <= self.opts.buffer_body as u64 => {
                             Some(n)
@@ -1001,7 +1011,23 @@ impl<'a, H: Handler> Shared<'a, H> {
                         _ => None,
                     };
                     let expect = expect && kind != BodyKind::Empty && kind != BodyKind::Length(0);
-                    if matches!(kind, BodyKind::Length(n) if n > self.opts.buffer_body as u64) {
+                    let big =
+                        matches!(kind, BodyKind::Length(n) if n > self.opts.buffer_body as u64);
+                    if big
+                        && !expect
+                        && matches!(kind, BodyKind::Length(n) if n <= self.opts.spool_limit)
+                    {
+                        // Read in the poller into a file, without a thread; the handler is
+                        // called when it is all there.
+                        match open_spool(self.opts.spool_dir.as_deref()) {
+                            Ok(f) => c.spool = Some(f),
+                            Err(e) => self.log.warning(format_args!(
+                                "Cannot spool a request body in {}, it streams: {e}",
+                                spool_dir_name(self.opts.spool_dir.as_deref())
+                            )),
+                        }
+                    }
+                    if big && c.spool.is_none() {
                         // The body streams: `100 Continue` waits until the handler reads
                         // it (a handler may answer without wanting it).
                         self.dispatch(held, true, expect);
@@ -1014,6 +1040,17 @@ impl<'a, H: Handler> Shared<'a, H> {
                     // Already in the body buffer (read straight into it).
                     c.body_skip = c.body_skip.saturating_sub(d.len());
                 }
+                Ok(Event::Data(d)) if c.spool.is_some() => {
+                    let n = d.len() as u64;
+                    let written = c.spool.as_mut().map(|f| std::io::Write::write_all(f, d));
+                    if let Some(Err(e)) = written {
+                        self.log.error(format_args!("Cannot spool a request body: {e}"));
+                        c.spool = None;
+                        response::internal_error_page(&mut c.out);
+                        c.close_after = true;
+                    }
+                    c.spooled += n;
+                }
                 Ok(Event::Data(d)) => {
                     c.body.extend_from_slice(d);
                     if c.body.len() > self.opts.buffer_body {
@@ -1022,6 +1059,11 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
                 Ok(Event::EndOfMessage(_)) => {
                     c.body_target = None;
+                    if let Some(f) = c.spool.as_mut() {
+                        if std::io::Seek::rewind(f).is_err() {
+                            return Next::Close;
+                        }
+                    }
                     self.dispatch(held, false, false);
                 }
                 Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
@@ -1105,6 +1147,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
         let (started, broken) = (ex.response_started(), ex.broken());
         let Some(mut c) = ex.conn.take() else { return };
+        c.spool = None;
+        c.spooled = 0;
         if !ok && !started && !broken && !c.close_after {
             // Nothing of this response was queued: answer 500 in its place.
             c.out.truncate(mark.max(c.out_pos));
@@ -1124,6 +1168,42 @@ impl<'a, H: Handler> Shared<'a, H> {
         }
         *held = Some(c);
     }
+}
+
+/// An unnamed file in `dir` (the system's temporary directory without one) for a body
+/// being spooled: `O_TMPFILE` where the file system has it, else a file created and
+/// unlinked at once. Either way it disappears when closed.
+fn open_spool(dir: Option<&std::path::Path>) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = dir.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+    let unnamed = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_TMPFILE | nix::libc::O_CLOEXEC)
+        .open(&dir);
+    match unnamed {
+        Ok(f) => Ok(f),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => Err(e),
+        Err(_) => {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("ferrocorn-upload-{}-{n}", std::process::id()));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_CLOEXEC)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            Ok(f)
+        }
+    }
+}
+
+fn spool_dir_name(dir: Option<&std::path::Path>) -> String {
+    dir.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf).display().to_string()
 }
 
 /// Whether thread `tid` of this process is running or runnable (`R` in its stat).

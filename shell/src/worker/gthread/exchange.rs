@@ -18,6 +18,9 @@
 //! limit) is answered when the handler first reads the body, and never once the response
 //! has started: a handler that answers without reading (a 413, a 401) sends no `100`, and
 //! the connection then closes rather than waits for a body the client may never send.
+//! A body the engine spooled to a file before the handler was called reads from the file
+//! (never blocking on the network).
+//!
 //! Without `Expect`, the same holds for a body with more than [`DRAIN_BUDGET`] left unread
 //! when the response starts (it says `Connection: close`); less is skipped after the
 //! response went out, to keep the connection.
@@ -256,7 +259,7 @@ impl Exchange {
     /// engine's buffering limit, 64 KiB); `None` when it streams from the socket.
     pub fn buffered_body(&self) -> Option<&[u8]> {
         match &self.conn {
-            Some(c) if !self.streaming => Some(&c.body),
+            Some(c) if !self.streaming && c.spool.is_none() => Some(&c.body),
             _ => None,
         }
     }
@@ -403,6 +406,28 @@ impl Exchange {
                 }
             }
         }
+    }
+
+    /// Reads the next piece of a spooled body from its file into the body buffer (nothing
+    /// for a body held in memory).
+    fn fill_spool(&mut self) -> io::Result<()> {
+        let Some(c) = self.conn.as_mut() else { return Err(closed()) };
+        let Some(f) = c.spool.as_mut() else { return Ok(()) };
+        c.body.resize(64 * 1024, 0);
+        let n = loop {
+            match f.read(&mut c.body) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    c.body.clear();
+                    self.body_failed = true;
+                    return Err(e);
+                }
+            }
+        };
+        c.body.truncate(n);
+        self.body_pos = 0;
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------
@@ -658,8 +683,12 @@ impl Read for Exchange {
 impl BufRead for Exchange {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         let pending = self.conn.as_ref().map_or(0, |c| c.body.len());
-        if self.streaming && self.body_pos == pending {
-            self.fill_stream()?;
+        if self.body_pos == pending {
+            if self.streaming {
+                self.fill_stream()?;
+            } else {
+                self.fill_spool()?;
+            }
         }
         match &self.conn {
             Some(c) => Ok(&c.body[self.body_pos..]),

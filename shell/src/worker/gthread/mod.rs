@@ -71,6 +71,17 @@
 //!   body the handler did not read whole goes out when the handler returns, never after
 //!   the body: with more than 64 KiB left the response says `Connection: close` and the
 //!   connection closes after it, with less the rest is skipped to keep the connection.
+//! - **Spooled bodies.** A `Content-Length` body over 64 KiB and up to
+//!   [`Options::spool_limit`] (8 MiB) without `Expect: 100-continue` is read in the poller,
+//!   without a thread, into an unnamed file in `tmp_upload_dir` ([`Options::spool_dir`];
+//!   the system's temporary directory without it), and the handler is called when it is
+//!   all there, reading it from the file: a slow upload costs a connection slot and a
+//!   file, never a thread (200 uploads at 1 byte/s leave the other clients served at
+//!   100%). Each read must make progress within `timeout` (as a streamed body's), else
+//!   `408 Request Timeout` and one log line. A body with `Expect: 100-continue` (the
+//!   client asks whether it is wanted), over the limit, or for an application that asks
+//!   for streamed bodies (`ferrocorn_stream_request_body = True` on the application
+//!   object, which sets the limit to 0) streams as above.
 //! - **Responses** that the handler has all at once (a WSGI list) collect in the
 //!   connection's buffer and are written when the handler returns, without blocking (head
 //!   and body in one `write(2)`); what the socket does not take is parked with `EPOLLOUT`
@@ -130,6 +141,9 @@ pub use exchange::{Exchange, Failed, Handler};
 use super::{WorkerBody, WorkerContext};
 use crate::settings::Settings;
 
+/// The largest body spooled to a file before the handler is called (8 MiB).
+pub const SPOOL_LIMIT: u64 = 8 * 1024 * 1024;
+
 /// What the engine takes from the settings.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -139,8 +153,15 @@ pub struct Options {
     pub worker_connections: usize,
     /// `keepalive`: how long an idle connection is kept (0: no keep-alive).
     pub keepalive: Duration,
-    /// Bodies up to this size are read whole before the handler is called.
+    /// Bodies up to this size are read whole into memory before the handler is called.
     pub buffer_body: usize,
+    /// `Content-Length` bodies larger than `buffer_body` and up to this size (without
+    /// `Expect: 100-continue`) are spooled to a file before the handler is called; larger
+    /// ones stream.
+    pub spool_limit: u64,
+    /// `tmp_upload_dir`: where bodies are spooled (`None`: the system's temporary
+    /// directory).
+    pub spool_dir: Option<std::path::PathBuf>,
     /// The `Server` header value.
     pub server: Vec<u8>,
     /// The parser's limits and policies.
@@ -156,6 +177,8 @@ impl Options {
             worker_connections: int("worker_connections").max(1) as usize,
             keepalive: Duration::from_secs(int("keepalive")),
             buffer_body: 64 * 1024,
+            spool_limit: SPOOL_LIMIT,
+            spool_dir: settings.str("tmp_upload_dir").map(std::path::PathBuf::from),
             server: b"ferrocorn".to_vec(),
             proto,
         }
@@ -169,6 +192,8 @@ impl Default for Options {
             worker_connections: 1000,
             keepalive: Duration::from_secs(2),
             buffer_body: 64 * 1024,
+            spool_limit: SPOOL_LIMIT,
+            spool_dir: None,
             server: b"ferrocorn".to_vec(),
             proto: Arc::new(ProtoConfig::default()),
         }
