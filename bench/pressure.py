@@ -16,6 +16,8 @@ Scenarios (see the `SCENARIOS` table):
   aborted      200 uploads of 1 MiB abandoned after 64 KiB: how many error-log lines?
   slow-uploads 200 clients uploading 1 MiB at 1 byte/s, while a normal client sends GET /
                for 10 s (2 s per attempt): share of normal requests answered, p50/p99
+  slow-uploads-spooled, unread-big-spooled
+               the same with tmp_upload_dir set (bench/apps/pressure_spool.conf.py)
 
 Usage: bench/pressure.sh [--only NAME,...] [--scenarios NAME,...]
 """
@@ -244,6 +246,10 @@ SCENARIOS = [
     ("trickle-after-close", trickle_after_close, ["-w", "1", "-t", "10"], ("sync",)),
     ("aborted", aborted, ["-w", "2", "--threads", "4"], ("sync", "gthread")),
     ("slow-uploads", slow_uploads, ["-w", "2", "--threads", "4"], ("sync", "gthread")),
+    # The same with tmp_upload_dir set (bench/apps/pressure_spool.conf.py): ferrocorn's
+    # gthread worker then reads such bodies in its poller before calling the application.
+    ("slow-uploads-spooled", slow_uploads, ["-w", "2", "--threads", "4", "-c", "pressure_spool.conf.py"], ("gthread",)),
+    ("unread-big-spooled", unread_big, ["-w", "1", "--threads", "2", "-c", "pressure_spool.conf.py"], ("gthread",)),
 ]
 
 

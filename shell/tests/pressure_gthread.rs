@@ -160,10 +160,12 @@ fn unread_body(
     app: &str,
     len: u64,
     expect: bool,
+    extra: &[&str],
 ) -> (Server, SocketAddr, String, TcpStream, Vec<u8>) {
     let args = ["--threads", "2", "--timeout", "120"];
     let mut all = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
     all.extend_from_slice(&args);
+    all.extend_from_slice(extra);
     let s = start_installed(program, &all, &[]);
     let addr = s.addr();
     s.wait_booted(1);
@@ -181,21 +183,26 @@ fn unread_body(
 
 #[test]
 fn a_response_does_not_wait_for_a_large_body_the_application_does_not_read() {
-    // Bodies that stream (the application is called when the head is in): one with
-    // `Expect: 100-continue`, one of an application that asks for streamed bodies, one
-    // over the spool limit (8 MiB).
-    let cases = [
-        ("wsgi_app:raw", 1 << 20, true),
-        ("stream_bodies_app:app", 1 << 20, false),
-        ("wsgi_app:raw", 16 << 20, false),
+    // Bodies that stream (the application is called when the head is in): without
+    // `tmp_upload_dir` (with and without `Expect: 100-continue`), and with it, for an
+    // application that asks for streamed bodies and for a body over the spool limit.
+    let dir = TempDir::new("pressure-unread");
+    let conf = dir.path("conf.py");
+    std::fs::write(&conf, format!("tmp_upload_dir = {:?}\n", dir.0.to_str().unwrap())).unwrap();
+    let spooling = ["-c", conf.to_str().unwrap()];
+    let cases: [(&str, u64, bool, &[&str]); 4] = [
+        ("wsgi_app:raw", 1 << 20, false, &[]),
+        ("wsgi_app:raw", 1 << 20, true, &[]),
+        ("stream_bodies_app:app", 1 << 20, false, &spooling),
+        ("wsgi_app:raw", 16 << 20, false, &spooling),
     ];
-    for (app, len, expect) in cases {
-        let what = format!("{app} Content-Length {len} expect={expect}");
+    for (app, len, expect, extra) in cases {
+        let what = format!("{app} Content-Length {len} expect={expect} {extra:?}");
         // gunicorn answers at once too (the oracle for the status and body).
-        let (_g, _, oracle, _c, _) = unread_body("gunicorn", app, len, expect);
+        let (_g, _, oracle, _c, _) = unread_body("gunicorn", app, len, expect, extra);
         assert!(oracle.contains("HTTP/1.1 200 OK") && oracle.ends_with("Hello, World!"), "{what}");
 
-        let (s, addr, r, mut c, buf) = unread_body("ferrocorn", app, len, expect);
+        let (s, addr, r, mut c, buf) = unread_body("ferrocorn", app, len, expect, extra);
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {r:?}");
         assert!(!r.contains("100 Continue"), "{what}: {r:?}");
         assert!(r.contains("\r\nConnection: close\r\n"), "{what}: {r:?}");
@@ -288,9 +295,16 @@ fn a_slow_upload_is_spooled_in_tmp_upload_dir_and_costs_no_thread() {
 #[test]
 fn a_small_body_that_never_arrives_gets_408_and_one_log_line() {
     let timeout = Duration::from_secs(2);
-    let (s, addr) = serve("ferrocorn", &["--threads", "2", "--timeout", "2"], &[]);
-    // A body of 1000 bytes is read into memory, one of 1 MiB is spooled to a file: both
-    // before the application is called.
+    let dir = TempDir::new("pressure-408");
+    let conf = dir.path("conf.py");
+    std::fs::write(&conf, format!("tmp_upload_dir = {:?}\n", dir.0.to_str().unwrap())).unwrap();
+    let (s, addr) = serve(
+        "ferrocorn",
+        &["--threads", "2", "--timeout", "2", "-c", conf.to_str().unwrap()],
+        &[],
+    );
+    // A body of 1000 bytes is read into memory, one of 1 MiB is spooled to a file (as
+    // `tmp_upload_dir` is set): both before the application is called.
     for (n, (len, expect)) in
         [(1000, false), (1000, true), (1 << 20, false)].into_iter().enumerate()
     {
@@ -329,4 +343,25 @@ fn a_small_body_that_never_arrives_gets_408_and_one_log_line() {
     let log = s.log();
     assert_eq!(log.matches("Request body timed out").count(), 3, "{log}");
     assert!(!log.contains("[ERROR]") && !log.contains("Traceback"), "{log}");
+}
+
+#[test]
+fn an_unusable_tmp_upload_dir_is_said_once_and_bodies_stream() {
+    let dir = TempDir::new("pressure-nospool");
+    let conf = dir.path("conf.py");
+    let missing = dir.path("missing");
+    std::fs::write(&conf, format!("tmp_upload_dir = {:?}\n", missing.to_str().unwrap())).unwrap();
+    let (s, addr) = serve("ferrocorn", &["--threads", "2", "-c", conf.to_str().unwrap()], &[]);
+    let body: Vec<u8> = (0..300 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..2 {
+        let mut c = connect(addr);
+        c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 307200\r\n\r\n").unwrap();
+        c.write_all(&body).unwrap();
+        let mut buf = Vec::new();
+        let r = read_response(&mut c, &mut buf);
+        assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
+    }
+    let log = s.wait_log(10, "the warning", |l| l.contains("Cannot spool request bodies in"));
+    assert_eq!(log.matches("Cannot spool request bodies in").count(), 1, "{log}");
+    assert!(log.contains(missing.to_str().unwrap()), "{log}");
 }

@@ -602,7 +602,7 @@ Added in version 19.7.",
         section: Section::ServerMechanics,
         meta: Some("DIR"),
         support: Support::Ferrocorn(
-            "the gthread worker spools a request body of 64 KiB to 8 MiB (without `Expect: 100-continue`) to an unnamed file here while it arrives, and calls the application once it is all there (without this setting: the system's temporary directory, `$TMPDIR` or `/tmp`)",
+            "when set, the gthread worker reads a request body of 64 KiB to 8 MiB (without `Expect: 100-continue`) without a thread into an unnamed file here, and calls the application once it is all there, so slow uploads cost no thread (unset: such bodies stream to the application, which is called when the head is in, as in gunicorn)",
         ),
         help: "Directory to store temporary request data as they are read.
 

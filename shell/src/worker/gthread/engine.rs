@@ -173,6 +173,8 @@ struct Shared<'a, H> {
     /// is dropped.
     closing_idle: AtomicBool,
     exit: AtomicBool,
+    /// A body could not be spooled (`tmp_upload_dir` unusable): said once per worker.
+    spool_warned: AtomicBool,
     requests: AtomicU64,
     max_requests: u64,
     /// The `Server` header value.
@@ -256,6 +258,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             stopping: Arc::new(AtomicBool::new(false)),
             closing_idle: AtomicBool::new(false),
             exit: AtomicBool::new(false),
+            spool_warned: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             max_requests: ctx.max_requests,
             server,
@@ -1021,10 +1024,13 @@ impl<'a, H: Handler> Shared<'a, H> {
                         // called when it is all there.
                         match open_spool(self.opts.spool_dir.as_deref()) {
                             Ok(f) => c.spool = Some(f),
-                            Err(e) => self.log.warning(format_args!(
-                                "Cannot spool a request body in {}, it streams: {e}",
-                                spool_dir_name(self.opts.spool_dir.as_deref())
-                            )),
+                            Err(e) if !self.spool_warned.swap(true, Ordering::Relaxed) => {
+                                self.log.warning(format_args!(
+                                    "Cannot spool request bodies in {}, they stream: {e}",
+                                    spool_dir_name(self.opts.spool_dir.as_deref())
+                                ));
+                            }
+                            Err(_) => {}
                         }
                     }
                     if big && c.spool.is_none() {

@@ -71,10 +71,10 @@
 //!   body the handler did not read whole goes out when the handler returns, never after
 //!   the body: with more than 64 KiB left the response says `Connection: close` and the
 //!   connection closes after it, with less the rest is skipped to keep the connection.
-//! - **Spooled bodies.** A `Content-Length` body over 64 KiB and up to
-//!   [`Options::spool_limit`] (8 MiB) without `Expect: 100-continue` is read in the poller,
-//!   without a thread, into an unnamed file in `tmp_upload_dir` ([`Options::spool_dir`];
-//!   the system's temporary directory without it), and the handler is called when it is
+//! - **Spooled bodies** (when `tmp_upload_dir` is set). A `Content-Length` body over
+//!   64 KiB and up to [`Options::spool_limit`] (8 MiB) without `Expect: 100-continue` is
+//!   read in the poller, without a thread, into an unnamed file in `tmp_upload_dir`
+//!   ([`Options::spool_dir`]), and the handler is called when it is
 //!   all there, reading it from the file: a slow upload costs a connection slot and a
 //!   file, never a thread (200 uploads at 1 byte/s leave the other clients served at
 //!   100%). Each read must make progress within `timeout` (as a streamed body's), else
@@ -157,7 +157,8 @@ pub struct Options {
     pub buffer_body: usize,
     /// `Content-Length` bodies larger than `buffer_body` and up to this size (without
     /// `Expect: 100-continue`) are spooled to a file before the handler is called; larger
-    /// ones stream.
+    /// ones stream. [`SPOOL_LIMIT`] when `tmp_upload_dir` is set, else 0 (every body over
+    /// `buffer_body` streams).
     pub spool_limit: u64,
     /// `tmp_upload_dir`: where bodies are spooled (`None`: the system's temporary
     /// directory).
@@ -177,7 +178,9 @@ impl Options {
             worker_connections: int("worker_connections").max(1) as usize,
             keepalive: Duration::from_secs(int("keepalive")),
             buffer_body: 64 * 1024,
-            spool_limit: SPOOL_LIMIT,
+            // Spooling is asked for by setting `tmp_upload_dir`: without it the
+            // application is called when the head is in, as in gunicorn.
+            spool_limit: if settings.str("tmp_upload_dir").is_some() { SPOOL_LIMIT } else { 0 },
             spool_dir: settings.str("tmp_upload_dir").map(std::path::PathBuf::from),
             server: b"ferrocorn".to_vec(),
             proto,
@@ -192,7 +195,7 @@ impl Default for Options {
             worker_connections: 1000,
             keepalive: Duration::from_secs(2),
             buffer_body: 64 * 1024,
-            spool_limit: SPOOL_LIMIT,
+            spool_limit: 0,
             spool_dir: None,
             server: b"ferrocorn".to_vec(),
             proto: Arc::new(ProtoConfig::default()),
