@@ -188,28 +188,59 @@ fn code_that_fails_to_import_leaves_the_old_workers_serving_until_it_is_fixed() 
 // ---- spew ----
 
 /// The trace lines of the app's own module (`probe_app:LINE: source`) that `program`
-/// prints with `--spew` while it imports the app and answers `GET /` once.
+/// prints with `--spew` while it imports the app and answers `GET /` once. The trace of
+/// everything else (gunicorn traces its whole worker loop: megabytes a second) is read
+/// and dropped as it comes, not kept.
 fn app_trace(program: &str, args: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
     let dir = TempDir::new(&format!("spew-{program}"));
     std::fs::copy(apps().join("probe_app.py"), dir.path("probe_app.py")).unwrap();
-    let mut cmd = std::process::Command::new(support::venv().join("bin").join(program));
-    cmd.args(["probe_app:app", "--chdir", dir.0.to_str().unwrap(), "-b", "127.0.0.1:0"])
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(support::venv().join("bin").join(program))
+        .args(["probe_app:app", "--chdir", dir.0.to_str().unwrap(), "-b", &bind])
         .args(["-w", "1", "--spew"])
         .args(args)
         .current_dir(&dir.0)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    let s = Server::start_command_merged(cmd);
-    let addr = s.addr();
-    assert_eq!(body(addr).unwrap(), "v1 -");
-    let lines = |log: &str| -> Vec<String> {
-        log.lines().filter(|l| l.starts_with("probe_app:")).map(str::to_owned).collect()
-    };
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ended on a panic too.
+    let guard = support::KillOnDrop::default();
+    guard.add(child.id() as i32);
+    let kept = Arc::new(Mutex::new(Vec::<String>::new()));
+    let out = child.stdout.take().unwrap();
+    let sink = Arc::clone(&kept);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("probe_app:") {
+                sink.lock().unwrap().push(line);
+            }
+        }
+    });
+    let addr: SocketAddr = bind.parse().unwrap();
+    wait_until(120, "the app answering", || body(addr).is_ok_and(|b| b == "v1 -"));
     // The request's last traced line is the app's `return`.
-    s.wait_log(30, "the traced return", |l| lines(l).iter().any(|l| l.ends_with("return [body]")));
-    lines(&s.log())
+    wait_until(120, "the traced return", || {
+        kept.lock().unwrap().iter().any(|l| l.ends_with("return [body]"))
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let lines = kept.lock().unwrap().clone();
+    // Polling until the app answered may have made more than one request: the import and
+    // the first request's lines.
+    let end = lines.iter().position(|l| l.ends_with("return [body]")).unwrap();
+    lines[..=end].to_vec()
 }
 
 #[test]
