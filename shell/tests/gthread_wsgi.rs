@@ -291,7 +291,9 @@ fn a_timeout_kill_says_what_the_worker_was_serving() {
     wait_until(10, "the second request in flight", || marker.exists());
     // The worker's main thread beats on its own: only a frozen process times out.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGSTOP).unwrap();
-    let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{worker})"));
+    s.wait_for(&format!("WORKER TIMEOUT (pid:{worker})"));
+    // The request line is logged right after; the log is collected line by line.
+    let log = s.wait_for(&format!("Worker (pid:{worker}) was serving"));
     // The slot shows the older of the two requests in flight.
     let took = support::timeout_report(&log, worker, "GET /sleep?30");
     assert!((1.5..30.0).contains(&took), "{log}");

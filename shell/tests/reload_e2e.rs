@@ -187,8 +187,9 @@ fn code_that_fails_to_import_leaves_the_old_workers_serving_until_it_is_fixed() 
 
 // ---- spew ----
 
-/// The trace lines of the app's own module (`probe_app:LINE: source`) that `program`
-/// prints with `--spew` while it imports the app and answers `GET /` once. The trace of
+/// The trace lines of the app's own module (`probe_app:LINE: source`, the source taken
+/// from the file) that `program` prints with `--spew` while it imports the app and answers
+/// `GET /` once. The trace of
 /// everything else (gunicorn traces its whole worker loop: megabytes a second) is read
 /// and dropped as it comes, not kept.
 fn app_trace(program: &str, args: &[&str]) -> Vec<String> {
@@ -218,19 +219,38 @@ fn app_trace(program: &str, args: &[&str]) -> Vec<String> {
     let out = child.stdout.take().unwrap();
     let sink = Arc::clone(&kept);
     std::thread::spawn(move || {
+        // The master and the worker write to the same pipe, a trace line and its newline
+        // in two writes: lines of one process can end up inside a line of the other. Each
+        // `probe_app:N: ` that starts a write is kept, as the line number it names.
         for line in std::io::BufReader::new(out).lines() {
             let Ok(line) = line else { break };
-            if line.starts_with("probe_app:") {
-                sink.lock().unwrap().push(line);
+            for (at, _) in line.match_indices("probe_app:") {
+                let rest = &line[at + "probe_app:".len()..];
+                let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if !n.is_empty() && rest[n.len()..].starts_with(": ") {
+                    sink.lock().unwrap().push(format!("probe_app:{n}"));
+                }
             }
         }
     });
     let addr: SocketAddr = bind.parse().unwrap();
-    wait_until(120, "the app answering", || body(addr).is_ok_and(|b| b == "v1 -"));
-    // The request's last traced line is the app's `return`.
-    wait_until(120, "the traced return", || {
-        kept.lock().unwrap().iter().any(|l| l.ends_with("return [body]"))
-    });
+    let end = Instant::now() + Duration::from_secs(120);
+    let mut answered = None;
+    // The first answer, then the request's last traced line: the app's `return`.
+    let src = std::fs::read_to_string(dir.path("probe_app.py")).unwrap();
+    let ret = 1 + src.lines().position(|l| l.trim() == "return [body]").unwrap();
+    let ret = format!("probe_app:{ret}");
+    while !kept.lock().unwrap().contains(&ret) {
+        assert!(
+            Instant::now() < end,
+            "{program} {args:?}: answer {answered:?}, traced {:?}",
+            kept.lock().unwrap()
+        );
+        if answered.is_none() {
+            answered = body(addr).ok().filter(|b| b == "v1 -");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -239,8 +259,16 @@ fn app_trace(program: &str, args: &[&str]) -> Vec<String> {
     let lines = kept.lock().unwrap().clone();
     // Polling until the app answered may have made more than one request: the import and
     // the first request's lines.
-    let end = lines.iter().position(|l| l.ends_with("return [body]")).unwrap();
-    lines[..=end].to_vec()
+    let end = lines.iter().position(|l| *l == ret).unwrap();
+    // Each traced line with its source, as gunicorn prints it.
+    let source: Vec<&str> = src.lines().collect();
+    lines[..=end]
+        .iter()
+        .map(|l| {
+            let n: usize = l["probe_app:".len()..].parse().unwrap();
+            format!("{l}: {}", source[n - 1].trim_end())
+        })
+        .collect()
 }
 
 #[test]

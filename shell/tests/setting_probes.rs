@@ -652,9 +652,12 @@ fn spew() {
                 let from = log[..seen.min(log.len())].rfind('\n').map_or(0, |i| i + 1);
                 seen = log.len();
                 let traced = log[from..].lines().any(|l| {
-                    l.strip_prefix("probe_app:").and_then(|r| r.split_once(": ")).is_some_and(
-                        |(n, src)| n.parse::<u32>().is_ok() && src.contains("path = environ"),
-                    )
+                    // The master's and the worker's trace share the output: a line of one
+                    // can start inside a line of the other.
+                    let traced = l.find("probe_app:").map(|i| &l[i + "probe_app:".len()..]);
+                    traced.and_then(|r| r.split_once(": ")).is_some_and(|(n, src)| {
+                        n.parse::<u32>().is_ok() && src.contains("path = environ")
+                    })
                 });
                 if traced {
                     return Ok(());

@@ -468,7 +468,9 @@ fn crash_respawn_and_timeout_kill() {
     let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n"))
         .into_owned();
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 500 "), "{r}");
-    let log = s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
+    s.wait_for(&format!("WORKER TIMEOUT (pid:{second})"));
+    // The request line is logged right after; the log is collected line by line.
+    let log = s.wait_for(&format!("Worker (pid:{second}) was serving"));
     // The request it was serving: method, path, client and elapsed time.
     let took = support::timeout_report(&log, second, "GET /sleep?6");
     assert!((1.5..6.0).contains(&took), "{log}");
