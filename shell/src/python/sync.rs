@@ -690,13 +690,7 @@ fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read
             match r {
                 Ok(0) => break,
                 Ok(n) => total += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if wsgi::retryable(&e) => {}
                 Err(_) => break,
             }
         }

@@ -313,7 +313,8 @@ pub fn raise_stop_once() -> PyResult<()> {
     if STOP_RAISED.swap(true, Ordering::SeqCst) { Ok(()) } else { Err(PySystemExit::new_err(0)) }
 }
 
-fn retryable(e: &io::Error) -> bool {
+/// A socket error that only means "not now" (a timeout, a signal, no data yet).
+pub(super) fn retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
