@@ -17,4 +17,5 @@ pub mod python;
 pub mod reload;
 pub mod run;
 pub mod settings;
+pub mod transport;
 pub mod worker;

@@ -4,7 +4,7 @@
 //!
 //! The serving code calls [`prepare_import`] then [`load_app`], in the master when
 //! `preload_app` is set and in each worker otherwise; `--check-config` and
-//! `--print-config` go through [`PythonApp`].
+//! `--print-config` go through [`super::serve::PythonApp`].
 
 use pyo3::exceptions::{
     PyAttributeError, PyImportError, PyRuntimeError, PyTypeError, PyValueError,
@@ -12,8 +12,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use super::convert::{ensure_on_sys_path, format_traceback, repr, write_stream};
-use crate::run::{AppLoader, Outcome};
+use super::convert::{ensure_on_sys_path, format_traceback, repr};
 use crate::settings::{Settings, Value};
 
 /// What kind of failure stopped the application from loading; gunicorn's workers exit
@@ -280,37 +279,4 @@ fn called_with_wrong_args(py: Python<'_>, f: &Bound<'_, PyAny>, err: &PyErr) -> 
         tb = tb.getattr("tb_next")?;
     }
     Ok(true)
-}
-
-/// `--check-config` / `--print-config` through the interpreter: set up as a worker
-/// would, then import the application.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PythonApp;
-
-impl AppLoader for PythonApp {
-    fn check_app(&self, settings: &Settings, out: &mut Outcome) -> Result<(), String> {
-        Python::attach(|py| {
-            // What gunicorn printed before importing (the configuration) comes first.
-            let flushed = write_stream(py, "stdout", &out.stdout)
-                .and_then(|()| write_stream(py, "stderr", &out.stderr));
-            if let Err(e) = flushed {
-                return Err(format!("\nError: {e}\n"));
-            }
-            out.stdout.clear();
-            out.stderr.clear();
-            if let Err(e) = prepare_import(py, settings) {
-                return Err(format!("\nError: {}\n", super::convert::exc_str(py, &e)));
-            }
-            match load_app(py, settings) {
-                Ok(_) => Ok(()),
-                // SystemExit and KeyboardInterrupt are not caught (main raises them).
-                Err(e) if super::escapes(py, &e.error) => Err(String::new()),
-                Err(e) => Err(format!("\nError while loading the application:\n\n{}", e.traceback)),
-            }
-        })
-    }
-
-    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8 {
-        Python::attach(|py| super::serve::serve(py, settings, out))
-    }
 }

@@ -69,7 +69,7 @@ fn load_config(
     // gunicorn's first `Application.chdir()`: the (default) chdir, i.e. the working
     // directory, goes first on sys.path, so the config can import the project's modules.
     let other = |e: PyErr| {
-        super::escapes(py, &e);
+        super::convert::escapes(py, &e);
         ConfigError::Other(exc_str(py, &e))
     };
     ensure_on_sys_path(py, &env.cwd.to_string_lossy()).map_err(other)?;
@@ -82,7 +82,7 @@ fn load_config(
     } else {
         let filename = location.strip_prefix("file:").unwrap_or(location);
         exec_config_file(py, filename).map_err(|e| {
-            super::escapes(py, &e);
+            super::convert::escapes(py, &e);
             ConfigError::ConfigFileFailed {
                 location: filename.to_owned(),
                 traceback: format_traceback(py, &e),

@@ -1,8 +1,9 @@
 //! Python objects to setting [`Value`]s, and the helpers every part of the bridge uses
 //! (tracebacks, `repr`, `sys.path`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple};
 
@@ -153,4 +154,27 @@ pub fn write_stream(py: Python<'_>, stream: &str, text: &str) -> PyResult<()> {
     }
     s.call_method0("flush")?;
     Ok(())
+}
+
+/// A `BaseException` that is not an `Exception` (`SystemExit`, `KeyboardInterrupt`)
+/// raised by the config file or the application import. gunicorn only catches
+/// `Exception`, so these end the process the way Python ends it (`sys.exit(3)` in a
+/// config file exits 3); the settings layer only carries text, so the bridge keeps the
+/// exception here and [`super::main`] raises it again.
+static ESCAPED: Mutex<Option<PyErr>> = Mutex::new(None);
+
+/// Whether `err` must escape (see [`ESCAPED`]); if so it is kept for [`super::main`].
+pub fn escapes(py: Python<'_>, err: &PyErr) -> bool {
+    if err.is_instance_of::<PyException>(py) {
+        return false;
+    }
+    if let Ok(mut slot) = ESCAPED.lock() {
+        slot.get_or_insert_with(|| err.clone_ref(py));
+    }
+    true
+}
+
+/// The escaping exception kept by [`escapes`], taken (once).
+pub fn take_escaped() -> Option<PyErr> {
+    ESCAPED.lock().ok().and_then(|mut e| e.take())
 }

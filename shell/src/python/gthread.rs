@@ -47,15 +47,17 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::convert::format_traceback;
 use super::hooks::{Hooks, WorkerObj};
-use super::request::{self, ClientFault, Served, bytes_of, request_obj, response_obj};
-use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
+use super::pyio::io_to_py;
+use super::request::{self, ClientFault, Served, request_obj, response_obj};
+use super::setup::{Common, environ_config, setup_failed, worker_app};
 use super::wsgi::{
     self, BodyRead, EarlyHints, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse,
-    io_to_py,
+    bytes_of,
 };
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
+use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings};
 use crate::worker::WorkerContext;
 use crate::worker::gthread::{self, Exchange, Failed, Handler};
@@ -243,7 +245,7 @@ impl Req {
         if warn && !self.warned {
             self.warned = true;
             let method = self.ex.head().map_or(&b""[..], |h| h.method());
-            request::warn_no_body(method, self.ex.status().unwrap_or(0));
+            wsgi::warn_no_body(method, self.ex.status().unwrap_or(0));
         }
         Ok(())
     }

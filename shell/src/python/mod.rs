@@ -32,43 +32,25 @@
 //!   Rust); the exception lines and chained causes are Python's own.
 
 pub mod app;
+pub mod blocking;
 pub mod cfg;
 pub mod config;
 pub mod convert;
 pub mod gthread;
 pub mod hooks;
+pub mod pyio;
 pub mod request;
 pub mod serve;
 pub mod server_hooks;
+pub mod setup;
 pub mod sync;
 pub mod worker;
 pub mod wsgi;
 
-use std::sync::Mutex;
-
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
 use crate::run;
 use crate::settings::Env;
-
-/// A `BaseException` that is not an `Exception` (`SystemExit`, `KeyboardInterrupt`)
-/// raised by the config file or the application import. gunicorn only catches
-/// `Exception`, so these end the process the way Python ends it (`sys.exit(3)` in a
-/// config file exits 3); the settings layer only carries text, so the bridge keeps the
-/// exception here and [`main`] raises it again.
-static ESCAPED: Mutex<Option<PyErr>> = Mutex::new(None);
-
-/// Whether `err` must escape (see [`ESCAPED`]); if so it is kept for [`main`].
-fn escapes(py: Python<'_>, err: &PyErr) -> bool {
-    if err.is_instance_of::<PyException>(py) {
-        return false;
-    }
-    if let Ok(mut slot) = ESCAPED.lock() {
-        slot.get_or_insert_with(|| err.clone_ref(py));
-    }
-    true
-}
 
 /// Runs the `ferrocorn` command in this interpreter: `argv` without the program name.
 /// Output goes to Python's `sys.stdout` / `sys.stderr` (flushed, so it keeps its place
@@ -77,8 +59,8 @@ pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
     server_hooks::record_start();
     let _ = server_hooks::ARGV.set(argv.to_vec());
     let env = Env::from_process();
-    let out = run::run_full(argv, &env, &config::PythonConfig, Some(&app::PythonApp));
-    if let Some(err) = ESCAPED.lock().ok().and_then(|mut e| e.take()) {
+    let out = run::run_full(argv, &env, &config::PythonConfig, Some(&serve::PythonApp));
+    if let Some(err) = convert::take_escaped() {
         return Err(err);
     }
     convert::write_stream(py, "stdout", &out.stdout)?;

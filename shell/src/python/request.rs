@@ -13,7 +13,7 @@ use ferrocorn_core::environ::{Environ, EnvironError, Key};
 use ferrocorn_core::response::ResponseHead;
 use ferrocorn_core::{Peer, RequestHead};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::convert::format_traceback;
 use super::hooks::{Hooks, RequestObj, ResponseObj, WorkerObj};
@@ -37,17 +37,6 @@ pub fn peer_text(peer: &Peer) -> String {
 /// `METHOD URI` of a request, for `Error handling request METHOD URI`.
 pub fn method_uri(head: &RequestHead) -> String {
     format!("{} {}", String::from_utf8_lossy(head.method()), String::from_utf8_lossy(head.target()))
-}
-
-/// An item of the application's result (or of `write`) as bytes.
-pub fn bytes_of<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
-    match item.cast::<PyBytes>() {
-        Ok(b) => Ok(b.as_bytes()),
-        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
-            "{} is not a byte",
-            item.repr().map(|r| r.to_string()).unwrap_or_default()
-        ))),
-    }
 }
 
 /// Calls the result's `close()`, if it has one (lists and tuples have none: asking would
@@ -286,20 +275,6 @@ pub fn log_request(log: &Logger, hooks: &Hooks, head: &RequestHead) {
     }
     let text = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
     log.debug(format_args!("{} {}", text(head.method()), text(head.path())));
-}
-
-/// gunicorn's warning when the application sends body bytes on a response that has none
-/// (HEAD, 1xx, 204, 304), once per response. gunicorn logs it through a logger of its
-/// own that has no handler (`gunicorn.http.wsgi`), so Python's last-resort handler
-/// prints the bare message on stderr: no timestamp, whatever `--log-level` and
-/// `--error-logfile` say. The same line goes to the same place here.
-pub fn warn_no_body(method: &[u8], status: u16) {
-    use std::io::Write;
-    let method: String = method.iter().map(|&c| char::from(c)).collect();
-    let line = format!(
-        "WSGI app sent body bytes on a no-body response (method={method} status={status}); dropping per RFC 9110.\n"
-    );
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `pre_request(worker, req)`, when there is such a hook (and a `req`).

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use super::app::{load_app, prepare_import};
 use super::convert::{exc_str, write_stream};
-use crate::run::Outcome;
+use crate::run::{AppLoader, Outcome};
 use crate::settings::{Env, Settings};
 
 /// Serves the application of `settings`; returns the exit code (output left to print
@@ -40,7 +40,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         Ok(())
     })();
     if let Err(e) = setup {
-        if super::escapes(py, &e) {
+        if super::convert::escapes(py, &e) {
             return 1;
         }
         out.stderr = format!("\nError: {}\n", exc_str(py, &e));
@@ -50,7 +50,7 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         match load_app(py, settings) {
             Ok(app) => Some(app.unbind()),
             Err(e) => {
-                if super::escapes(py, &e.error) {
+                if super::convert::escapes(py, &e.error) {
                     return 1;
                 }
                 // gunicorn lets the exception end the process: its traceback, exit 1.
@@ -88,4 +88,37 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
     let _ = write_stream(py, "stdout", "");
     let _ = write_stream(py, "stderr", "");
     code
+}
+
+/// `--check-config` / `--print-config` through the interpreter: set up as a worker
+/// would, then import the application.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PythonApp;
+
+impl AppLoader for PythonApp {
+    fn check_app(&self, settings: &Settings, out: &mut Outcome) -> Result<(), String> {
+        Python::attach(|py| {
+            // What gunicorn printed before importing (the configuration) comes first.
+            let flushed = write_stream(py, "stdout", &out.stdout)
+                .and_then(|()| write_stream(py, "stderr", &out.stderr));
+            if let Err(e) = flushed {
+                return Err(format!("\nError: {e}\n"));
+            }
+            out.stdout.clear();
+            out.stderr.clear();
+            if let Err(e) = prepare_import(py, settings) {
+                return Err(format!("\nError: {}\n", super::convert::exc_str(py, &e)));
+            }
+            match load_app(py, settings) {
+                Ok(_) => Ok(()),
+                // SystemExit and KeyboardInterrupt are not caught (main raises them).
+                Err(e) if super::convert::escapes(py, &e.error) => Err(String::new()),
+                Err(e) => Err(format!("\nError while loading the application:\n\n{}", e.traceback)),
+            }
+        })
+    }
+
+    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8 {
+        Python::attach(|py| serve(py, settings, out))
+    }
 }

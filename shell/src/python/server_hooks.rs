@@ -356,7 +356,7 @@ impl Reload for PythonReload {
                 // A parser policy that does not build is refused like a broken config
                 // (the arbiter also refuses what ferrocorn cannot serve): the running
                 // configuration keeps serving.
-                super::worker::proto_config(&s)?;
+                crate::settings::proto::proto_config(&s)?;
                 // As gunicorn's `Application.reload`: a reloaded config asking for
                 // `spew` turns it on in the master (the new workers inherit it).
                 if s.bool("spew") {

@@ -21,7 +21,7 @@
 //!
 //! **INT and QUIT stop at once** (gunicorn's `handle_quit`): the worker's Rust handler
 //! sets the quick flag, which ends any socket wait of the request (a client that reads
-//! slowly, a body that trickles in; see [`super::wsgi`]), and trips a Python-level
+//! slowly, a body that trickles in; see [`super::blocking`]), and trips a Python-level
 //! handler ([`QuitHandler`]) that raises `SystemExit(0)` wherever the application is (a
 //! `time.sleep` in a streaming generator). The request then ends as gunicorn's does: the
 //! 500 page if nothing was sent, else `Error handling request` with the `SystemExit`
@@ -37,9 +37,8 @@
 //! nothing). A failure that is the client's doing ([`request::ClientFault`]) is logged
 //! in one line, never with a traceback.
 
-use std::io::{self, Read};
-use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd};
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,24 +50,19 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use super::blocking::{self, BlockingExchange, HeadResult, SharedExchange, lock};
 use super::convert::{exc_str, format_traceback};
 use super::hooks::{Hooks, WorkerObj};
-use super::request::{self, ClientFault, Served, bytes_of, peer_ip, request_obj, response_obj};
-use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
-use super::wsgi::{
-    self, EarlyHints, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared,
-    StartResponse, lock,
-};
+use super::pyio::{self, stop_error};
+use super::request::{self, ClientFault, Served, peer_ip, request_obj, response_obj};
+use super::setup::{Common, environ_config, setup_failed, worker_app};
+use super::wsgi::{EarlyHints, EnvironBuilder, FileWrapper, Input, StartResponse, bytes_of};
 use crate::heartbeat::monotonic_ms;
-use crate::listen::Stream;
 use crate::log::access::AccessLog;
+use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings};
+use crate::transport::{self, Stream};
 use crate::worker::WorkerContext;
-
-/// How long a closing connection may still send us bytes we discard (gunicorn's
-/// `close_graceful`: 2 s, 64 KiB).
-const DRAIN_TIME: Duration = Duration::from_secs(2);
-const DRAIN_BYTES: usize = 64 * 1024;
 
 /// The WSGI sync worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
@@ -168,7 +162,7 @@ pub struct QuitHandler;
 #[pymethods]
 impl QuitHandler {
     fn __call__(&self, _signum: &Bound<'_, PyAny>, _frame: &Bound<'_, PyAny>) -> PyResult<()> {
-        wsgi::raise_stop_once()
+        pyio::raise_stop_once()
     }
 }
 
@@ -258,7 +252,7 @@ impl<'a> Worker<'a> {
             obj,
             locals,
             abort_file: None,
-            rbuf: vec![0; wsgi::READ_CHUNK],
+            rbuf: vec![0; blocking::READ_CHUNK],
             proto: Arc::new(proto),
             environ_cfg,
         })
@@ -389,7 +383,7 @@ impl<'a> Worker<'a> {
         let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
         let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
         let rbuf = std::mem::take(&mut self.rbuf);
-        let ex: Shared = Arc::new(Mutex::new(Exchange::new(
+        let ex: SharedExchange = Arc::new(Mutex::new(BlockingExchange::new(
             stream,
             conn,
             rbuf,
@@ -409,7 +403,7 @@ impl<'a> Worker<'a> {
             HeadResult::Stopped => {
                 // gunicorn's `SystemExit` from the `recv` of the parser: the 500 page and
                 // `Error handling request (no URI read)` with the exception.
-                let tb = format_traceback(py, &wsgi::stop_error());
+                let tb = format_traceback(py, &stop_error());
                 self.ctx.log.exception(format_args!(
                     "Error handling request (no URI read)\n{}",
                     tb.trim_end()
@@ -510,7 +504,7 @@ impl<'a> Worker<'a> {
     fn start_app<'py>(
         &mut self,
         py: Python<'py>,
-        ex: &Shared,
+        ex: &SharedExchange,
         env: Environ,
         expect_continue: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
@@ -531,7 +525,7 @@ impl<'a> Worker<'a> {
     fn call_app<'py>(
         &self,
         py: Python<'py>,
-        ex: &Shared,
+        ex: &SharedExchange,
         environ: Bound<'py, PyDict>,
     ) -> PyResult<()> {
         let sr = Bound::new(py, StartResponse::new(Arc::clone(ex)))?;
@@ -540,7 +534,12 @@ impl<'a> Worker<'a> {
         written.and(request::close_result(py, &result))
     }
 
-    fn write_result(&self, py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write_result(
+        &self,
+        py: Python<'_>,
+        ex: &SharedExchange,
+        result: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         if self.body.sendfile {
             if let Ok(w) = result.cast::<FileWrapper>() {
                 if self.send_file(py, ex, w.get())? {
@@ -565,7 +564,7 @@ impl<'a> Worker<'a> {
             if self.ctx.signals.quick() {
                 // A generator that caught the quick stop's `SystemExit` (or never waited
                 // where Python could raise it) ends here.
-                return Err(wsgi::stop_error());
+                return Err(stop_error());
             }
             let data = bytes_of(&item)?;
             lock(py, ex).send_body(py, &[data], false)?;
@@ -575,7 +574,7 @@ impl<'a> Worker<'a> {
 
     /// Sends a `wsgi.file_wrapper` result with sendfile(2); `false` when its file has no
     /// usable descriptor (the caller iterates it instead).
-    fn send_file(&self, py: Python<'_>, ex: &Shared, w: &FileWrapper) -> PyResult<bool> {
+    fn send_file(&self, py: Python<'_>, ex: &SharedExchange, w: &FileWrapper) -> PyResult<bool> {
         let Some(src) = request::file_source(py, w)? else { return Ok(false) };
         let mut g = lock(py, ex);
         let count = g.writer.as_ref().and_then(|wr| wr.remaining()).unwrap_or(src.size);
@@ -589,7 +588,7 @@ impl<'a> Worker<'a> {
     fn app_error(
         &self,
         py: Python<'_>,
-        ex: &Shared,
+        ex: &SharedExchange,
         err: &PyErr,
         method_uri: &str,
         peer: &Peer,
@@ -633,7 +632,14 @@ impl<'a> Worker<'a> {
         Some(500)
     }
 
-    fn access(&self, py: Python<'_>, ex: &Shared, peer: &Peer, done: &Done, elapsed: Duration) {
+    fn access(
+        &self,
+        py: Python<'_>,
+        ex: &SharedExchange,
+        peer: &Peer,
+        done: &Done,
+        elapsed: Duration,
+    ) {
         let g = lock(py, ex);
         let Some(head) = g.conn.head() else { return };
         let status = done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500);
@@ -655,44 +661,9 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Closes a connection: at once when the request was read whole and nothing more is
-/// waiting (the kernel then sends FIN, never RST), else as gunicorn's `close_graceful`:
-/// shut down sending, discard what the client still sends (at most 64 KiB, for at most
-/// 2 s), then close, so the client reads our answer rather than a reset.
+/// Closes a connection with the GIL released ([`transport::close_graceful`]).
 fn close(py: Python<'_>, ctx: &WorkerContext, stream: Option<Stream>, fully_read: bool) {
-    let Some(mut stream) = stream else { return };
-    py.detach(|| {
-        if fully_read {
-            let mut probe = [0u8; 1];
-            let flags =
-                nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-            if let Err(nix::errno::Errno::EAGAIN) =
-                nix::sys::socket::recv(stream.as_fd().as_raw_fd(), &mut probe, flags)
-            {
-                return;
-            }
-        }
-        if stream.shutdown(Shutdown::Write).is_err() {
-            return;
-        }
-        let end = Instant::now() + DRAIN_TIME;
-        let mut buf = [0u8; 4096];
-        let mut total = 0;
-        while total < DRAIN_BYTES && Instant::now() < end {
-            // A read waits at most until the end of the drain (the socket's own timeout
-            // is a beat interval, up to `timeout / 2`).
-            let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-            let _ = stream.set_read_timeout(Some(left.min(ctx.beat_interval())));
-            let r = stream.read(&mut buf);
-            // A beat after every wait, bytes or not (a client trickling its unread body
-            // through the drain must not starve the heartbeat with a small `timeout`).
-            ctx.heartbeat.notify();
-            match r {
-                Ok(0) => break,
-                Ok(n) => total += n,
-                Err(e) if wsgi::retryable(&e) => {}
-                Err(_) => break,
-            }
-        }
-    });
+    let Some(stream) = stream else { return };
+    let wait = ctx.beat_interval();
+    py.detach(|| transport::close_graceful(stream, fully_read, ctx.heartbeat, wait));
 }

@@ -19,9 +19,9 @@
 //! INT/QUIT call `worker_int`; ABRT is handled in the body
 //! ([`super::WorkerSignals::handle_abort_in_body`]): `worker_abort`, then exit 1.
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, IoSlice, Read};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::response::{self, BodyWriter, RequestInfo, ResponseHead};
@@ -30,8 +30,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{WorkerBody, WorkerContext};
 use crate::heartbeat::monotonic_ms;
-use crate::listen::Stream;
 use crate::settings::Settings;
+use crate::transport::{self, Stream, Waits};
 
 const BODY: &[u8] = b"Hello, World!";
 
@@ -155,7 +155,9 @@ impl HelloBody {
             if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
         let deadline = Instant::now() + request_time;
         let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
-        let _ = stream.set_write_timeout(Some(request_time));
+        let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        let waits = Waits { beat: ctx.heartbeat, limit: request_time, stop: &NEVER };
         let client = match peer {
             Peer::Tcp(a) => a.to_string(),
             Peer::Unix => String::new(),
@@ -193,13 +195,7 @@ impl HelloBody {
                     match stream.read(&mut buf) {
                         Ok(0) => conn.receive_eof(),
                         Ok(n) => conn.receive(&buf[..n]),
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock
-                                    | io::ErrorKind::TimedOut
-                                    | io::ErrorKind::Interrupted
-                            ) => {}
+                        Err(e) if transport::retryable(&e) => {}
                         Err(_) => {
                             ctx.heartbeat.end_request();
                             return;
@@ -209,9 +205,9 @@ impl HelloBody {
                 }
                 Err(e) => {
                     response::error_response(&e, &mut out);
-                    let _ = stream.write_all(&out);
+                    let _ = transport::write_all(&mut stream, &mut [IoSlice::new(&out)], waits);
                     ctx.heartbeat.end_request();
-                    close_gracefully(ctx, stream);
+                    transport::close_graceful(stream, false, ctx.heartbeat, ctx.beat_interval());
                     return;
                 }
             }
@@ -243,39 +239,9 @@ impl HelloBody {
         let mut body = BodyWriter::new(framing.body);
         body.write(BODY, &mut out);
         out.extend_from_slice(body.finish().last);
-        let _ = stream.write_all(&out);
+        let _ = transport::write_all(&mut stream, &mut [IoSlice::new(&out)], waits);
         ctx.heartbeat.end_request();
-        close_gracefully(ctx, stream);
-    }
-}
-
-/// gunicorn's `util.close_graceful`: stop sending, read what the client still sends (at
-/// most 64 KiB, for at most 1 s, beating), then close, so the client sees our answer and
-/// not a reset.
-fn close_gracefully(ctx: &WorkerContext, mut stream: Stream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
-        return;
-    }
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let end = Instant::now() + Duration::from_secs(1);
-    let mut buf = [0u8; 4096];
-    let mut total = 0;
-    while total < 64 * 1024 && Instant::now() < end {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                ctx.heartbeat.notify();
-            }
-            Err(_) => break,
-        }
+        transport::close_graceful(stream, false, ctx.heartbeat, ctx.beat_interval());
     }
 }
 

@@ -14,11 +14,13 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::Options;
+use super::conn::Conn;
 use super::exchange::{DRAIN_BUDGET, Exchange, FLUSH_AT, Handler, Setup};
+use super::options::Options;
 use crate::heartbeat::{Heartbeats, Slot, monotonic_ms};
-use crate::listen::{Listener, Stream};
+use crate::listen::Listener;
 use crate::log::Logger;
+use crate::transport::Stream;
 use crate::worker::WorkerContext;
 
 /// The token of the eventfd that wakes every thread to exit.
@@ -65,41 +67,6 @@ const STOP_LINGER_MS: u64 = 2_000;
 const IDLE_CUT_MARGIN_MS: u64 = 1_000;
 /// Another worker's published connection count counts if it beat within this long.
 const PEER_FRESH_MS: u64 = 2_000;
-
-/// One accepted connection and everything that persists across its requests.
-#[derive(Debug)]
-pub(super) struct Conn {
-    pub(super) stream: Stream,
-    pub(super) core: Connection,
-    pub(super) peer: Peer,
-    pub(super) listener: usize,
-    /// Response bytes not written yet, from `out_pos`.
-    pub(super) out: Vec<u8>,
-    pub(super) out_pos: usize,
-    /// The body of the current request, collected before the handler is called (and the
-    /// pieces of a streamed body as they are read).
-    pub(super) body: Vec<u8>,
-    /// Registered in epoll (ADD was done).
-    registered: bool,
-    /// The socket may hold bytes we did not read (cleared when a read comes back short).
-    may_read: bool,
-    /// Close once the output is written.
-    pub(super) close_after: bool,
-    /// When a parked connection is closed (monotonic ms), and whether it waits to write.
-    deadline: u64,
-    writing: bool,
-    /// The deadline of the request being read (set at its first byte).
-    req_deadline: u64,
-    /// The `Content-Length` of the body being collected before the handler is called.
-    body_target: Option<u64>,
-    /// Body bytes read straight into `body` and then given to the core, whose `Data`
-    /// events for them are not copied again.
-    body_skip: usize,
-    /// The file a body larger than `body` holds is spooled to while it arrives (an
-    /// unnamed file in `tmp_upload_dir`), and how many bytes it got.
-    pub(super) spool: Option<std::fs::File>,
-    spooled: u64,
-}
 
 #[derive(Debug, Default)]
 struct LeaderState {

@@ -30,7 +30,7 @@
 //! `wsgi.input` and `start_response`): it takes it with `std::mem::take` and puts it back
 //! before returning. An exchange that is not put back loses its connection.
 
-use std::io::{self, BufRead, IoSlice, Read};
+use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,9 +40,10 @@ use ferrocorn_core::h1::RequestHead;
 use ferrocorn_core::response::{self, BodyWriter, Framing, RequestInfo, ResponseHead};
 use ferrocorn_core::{Event, Peer};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 
-use super::engine::Conn;
+use super::conn::Conn;
+use crate::transport::{self, wait_ready};
 
 /// The output buffer size past which response bytes are written before more are added.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -119,69 +120,6 @@ pub(super) struct Setup {
     pub stopping: Arc<AtomicBool>,
     pub timeout: Duration,
     pub server: &'static [u8],
-}
-
-// ---------------------------------------------------------------------------------------
-// Blocking I/O on a non-blocking socket, with a deadline per wait
-// ---------------------------------------------------------------------------------------
-
-/// Waits until `fd` is ready for `what`, at most `timeout`.
-fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, timeout: Duration) -> io::Result<()> {
-    let end = Instant::now() + timeout;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "socket timed out"));
-        }
-        let ms = PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, what)];
-        match nix::poll::poll(&mut fds, ms) {
-            Ok(0) | Err(Errno::EINTR) => {}
-            Ok(_) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Writes all of `bufs` (in order) to the non-blocking socket `fd`, waiting at most
-/// `timeout` each time the socket is full.
-fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
-    let mut idx = 0;
-    let mut off = 0;
-    while idx < bufs.len() {
-        if off == bufs[idx].len() {
-            idx += 1;
-            off = 0;
-            continue;
-        }
-        let mut slices: [IoSlice<'_>; 4] =
-            [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
-        let mut n = 0;
-        for (i, b) in bufs[idx..].iter().enumerate().take(4) {
-            slices[n] = IoSlice::new(if i == 0 { &b[off..] } else { b });
-            n += 1;
-        }
-        match nix::sys::uio::writev(fd, &slices[..n]) {
-            Ok(mut w) => {
-                while w > 0 && idx < bufs.len() {
-                    let left = bufs[idx].len() - off;
-                    if w >= left {
-                        w -= left;
-                        idx += 1;
-                        off = 0;
-                    } else {
-                        off += w;
-                        w = 0;
-                    }
-                }
-            }
-            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, timeout)?,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 fn closed() -> io::Error {
@@ -517,7 +455,8 @@ impl Exchange {
         for (slot, b) in bufs[1..].iter_mut().zip(extra) {
             *slot = b;
         }
-        let r = write_all_vectored(c.stream.as_fd(), &bufs[..1 + extra.len().min(3)], self.timeout);
+        let r =
+            transport::write_all_ready(&c.stream, &bufs[..1 + extra.len().min(3)], self.timeout);
         c.out.clear();
         c.out_pos = 0;
         if r.is_err() {
@@ -582,37 +521,12 @@ impl Exchange {
         }
         self.flush_with(&[frame.prefix()])?;
         let Some(c) = self.conn.as_mut() else { return Err(closed()) };
-        let mut off = i64::try_from(offset).map_err(io::Error::other)?;
-        let mut left = frame.take;
-        while left > 0 {
-            match nix::sys::sendfile::sendfile64(
-                c.stream.as_fd(),
-                file,
-                Some(&mut off),
-                left.min(1 << 30),
-            ) {
-                Ok(0) => break,
-                Ok(n) => left -= n,
-                Err(Errno::EAGAIN) => {
-                    if let Err(e) = wait_ready(c.stream.as_fd(), PollFlags::POLLOUT, self.timeout) {
-                        self.broken = true;
-                        return Err(e);
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e.into());
-                }
-            }
-        }
-        if left > 0 {
-            // The file was shorter than promised: the framing cannot be kept.
+        let offset = i64::try_from(offset).map_err(io::Error::other)?;
+        // A file shorter than promised cannot keep the framing: the exchange breaks.
+        if let Err(e) = transport::sendfile_ready(&c.stream, file, offset, frame.take, self.timeout)
+        {
             self.broken = true;
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than the count",
-            ));
+            return Err(e);
         }
         c.out.extend_from_slice(frame.suffix);
         Ok(frame.take as u64)

@@ -1,0 +1,367 @@
+//! The transport: the bytes of a client connection, for every connection driver.
+//!
+//! A [`Stream`] is an accepted connection (TCP or a unix socket; TLS is a transport to
+//! come). It reads, writes (`writev(2)`), sends a file (`sendfile(2)`, one call at a time)
+//! and shuts down. On top of it, the two ways the workers wait for a socket:
+//!
+//! - **Blocking**, for the sync worker (and the Rust test body): the socket has a receive
+//!   and send timeout of one beat interval, so a blocked call returns to let the worker
+//!   beat; [`Waits`] bounds how long a write may make no progress and carries the quick
+//!   stop's flag. [`write_all`], [`sendfile_all`], [`close_graceful`].
+//! - **Readiness**, for the gthread engine: the socket is non-blocking, the engine's
+//!   poller says when to go on; a handler that must finish a write on its own thread
+//!   waits with `poll(2)` ([`wait_ready`], [`write_all_ready`], [`sendfile_ready`]).
+//!
+//! Both report the same errors: [`retryable`] says "not now", `TimedOut` a peer that
+//! made no progress within the limit, [`Stopping`] the quick stop.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::heartbeat::Slot;
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix stream socket.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Sets the timeout of each read.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    /// Sets the timeout of each write.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// `shutdown(2)`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Stream {
+    /// One `sendfile(2)` of at most `count` bytes of `file` from `*offset` (advanced by
+    /// what went); the bytes sent.
+    pub fn sendfile(
+        &self,
+        file: BorrowedFd<'_>,
+        offset: &mut i64,
+        count: usize,
+    ) -> io::Result<usize> {
+        nix::sys::sendfile::sendfile64(self.as_fd(), file, Some(offset), count.min(1 << 30))
+            .map_err(io::Error::from)
+    }
+}
+
+/// A socket error that only means "not now" (a timeout, a signal, no data yet).
+pub fn retryable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Why a blocking socket call gave up: INT or QUIT arrived (quick stop).
+#[derive(Debug)]
+pub struct Stopping;
+
+impl std::fmt::Display for Stopping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the worker is stopping (INT or QUIT)")
+    }
+}
+
+impl std::error::Error for Stopping {}
+
+/// The quick stop's error. Not `Interrupted`: nothing may take it for a call to retry.
+pub fn stopping() -> io::Error {
+    io::Error::other(Stopping)
+}
+
+/// Whether an I/O error is the quick stop's.
+pub fn is_stopping(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<Stopping>())
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking
+// ---------------------------------------------------------------------------------------
+
+/// How a blocking call waits: the worker's heartbeat (beaten after every wait, bytes or
+/// not), the longest a write may make no progress, and the quick stop's flag.
+#[derive(Clone, Copy, Debug)]
+pub struct Waits<'a> {
+    /// The worker's heartbeat slot.
+    pub beat: &'a Slot,
+    /// A write that makes no progress for this long fails with `TimedOut`.
+    pub limit: Duration,
+    /// Once set, every call fails with [`Stopping`].
+    pub stop: &'a AtomicBool,
+}
+
+/// Writes every slice (the socket has a send timeout of a beat interval).
+pub fn write_all(
+    stream: &mut Stream,
+    mut bufs: &mut [IoSlice<'_>],
+    w: Waits<'_>,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    let mut progress = Instant::now();
+    while !bufs.is_empty() {
+        if w.stop.load(Ordering::Relaxed) {
+            return Err(stopping());
+        }
+        match stream.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut bufs, n);
+                progress = Instant::now();
+                w.beat.notify();
+            }
+            Err(e) if retryable(&e) => {
+                w.beat.notify();
+                if progress.elapsed() >= w.limit {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `count` bytes of `file` from `offset`; a file shorter than that is an
+/// `UnexpectedEof` (the body cannot be completed).
+pub fn sendfile_all(
+    stream: &Stream,
+    file: BorrowedFd<'_>,
+    mut offset: i64,
+    count: usize,
+    w: Waits<'_>,
+) -> io::Result<()> {
+    let mut left = count;
+    let mut progress = Instant::now();
+    while left > 0 {
+        if w.stop.load(Ordering::Relaxed) {
+            return Err(stopping());
+        }
+        match stream.sendfile(file, &mut offset, left) {
+            Ok(0) => break,
+            Ok(n) => {
+                left -= n;
+                progress = Instant::now();
+                w.beat.notify();
+            }
+            Err(e) if retryable(&e) => {
+                w.beat.notify();
+                if progress.elapsed() >= w.limit {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if left > 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the count"));
+    }
+    Ok(())
+}
+
+/// How long a closing connection may still send us bytes we discard (gunicorn's
+/// `close_graceful`: 2 s, 64 KiB).
+pub const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// See [`DRAIN_TIME`].
+pub const DRAIN_BYTES: usize = 64 * 1024;
+
+/// Closes a connection: at once when the request was read whole and nothing more is
+/// waiting (the kernel then sends FIN, never RST), else as gunicorn's `close_graceful`:
+/// shut down sending, discard what the client still sends (at most [`DRAIN_BYTES`], for
+/// at most [`DRAIN_TIME`]), then close, so the client reads our answer rather than a
+/// reset. Each read waits at most `wait` (a beat interval) and the worker beats after it.
+pub fn close_graceful(mut stream: Stream, fully_read: bool, beat: &Slot, wait: Duration) {
+    if fully_read {
+        let mut probe = [0u8; 1];
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        if let Err(Errno::EAGAIN) = nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&stream.as_fd()),
+            &mut probe,
+            flags,
+        ) {
+            return;
+        }
+    }
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let end = Instant::now() + DRAIN_TIME;
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < DRAIN_BYTES && Instant::now() < end {
+        // A read waits at most until the end of the drain.
+        let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let _ = stream.set_read_timeout(Some(left.min(wait)));
+        let r = stream.read(&mut buf);
+        // A beat after every wait, bytes or not (a client trickling its unread body
+        // through the drain must not starve the heartbeat with a small `timeout`).
+        beat.notify();
+        match r {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if retryable(&e) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Readiness
+// ---------------------------------------------------------------------------------------
+
+/// Waits until the non-blocking `fd` is ready for `what`, at most `timeout`.
+pub fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, timeout: Duration) -> io::Result<()> {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "socket timed out"));
+        }
+        let ms = PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, what)];
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) | Err(Errno::EINTR) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Writes all of `bufs` (in order) to the non-blocking `stream`, waiting at most
+/// `timeout` each time the socket is full.
+pub fn write_all_ready(stream: &Stream, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    let fd = stream.as_fd();
+    let mut idx = 0;
+    let mut off = 0;
+    while idx < bufs.len() {
+        if off == bufs[idx].len() {
+            idx += 1;
+            off = 0;
+            continue;
+        }
+        let mut slices: [IoSlice<'_>; 4] =
+            [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut n = 0;
+        for (i, b) in bufs[idx..].iter().enumerate().take(4) {
+            slices[n] = IoSlice::new(if i == 0 { &b[off..] } else { b });
+            n += 1;
+        }
+        match nix::sys::uio::writev(fd, &slices[..n]) {
+            Ok(mut w) => {
+                while w > 0 && idx < bufs.len() {
+                    let left = bufs[idx].len() - off;
+                    if w >= left {
+                        w -= left;
+                        idx += 1;
+                        off = 0;
+                    } else {
+                        off += w;
+                        w = 0;
+                    }
+                }
+            }
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, timeout)?,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `count` bytes of `file` from `offset` on the non-blocking `stream`, waiting at
+/// most `timeout` each time the socket is full; a file shorter than that is an
+/// `UnexpectedEof`.
+pub fn sendfile_ready(
+    stream: &Stream,
+    file: BorrowedFd<'_>,
+    mut offset: i64,
+    count: usize,
+    timeout: Duration,
+) -> io::Result<()> {
+    let mut left = count;
+    while left > 0 {
+        match stream.sendfile(file, &mut offset, left) {
+            Ok(0) => break,
+            Ok(n) => left -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_ready(stream.as_fd(), PollFlags::POLLOUT, timeout)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if left > 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the count"));
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! What the engine takes from the settings ([`Options`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrocorn_core::ProtoConfig;
+
+use crate::settings::Settings;
+
+/// The largest body spooled to a file before the handler is called (8 MiB).
+pub const SPOOL_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// What the engine takes from the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `threads`: the serving threads.
+    pub threads: usize,
+    /// `worker_connections`: open connections at most.
+    pub worker_connections: usize,
+    /// `keepalive`: how long an idle connection is kept (0: no keep-alive).
+    pub keepalive: Duration,
+    /// Bodies up to this size are read whole into memory before the handler is called.
+    pub buffer_body: usize,
+    /// `Content-Length` bodies larger than `buffer_body` and up to this size (without
+    /// `Expect: 100-continue`) are spooled to a file before the handler is called; larger
+    /// ones stream. [`SPOOL_LIMIT`] when `tmp_upload_dir` is set, else 0 (every body over
+    /// `buffer_body` streams).
+    pub spool_limit: u64,
+    /// `tmp_upload_dir`: where bodies are spooled (`None`: the system's temporary
+    /// directory).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// The `Server` header value.
+    pub server: Vec<u8>,
+    /// The parser's limits and policies.
+    pub proto: Arc<ProtoConfig>,
+}
+
+impl Options {
+    /// The options of `settings`, with the parser configuration `proto`.
+    pub fn from_settings(settings: &Settings, proto: Arc<ProtoConfig>) -> Options {
+        let int = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
+        Options {
+            threads: int("threads").max(1) as usize,
+            worker_connections: int("worker_connections").max(1) as usize,
+            keepalive: Duration::from_secs(int("keepalive")),
+            buffer_body: 64 * 1024,
+            // Spooling is asked for by setting `tmp_upload_dir`: without it the
+            // application is called when the head is in, as in gunicorn.
+            spool_limit: if settings.str("tmp_upload_dir").is_some() { SPOOL_LIMIT } else { 0 },
+            spool_dir: settings.str("tmp_upload_dir").map(std::path::PathBuf::from),
+            server: b"ferrocorn".to_vec(),
+            proto,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: 1,
+            worker_connections: 1000,
+            keepalive: Duration::from_secs(2),
+            buffer_body: 64 * 1024,
+            spool_limit: 0,
+            spool_dir: None,
+            server: b"ferrocorn".to_vec(),
+            proto: Arc::new(ProtoConfig::default()),
+        }
+    }
+}
