@@ -9,6 +9,7 @@
 
 pub mod arbiter;
 pub mod heartbeat;
+pub mod lifecycle;
 pub mod listen;
 pub mod log;
 pub mod process;

@@ -302,3 +302,36 @@ fn a_timeout_kill_says_what_the_worker_was_serving() {
     assert!(newer.join().unwrap().is_empty());
     assert!(get(addr, "/").ends_with("Hello, World!"));
 }
+
+/// A streamed body that breaks its framing while the application reads it: the
+/// application sees an `OSError`, lets it through, and the client gets the core's error
+/// page for the verdict (400) and a close, as with the sync worker (the two workers share
+/// one request pipeline).
+#[test]
+fn a_body_that_breaks_its_framing_gets_the_core_error_page() {
+    let (s, addr) = serve("wsgi_app:raw", &["--log-level", "debug"], &[]);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // A first chunk larger than the 64 KiB read before the application is called: the
+    // body streams, so the application is called while the rest is still to come.
+    let first = vec![b'a'; 70_000];
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        first.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&first);
+    req.extend_from_slice(b"\r\n");
+    c.write_all(&req).unwrap();
+    // gunicorn's default pre_request line: the application is being called.
+    s.wait_for("[DEBUG] POST /echo");
+    c.write_all(b"zz\r\nhello\r\n0\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let _ = c.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{resp}");
+    assert!(resp.contains("Connection: close"), "{resp}");
+    let log = s.wait_for("Invalid request from ip=127.0.0.1");
+    assert!(!log.contains("Traceback"), "a body error is not the application's: {log}");
+    assert!(get(addr, "/").ends_with("Hello, World!"));
+}

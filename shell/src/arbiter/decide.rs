@@ -50,10 +50,7 @@ use crate::log::Level;
 pub const ABORT_GRACE_MS: u64 = 1000;
 /// gunicorn's wait after INT/QUIT arrives during a stop.
 pub const QUICK_LIMIT_MS: u64 = 2000;
-/// gunicorn's exit code of a worker that failed to boot.
-pub const WORKER_BOOT_ERROR: u8 = 3;
-/// gunicorn's exit code of a worker whose application failed to load.
-pub const APP_LOAD_ERROR: u8 = 4;
+pub use crate::lifecycle::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 /// The default cap on `num_workers` (TTIN and reloads stop there, with a warning).
 pub const DEFAULT_MAX_WORKERS: usize = 1024;
 

@@ -68,6 +68,7 @@ use nix::unistd::{ForkResult, Pid as NixPid};
 use signal_hook::SigId;
 
 use crate::heartbeat::{Heartbeats, monotonic_ms};
+pub use crate::lifecycle::{NoHooks, ServerHooks, ServerInfo, WorkerInfo};
 use crate::listen::{self, BindAddr, BindOptions, Listener};
 use crate::log::Logger;
 use crate::process::{self, CommTitle, Pidfile, ProcTitle};
@@ -75,7 +76,7 @@ use crate::reload::Watcher;
 use crate::settings::Settings;
 use crate::worker::{WorkerBody, WorkerContext, WorkerSignals};
 use decide::{Arbiter, Command, Config, Event, Hook, KillSig, Sig, Status};
-pub use hooks::{NoHooks, ReexecCommand, Reload, ServerHooks, ServerInfo, WorkerInfo};
+pub use hooks::{ReexecCommand, Reload};
 
 /// The version in `Starting ferrocorn <version>`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,7 +18,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::sync::Mutex;
 
-use super::Level;
+use super::level::Level;
 use crate::settings::Settings;
 
 #[derive(Debug)]

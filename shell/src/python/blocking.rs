@@ -33,15 +33,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::environ::Environ;
 use ferrocorn_core::response::{self, BodyWriter, Frame, RequestInfo, ResponseHead};
 use ferrocorn_core::{Connection, Event, RecvError};
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::pipeline::{Driver, Failure, Sent};
 use super::pyio::{io_to_py, stop_error};
-use super::request::ClientFault;
+use super::request::{ClientFault, FileSource};
 use super::wsgi::{BodyRead, ResponseSink, SERVER, lock_any, warn_no_body};
 use crate::heartbeat::Slot;
 use crate::transport::{self, Stream, Waits, is_stopping, retryable, stopping};
@@ -102,8 +102,6 @@ pub struct BlockingExchange {
     head_buf: Vec<u8>,
     /// The request is over: input reads return nothing and writes fail.
     pub over: bool,
-    /// The request's environ as data (for the access log).
-    pub environ: Option<Environ>,
 }
 
 impl BlockingExchange {
@@ -113,7 +111,7 @@ impl BlockingExchange {
     /// `rbuf` is the read buffer (lent by the worker, given back by [`BlockingExchange::take_buffer`]);
     /// the socket's read and write timeouts must be `wait` (a beat interval), so blocking
     /// calls return to beat; reads near the deadline shorten it. `stop` is the worker's
-    /// INT/QUIT flag: once set, every socket call of the exchange fails with [`Stopping`].
+    /// INT/QUIT flag: once set, every socket call of the exchange fails with [`crate::transport::Stopping`].
     pub fn new(
         stream: Stream,
         conn: Connection,
@@ -154,7 +152,6 @@ impl BlockingExchange {
             headers_sent: false,
             head_buf: Vec::with_capacity(256),
             over: false,
-            environ: None,
         }
     }
 
@@ -205,6 +202,8 @@ impl BlockingExchange {
             match self.conn.next_event() {
                 Ok(Event::Request(head)) => {
                     self.req = RequestInfo::from_head(head);
+                    // Owed from now on: sent when the application first waits for the body.
+                    self.continue_due = head.expect_continue;
                     return HeadResult::Request;
                 }
                 Ok(Event::NeedData) => match self.read_socket(py) {
@@ -581,5 +580,58 @@ impl ResponseSink for SharedExchange {
 
     fn send_interim(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
         lock(py, self).send_interim(py, bytes)
+    }
+}
+
+/// The sync worker's side of the WSGI pipeline.
+impl Driver for SharedExchange {
+    fn write_all(&self, py: Python<'_>, chunks: &[&[u8]]) -> PyResult<()> {
+        let mut g = lock(py, self);
+        if g.head.is_none() {
+            return g.finish(py);
+        }
+        g.send_body(py, chunks, true)
+    }
+
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        lock(py, self).finish(py)
+    }
+
+    fn send_file(&self, py: Python<'_>, src: &FileSource<'_>) -> PyResult<()> {
+        let mut g = lock(py, self);
+        let count = src.count(g.writer.as_ref().and_then(BodyWriter::remaining));
+        g.send_file(py, src.fd, src.offset, count)?;
+        g.finish(py)
+    }
+
+    fn failure(&self, py: Python<'_>) -> Failure {
+        let g = lock(py, self);
+        Failure {
+            started: g.headers_sent,
+            broken: g.client_gone,
+            fault: g.fault,
+            body_error: g.body_error.clone(),
+        }
+    }
+
+    fn send_page(&self, py: Python<'_>, page: &[u8]) {
+        lock(py, self).send_raw(py, page);
+    }
+
+    fn abandon(&self, py: Python<'_>) {
+        lock(py, self).client_gone = true;
+    }
+
+    fn stopping(&self, py: Python<'_>) -> bool {
+        lock(py, self).stop.load(Ordering::Relaxed)
+    }
+
+    fn with_sent<R>(&self, py: Python<'_>, f: impl FnOnce(Sent<'_>) -> R) -> R {
+        let g = lock(py, self);
+        f(Sent {
+            request: g.conn.head(),
+            head: g.head.as_ref(),
+            bytes: g.writer.as_ref().map_or(0, BodyWriter::sent),
+        })
     }
 }

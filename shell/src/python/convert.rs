@@ -163,7 +163,8 @@ pub fn write_stream(py: Python<'_>, stream: &str, text: &str) -> PyResult<()> {
 /// exception here and [`super::main`] raises it again.
 static ESCAPED: Mutex<Option<PyErr>> = Mutex::new(None);
 
-/// Whether `err` must escape (see [`ESCAPED`]); if so it is kept for [`super::main`].
+/// Whether `err` must escape (a `BaseException` that is not an `Exception`); if so it is
+/// kept for [`super::main`].
 pub fn escapes(py: Python<'_>, err: &PyErr) -> bool {
     if err.is_instance_of::<PyException>(py) {
         return false;

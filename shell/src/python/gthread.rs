@@ -18,49 +18,40 @@
 //!
 //! The requests in flight are recorded in the worker's heartbeat slot (the oldest is
 //! shown), and hooks get the process's one `worker` object (the one `post_fork` got).
-//! What both workers do alike is in [`super::request`] and [`super::worker`].
+//! The request itself goes through the pipeline both workers share
+//! ([`super::pipeline`]); this module is the gthread worker's [`Driver`] for it.
 //!
 //! `wsgi.multithread` is `True`. `wsgi.input` and `start_response` hold the request's
-//! [`Exchange`] behind an `Arc<Mutex<_>>` for the length of the call; the engine gets it
-//! back when the application returned (objects the application kept then read nothing
-//! and write nothing). Errors follow the sync worker ([`super::sync`]): an exception
-//! before the response started gives the 500 page and `Error handling request METHOD
-//! URI`; after it, `Error handling request` and the connection is closed.
+//! [`Exchange`] behind an `Arc<Mutex<_>>` (a `ThreadRequest`) for the length of the call;
+//! the engine gets it back when the application returned (objects the application kept
+//! then read nothing and write nothing).
 //!
-//! **Differences from the sync worker.** A request body that fails (bad chunk, client
-//! gone, deadline) raises `OSError` in the application; if the application lets it
-//! through, the answer is the 500 page (the sync worker answers the core's error page for
-//! a framing error). The Python-level ABRT handler does not run (the worker's main thread
-//! never runs Python after boot); since the main thread beats on its own, the master only
-//! times out a worker whose process is frozen.
+//! **Differences from the sync worker**, forced by the engine: a list result is buffered
+//! and written when the handler returns; a body of at most 64 KiB is read before the
+//! application is called. The Python-level ABRT handler does not run (the worker's main
+//! thread never runs Python after boot); since the main thread beats on its own, the
+//! master only times out a worker whose process is frozen.
 
 use std::io::BufRead;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferrocorn_core::Peer;
-use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
+use ferrocorn_core::RecvError;
+use ferrocorn_core::environ::{self, ConnInfo, EnvironConfig, Local};
 use ferrocorn_core::response::ResponseHead;
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::PyBytes;
 
-use super::convert::format_traceback;
-use super::hooks::{Hooks, WorkerObj};
+use super::pipeline::{Driver, Failure, Outcome, Pipeline, Sent};
 use super::pyio::io_to_py;
-use super::request::{self, ClientFault, Served, request_obj, response_obj};
+use super::request::{self, ClientFault, FileSource};
 use super::setup::{Common, environ_config, setup_failed, worker_app};
-use super::wsgi::{
-    self, BodyRead, EarlyHints, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse,
-    bytes_of,
-};
+use super::wsgi::{self, BodyRead, ResponseSink};
 use crate::heartbeat::{Requests, monotonic_ms};
-use crate::log::Logger;
-use crate::log::access::AccessLog;
 use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings};
 use crate::worker::WorkerContext;
-use crate::worker::gthread::{self, Exchange, Failed, Handler};
+use crate::worker::gthread::{self, BodyError, Exchange, Failed, Handler};
 
 /// The WSGI gthread worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
@@ -128,26 +119,15 @@ fn wants_streamed_bodies(py: Python<'_>, app: &Py<PyAny>) -> bool {
 
 /// The application as a [`Handler`] of the engine.
 struct WsgiHandler {
-    app: Py<PyAny>,
-    builder: Mutex<EnvironBuilder>,
+    pipeline: Pipeline,
     environ: EnvironConfig,
     locals: Vec<Local>,
-    /// The access log (a line at a time, under the GIL).
-    access: Option<Mutex<AccessLog>>,
-    hooks: Hooks,
-    /// The `worker` object of this process (the one the server hooks got).
-    obj: Py<WorkerObj>,
     /// The requests in flight, in the heartbeat slot (a timeout kill says what the
     /// worker was serving).
     requests: Requests,
-    log: Logger,
-    pid: u32,
-    sendfile: bool,
     /// `spew`: each serving thread is traced too (the main thread inherited the trace
     /// from the master).
     spew: bool,
-    /// `timeout` (for what is said of a client that stalled).
-    timeout: std::time::Duration,
 }
 
 impl WsgiHandler {
@@ -159,21 +139,13 @@ impl WsgiHandler {
         app: Py<PyAny>,
         sendfile: bool,
     ) -> Result<WsgiHandler, String> {
-        let Common { environ, access, hooks, obj, locals } =
-            Common::new(py, ctx, settings, &environ_cfg.server_software, true)?;
+        let common = Common::new(py, ctx, settings, &environ_cfg.server_software, true)?;
+        let locals = common.locals.clone();
         Ok(WsgiHandler {
-            app,
-            builder: Mutex::new(environ),
+            pipeline: common.pipeline(app, ctx, sendfile),
             environ: environ_cfg.clone(),
             locals,
-            access: access.map(Mutex::new),
-            hooks,
-            obj,
             requests: Requests::new(ctx.heartbeat),
-            log: ctx.log.clone(),
-            pid: ctx.pid,
-            timeout: ctx.timeout,
-            sendfile,
             spew: settings.bool("spew"),
         })
     }
@@ -181,13 +153,14 @@ impl WsgiHandler {
 
 impl std::fmt::Debug for WsgiHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsgiHandler").field("pid", &self.pid).finish_non_exhaustive()
+        f.debug_struct("WsgiHandler").field("pid", &self.pipeline.pid).finish_non_exhaustive()
     }
 }
 
-/// The request as `wsgi.input` and `start_response` share it.
+/// A request of the gthread worker, as `wsgi.input` and `start_response` share it: the
+/// engine's exchange for the length of the application's call.
 #[derive(Debug, Default)]
-struct Req {
+struct ThreadRequest {
     ex: Exchange,
     /// The head from `start_response`, written with the first body byte (until then a
     /// later `start_response(..., exc_info)` may replace it).
@@ -198,15 +171,17 @@ struct Req {
     warned: bool,
     /// Why reading the body failed, when it is the client's doing.
     fault: Option<ClientFault>,
+    /// The core's verdict on a body that broke its framing.
+    body_error: Option<RecvError>,
 }
 
-type SharedReq = Arc<Mutex<Req>>;
+type SharedRequest = Arc<Mutex<ThreadRequest>>;
 
-fn lock<'a>(py: Python<'_>, r: &'a SharedReq) -> MutexGuard<'a, Req> {
+fn lock<'a>(py: Python<'_>, r: &'a SharedRequest) -> MutexGuard<'a, ThreadRequest> {
     wsgi::lock_any(py, r)
 }
 
-impl Req {
+impl ThreadRequest {
     /// Starts the response with the head from `start_response`, once.
     fn start(&mut self) -> PyResult<()> {
         if self.started {
@@ -220,6 +195,16 @@ impl Req {
         self.ex.start(head).map_err(|e| io_to_py(&e))?;
         self.started = true;
         Ok(())
+    }
+
+    /// Ends the response: its head, if not sent yet (the engine ends the body).
+    fn finish(&mut self) -> PyResult<()> {
+        if self.head.is_none() {
+            return Err(PyAssertionError::new_err(
+                "the application returned without calling start_response()",
+            ));
+        }
+        self.start()
     }
 
     /// Writes body bytes, releasing the GIL when the socket may have to be waited for.
@@ -260,20 +245,20 @@ impl Req {
             ex.fill_buf().map(|b| b.len())
         };
         n.map_err(|e| {
-            // The engine reports the core's verdicts as `InvalidData` with their text.
-            let eof = ferrocorn_core::RecvError::NoMoreData.to_string();
-            self.fault = if e.kind() == std::io::ErrorKind::InvalidData && e.to_string() == eof {
-                Some(ClientFault::Disconnected)
-            } else {
-                ClientFault::of_io(&e, false)
+            // The engine reports the core's verdicts inside `InvalidData` errors.
+            let verdict = e.get_ref().and_then(|r| r.downcast_ref::<BodyError>());
+            self.fault = match verdict {
+                Some(BodyError(RecvError::NoMoreData)) => Some(ClientFault::Disconnected),
+                Some(_) => None,
+                None => ClientFault::of_io(&e, false),
             };
+            self.body_error = verdict.map(|v| v.0.clone());
             PyOSError::new_err(format!("error reading the request body: {e}"))
         })
     }
 }
-
 /// `wsgi.input` of the gthread worker: the body, buffered or streamed by the engine.
-impl BodyRead for Req {
+impl BodyRead for ThreadRequest {
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let want = match size {
             Some(n) if n >= 0 => n as usize,
@@ -329,32 +314,27 @@ impl BodyRead for Req {
     }
 }
 
-/// What `start_response` of the gthread worker acts on.
-#[derive(Debug)]
-struct ThreadResponse {
-    req: SharedReq,
-}
-
-impl ResponseSink for ThreadResponse {
+/// What `start_response` and `wsgi.early_hints` of the gthread worker act on.
+impl ResponseSink for SharedRequest {
     fn state(&self, py: Python<'_>) -> (bool, bool) {
-        let r = lock(py, &self.req);
+        let r = lock(py, self);
         (r.started, r.head.is_some())
     }
 
     fn set_head(&self, py: Python<'_>, head: ResponseHead) {
-        lock(py, &self.req).head = Some(head);
+        lock(py, self).head = Some(head);
     }
 
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        lock(py, &self.req).write(py, data, true)
+        lock(py, self).write(py, data, true)
     }
 
     fn request_version(&self, py: Python<'_>) -> ferrocorn_core::Version {
-        lock(py, &self.req).ex.head().map_or(ferrocorn_core::Version::HTTP_10, |h| h.version)
+        lock(py, self).ex.head().map_or(ferrocorn_core::Version::HTTP_10, |h| h.version)
     }
 
     fn send_interim(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
-        let mut r = lock(py, &self.req);
+        let mut r = lock(py, self);
         if r.started {
             return Ok(());
         }
@@ -363,10 +343,67 @@ impl ResponseSink for ThreadResponse {
     }
 }
 
-/// What the access log and `post_request` need once the application is done.
-struct Outcome {
-    /// A status that replaced the application's (500 page, error page).
-    replaced: Option<u16>,
+/// The gthread worker's side of the WSGI pipeline.
+impl Driver for SharedRequest {
+    /// The items are buffered and go out together when the handler returns (head and
+    /// body in one write for the common one-item list).
+    fn write_all(&self, py: Python<'_>, chunks: &[&[u8]]) -> PyResult<()> {
+        let mut r = lock(py, self);
+        if r.head.is_none() {
+            return r.finish();
+        }
+        for c in chunks {
+            r.write(py, c, false)?;
+        }
+        r.finish()
+    }
+
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        lock(py, self).finish()
+    }
+
+    fn send_file(&self, py: Python<'_>, src: &FileSource<'_>) -> PyResult<()> {
+        let mut r = lock(py, self);
+        r.finish()?;
+        let count = src.count(r.ex.framing().and_then(|f| match f.body {
+            ferrocorn_core::response::BodyFraming::Length(n) => Some(n),
+            _ => None,
+        }));
+        let ex = &mut r.ex;
+        let offset = u64::try_from(src.offset).unwrap_or(0);
+        py.detach(|| ex.sendfile(src.fd, offset, count)).map_err(|e| io_to_py(&e))?;
+        Ok(())
+    }
+
+    fn failure(&self, py: Python<'_>) -> Failure {
+        let r = lock(py, self);
+        Failure {
+            started: r.started,
+            broken: r.ex.broken(),
+            fault: r.fault,
+            body_error: r.body_error.clone(),
+        }
+    }
+
+    fn send_page(&self, py: Python<'_>, page: &[u8]) {
+        let mut r = lock(py, self);
+        if !r.started {
+            r.ex.write_raw(page);
+        }
+    }
+
+    /// Nothing to do: a failed request closes its connection (the handler's `Failed`).
+    fn abandon(&self, _py: Python<'_>) {}
+
+    /// INT and QUIT stop the engine, not a request.
+    fn stopping(&self, _py: Python<'_>) -> bool {
+        false
+    }
+
+    fn with_sent<R>(&self, py: Python<'_>, f: impl FnOnce(Sent<'_>) -> R) -> R {
+        let r = lock(py, self);
+        f(Sent { request: r.ex.head(), head: r.head.as_ref(), bytes: r.ex.sent() })
+    }
 }
 
 impl Handler for WsgiHandler {
@@ -381,15 +418,29 @@ impl Handler for WsgiHandler {
             request::peer_text(&peer).as_bytes(),
             monotonic_ms(),
         );
-        Python::attach(|py| self.serve(py, ex, peer, built))
+        let started = ex.started();
+        Python::attach(|py| {
+            let request = {
+                let Some(head) = ex.head() else { return Err(Failed) };
+                self.pipeline.request(py, head, peer, built, started)
+            };
+            let shared: SharedRequest = Arc::new(Mutex::new(ThreadRequest {
+                ex: std::mem::take(ex),
+                ..Default::default()
+            }));
+            let outcome = self.pipeline.serve(py, &shared, request);
+            // The engine gets the exchange back; objects the application kept then read
+            // nothing and write nothing.
+            *ex = std::mem::take(&mut lock(py, &shared).ex);
+            match outcome {
+                Outcome::Answered => Ok(()),
+                Outcome::Failed => Err(Failed),
+            }
+        })
     }
 
     fn reopen_logs(&self) {
-        if let Some(access) = &self.access {
-            if let Err(e) = access.lock().unwrap_or_else(PoisonError::into_inner).reopen() {
-                self.log.error(e);
-            }
-        }
+        self.pipeline.reopen_access();
     }
 
     fn run_thread(&self, serve: &mut (dyn FnMut() + Send)) {
@@ -400,226 +451,12 @@ impl Handler for WsgiHandler {
                 let traced = PyModule::import(py, "ferrocorn.debug")
                     .and_then(|m| m.call_method0("trace_this_thread"));
                 if let Err(e) = traced {
-                    self.log.warning(format_args!("spew: {}", super::convert::exc_str(py, &e)));
+                    self.pipeline
+                        .log
+                        .warning(format_args!("spew: {}", super::convert::exc_str(py, &e)));
                 }
             }
             py.detach(serve)
         });
-    }
-}
-
-impl WsgiHandler {
-    fn serve(
-        &self,
-        py: Python<'_>,
-        ex: &mut Exchange,
-        peer: Peer,
-        built: Result<Environ, environ::EnvironError>,
-    ) -> Result<(), Failed> {
-        let head = ex.head().ok_or(Failed)?;
-        let req_obj = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
-        request::log_request(&self.log, &self.hooks, head);
-        let pre = request::pre_request(py, &self.hooks, &self.obj, req_obj.as_ref());
-        self.obj.get().count_request();
-        let start = ex.started();
-        let shared: SharedReq =
-            Arc::new(Mutex::new(Req { ex: std::mem::take(ex), ..Req::default() }));
-        let mut outcome = Outcome { replaced: None };
-        let mut environ_dict: Option<Bound<'_, PyDict>> = None;
-        let mut env_data: Option<Environ> = None;
-        let result = match (pre, built) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Err(e)) => {
-                let out = request::environ_refused(&self.log, &peer, &e);
-                lock(py, &shared).ex.write_raw(&out);
-                outcome.replaced = Some(e.status());
-                Ok(())
-            }
-            (Ok(()), Ok(env)) => {
-                let called = self.call_app(py, &shared, &env, &mut environ_dict);
-                env_data = Some(env);
-                called
-            }
-        };
-        if let Err(err) = &result {
-            outcome.replaced = self.app_error(py, &shared, err, &peer);
-        }
-        let mut r = lock(py, &shared);
-        if result.is_ok() && outcome.replaced.is_none() && r.head.is_some() {
-            if let Err(e) = r.start() {
-                self.log.debug(format_args!("response: {e}"));
-            }
-        }
-        *ex = std::mem::take(&mut r.ex);
-        let head_kept = r.head.take();
-        drop(r);
-        self.access(
-            ex,
-            &peer,
-            outcome.replaced,
-            head_kept.as_ref(),
-            env_data.as_ref(),
-            start.elapsed(),
-        );
-        request::post_request(
-            py,
-            &self.hooks,
-            &self.log,
-            &self.obj,
-            req_obj.as_ref(),
-            environ_dict.as_ref(),
-            || response_obj(py, head_kept.as_ref(), ex.sent()),
-        );
-        if result.is_err() && outcome.replaced.is_none() {
-            return Err(Failed);
-        }
-        Ok(())
-    }
-
-    /// Builds the environ dict, calls the application and writes its response.
-    fn call_app<'py>(
-        &self,
-        py: Python<'py>,
-        shared: &SharedReq,
-        env: &Environ,
-        keep: &mut Option<Bound<'py, PyDict>>,
-    ) -> PyResult<()> {
-        let input = Bound::new(py, Input::new(Arc::clone(shared)))?.into_any();
-        let environ = self
-            .builder
-            .lock_py_attached(py)
-            .unwrap_or_else(PoisonError::into_inner)
-            .build(py, env, input)?;
-        EarlyHints::install(&environ, ThreadResponse { req: Arc::clone(shared) })?;
-        *keep = Some(environ.clone());
-        let sr = Bound::new(py, StartResponse::new(ThreadResponse { req: Arc::clone(shared) }))?;
-        let result = self.app.bind(py).call1((environ, sr))?;
-        let written = self.write_result(py, shared, &result);
-        written.and(request::close_result(py, &result))
-    }
-
-    fn write_result(
-        &self,
-        py: Python<'_>,
-        shared: &SharedReq,
-        result: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        if self.sendfile {
-            if let Ok(w) = result.cast::<FileWrapper>() {
-                if self.send_file(py, shared, w.get())? {
-                    return Ok(());
-                }
-            }
-        }
-        // A list or tuple is all there: its items are buffered and go out together when
-        // the handler returns (head and body in one write for the common one-item list).
-        if let Ok(list) = result.cast::<PyList>() {
-            let mut r = lock(py, shared);
-            for item in list.iter() {
-                r.write(py, bytes_of(&item)?, false)?;
-            }
-            return r.start();
-        }
-        if let Ok(tuple) = result.cast::<PyTuple>() {
-            let mut r = lock(py, shared);
-            for item in tuple.iter() {
-                r.write(py, bytes_of(&item)?, false)?;
-            }
-            return r.start();
-        }
-        // Any other iterable streams: each chunk is written before the next is asked for
-        // (a generator may take its time to produce it), so the client gets it as it is
-        // yielded, and a client gone fails the write, which ends the response (the
-        // caller then closes the iterable).
-        for item in result.try_iter()? {
-            let item = item?;
-            lock(py, shared).write(py, bytes_of(&item)?, true)?;
-        }
-        lock(py, shared).start()
-    }
-
-    /// Sends a `wsgi.file_wrapper` result with sendfile(2); `false` when its file has no
-    /// usable descriptor (the caller iterates it instead).
-    fn send_file(&self, py: Python<'_>, shared: &SharedReq, w: &FileWrapper) -> PyResult<bool> {
-        let Some(src) = request::file_source(py, w)? else { return Ok(false) };
-        let mut r = lock(py, shared);
-        r.start()?;
-        let count = r.ex.framing().and_then(|f| match f.body {
-            ferrocorn_core::response::BodyFraming::Length(n) => Some(n.min(src.size)),
-            _ => None,
-        });
-        let count = count.unwrap_or(src.size);
-        let ex = &mut r.ex;
-        py.detach(|| ex.sendfile(src.fd, src.offset as u64, count)).map_err(|e| io_to_py(&e))?;
-        Ok(true)
-    }
-
-    /// Answers an exception of the application (or a hook); returns the status sent in
-    /// place of the application's, if any.
-    fn app_error(
-        &self,
-        py: Python<'_>,
-        shared: &SharedReq,
-        err: &PyErr,
-        peer: &Peer,
-    ) -> Option<u16> {
-        let mut r = lock(py, shared);
-        // A body the client failed to send, let through by the application (its
-        // `OSError`): one line, no traceback (the sync worker does the same).
-        if let Some(fault) = r.fault.filter(|_| err.is_instance_of::<PyOSError>(py)) {
-            let method_uri = r.ex.head().map(request::method_uri).unwrap_or_default();
-            fault.log(&self.log, true, peer, &method_uri, self.timeout);
-            let (status, out) =
-                fault.page(self.timeout).filter(|_| !r.started && !r.ex.broken())?;
-            r.ex.write_raw(&out);
-            return Some(status);
-        }
-        if r.ex.broken() {
-            self.log.debug("Ignoring connection closed by the client");
-            return None;
-        }
-        let method_uri = r.ex.head().map(request::method_uri).unwrap_or_default();
-        let tb = format_traceback(py, err);
-        if r.started {
-            self.log.exception(format_args!("Error handling request\n{}", tb.trim_end()));
-            return None;
-        }
-        self.log.exception(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
-        let mut out = Vec::new();
-        ferrocorn_core::response::internal_error_page(&mut out);
-        r.ex.write_raw(&out);
-        Some(500)
-    }
-
-    fn access(
-        &self,
-        ex: &Exchange,
-        peer: &Peer,
-        replaced: Option<u16>,
-        resp: Option<&ResponseHead>,
-        env: Option<&Environ>,
-        elapsed: std::time::Duration,
-    ) {
-        let Some(head) = ex.head() else { return };
-        let status = replaced
-            .or_else(|| ex.status())
-            .or_else(|| resp.map(ResponseHead::code))
-            .unwrap_or(500);
-        if let Some(statsd) = self.log.statsd() {
-            statsd.request(status, elapsed);
-        }
-        let Some(access) = &self.access else { return };
-        let access = access.lock().unwrap_or_else(PoisonError::into_inner);
-        let served = Served {
-            head,
-            peer,
-            status,
-            sent: if replaced.is_some() { 0 } else { ex.sent() },
-            response: resp.filter(|_| replaced.is_none()),
-            environ: env,
-            elapsed,
-            pid: self.pid,
-        };
-        request::write_access(&access, &served);
     }
 }

@@ -13,12 +13,17 @@
 //!   before the import.
 //! - [`convert`]: Python objects as setting [`Value`](crate::settings::Value)s.
 //! - [`serve`]: serving: the master set up as gunicorn's arbiter (server hooks and HUP
-//!   reload from [`server_hooks`]), with [`worker`]'s body around [`sync`], the WSGI
-//!   sync worker, or [`gthread`], the WSGI gthread worker, over [`wsgi`] (environ,
-//!   `wsgi.input`, `start_response`, file wrapper), [`request`] (what both workers do
-//!   alike per request) and [`hooks`] (`pre_request` / `post_request` and their `worker`,
-//!   `req`, `resp`).
-//! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
+//!   reload from [`server_hooks`]) with [`worker`]'s body, which runs [`sync`], the WSGI
+//!   sync worker (over [`blocking`], its connection driver), or [`gthread`], the WSGI
+//!   gthread worker (over the engine), each set up by [`setup`] and serving every request
+//!   through [`pipeline`], the one WSGI request pipeline; under it [`wsgi`] (environ,
+//!   `wsgi.input`, `start_response`, file wrapper), [`request`] (hooks' `req`/`resp`, the
+//!   access record, client faults), [`hooks`] (`pre_request` / `post_request` and their
+//!   `worker`, `req`, `resp`) and [`pyio`] (I/O errors as Python sees them).
+//!
+//! The files are layered one way: `mod.rs` → `serve` → `worker` → `sync`/`gthread` →
+//! `setup`/`blocking` → `pipeline` → `request` → `wsgi`/`hooks` → `pyio`/`convert`.
+//! - [`cfg`](mod@cfg): the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
 //! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
@@ -38,6 +43,7 @@ pub mod config;
 pub mod convert;
 pub mod gthread;
 pub mod hooks;
+pub mod pipeline;
 pub mod pyio;
 pub mod request;
 pub mod serve;

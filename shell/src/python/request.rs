@@ -165,6 +165,14 @@ pub struct FileSource<'a> {
     pub size: u64,
 }
 
+impl FileSource<'_> {
+    /// How many bytes to send: the rest of the file, cut at what the response's framing
+    /// still allows (`Content-Length` left, when the framing is a length).
+    pub fn count(&self, allowed: Option<u64>) -> u64 {
+        allowed.map_or(self.size, |n| n.min(self.size))
+    }
+}
+
 /// The wrapped file as a regular file with a descriptor (its buffered writes flushed);
 /// `None` when it has none (the caller iterates the wrapper instead).
 pub fn file_source<'a>(py: Python<'_>, w: &'a FileWrapper) -> PyResult<Option<FileSource<'a>>> {

@@ -22,7 +22,8 @@ use pyo3::types::{PyDict, PyList};
 
 use super::convert::{format_traceback, handle};
 use super::hooks::{HookLog, WorkerObj, this_worker};
-use crate::arbiter::hooks::{ReexecCommand, Reload, ServerHooks, ServerInfo, WorkerInfo};
+use crate::arbiter::hooks::{ReexecCommand, Reload};
+use crate::lifecycle::{ServerHooks, ServerInfo, WorkerInfo};
 use crate::log::Logger;
 use crate::settings::{Env, Settings, Value};
 

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use super::app::{AppErrorKind, load_app};
 use super::convert::{exc_str, format_traceback, write_stream};
 use super::hooks::{Hooks, WorkerObj, this_worker};
+use super::pipeline::Pipeline;
 use super::wsgi::{EnvironBuilder, ErrorStream, TemplateParts};
 use crate::listen::ListenAddr;
 use crate::log::access::AccessLog;
@@ -107,9 +108,28 @@ pub struct Common {
     pub obj: Py<WorkerObj>,
     /// The address of each listener, by index.
     pub locals: Vec<Local>,
+    /// `wsgi.multithread`: the gthread worker.
+    pub multithread: bool,
 }
 
 impl Common {
+    /// The request pipeline of this worker for `app` (`max_requests` left to the worker).
+    pub fn pipeline(self, app: Py<PyAny>, ctx: &WorkerContext, sendfile: bool) -> Pipeline {
+        Pipeline {
+            app,
+            builder: std::sync::Mutex::new(self.environ),
+            hooks: self.hooks,
+            obj: self.obj,
+            access: self.access.map(std::sync::Mutex::new),
+            log: ctx.log.clone(),
+            pid: ctx.pid,
+            sendfile,
+            timeout: ctx.timeout,
+            gthread: self.multithread,
+            max_requests: 0,
+        }
+    }
+
     /// The pieces for worker `ctx` under `settings`; `multithread` is the environ's
     /// `wsgi.multithread`. An error is the text to print.
     pub fn new(
@@ -160,6 +180,6 @@ impl Common {
                 ListenAddr::Unix(p) => Local::Unix(p.as_os_str().as_encoded_bytes().to_vec()),
             })
             .collect();
-        Ok(Common { environ, access, hooks: Hooks::from_settings(py, s), obj, locals })
+        Ok(Common { environ, access, hooks: Hooks::from_settings(py, s), obj, locals, multithread })
     }
 }

@@ -43,22 +43,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::environ::{self, ConnInfo, Environ, EnvironConfig, Local};
+use ferrocorn_core::environ::{self, ConnInfo, EnvironConfig, Local};
 use ferrocorn_core::{Connection, Peer, ProtoConfig, RecvError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::PyDict;
 
 use super::blocking::{self, BlockingExchange, HeadResult, SharedExchange, lock};
 use super::convert::{exc_str, format_traceback};
-use super::hooks::{Hooks, WorkerObj};
+use super::pipeline::Pipeline;
 use super::pyio::{self, stop_error};
-use super::request::{self, ClientFault, Served, peer_ip, request_obj, response_obj};
+use super::request::{self, ClientFault, peer_ip};
 use super::setup::{Common, environ_config, setup_failed, worker_app};
-use super::wsgi::{EarlyHints, EnvironBuilder, FileWrapper, Input, StartResponse, bytes_of};
 use crate::heartbeat::monotonic_ms;
-use crate::log::access::AccessLog;
 use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings};
 use crate::transport::{self, Stream};
@@ -133,8 +130,8 @@ static ABORTED: AtomicBool = AtomicBool::new(false);
 /// then `SystemExit(1)` raised where the application is.
 #[pyclass(module = "ferrocorn.workers", name = "AbortHandler", frozen)]
 pub struct AbortHandler {
-    hooks: Arc<dyn crate::arbiter::hooks::ServerHooks>,
-    info: crate::arbiter::hooks::WorkerInfo,
+    hooks: Arc<dyn crate::lifecycle::ServerHooks>,
+    info: crate::lifecycle::WorkerInfo,
 }
 
 impl std::fmt::Debug for AbortHandler {
@@ -202,14 +199,10 @@ fn install_quit(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-struct Worker<'a> {
-    body: &'a SyncBody,
+struct Worker {
     ctx: WorkerContext,
-    app: Py<PyAny>,
-    environ: EnvironBuilder,
-    access: Option<AccessLog>,
-    hooks: Hooks,
-    obj: Py<WorkerObj>,
+    /// The request pipeline (the application, hooks, access log).
+    pipeline: Pipeline,
     locals: Vec<Local>,
     /// Keeps the file faulthandler writes stacks into open.
     abort_file: Option<Py<PyAny>>,
@@ -221,35 +214,25 @@ struct Worker<'a> {
     environ_cfg: EnvironConfig,
 }
 
-/// What the end of a request needs to know.
-#[derive(Debug)]
-struct Done {
-    /// A status that replaced the application's (500 page, error page).
-    status: Option<u16>,
-}
-
-impl<'a> Worker<'a> {
+impl Worker {
     fn new(
         py: Python<'_>,
-        body: &'a SyncBody,
+        body: &SyncBody,
         ctx: WorkerContext,
         app: Py<PyAny>,
-    ) -> Result<Worker<'a>, String> {
+    ) -> Result<Worker, String> {
         // This generation's settings (a HUP reload gives new workers new ones): the parser
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = proto_config(&settings)?;
         let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
-        let Common { environ, access, hooks, obj, locals } =
-            Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
+        let common = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
+        let locals = common.locals.clone();
+        let mut pipeline = common.pipeline(app, &ctx, body.sendfile);
+        pipeline.max_requests = ctx.max_requests;
         Ok(Worker {
-            body,
-            hooks,
             ctx,
-            app,
-            environ,
-            access,
-            obj,
+            pipeline,
             locals,
             abort_file: None,
             rbuf: vec![0; blocking::READ_CHUNK],
@@ -258,7 +241,9 @@ impl<'a> Worker<'a> {
         })
     }
     fn alive(&self) -> bool {
-        self.ctx.signals.alive() && self.obj.get().is_alive() && !ABORTED.load(Ordering::Relaxed)
+        self.ctx.signals.alive()
+            && self.pipeline.obj.get().is_alive()
+            && !ABORTED.load(Ordering::Relaxed)
     }
 
     /// ABRT (the master's timeout) as gunicorn handles it, plus the stacks: a Python
@@ -299,9 +284,7 @@ impl<'a> Worker<'a> {
                 if let Err(e) = self.ctx.log.reopen() {
                     self.ctx.log.error(e);
                 }
-                if let Some(Err(e)) = self.access.as_mut().map(AccessLog::reopen) {
-                    self.ctx.log.error(e);
-                }
+                self.pipeline.reopen_access();
             }
             if self.ctx.parent_changed() {
                 self.ctx.log.info(format_args!("Parent changed, shutting down: {}", self.ctx.pid));
@@ -436,56 +419,13 @@ impl<'a> Worker<'a> {
             client.as_bytes(),
             monotonic_ms(),
         );
-        let method_uri = request::method_uri(head);
-        let expect_continue = head.expect_continue;
-        request::log_request(&self.ctx.log, &self.hooks, head);
-        let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
         let conn_info = ConnInfo { peer, local: self.locals[listener].clone(), tls: false };
         let built = environ::build(head, &conn_info, &self.environ_cfg);
+        let request = self.pipeline.request(py, head, peer, built, Instant::now());
         drop(g);
-
-        // gunicorn's order: pre_request, the environ, then the request is counted.
-        let pre = request::pre_request(py, &self.hooks, &self.obj, req.as_ref());
-        let start = Instant::now();
-        let nr = self.obj.get().count_request();
-        if self.ctx.max_requests > 0 && nr >= self.ctx.max_requests {
-            self.ctx.log.info("Autorestarting worker after current request.");
-            self.obj.get().stop();
-        }
-        let mut environ_dict: Option<Bound<'_, PyDict>> = None;
-        let mut done = Done { status: None };
-        let outcome = match (pre, built) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Err(e)) => {
-                let out = request::environ_refused(&self.ctx.log, &peer, &e);
-                lock(py, &ex).send_raw(py, &out);
-                done.status = Some(e.status());
-                Ok(())
-            }
-            (Ok(()), Ok(env)) => self.start_app(py, &ex, env, expect_continue).and_then(|d| {
-                environ_dict = Some(d.clone());
-                self.call_app(py, &ex, d)
-            }),
-        };
-        if let Err(err) = outcome {
-            done.status = self.app_error(py, &ex, &err, &method_uri, &peer);
-        }
-        let elapsed = start.elapsed();
+        self.pipeline.serve(py, &ex, request);
         let ctx = &self.ctx;
         ctx.heartbeat.end_request();
-        self.access(py, &ex, &peer, &done, elapsed);
-        request::post_request(
-            py,
-            &self.hooks,
-            &self.ctx.log,
-            &self.obj,
-            req.as_ref(),
-            environ_dict.as_ref(),
-            || {
-                let g = lock(py, &ex);
-                response_obj(py, g.head.as_ref(), g.writer.as_ref().map_or(0, |w| w.sent()))
-            },
-        );
         let mut g = lock(py, &ex);
         // Read whole: the body (if any) was consumed and nothing beyond it arrived. A
         // client that stalled past its deadline is not waited for again (no drain).
@@ -499,165 +439,8 @@ impl<'a> Worker<'a> {
         close(py, ctx, stream, fully_read);
     }
 
-    /// Builds the environ dict (`100 Continue`, when asked, is owed from now on: sent when
-    /// the application first waits for the body).
-    fn start_app<'py>(
-        &mut self,
-        py: Python<'py>,
-        ex: &SharedExchange,
-        env: Environ,
-        expect_continue: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let input = Bound::new(py, Input::new(Arc::clone(ex)))?.into_any();
-        let d = self.environ.build(py, &env, input)?;
-        EarlyHints::install(&d, Arc::clone(ex))?;
-        let mut g = lock(py, ex);
-        g.environ = Some(env);
-        g.continue_due = expect_continue;
-        Ok(d)
-    }
-
     fn reject(&self, peer: &Peer, e: &RecvError) {
         self.ctx.log.warning(format_args!("Invalid request from ip={}: {e}", peer_ip(peer)));
-    }
-
-    /// Calls the application and writes its response.
-    fn call_app<'py>(
-        &self,
-        py: Python<'py>,
-        ex: &SharedExchange,
-        environ: Bound<'py, PyDict>,
-    ) -> PyResult<()> {
-        let sr = Bound::new(py, StartResponse::new(Arc::clone(ex)))?;
-        let result = self.app.bind(py).call1((environ, sr))?;
-        let written = self.write_result(py, ex, &result);
-        written.and(request::close_result(py, &result))
-    }
-
-    fn write_result(
-        &self,
-        py: Python<'_>,
-        ex: &SharedExchange,
-        result: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        if self.body.sendfile {
-            if let Ok(w) = result.cast::<FileWrapper>() {
-                if self.send_file(py, ex, w.get())? {
-                    return Ok(());
-                }
-            }
-        }
-        if result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>() {
-            let items: Vec<Bound<'_, PyAny>> = result.try_iter()?.collect::<PyResult<_>>()?;
-            let mut chunks: Vec<&[u8]> = Vec::with_capacity(items.len());
-            for item in &items {
-                chunks.push(bytes_of(item)?);
-            }
-            let mut g = lock(py, ex);
-            if g.head.is_none() {
-                return g.finish(py);
-            }
-            return g.send_body(py, &chunks, true);
-        }
-        for item in result.try_iter()? {
-            let item = item?;
-            if self.ctx.signals.quick() {
-                // A generator that caught the quick stop's `SystemExit` (or never waited
-                // where Python could raise it) ends here.
-                return Err(stop_error());
-            }
-            let data = bytes_of(&item)?;
-            lock(py, ex).send_body(py, &[data], false)?;
-        }
-        lock(py, ex).finish(py)
-    }
-
-    /// Sends a `wsgi.file_wrapper` result with sendfile(2); `false` when its file has no
-    /// usable descriptor (the caller iterates it instead).
-    fn send_file(&self, py: Python<'_>, ex: &SharedExchange, w: &FileWrapper) -> PyResult<bool> {
-        let Some(src) = request::file_source(py, w)? else { return Ok(false) };
-        let mut g = lock(py, ex);
-        let count = g.writer.as_ref().and_then(|wr| wr.remaining()).unwrap_or(src.size);
-        g.send_file(py, src.fd, src.offset, count)?;
-        g.finish(py)?;
-        Ok(true)
-    }
-
-    /// Answers an exception of the application (or a hook); returns the status that was
-    /// sent in place of the application's, if any.
-    fn app_error(
-        &self,
-        py: Python<'_>,
-        ex: &SharedExchange,
-        err: &PyErr,
-        method_uri: &str,
-        peer: &Peer,
-    ) -> Option<u16> {
-        let mut g = lock(py, ex);
-        // The client's doing, let through by the application (its `OSError`): one line,
-        // no traceback; an answer if one can still go.
-        if let Some(fault) = g.fault.filter(|_| err.is_instance_of::<PyOSError>(py)) {
-            fault.log(&self.ctx.log, false, peer, method_uri, g.timeout());
-            let page = fault.page(g.timeout()).filter(|_| !g.headers_sent && !g.client_gone);
-            let (status, out) = page?;
-            g.send_raw(py, &out);
-            return Some(status);
-        }
-        if g.client_gone {
-            self.ctx.log.debug("Ignoring connection closed by the client");
-            return None;
-        }
-        if let Some(e) = g.body_error.clone() {
-            self.ctx.log.warning(format_args!("Invalid request from ip={}: {e}", peer_ip(peer)));
-            if g.headers_sent {
-                return None;
-            }
-            let mut out = Vec::new();
-            ferrocorn_core::response::error_response(&e, &mut out);
-            g.send_raw(py, &out);
-            return Some(e.status());
-        }
-        let tb = format_traceback(py, err);
-        if g.headers_sent {
-            self.ctx.log.exception(format_args!("Error handling request\n{}", tb.trim_end()));
-            g.client_gone = true;
-            return None;
-        }
-        self.ctx
-            .log
-            .exception(format_args!("Error handling request {method_uri}\n{}", tb.trim_end()));
-        let mut out = Vec::new();
-        ferrocorn_core::response::internal_error_page(&mut out);
-        g.send_raw(py, &out);
-        Some(500)
-    }
-
-    fn access(
-        &self,
-        py: Python<'_>,
-        ex: &SharedExchange,
-        peer: &Peer,
-        done: &Done,
-        elapsed: Duration,
-    ) {
-        let g = lock(py, ex);
-        let Some(head) = g.conn.head() else { return };
-        let status = done.status.or_else(|| g.head.as_ref().map(|h| h.code())).unwrap_or(500);
-        if let Some(statsd) = self.ctx.log.statsd() {
-            statsd.request(status, elapsed);
-        }
-        let Some(access) = &self.access else { return };
-        let served = Served {
-            head,
-            peer,
-            status,
-            sent: if done.status.is_some() { 0 } else { g.writer.as_ref().map_or(0, |w| w.sent()) },
-            response: g.head.as_ref().filter(|_| done.status.is_none()),
-            environ: g.environ.as_ref(),
-            elapsed,
-            pid: self.ctx.pid,
-        };
-        request::write_access(access, &served);
     }
 }
 

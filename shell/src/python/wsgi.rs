@@ -212,7 +212,8 @@ pub fn lock_any<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
 // wsgi.input
 // ---------------------------------------------------------------------------------------
 
-/// A request body as `wsgi.input` reads it (the sync worker's [`Exchange`], the
+/// A request body as `wsgi.input` reads it (the sync worker's
+/// [`super::blocking::BlockingExchange`], the
 /// gthread worker's request), shared as `Arc<Mutex<_>>` with the worker.
 pub trait BodyRead: Send + std::fmt::Debug {
     /// Reads at most `size` bytes (all that is left when `size` is `None` or negative).

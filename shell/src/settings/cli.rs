@@ -9,9 +9,10 @@
 //! algorithm (Python 3.11), with its error texts.
 
 use super::defs::SETTINGS;
+use super::env::Env;
+use super::setting::{Action, CliType, Setting};
 use super::validate::{parse_auto_int, parse_int_base10};
 use super::value::{Value, str_repr};
-use super::{Action, CliType, Env, Setting};
 
 /// The program name used in usage, errors and `--version`.
 pub const PROG: &str = "ferrocorn";

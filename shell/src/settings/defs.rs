@@ -6,9 +6,9 @@
 //! its text; settings added later carry `since` and, unless harmless, `Unsupported`.
 
 use super::env::Env;
+use super::setting::{Action, CliType, DefaultSpec, Section, Setting, Support};
 use super::validate::Validator;
 use super::value::Value;
-use super::{Action, CliType, DefaultSpec, Section, Setting, Support};
 
 const BASE: Setting = Setting {
     name: "",

@@ -4,7 +4,8 @@
 //! `FERROCORN_BLESS=1 cargo test -p ferrocorn settings_doc`.
 
 use super::cli::PROG;
-use super::{Action, DefaultSpec, SETTINGS, Section, Setting, Support};
+use super::defs::SETTINGS;
+use super::setting::{Action, DefaultSpec, Section, Setting, Support};
 
 /// How a default reads in the docs (independent of the machine generating them).
 fn default_doc(s: &Setting) -> String {

@@ -12,7 +12,8 @@ use ferrocorn_core::config::{
 };
 use ferrocorn_core::{AllowList, Limits, ProtoConfig};
 
-use super::{Settings, Value};
+use super::resolve::Settings;
+use super::value::Value;
 
 /// The parser policy the settings describe; an error names a setting whose value the
 /// translation does not know.

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use super::cli::{self, Parsed, ParsedArgs, UsageError};
 use super::defs::{SETTINGS, index_of};
 use super::env::{Env, shlex_split};
+use super::setting::{Setting, Support};
 use super::validate::{Ctx, Importer, normalize_path};
 use super::value::Value;
-use super::{Setting, Support};
 
 /// The worker implementations ferrocorn has (see [`Settings::worker_kind`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

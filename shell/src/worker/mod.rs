@@ -23,9 +23,9 @@ use signal_hook::consts::signal::{
     SIGABRT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
 };
 
-pub use crate::arbiter::decide::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
-use crate::arbiter::hooks::{ServerHooks, WorkerInfo};
 use crate::heartbeat::{Heartbeats, Slot};
+pub use crate::lifecycle::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+use crate::lifecycle::{ServerHooks, WorkerInfo};
 use crate::listen::Listener;
 use crate::log::Logger;
 use crate::settings::Settings;

@@ -21,7 +21,7 @@
 //! A body the engine spooled to a file before the handler was called reads from the file
 //! (never blocking on the network).
 //!
-//! Without `Expect`, the same holds for a body with more than [`DRAIN_BUDGET`] left unread
+//! Without `Expect`, the same holds for a body with more than `DRAIN_BUDGET` (64 KiB) left unread
 //! when the response starts (it says `Connection: close`); less is skipped after the
 //! response went out, to keep the connection.
 //!
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use ferrocorn_core::h1::RequestHead;
 use ferrocorn_core::response::{self, BodyWriter, Framing, RequestInfo, ResponseHead};
-use ferrocorn_core::{Event, Peer};
+use ferrocorn_core::{Event, Peer, RecvError};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 
@@ -121,6 +121,19 @@ pub(super) struct Setup {
     pub timeout: Duration,
     pub server: &'static [u8],
 }
+
+/// A request body that broke its framing: the core's verdict, inside the `InvalidData`
+/// error a body read returns (its text is the verdict's).
+#[derive(Debug)]
+pub struct BodyError(pub RecvError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {}
 
 fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the request is over")
@@ -340,7 +353,7 @@ impl Exchange {
                 },
                 Err(e) => {
                     self.body_failed = true;
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, BodyError(e)));
                 }
             }
         }

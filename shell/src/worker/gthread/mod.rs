@@ -133,7 +133,7 @@ pub mod exchange;
 pub mod hello;
 mod options;
 
-pub use exchange::{Exchange, Failed, Handler};
+pub use exchange::{BodyError, Exchange, Failed, Handler};
 pub use options::{Options, SPOOL_LIMIT};
 
 use super::{WorkerBody, WorkerContext};
