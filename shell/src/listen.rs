@@ -109,7 +109,7 @@ pub struct BindOptions {
     pub attempts: u32,
     /// Pause after each failed attempt (gunicorn: 1 s).
     pub retry_delay: Duration,
-    /// `https` in the listener's name (TLS comes later).
+    /// `https` in the listener's name.
     pub is_ssl: bool,
 }
 

@@ -100,7 +100,59 @@ impl AsFd for Stream {
     }
 }
 
+/// What a look at a socket's receive queue found ([`Stream::peek`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peeked {
+    /// Bytes are waiting.
+    Data,
+    /// The peer closed its side (and nothing is waiting).
+    Eof,
+    /// Nothing yet.
+    Nothing,
+}
+
 impl Stream {
+    /// Reads what is there into `buf` (on a non-blocking socket, `WouldBlock` when
+    /// nothing is).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    /// Writes what the socket takes of `buf`.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    /// Writes what the socket takes of `bufs`, in order (`writev(2)`).
+    pub fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    /// Looks, without waiting and without taking anything, at what the peer sent.
+    pub fn peek(&self) -> io::Result<Peeked> {
+        let mut byte = [0u8; 1];
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&self.as_fd()),
+            &mut byte,
+            flags,
+        ) {
+            Ok(0) => Ok(Peeked::Eof),
+            Ok(_) => Ok(Peeked::Data),
+            Err(Errno::EAGAIN) => Ok(Peeked::Nothing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One `sendfile(2)` of at most `count` bytes of `file` from `*offset` (advanced by
     /// what went); the bytes sent.
     pub fn sendfile(
@@ -240,16 +292,8 @@ pub const DRAIN_BYTES: usize = 64 * 1024;
 /// at most [`DRAIN_TIME`]), then close, so the client reads our answer rather than a
 /// reset. Each read waits at most `wait` (a beat interval) and the worker beats after it.
 pub fn close_graceful(mut stream: Stream, fully_read: bool, beat: &Slot, wait: Duration) {
-    if fully_read {
-        let mut probe = [0u8; 1];
-        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-        if let Err(Errno::EAGAIN) = nix::sys::socket::recv(
-            std::os::fd::AsRawFd::as_raw_fd(&stream.as_fd()),
-            &mut probe,
-            flags,
-        ) {
-            return;
-        }
+    if fully_read && matches!(stream.peek(), Ok(Peeked::Nothing)) {
+        return;
     }
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
@@ -300,7 +344,6 @@ pub fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, timeout: Duration) -> io:
 /// Writes all of `bufs` (in order) to the non-blocking `stream`, waiting at most
 /// `timeout` each time the socket is full.
 pub fn write_all_ready(stream: &Stream, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
-    let fd = stream.as_fd();
     let mut idx = 0;
     let mut off = 0;
     while idx < bufs.len() {
@@ -316,7 +359,7 @@ pub fn write_all_ready(stream: &Stream, bufs: &[&[u8]], timeout: Duration) -> io
             slices[n] = IoSlice::new(if i == 0 { &b[off..] } else { b });
             n += 1;
         }
-        match nix::sys::uio::writev(fd, &slices[..n]) {
+        match stream.send_vectored(&slices[..n]) {
             Ok(mut w) => {
                 while w > 0 && idx < bufs.len() {
                     let left = bufs[idx].len() - off;
@@ -330,9 +373,11 @@ pub fn write_all_ready(stream: &Stream, bufs: &[&[u8]], timeout: Duration) -> io
                     }
                 }
             }
-            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, timeout)?,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_ready(stream.as_fd(), PollFlags::POLLOUT, timeout)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

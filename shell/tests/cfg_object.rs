@@ -3,7 +3,7 @@
 //!
 //! tests/fixtures/cfg/compare.py builds both (gunicorn's through `WSGIApplication`,
 //! ferrocorn's through `ferrocorn._ferrocorn._cfg_for_argv`, the code behind
-//! `python::cfg::cfg_object`) and prints every difference hook code could see: every
+//! `python::config_object::cfg_object`) and prints every difference hook code could see: every
 //! setting as an attribute and in `cfg.settings`, the derived properties, `str(cfg)`,
 //! the `AttributeError`s, `cfg.set()` with good and bad values. Runs in the project venv
 //! (`.venv`, or `FERROCORN_VENV`), which holds gunicorn 27.0.1 and the installed ferrocorn

@@ -5,7 +5,7 @@ attributes (``server.cfg.workers``, ``worker.cfg.bind``), uses the derived prope
 (``worker_class_str``, ``address``, ``uid``, ``proc_name``, ``is_ssl``, ``env``,
 ``sendfile``, ...), looks at ``cfg.settings[name].value`` and sometimes calls
 ``cfg.set(name, value)``. This module is that class, with gunicorn 27's behaviour, filled
-by ferrocorn's Rust settings layer (``ferrocorn/_ferrocorn``, ``shell/src/python/cfg.rs``),
+by ferrocorn's Rust settings layer (``ferrocorn/_ferrocorn``, ``shell/src/python/config_object.rs``),
 which has already resolved and validated every value: the values are plain Python objects
 of gunicorn's types, and hooks given in the config file are the very function objects
 the config file defined.

@@ -55,22 +55,22 @@ use crate::worker::gthread::{self, BodyError, Exchange, Failed, Handler};
 
 /// The WSGI gthread worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
-pub struct GthreadBody {
+pub struct WsgiGthreadBody {
     preloaded: Option<Py<PyAny>>,
     environ: EnvironConfig,
     sendfile: bool,
 }
 
-impl GthreadBody {
+impl WsgiGthreadBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master.
     pub fn new(
         settings: &Settings,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
-    ) -> Result<GthreadBody, String> {
+    ) -> Result<WsgiGthreadBody, String> {
         let proto = proto_config(settings)?;
         let environ = environ_config(&proto);
-        Ok(GthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
+        Ok(WsgiGthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
     }
 
     /// Serves in a forked worker; the exit status. The worker follows its generation's

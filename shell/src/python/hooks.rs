@@ -284,9 +284,9 @@ impl WorkerObj {
     }
 }
 
-/// `worker.cfg` (and `server.cfg`): gunicorn's `Config`, from [`super::cfg::cfg_object`].
+/// `worker.cfg` (and `server.cfg`): gunicorn's `Config`, from [`super::config_object::cfg_object`].
 fn cfg_namespace<'py>(py: Python<'py>, settings: &Settings) -> PyResult<Bound<'py, PyAny>> {
-    Ok(super::cfg::cfg_object(py, settings)?.into_bound(py))
+    Ok(super::config_object::cfg_object(py, settings)?.into_bound(py))
 }
 
 /// A setting value as a Python object.

@@ -6,7 +6,7 @@
 //! command line; the interpreter is already initialised, so virtualenvs, `sys.path` and
 //! `sys.executable` are exactly what the user's Python says.
 //!
-//! - [`config`]: the config file executed as module `__config__` (or `python:MODULE`
+//! - [`config_file`]: the config file executed as module `__config__` (or `python:MODULE`
 //!   imported), its setting-named globals handed to the settings layer, and the importer
 //!   for `module.func` hook strings.
 //! - [`app`]: gunicorn's `import_app` and PasteDeploy loading, and the environment set-up
@@ -23,7 +23,7 @@
 //!
 //! The files are layered one way: `mod.rs` → `serve` → `worker` → `sync`/`gthread` →
 //! `setup`/`blocking` → `pipeline` → `request` → `wsgi`/`hooks` → `pyio`/`convert`.
-//! - [`cfg`](mod@cfg): the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
+//! - [`config_object`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
 //! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
@@ -38,8 +38,8 @@
 
 pub mod app;
 pub mod blocking;
-pub mod cfg;
-pub mod config;
+pub mod config_file;
+pub mod config_object;
 pub mod convert;
 pub mod gthread;
 pub mod hooks;
@@ -65,7 +65,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> PyResult<u8> {
     server_hooks::record_start();
     let _ = server_hooks::ARGV.set(argv.to_vec());
     let env = Env::from_process();
-    let out = run::run_full(argv, &env, &config::PythonConfig, Some(&serve::PythonApp));
+    let out = run::run_full(argv, &env, &config_file::PythonConfig, Some(&serve::PythonApp));
     if let Some(err) = convert::take_escaped() {
         return Err(err);
     }
@@ -87,7 +87,7 @@ pub mod extension {
     }
 
     #[pymodule_export]
-    use super::cfg::_cfg_for_argv;
+    use super::config_object::_cfg_for_argv;
 
     /// Runs the `ferrocorn` command with these arguments (without the program name) and
     /// returns its exit code.

@@ -103,7 +103,7 @@ impl Generation {
     fn new(py: Python<'_>, settings: &Settings) -> PyResult<Generation> {
         Ok(Generation {
             hooks: Generation::hooks_of(py, settings),
-            cfg: super::cfg::cfg_object(py, settings)?,
+            cfg: super::config_object::cfg_object(py, settings)?,
             timeout: u64::try_from(settings.int("timeout")).unwrap_or(0),
         })
     }
@@ -352,7 +352,7 @@ impl Reload for PythonReload {
     fn reload(&self) -> Result<Settings, String> {
         let argv = ARGV.get().cloned().unwrap_or_default();
         let env = Env::from_process();
-        match crate::settings::resolve::load(&argv, &env, &super::config::PythonConfig) {
+        match crate::settings::resolve::load(&argv, &env, &super::config_file::PythonConfig) {
             Ok(crate::settings::resolve::Loaded::Settings(s)) => {
                 // A parser policy that does not build is refused like a broken config
                 // (the arbiter also refuses what ferrocorn cannot serve): the running

@@ -63,13 +63,13 @@ use crate::worker::WorkerContext;
 
 /// The WSGI sync worker body (run through [`super::worker::WsgiBody`]).
 #[derive(Debug)]
-pub struct SyncBody {
+pub struct WsgiSyncBody {
     preloaded: Option<Py<PyAny>>,
     environ: EnvironConfig,
     sendfile: bool,
 }
 
-impl SyncBody {
+impl WsgiSyncBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master. The
     /// parser policy is checked here, so a bad one stops the master before it forks; each
     /// worker builds its own from its generation's settings.
@@ -77,9 +77,9 @@ impl SyncBody {
         settings: &Settings,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
-    ) -> Result<SyncBody, String> {
+    ) -> Result<WsgiSyncBody, String> {
         let proto = proto_config(settings)?;
-        Ok(SyncBody {
+        Ok(WsgiSyncBody {
             preloaded,
             environ: environ_config(&proto),
             sendfile: settings.sendfile(env),
@@ -217,7 +217,7 @@ struct Worker {
 impl Worker {
     fn new(
         py: Python<'_>,
-        body: &SyncBody,
+        body: &WsgiSyncBody,
         ctx: WorkerContext,
         app: Py<PyAny>,
     ) -> Result<Worker, String> {

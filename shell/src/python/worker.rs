@@ -5,14 +5,14 @@
 use pyo3::prelude::*;
 
 use super::convert::write_stream;
-use super::gthread::GthreadBody;
+use super::gthread::WsgiGthreadBody;
 use super::setup::setup_failed;
-use super::sync::SyncBody;
+use super::sync::WsgiSyncBody;
 use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings, WorkerKind};
 use crate::worker::{WorkerBody, WorkerContext};
 
-/// The WSGI worker body: [`SyncBody`] or [`GthreadBody`] by the worker class of each
+/// The WSGI worker body: [`WsgiSyncBody`] or [`WsgiGthreadBody`] by the worker class of each
 /// worker's generation, so a HUP that changes `worker_class` (or `threads`) gives the new
 /// workers the new class, as in gunicorn. Built in the master (which may have preloaded
 /// the application) and run in every forked worker.
@@ -42,12 +42,14 @@ impl WorkerBody for WsgiBody {
             let preloaded = self.preloaded.as_ref().map(|app| app.clone_ref(py));
             // The master checked these settings before it took them (at start or HUP).
             let code = match ctx.settings.worker_kind() {
-                Ok(WorkerKind::Sync) => match SyncBody::new(&ctx.settings, preloaded, &self.env) {
-                    Ok(b) => b.run(py, ctx),
-                    Err(text) => setup_failed(py, &text),
-                },
+                Ok(WorkerKind::Sync) => {
+                    match WsgiSyncBody::new(&ctx.settings, preloaded, &self.env) {
+                        Ok(b) => b.run(py, ctx),
+                        Err(text) => setup_failed(py, &text),
+                    }
+                }
                 Ok(WorkerKind::Gthread) => {
-                    match GthreadBody::new(&ctx.settings, preloaded, &self.env) {
+                    match WsgiGthreadBody::new(&ctx.settings, preloaded, &self.env) {
                         Ok(b) => b.run(py, &ctx),
                         Err(text) => setup_failed(py, &text),
                     }

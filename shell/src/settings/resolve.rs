@@ -173,7 +173,7 @@ pub trait ConfigSource {
 }
 
 /// The config source of the plain Rust binary, which embeds no Python: refuses honestly.
-/// The Python package's command uses `python::config::PythonConfig` instead.
+/// The Python package's command uses `python::config_file::PythonConfig` instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoPython;
 

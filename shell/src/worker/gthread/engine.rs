@@ -20,7 +20,7 @@ use super::options::Options;
 use crate::heartbeat::{Heartbeats, Slot, monotonic_ms};
 use crate::listen::Listener;
 use crate::log::Logger;
-use crate::transport::Stream;
+use crate::transport::{Peeked, Stream};
 use crate::worker::WorkerContext;
 
 /// The token of the eventfd that wakes every thread to exit.
@@ -35,8 +35,8 @@ const SWEEP_MS: u64 = 100;
 /// How many pending connections one listener wake-up accepts at most. A busy worker sees
 /// its listener again only after the connections ready before it (the poller's ready list
 /// is first in, first out), so a burst that arrives while the workers serve is accepted
-/// this many at a time per round; fewer than 8 left wrk's 256 connections waiting in the
-/// backlog for over a second. How they spread over the workers is [`BALANCE_SLACK`]'s.
+/// this many at a time per round (a much smaller batch leaves a burst waiting in the
+/// backlog for rounds on end). How they spread over the workers is [`BALANCE_SLACK`]'s.
 const ACCEPT_BATCH: usize = 16;
 /// A wake-up stops accepting (after the first connection) once this worker has this many
 /// more open connections than the least loaded other worker: the rest of a burst is left
@@ -46,9 +46,8 @@ const BALANCE_SLACK: usize = 4;
 /// found all blocked in requests: how soon a follower is promoted when every serving
 /// thread is stuck in a request.
 const TICK_BUSY: Duration = Duration::from_millis(1);
-/// The tick while connections are open but requests do not block: 800 wake-ups a second
-/// of the main thread were 7 to 9% of a worker's CPU samples serving Flask hello world,
-/// for nothing. The first blocking request after such a stretch waits up to this long for
+/// The tick while connections are open but requests do not block: a fast tick would cost
+/// the main thread's wake-ups for nothing. The first blocking request after such a stretch waits up to this long for
 /// a follower, and turns the fast tick on.
 const TICK_WARM: Duration = Duration::from_millis(5);
 /// How long the fast tick stays on after every serving thread was last found blocked.
@@ -75,7 +74,7 @@ struct LeaderState {
 }
 
 #[derive(Debug, Default)]
-struct SlotState {
+struct ConnSlot {
     generation: u32,
     conn: Option<Box<Conn>>,
 }
@@ -103,34 +102,77 @@ enum Next {
     Lost,
 }
 
-/// State shared by the threads of one worker.
-struct Shared<'a, H> {
+/// A worker's engine: what its threads share, by concern.
+struct Engine<'a, H> {
     handler: &'a H,
     opts: &'a Options,
     proto: Arc<ProtoConfig>,
     log: &'a Logger,
     epoll: Epoll,
     wake: EventFd,
+    /// A body could not be spooled (`tmp_upload_dir` unusable): said once per worker.
+    spool_warned: AtomicBool,
+    /// The `Server` header value.
+    server: &'static [u8],
+    io_timeout: Duration,
+    io_timeout_ms: u64,
+    /// Leader/follower: which thread polls, and when a follower is promoted.
+    lead: Leadership,
+    /// The listeners, and the balance of connections over the workers.
+    accept: Accepting<'a>,
+    /// The connection slots.
+    conns: Slots,
+    /// Stopping: gracefully, at once, after `max_requests`.
+    stop: Stop,
+}
+
+/// Leader/follower (see the module documentation).
+struct Leadership {
+    /// Leader/follower: whether a thread polls (or is about to), how many wait to.
+    leader: Mutex<LeaderState>,
+    followers: Condvar,
+    /// When the last leader stopped polling to serve (monotonic ms).
+    leader_left: AtomicU64,
+    /// The kernel thread ids of the serving threads (0 until started).
+    tids: Vec<std::sync::atomic::AtomicI32>,
     /// The main thread sleeps at the idle tick because no request came for a while
     /// ([`FAST_FOR_MS`]); the next request to arrive writes `nudge` so that it ticks fast
     /// again, in case that request blocks and another one needs a follower.
     quiet: AtomicBool,
     nudge: EventFd,
+}
+
+/// The listeners in the poller, and this worker's share of the connections.
+struct Accepting<'a> {
     listeners: &'a [Listener],
     /// Whether listener `i` is in the poller (it leaves it at `worker_connections` and on
     /// stop). Changed under this lock only.
     listening: Mutex<Vec<bool>>,
     /// Listener `i` left the poller at `worker_connections`: a hint for
-    /// [`Shared::resume_accept`], which decides under `listening`.
+    /// [`Engine::resume_accept`], which decides under `listening`.
     paused: Vec<AtomicBool>,
     /// Listener `i` had connections pending when its last wake-up stopped accepting
     /// ([`ACCEPT_BATCH`], [`BALANCE_SLACK`]): the next thread about to poll accepts more
     /// first, rather than when the poller reports the listener again, behind every
     /// connection ready before it.
     more: Vec<AtomicBool>,
-    slots: Vec<Mutex<SlotState>>,
+    /// This worker's heartbeat slot, where it publishes its open connections, and every
+    /// worker's ([`Engine::balance`]).
+    slot: &'a Slot,
+    peers: Heartbeats,
+    me: usize,
+}
+
+/// The connection slots: a connection parked in the poller lives in its slot; the token
+/// of its events is its index and the slot's generation.
+struct Slots {
+    slots: Vec<Mutex<ConnSlot>>,
     free: Mutex<Vec<u32>>,
     nconns: AtomicUsize,
+}
+
+/// How and when the worker stops.
+struct Stop {
     /// No new connections, no more keep-alive (TERM, `max_requests`).
     stopping: Arc<AtomicBool>,
     /// Idle connections are closed at once: the worker exits now. A graceful stop (TERM,
@@ -140,26 +182,8 @@ struct Shared<'a, H> {
     /// is dropped.
     closing_idle: AtomicBool,
     exit: AtomicBool,
-    /// A body could not be spooled (`tmp_upload_dir` unusable): said once per worker.
-    spool_warned: AtomicBool,
     requests: AtomicU64,
     max_requests: u64,
-    /// The `Server` header value.
-    server: &'static [u8],
-    /// Leader/follower: whether a thread polls (or is about to), how many wait to.
-    leader: Mutex<LeaderState>,
-    followers: Condvar,
-    /// When the last leader stopped polling to serve (monotonic ms).
-    leader_left: AtomicU64,
-    /// The kernel thread ids of the serving threads (0 until started).
-    tids: Vec<std::sync::atomic::AtomicI32>,
-    io_timeout: Duration,
-    io_timeout_ms: u64,
-    /// This worker's heartbeat slot, where it publishes its open connections, and every
-    /// worker's ([`Shared::balance`]).
-    slot: &'a Slot,
-    peers: Heartbeats,
-    me: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,7 +205,7 @@ fn token(idx: u32, generation: u32) -> u64 {
 /// Runs the gthread engine in this worker process until it is told to stop; returns the
 /// exit status.
 pub(super) fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options) -> u8 {
-    match Shared::new(ctx, handler, opts) {
+    match Engine::new(ctx, handler, opts) {
         Ok(shared) => {
             ctx.booted();
             shared.publish();
@@ -194,7 +218,7 @@ pub(super) fn serve<H: Handler>(ctx: &WorkerContext, handler: &H, opts: &Options
     }
 }
 
-impl<'a, H: Handler> Shared<'a, H> {
+impl<'a, H: Handler> Engine<'a, H> {
     fn new(ctx: &'a WorkerContext, handler: &'a H, opts: &'a Options) -> io::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
@@ -206,64 +230,75 @@ impl<'a, H: Handler> Shared<'a, H> {
         let io_timeout = if ctx.timeout.is_zero() { Duration::from_secs(30) } else { ctx.timeout };
         // Once per worker process, for the life of the process.
         let server: &'static [u8] = Box::leak(opts.server.clone().into_boxed_slice());
-        Ok(Shared {
+        Ok(Engine {
             handler,
             opts,
             proto: Arc::clone(&opts.proto),
             log: &ctx.log,
             epoll,
             wake,
-            quiet: AtomicBool::new(false),
-            nudge: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
-            listeners: &ctx.listeners,
-            listening: Mutex::new(vec![true; ctx.listeners.len()]),
-            paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
-            more: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
-            slots: (0..cap).map(|_| Mutex::new(SlotState::default())).collect(),
-            free: Mutex::new((0..cap as u32).rev().collect()),
-            nconns: AtomicUsize::new(0),
-            stopping: Arc::new(AtomicBool::new(false)),
-            closing_idle: AtomicBool::new(false),
-            exit: AtomicBool::new(false),
             spool_warned: AtomicBool::new(false),
-            requests: AtomicU64::new(0),
-            max_requests: ctx.max_requests,
             server,
-            leader: Mutex::new(LeaderState::default()),
-            followers: Condvar::new(),
-            leader_left: AtomicU64::new(0),
-            tids: (0..opts.threads.max(1)).map(|_| std::sync::atomic::AtomicI32::new(0)).collect(),
             io_timeout,
             io_timeout_ms: io_timeout.as_millis() as u64,
-            slot: ctx.heartbeat,
-            peers: ctx.peers,
-            me: ctx.slot,
+            lead: Leadership {
+                leader: Mutex::new(LeaderState::default()),
+                followers: Condvar::new(),
+                leader_left: AtomicU64::new(0),
+                tids: (0..opts.threads.max(1))
+                    .map(|_| std::sync::atomic::AtomicI32::new(0))
+                    .collect(),
+                quiet: AtomicBool::new(false),
+                nudge: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+            },
+            accept: Accepting {
+                listeners: &ctx.listeners,
+                listening: Mutex::new(vec![true; ctx.listeners.len()]),
+                paused: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
+                more: ctx.listeners.iter().map(|_| AtomicBool::new(false)).collect(),
+                slot: ctx.heartbeat,
+                peers: ctx.peers,
+                me: ctx.slot,
+            },
+            conns: Slots {
+                slots: (0..cap).map(|_| Mutex::new(ConnSlot::default())).collect(),
+                free: Mutex::new((0..cap as u32).rev().collect()),
+                nconns: AtomicUsize::new(0),
+            },
+            stop: Stop {
+                stopping: Arc::new(AtomicBool::new(false)),
+                closing_idle: AtomicBool::new(false),
+                exit: AtomicBool::new(false),
+                requests: AtomicU64::new(0),
+                max_requests: ctx.max_requests,
+            },
         })
     }
 
     /// Publishes this worker's open connections in its heartbeat slot, for the other
-    /// workers' [`Shared::balance`]; nothing once it stops accepting for good.
+    /// workers' [`Engine::balance`]; nothing once it stops accepting for good.
     fn publish(&self) {
-        let open =
-            (!self.stopping.load(Ordering::SeqCst)).then(|| self.nconns.load(Ordering::SeqCst));
-        self.slot.set_accepting(open);
+        let open = (!self.stop.stopping.load(Ordering::SeqCst))
+            .then(|| self.conns.nconns.load(Ordering::SeqCst));
+        self.accept.slot.set_accepting(open);
     }
 
     /// How many more open connections this worker has than the least loaded other
     /// accepting worker (0 without another one).
     fn excess(&self) -> usize {
-        let mine = self.nconns.load(Ordering::SeqCst);
-        self.peers
-            .fewest_connections(self.me, monotonic_ms(), PEER_FRESH_MS)
+        let mine = self.conns.nconns.load(Ordering::SeqCst);
+        self.accept
+            .peers
+            .fewest_connections(self.accept.me, monotonic_ms(), PEER_FRESH_MS)
             .map_or(0, |fewest| mine.saturating_sub(fewest))
     }
 
     /// Balances new connections over the workers. The kernel offers a new connection to
     /// the workers waiting on the listener in the order they registered it
     /// (`EPOLLEXCLUSIVE` entries queue at the tail, and the first one waiting takes it),
-    /// so an idle first worker would take nearly all of a burst (162 of wrk's 256
-    /// keep-alive connections against 94, and each keeps its worker for the whole run:
-    /// the crowded worker's clients wait longer). After accepting, a worker that has more
+    /// so an idle first worker would take nearly all of a burst (and a keep-alive
+    /// connection keeps its worker for its life: the crowded worker's clients wait
+    /// longer). After accepting, a worker that has more
     /// connections than another accepting worker registers listener `i` again, which puts
     /// it at the back of that queue: the next connection goes to a worker that is waiting
     /// ahead of it. Nothing is lost meanwhile: a connection arriving between the two
@@ -273,21 +308,21 @@ impl<'a, H: Handler> Shared<'a, H> {
         if self.excess() == 0 {
             return;
         }
-        let mut listening = lock(&self.listening);
+        let mut listening = lock(&self.accept.listening);
         if !listening[i] {
             return;
         }
-        let fd = self.listeners[i].as_fd();
+        let fd = self.accept.listeners[i].as_fd();
         if self.epoll.delete(fd).is_err() || self.epoll.add(fd, listen_event(i)).is_err() {
             // Out of the poller: it comes back when a connection closes.
             let _ = self.epoll.delete(fd);
             listening[i] = false;
-            self.paused[i].store(true, Ordering::SeqCst);
+            self.accept.paused[i].store(true, Ordering::SeqCst);
         }
     }
 
     /// The main thread: heartbeat, signals, deadlines, graceful stop. The `threads`
-    /// serving threads run [`Shared::thread_loop`].
+    /// serving threads run [`Engine::thread_loop`].
     fn run(&self, ctx: &WorkerContext) -> u8 {
         let done = AtomicUsize::new(0);
         std::thread::scope(|scope| {
@@ -297,7 +332,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                     .name(format!("ferrocorn-{i}"))
                     .spawn_scoped(scope, move || {
                         block_signals();
-                        self.tids[i].store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
+                        self.lead.tids[i].store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
                         self.handler.run_thread(&mut || self.thread_loop());
                         done.fetch_add(1, Ordering::SeqCst);
                     });
@@ -324,12 +359,12 @@ impl<'a, H: Handler> Shared<'a, H> {
     }
 
     fn halt(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.closing_idle.store(true, Ordering::SeqCst);
-        self.exit.store(true, Ordering::SeqCst);
+        self.stop.stopping.store(true, Ordering::SeqCst);
+        self.stop.closing_idle.store(true, Ordering::SeqCst);
+        self.stop.exit.store(true, Ordering::SeqCst);
         let _ = self.wake.write(1);
-        let _g = lock(&self.leader);
-        self.followers.notify_all();
+        let _g = lock(&self.lead.leader);
+        self.lead.followers.notify_all();
     }
 
     /// Wakes a follower to poll when no thread has polled for [`PROMOTE_MS`], one is
@@ -345,20 +380,20 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// responses) does not count.
     fn promote(&self, now: u64) -> bool {
         {
-            let st = lock(&self.leader);
+            let st = lock(&self.lead.leader);
             if st.polling
                 || st.idle == 0
-                || now < self.leader_left.load(Ordering::Relaxed) + PROMOTE_MS
+                || now < self.lead.leader_left.load(Ordering::Relaxed) + PROMOTE_MS
             {
                 return false;
             }
         }
-        if self.tids.iter().any(|t| thread_running(t.load(Ordering::Relaxed))) {
+        if self.lead.tids.iter().any(|t| thread_running(t.load(Ordering::Relaxed))) {
             return false;
         }
-        let st = lock(&self.leader);
+        let st = lock(&self.lead.leader);
         if !st.polling && st.idle > 0 {
-            self.followers.notify_one();
+            self.lead.followers.notify_one();
         }
         true
     }
@@ -388,9 +423,9 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
                 self.handler.reopen_logs();
             }
-            let stop_now = !ctx.signals.alive() || self.stopping.load(Ordering::SeqCst);
+            let stop_now = !ctx.signals.alive() || self.stop.stopping.load(Ordering::SeqCst);
             if stop_now && stop_deadline.is_none() {
-                self.stopping.store(true, Ordering::SeqCst);
+                self.stop.stopping.store(true, Ordering::SeqCst);
                 self.stop_listening();
                 self.drain_listeners();
                 stop_deadline = Some(Instant::now() + ctx.graceful_timeout);
@@ -410,31 +445,33 @@ impl<'a, H: Handler> Shared<'a, H> {
                 last_away = now;
             }
             if let Some(end) = stop_deadline {
-                if self.nconns.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
+                if self.conns.nconns.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
                     return 0;
                 }
             }
             // The fast ticks are for promoting followers: only with several threads and
             // requests coming (idle keep-alive connections, such as a proxy's pool, leave
             // the main thread at the idle tick).
-            let served = self.requests.load(Ordering::Relaxed);
+            let served = self.stop.requests.load(Ordering::Relaxed);
             if served != last_served {
                 (last_served, last_request) = (served, now);
             }
             let quiet = now >= last_request + FAST_FOR_MS && now >= last_away + FAST_FOR_MS;
-            let tick =
-                if self.opts.threads == 1 || self.nconns.load(Ordering::Relaxed) == 0 || quiet {
-                    TICK_IDLE
-                } else if now < last_away + FAST_FOR_MS {
-                    TICK_BUSY
-                } else {
-                    TICK_WARM
-                };
+            let tick = if self.opts.threads == 1
+                || self.conns.nconns.load(Ordering::Relaxed) == 0
+                || quiet
+            {
+                TICK_IDLE
+            } else if now < last_away + FAST_FOR_MS {
+                TICK_BUSY
+            } else {
+                TICK_WARM
+            };
             if quiet && self.opts.threads > 1 {
-                self.quiet.store(true, Ordering::SeqCst);
+                self.lead.quiet.store(true, Ordering::SeqCst);
             }
-            if wait_signal(ctx, tick, self.nudge.as_fd()) {
-                let _ = self.nudge.read();
+            if wait_signal(ctx, tick, self.lead.nudge.as_fd()) {
+                let _ = self.lead.nudge.read();
                 last_request = monotonic_ms();
             }
         }
@@ -455,8 +492,8 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// [`Options::buffer_body`]) did not within the request deadline is answered
     /// `408 Request Timeout`, with one log line, rather than closed silently.
     fn sweep(&self, now: u64, close_idle: bool) {
-        let stopping = close_idle || self.closing_idle.load(Ordering::SeqCst);
-        for (idx, slot) in self.slots.iter().enumerate() {
+        let stopping = close_idle || self.stop.closing_idle.load(Ordering::SeqCst);
+        for (idx, slot) in self.conns.slots.iter().enumerate() {
             let expired = {
                 let mut s = lock(slot);
                 match &s.conn {
@@ -507,7 +544,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         );
         c.out.clear();
         c.out_pos = 0;
-        let _ = nix::unistd::write(c.stream.as_fd(), &page);
+        let _ = c.stream.send(&page);
         c.close_after = true;
     }
 
@@ -515,7 +552,7 @@ impl<'a, H: Handler> Shared<'a, H> {
     fn thread_loop(&self) {
         let mut scratch = vec![0u8; 64 * 1024];
         let mut events = [EpollEvent::empty()];
-        while !self.exit.load(Ordering::Relaxed) {
+        while !self.stop.exit.load(Ordering::Relaxed) {
             if let Some(i) = self.accept_due() {
                 if let Some((idx, generation, conn)) = self.accept_batch(i) {
                     self.run_conn(idx, generation, conn, &mut scratch);
@@ -523,20 +560,20 @@ impl<'a, H: Handler> Shared<'a, H> {
                 continue;
             }
             {
-                let mut st = lock(&self.leader);
-                while st.polling && !self.exit.load(Ordering::Relaxed) {
+                let mut st = lock(&self.lead.leader);
+                while st.polling && !self.stop.exit.load(Ordering::Relaxed) {
                     st.idle += 1;
-                    st = self.followers.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = self.lead.followers.wait(st).unwrap_or_else(|p| p.into_inner());
                     st.idle -= 1;
                 }
                 st.polling = true;
             }
             let waited = self.epoll.wait(&mut events, EpollTimeout::NONE);
             {
-                let mut st = lock(&self.leader);
+                let mut st = lock(&self.lead.leader);
                 st.polling = false;
             }
-            self.leader_left.store(monotonic_ms(), Ordering::Relaxed);
+            self.lead.leader_left.store(monotonic_ms(), Ordering::Relaxed);
             match waited {
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(_) => {}
@@ -551,7 +588,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                 continue;
             }
             if t >= LISTEN {
-                if self.stopping.load(Ordering::SeqCst) {
+                if self.stop.stopping.load(Ordering::SeqCst) {
                     // The listeners stay ready (level-triggered) until they leave the
                     // poller: take them out now rather than at the main thread's next
                     // tick, and leave the pending connections to the next worker.
@@ -566,7 +603,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
             let (idx, generation) = (t as u32, (t >> 32) as u32);
             let conn = {
-                let mut s = lock(&self.slots[idx as usize]);
+                let mut s = lock(&self.conns.slots[idx as usize]);
                 if s.generation != generation {
                     continue;
                 }
@@ -585,9 +622,9 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// other workers are not lost when they do not take them either: the listener stays
     /// in this worker's ready list (level-triggered) and comes round again.
     fn accept_due(&self) -> Option<usize> {
-        let i = self.more.iter().position(|m| m.load(Ordering::Relaxed))?;
-        self.more[i].store(false, Ordering::Relaxed);
-        if self.stopping.load(Ordering::Relaxed) || !lock(&self.listening)[i] {
+        let i = self.accept.more.iter().position(|m| m.load(Ordering::Relaxed))?;
+        self.accept.more[i].store(false, Ordering::Relaxed);
+        if self.stop.stopping.load(Ordering::Relaxed) || !lock(&self.accept.listening)[i] {
             return None;
         }
         (self.excess() <= BALANCE_SLACK).then_some(i)
@@ -596,7 +633,7 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// Accepts what is pending on listener `i` (at most [`ACCEPT_BATCH`]): the first
     /// connection is returned to be served at once, the others are parked in the poller
     /// (their request, if already there, makes them ready at once). Stops early at
-    /// `worker_connections`, where [`Shared::accept`] takes the listener out of the poller,
+    /// `worker_connections`, where [`Engine::accept`] takes the listener out of the poller,
     /// and when this worker has [`BALANCE_SLACK`] more connections than another.
     fn accept_batch(&self, i: usize) -> Option<(u32, u32, Box<Conn>)> {
         let mut first = None;
@@ -628,7 +665,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                 }
             }
         }
-        self.more[i].store(more, Ordering::Relaxed);
+        self.accept.more[i].store(more, Ordering::Relaxed);
         if first.is_some() {
             self.balance(i);
         }
@@ -637,7 +674,7 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Accepts one connection on listener `i`.
     fn accept(&self, i: usize) -> Accepted {
-        let listener = &self.listeners[i];
+        let listener = &self.accept.listeners[i];
         let accepted = socket2::SockRef::from(listener).accept();
         let (sock, addr) = match accepted {
             Ok(x) => x,
@@ -652,7 +689,7 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
         };
         // Accepted after a stop began: served all the same (one request, then closed).
-        let n = self.nconns.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = self.conns.nconns.fetch_add(1, Ordering::SeqCst) + 1;
         self.publish();
         let full = n >= self.opts.worker_connections;
         if full {
@@ -674,7 +711,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         addr: &socket2::SockAddr,
     ) -> Option<(u32, u32, Box<Conn>)> {
         if sock.set_nonblocking(true).is_err() {
-            self.nconns.fetch_sub(1, Ordering::SeqCst);
+            self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
         let (stream, peer) = match addr.as_socket() {
@@ -684,12 +721,12 @@ impl<'a, H: Handler> Shared<'a, H> {
             }
             None => (Stream::Unix(sock.into()), Peer::Unix),
         };
-        let Some(idx) = lock(&self.free).pop() else {
-            self.nconns.fetch_sub(1, Ordering::SeqCst);
+        let Some(idx) = lock(&self.conns.free).pop() else {
+            self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
             return None;
         };
         let generation = {
-            let mut s = lock(&self.slots[idx as usize]);
+            let mut s = lock(&self.conns.slots[idx as usize]);
             s.generation = s.generation.wrapping_add(1);
             s.generation
         };
@@ -719,26 +756,27 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// Takes listener `i` out of the poller while the worker is at `worker_connections`:
     /// connections wait in the kernel's backlog, or go to another worker.
     fn pause(&self, i: usize) {
-        let mut listening = lock(&self.listening);
+        let mut listening = lock(&self.accept.listening);
         // Set before reading `nconns` (and `close` decrements it before reading
         // `paused`): a connection closing meanwhile either keeps the listener in or
         // sees the flag and puts it back.
-        self.paused[i].store(true, Ordering::SeqCst);
-        if listening[i] && self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections {
-            let _ = self.epoll.delete(self.listeners[i].as_fd());
+        self.accept.paused[i].store(true, Ordering::SeqCst);
+        if listening[i] && self.conns.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections
+        {
+            let _ = self.epoll.delete(self.accept.listeners[i].as_fd());
             listening[i] = false;
         }
         if listening[i] {
-            self.paused[i].store(false, Ordering::SeqCst);
+            self.accept.paused[i].store(false, Ordering::SeqCst);
         }
     }
 
     /// Takes every listener out of the poller for good (`stopping` is set). The main
-    /// thread then calls [`Shared::drain_listeners`].
+    /// thread then calls [`Engine::drain_listeners`].
     fn stop_listening(&self) {
         {
-            let mut listening = lock(&self.listening);
-            for (l, on) in self.listeners.iter().zip(listening.iter_mut()) {
+            let mut listening = lock(&self.accept.listening);
+            for (l, on) in self.accept.listeners.iter().zip(listening.iter_mut()) {
                 if std::mem::take(on) {
                     let _ = self.epoll.delete(l.as_fd());
                 }
@@ -759,7 +797,7 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// next one arrives and wakes another worker (for ever, on a quiet server). What
     /// arrives after the listeners left the poller wakes the other workers.
     fn drain_listeners(&self) {
-        for i in 0..self.listeners.len() {
+        for i in 0..self.accept.listeners.len() {
             loop {
                 let c = match self.accept(i) {
                     Accepted::Conn(idx, generation, conn) => Some((idx, generation, conn)),
@@ -768,7 +806,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                     Accepted::Empty => break,
                 };
                 let full = c.is_none()
-                    || self.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
+                    || self.conns.nconns.load(Ordering::SeqCst) >= self.opts.worker_connections;
                 if let Some((idx, generation, conn)) = c {
                     self.park_fresh(idx, generation, conn);
                 }
@@ -781,15 +819,15 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Puts paused listeners back in the poller when there is room again.
     fn resume_accept(&self) {
-        for (i, p) in self.paused.iter().enumerate() {
+        for (i, p) in self.accept.paused.iter().enumerate() {
             if !p.load(Ordering::SeqCst) {
                 continue;
             }
-            let mut listening = lock(&self.listening);
+            let mut listening = lock(&self.accept.listening);
             if !listening[i]
-                && !self.stopping.load(Ordering::SeqCst)
-                && self.nconns.load(Ordering::SeqCst) < self.opts.worker_connections
-                && self.epoll.add(self.listeners[i].as_fd(), listen_event(i)).is_ok()
+                && !self.stop.stopping.load(Ordering::SeqCst)
+                && self.conns.nconns.load(Ordering::SeqCst) < self.opts.worker_connections
+                && self.epoll.add(self.accept.listeners[i].as_fd(), listen_event(i)).is_ok()
             {
                 listening[i] = true;
                 p.store(false, Ordering::SeqCst);
@@ -804,11 +842,11 @@ impl<'a, H: Handler> Shared<'a, H> {
             // turn into a reset that destroys the answer in flight.
             let _ = conn.stream.shutdown(std::net::Shutdown::Write);
             let mut buf = [0u8; 4096];
-            let _ = nix::unistd::read(conn.stream.as_fd(), &mut buf);
+            let _ = conn.stream.recv(&mut buf);
         }
         drop(conn);
-        lock(&self.free).push(idx);
-        self.nconns.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.conns.free).push(idx);
+        self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
         self.publish();
         self.resume_accept();
     }
@@ -819,8 +857,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         let next = self.drive(&mut held, scratch);
         let Some(conn) = held else {
             // The handler kept the connection: it is gone for us.
-            lock(&self.free).push(idx);
-            self.nconns.fetch_sub(1, Ordering::SeqCst);
+            lock(&self.conns.free).push(idx);
+            self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
             self.publish();
             self.resume_accept();
             return;
@@ -840,7 +878,7 @@ impl<'a, H: Handler> Shared<'a, H> {
 
     /// Puts a connection in the poller, owned by nobody, until it is ready or `deadline`.
     fn park(&self, idx: u32, generation: u32, mut conn: Box<Conn>, write: bool, deadline: u64) {
-        if !write && self.closing_idle.load(Ordering::SeqCst) && closable_on_stop(&conn) {
+        if !write && self.stop.closing_idle.load(Ordering::SeqCst) && closable_on_stop(&conn) {
             return self.close(idx, conn);
         }
         conn.deadline = deadline;
@@ -850,7 +888,7 @@ impl<'a, H: Handler> Shared<'a, H> {
         let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
         // Under the slot's lock: the event may fire at once, and its thread must find the
         // connection in the slot.
-        let mut s = lock(&self.slots[idx as usize]);
+        let mut s = lock(&self.conns.slots[idx as usize]);
         let r = if conn.registered {
             self.epoll.modify(conn.stream.as_fd(), &mut ev)
         } else {
@@ -867,11 +905,11 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// Writes the pending output without blocking: `Ok(true)` when all of it went.
     fn flush(conn: &mut Conn) -> io::Result<bool> {
         while conn.out_pos < conn.out.len() {
-            match nix::unistd::write(conn.stream.as_fd(), &conn.out[conn.out_pos..]) {
+            match conn.stream.send(&conn.out[conn.out_pos..]) {
                 Ok(n) => conn.out_pos += n,
-                Err(Errno::EAGAIN) => return Ok(false),
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         conn.out.clear();
@@ -949,7 +987,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                         continue;
                     }
                     let idle = c.core.is_idle();
-                    match nix::unistd::read(c.stream.as_fd(), scratch) {
+                    match c.stream.recv(scratch) {
                         Ok(0) => c.core.receive_eof(),
                         Ok(n) => {
                             // A spooled body must progress every `timeout` seconds (as a
@@ -960,11 +998,11 @@ impl<'a, H: Handler> Shared<'a, H> {
                             c.may_read = n == scratch.len();
                             c.core.receive(&scratch[..n]);
                         }
-                        Err(Errno::EAGAIN) => {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             c.may_read = false;
                             return self.park_read(c);
                         }
-                        Err(Errno::EINTR) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => return Next::Close,
                     }
                 }
@@ -1068,8 +1106,8 @@ impl<'a, H: Handler> Shared<'a, H> {
         // gunicorn refuses keep-alive once `worker_connections - threads` connections are
         // kept; here the count includes the connections being served.
         !self.opts.keepalive.is_zero()
-            && !self.stopping.load(Ordering::Relaxed)
-            && self.nconns.load(Ordering::Relaxed)
+            && !self.stop.stopping.load(Ordering::Relaxed)
+            && self.conns.nconns.load(Ordering::Relaxed)
                 <= self.opts.worker_connections.saturating_sub(self.opts.threads).max(1)
     }
 
@@ -1078,20 +1116,21 @@ impl<'a, H: Handler> Shared<'a, H> {
     /// the connection for the next one.
     fn dispatch(&self, held: &mut Option<Box<Conn>>, streaming: bool, expect: bool) {
         let Some(conn) = held.take() else { return };
-        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.quiet.load(Ordering::Relaxed) && self.quiet.swap(false, Ordering::SeqCst) {
-            let _ = self.nudge.write(1);
+        let n = self.stop.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.lead.quiet.load(Ordering::Relaxed) && self.lead.quiet.swap(false, Ordering::SeqCst)
+        {
+            let _ = self.lead.nudge.write(1);
         }
-        if self.max_requests > 0 && n == self.max_requests {
+        if self.stop.max_requests > 0 && n == self.stop.max_requests {
             self.log.info("Autorestarting worker after current request.");
-            self.stopping.store(true, Ordering::SeqCst);
+            self.stop.stopping.store(true, Ordering::SeqCst);
         }
         let mark = conn.out.len();
         let setup = Setup {
             streaming,
             expect_continue: expect,
             server_keepalive: self.server_keepalive(),
-            stopping: Arc::clone(&self.stopping),
+            stopping: Arc::clone(&self.stop.stopping),
             timeout: self.io_timeout,
             server: self.server,
         };
@@ -1244,23 +1283,14 @@ fn block_signals() {
 /// its keep-alive deadline, the same bound as for a worker that keeps running, or for
 /// [`STOP_LINGER_MS`] if that is sooner (as gunicorn 27).
 fn closable_on_stop(c: &Conn) -> bool {
-    use std::os::fd::AsRawFd;
     if !c.core.is_idle() || c.core.requests() == 0 {
         return false;
     }
-    let mut byte = [0u8; 1];
-    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-    matches!(
-        nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags),
-        Ok(0) | Err(Errno::EAGAIN)
-    )
+    matches!(c.stream.peek(), Ok(Peeked::Eof | Peeked::Nothing))
 }
 
 /// Whether a parked reading connection has a request waiting for a thread: bytes of it in
 /// the socket, unread because every serving thread was busy when they came.
 fn request_waiting(c: &Conn) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut byte = [0u8; 1];
-    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-    matches!(nix::sys::socket::recv(c.stream.as_fd().as_raw_fd(), &mut byte, flags), Ok(1))
+    matches!(c.stream.peek(), Ok(Peeked::Data))
 }

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use ferrocorn_core::h1::RequestHead;
 use ferrocorn_core::response::{self, BodyWriter, Framing, RequestInfo, ResponseHead};
 use ferrocorn_core::{Event, Peer, RecvError};
-use nix::errno::Errno;
 use nix::poll::PollFlags;
 
 use super::conn::Conn;
@@ -263,10 +262,10 @@ impl Exchange {
     pub(super) fn flush_ready(&mut self) {
         let Some(c) = self.conn.as_mut() else { return };
         while c.out_pos < c.out.len() {
-            match nix::unistd::write(c.stream.as_fd(), &c.out[c.out_pos..]) {
+            match c.stream.send(&c.out[c.out_pos..]) {
                 Ok(n) => c.out_pos += n,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     self.broken = true;
                     return;
@@ -333,11 +332,10 @@ impl Exchange {
                 ) => {
                     self.body_done = true;
                 }
-                Ok(Event::NeedData) => match nix::unistd::read(c.stream.as_fd(), &mut self.scratch)
-                {
+                Ok(Event::NeedData) => match c.stream.recv(&mut self.scratch) {
                     Ok(0) => c.core.receive_eof(),
                     Ok(n) => c.core.receive(&self.scratch[..n]),
-                    Err(Errno::EAGAIN) => {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if let Err(e) =
                             wait_ready(c.stream.as_fd(), PollFlags::POLLIN, self.timeout)
                         {
@@ -345,10 +343,10 @@ impl Exchange {
                             return Err(e);
                         }
                     }
-                    Err(Errno::EINTR) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         self.body_failed = true;
-                        return Err(e.into());
+                        return Err(e);
                     }
                 },
                 Err(e) => {

@@ -36,9 +36,7 @@
 //! of the kernel's queue; a wake-up accepts at most 16 and stops once this worker has 4
 //! more than the least loaded one, and the connections it left pending are taken first
 //! thing by its next thread about to poll, if it is still within 4 (rather than when the
-//! poller reports the listener again, behind every connection ready before it). wrk's
-//! 256 connections at once split 128/128 (up to 130/126) instead of as unevenly as
-//! 55/201.
+//! poller reports the listener again, behind every connection ready before it).
 //!
 //! One thread polls at a time (the leader). When it takes an event it stops polling and
 //! serves, without waking anyone; when done it polls again, and gets the next ready event

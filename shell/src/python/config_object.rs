@@ -27,7 +27,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::config::PythonConfig;
+use super::config_file::PythonConfig;
 use super::convert::{handle, to_value, write_stream};
 use crate::settings::defs::index_of;
 use crate::settings::resolve::{self, Loaded};
