@@ -71,11 +71,10 @@ pub struct BlockingExchange {
     rbuf: Vec<u8>,
     pending: Vec<u8>,
     pending_pos: usize,
-    body_done: bool,
-    /// The error that ended the request body, if any.
-    pub body_error: Option<RecvError>,
-    /// The connection is unusable: the client went away, or stopped reading.
-    pub client_gone: bool,
+    /// Where reading the request body is.
+    body: BodyState,
+    /// Whether the connection can still carry bytes.
+    pub link: Link,
     /// Why the client failed the request, if it did (an `OSError` from `wsgi.input` or a
     /// write).
     pub fault: Option<ClientFault>,
@@ -100,8 +99,30 @@ pub struct BlockingExchange {
     /// Whether the head went out.
     pub headers_sent: bool,
     head_buf: Vec<u8>,
-    /// The request is over: input reads return nothing and writes fail.
-    pub over: bool,
+}
+
+/// Where reading the request body is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BodyState {
+    /// More may come.
+    Reading,
+    /// The body ended (or there is none).
+    Ended,
+    /// Reading failed: the client's doing (see `fault`), or the core's verdict on a body
+    /// that broke its framing.
+    Failed(Option<RecvError>),
+}
+
+/// Whether the connection can still carry bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// It can.
+    Open,
+    /// The client went away, or stopped reading: nothing more is sent.
+    Broken,
+    /// The request is over (the socket was taken out): input reads return nothing and
+    /// writes fail.
+    Closed,
 }
 
 impl BlockingExchange {
@@ -130,9 +151,8 @@ impl BlockingExchange {
             rbuf,
             pending: Vec::new(),
             pending_pos: 0,
-            body_done: false,
-            body_error: None,
-            client_gone: false,
+            body: BodyState::Reading,
+            link: Link::Open,
             fault: None,
             continue_due: false,
             deadline: Instant::now() + timeout,
@@ -151,7 +171,6 @@ impl BlockingExchange {
             writer: None,
             headers_sent: false,
             head_buf: Vec::with_capacity(256),
-            over: false,
         }
     }
 
@@ -210,7 +229,7 @@ impl BlockingExchange {
                     Ok(()) => {}
                     Err(e) if is_stopping(&e) => return HeadResult::Stopped,
                     Err(_) => {
-                        self.client_gone = true;
+                        self.link = Link::Broken;
                         return HeadResult::Gone;
                     }
                 },
@@ -223,7 +242,7 @@ impl BlockingExchange {
 
     /// Decodes more body into `pending`; `Ok(false)` at the end of the body.
     fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
-        if self.body_done || self.over {
+        if self.body != BodyState::Reading || self.link == Link::Closed {
             return Ok(false);
         }
         loop {
@@ -243,7 +262,7 @@ impl BlockingExchange {
                         self.send_continue(py);
                     }
                     if let Err(e) = self.read_socket(py) {
-                        self.body_done = true;
+                        self.body = BodyState::Failed(None);
                         if is_stopping(&e) {
                             return Err(stop_error());
                         }
@@ -251,7 +270,7 @@ impl BlockingExchange {
                         // A stalled client may still read an answer; a broken connection
                         // takes none.
                         if self.fault != Some(ClientFault::BodyStalled) {
-                            self.client_gone = true;
+                            self.link = Link::Broken;
                         }
                         return Err(PyOSError::new_err(format!(
                             "error reading the request body: {e}"
@@ -259,16 +278,15 @@ impl BlockingExchange {
                     }
                 }
                 Ok(_) => {
-                    self.body_done = true;
+                    self.body = BodyState::Ended;
                     return Ok(false);
                 }
                 Err(e) => {
-                    self.body_done = true;
                     let msg = e.to_string();
                     if matches!(e, RecvError::NoMoreData) {
                         self.fault = Some(ClientFault::Disconnected);
                     }
-                    self.body_error = Some(e);
+                    self.body = BodyState::Failed(Some(e));
                     return Err(PyOSError::new_err(msg));
                 }
             }
@@ -345,7 +363,7 @@ impl BlockingExchange {
     /// Empty chunks write nothing (a body with only empty chunks sends the head at
     /// `finish`).
     pub fn send_body(&mut self, py: Python<'_>, chunks: &[&[u8]], finish: bool) -> PyResult<()> {
-        if self.over || self.client_gone {
+        if self.link != Link::Open {
             return Err(PyOSError::new_err("the connection is closed"));
         }
         let Some(writer) = self.writer.as_mut() else {
@@ -418,7 +436,7 @@ impl BlockingExchange {
         offset: i64,
         count: u64,
     ) -> PyResult<u64> {
-        if self.over || self.client_gone {
+        if self.link != Link::Open {
             return Err(PyOSError::new_err("the connection is closed"));
         }
         let Some(writer) = self.writer.as_mut() else {
@@ -461,7 +479,7 @@ impl BlockingExchange {
         if is_stopping(e) {
             return;
         }
-        self.client_gone = true;
+        self.link = Link::Broken;
         if self.fault.is_none() {
             self.fault = ClientFault::of_io(e, true);
         }
@@ -469,7 +487,7 @@ impl BlockingExchange {
 
     /// Writes an error page when nothing was sent yet (the request is then over).
     pub fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) {
-        if self.headers_sent || self.client_gone {
+        if self.headers_sent || self.link != Link::Open {
             return;
         }
         self.headers_sent = true;
@@ -486,7 +504,7 @@ impl BlockingExchange {
                 )
             });
             if r.is_err() {
-                self.client_gone = true;
+                self.link = Link::Broken;
             }
         }
     }
@@ -497,7 +515,7 @@ impl BlockingExchange {
         if self.headers_sent {
             return Ok(());
         }
-        if self.over || self.client_gone {
+        if self.link != Link::Open {
             return Err(PyOSError::new_err("the connection is closed"));
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -516,7 +534,7 @@ impl BlockingExchange {
     /// Writes `100 Continue` (when the application first waits for the body), unless the
     /// final head went out already.
     pub fn send_continue(&mut self, py: Python<'_>) {
-        if self.headers_sent || self.client_gone {
+        if self.headers_sent || self.link != Link::Open {
             return;
         }
         if let Some(stream) = self.stream.as_mut() {
@@ -546,7 +564,7 @@ impl BlockingExchange {
 
     /// Takes the socket out (the request is over).
     pub fn take_stream(&mut self) -> Option<Stream> {
-        self.over = true;
+        self.link = Link::Closed;
         self.stream.take()
     }
 }
@@ -608,9 +626,12 @@ impl Driver for SharedExchange {
         let g = lock(py, self);
         Failure {
             started: g.headers_sent,
-            broken: g.client_gone,
+            broken: g.link == Link::Broken,
             fault: g.fault,
-            body_error: g.body_error.clone(),
+            body_error: match &g.body {
+                BodyState::Failed(verdict) => verdict.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -619,7 +640,7 @@ impl Driver for SharedExchange {
     }
 
     fn abandon(&self, py: Python<'_>) {
-        lock(py, self).client_gone = true;
+        lock(py, self).link = Link::Broken;
     }
 
     fn stopping(&self, py: Python<'_>) -> bool {

@@ -49,7 +49,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::blocking::{self, BlockingExchange, HeadResult, SharedExchange, lock};
+use super::blocking::{self, BlockingExchange, HeadResult, Link, SharedExchange, lock};
 use super::convert::{exc_str, format_traceback};
 use super::pipeline::Pipeline;
 use super::pyio::{self, stop_error};
@@ -429,7 +429,7 @@ impl Worker {
         let mut g = lock(py, &ex);
         // Read whole: the body (if any) was consumed and nothing beyond it arrived. A
         // client that stalled past its deadline is not waited for again (no drain).
-        let fully_read = !g.client_gone
+        let fully_read = g.link == Link::Open
             && (g.fault == Some(ClientFault::BodyStalled)
                 || matches!(g.conn.discard_body(&mut 0), Ok(ferrocorn_core::Discard::Done))
                     && g.conn.buffered() == 0);
