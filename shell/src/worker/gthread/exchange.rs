@@ -74,6 +74,18 @@ pub trait Handler: Send + Sync {
     fn reopen_logs(&self) {}
 }
 
+/// Where reading a request body is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum BodyState {
+    /// More may come (or the body is buffered whole).
+    #[default]
+    Reading,
+    /// The body was read to its end.
+    Ended,
+    /// Reading failed (the client, the deadline, or a framing error).
+    Failed,
+}
+
 /// A handler failed (it logged the reason itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Failed;
@@ -86,8 +98,8 @@ pub struct Exchange {
     /// The body streams from the socket (it was larger than the buffering limit).
     streaming: bool,
     body_pos: usize,
-    body_done: bool,
-    body_failed: bool,
+    /// Where reading the body is.
+    body: BodyState,
     /// Body bytes decoded from the socket so far (a streamed body).
     body_got: u64,
     scratch: Vec<u8>,
@@ -147,8 +159,7 @@ impl Exchange {
             conn: Some(conn),
             streaming: setup.streaming,
             body_pos: 0,
-            body_done: false,
-            body_failed: false,
+            body: BodyState::Reading,
             body_got: 0,
             scratch: Vec::new(),
             info: Some(info),
@@ -218,7 +229,9 @@ impl Exchange {
     /// locks first, e.g. the GIL).
     pub fn body_may_block(&self) -> bool {
         match &self.conn {
-            Some(c) => self.streaming && !self.body_done && self.body_pos == c.body.len(),
+            Some(c) => {
+                self.streaming && self.body != BodyState::Ended && self.body_pos == c.body.len()
+            }
             None => false,
         }
     }
@@ -229,8 +242,9 @@ impl Exchange {
         match &self.conn {
             Some(c) => {
                 !self.streaming
-                    || self.body_done
-                    || (!self.body_failed && c.core.state() == ferrocorn_core::ConnState::Done)
+                    || self.body == BodyState::Ended
+                    || (self.body != BodyState::Failed
+                        && c.core.state() == ferrocorn_core::ConnState::Done)
             }
             None => false,
         }
@@ -240,7 +254,7 @@ impl Exchange {
     /// socket (`None` for a chunked body, or when the body does not stream).
     pub(super) fn body_left(&self) -> Option<u64> {
         let c = self.conn.as_ref()?;
-        if !self.streaming || self.body_done {
+        if !self.streaming || self.body == BodyState::Ended {
             return Some(0);
         }
         match c.core.head()?.body {
@@ -253,7 +267,7 @@ impl Exchange {
     /// the connection ([`DRAIN_BUDGET`]): the connection closes after the response.
     fn body_abandoned(&self) -> bool {
         self.streaming
-            && !self.body_done
+            && self.body != BodyState::Ended
             && self.body_left().is_some_and(|n| n > DRAIN_BUDGET as u64)
     }
 
@@ -304,7 +318,7 @@ impl Exchange {
                 return Err(closed());
             }
             if let Err(e) = self.flush_with(&[response::CONTINUE]) {
-                self.body_failed = true;
+                self.body = BodyState::Failed;
                 return Err(e);
             }
         }
@@ -315,7 +329,7 @@ impl Exchange {
             self.scratch = vec![0; 64 * 1024];
         }
         loop {
-            if self.body_done || self.body_failed {
+            if self.body != BodyState::Reading {
                 return Ok(());
             }
             match c.core.next_event() {
@@ -330,7 +344,7 @@ impl Exchange {
                     | Event::ConnectionClosed
                     | Event::Request(_),
                 ) => {
-                    self.body_done = true;
+                    self.body = BodyState::Ended;
                 }
                 Ok(Event::NeedData) => match c.stream.recv(&mut self.scratch) {
                     Ok(0) => c.core.receive_eof(),
@@ -339,18 +353,18 @@ impl Exchange {
                         if let Err(e) =
                             wait_ready(c.stream.as_fd(), PollFlags::POLLIN, self.timeout)
                         {
-                            self.body_failed = true;
+                            self.body = BodyState::Failed;
                             return Err(e);
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.body_failed = true;
+                        self.body = BodyState::Failed;
                         return Err(e);
                     }
                 },
                 Err(e) => {
-                    self.body_failed = true;
+                    self.body = BodyState::Failed;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, BodyError(e)));
                 }
             }
@@ -369,7 +383,7 @@ impl Exchange {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     c.body.clear();
-                    self.body_failed = true;
+                    self.body = BodyState::Failed;
                     return Err(e);
                 }
             }
