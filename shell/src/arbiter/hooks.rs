@@ -27,7 +27,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::log::Logger;
-use crate::settings::Settings;
+use crate::settings::{ServerConfig, Settings};
 
 /// The master as hooks see it (gunicorn's `server`, the `Arbiter`).
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +47,8 @@ pub struct ServerInfo<'a> {
     pub listeners: &'a [String],
     /// The settings in force (`server.cfg`).
     pub settings: &'a Settings,
+    /// Their configuration.
+    pub config: &'a ServerConfig,
     /// The error log (`server.log`).
     pub log: &'a Logger,
     /// The pid of the master started by USR2, while it runs (`server.reexec_pid`).
@@ -107,10 +109,11 @@ impl ServerHooks for NoHooks {}
 
 /// Re-resolves the settings on HUP, as at start: for the `ferrocorn` command that means
 /// the command line, `GUNICORN_CMD_ARGS` and the config file run again in Python.
-/// `Err` carries the text to log; the master then keeps its configuration.
+/// `Err` carries the text to log (settings that do not load, or that ferrocorn cannot
+/// serve: [`ServerConfig::new`]); the master then keeps its configuration.
 pub trait Reload {
-    /// The settings to run with from now on.
-    fn reload(&self) -> Result<Settings, String>;
+    /// The settings to run with from now on, and their configuration.
+    fn reload(&self) -> Result<(Settings, ServerConfig), String>;
 }
 
 /// The program USR2 executes, with the listeners inherited (gunicorn's `START_CTX` and

@@ -14,7 +14,8 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use super::convert::{ensure_on_sys_path, format_traceback, repr, write_stream};
 use crate::run::{AppLoader, Outcome};
-use crate::settings::{Settings, Value};
+use crate::settings::config::AppConfig;
+use crate::settings::{ServerConfig, Settings};
 
 /// What kind of failure stopped the application from loading; gunicorn's workers exit
 /// with a different code for each.
@@ -81,21 +82,19 @@ fn chained(py: Python<'_>, new: PyErr, old: &PyErr) -> PyErr {
 /// starting directory on `sys.path`, changes to `chdir` and puts it first on `sys.path`,
 /// puts each `pythonpath` entry (made absolute) first on `sys.path`, and sets the
 /// `raw_env` variables in `os.environ`.
-pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
+pub fn prepare_import(py: Python<'_>, settings: &Settings, app: &AppConfig) -> PyResult<()> {
     let os = PyModule::import(py, "os")?;
     // gunicorn's first `Application.chdir()`, before the config file: the starting
     // directory goes on sys.path whatever `--chdir` says later, so `--chdir sub` still
     // imports an application that sits beside the command.
     ensure_on_sys_path(py, &crate::settings::Env::from_process().cwd.to_string_lossy())?;
-    if let Some(dir) = settings.str("chdir") {
+    if let Some(dir) = &app.chdir {
         os.call_method1("chdir", (dir,))?;
         ensure_on_sys_path(py, dir)?;
     }
-    if let Some(paths) = settings.str("pythonpath").filter(|p| !p.is_empty()) {
-        for p in paths.split(',') {
-            let abs: String = os.getattr("path")?.call_method1("abspath", (p,))?.extract()?;
-            ensure_on_sys_path(py, &abs)?;
-        }
+    for p in &app.pythonpath {
+        let abs: String = os.getattr("path")?.call_method1("abspath", (p,))?.extract()?;
+        ensure_on_sys_path(py, &abs)?;
     }
     let environ = os.getattr("environ")?;
     for (k, v) in settings.env_pairs().map_err(PyRuntimeError::new_err)? {
@@ -110,9 +109,10 @@ pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
 pub fn load_app<'py>(
     py: Python<'py>,
     settings: &Settings,
+    app: &AppConfig,
 ) -> Result<Bound<'py, PyAny>, AppLoadError> {
     let uri = settings.app_uri.as_deref().unwrap_or_default();
-    let loaded = if *settings.get("paste") != Value::None {
+    let loaded = if app.paste {
         settings
             .paste_global_conf()
             .map_err(PyRuntimeError::new_err)
@@ -298,10 +298,11 @@ impl AppLoader for PythonApp {
             }
             out.stdout.clear();
             out.stderr.clear();
-            if let Err(e) = prepare_import(py, settings) {
+            let app = AppConfig::new(settings);
+            if let Err(e) = prepare_import(py, settings, &app) {
                 return Err(format!("\nError: {}\n", super::convert::exc_str(py, &e)));
             }
-            match load_app(py, settings) {
+            match load_app(py, settings, &app) {
                 Ok(_) => Ok(()),
                 // SystemExit and KeyboardInterrupt are not caught (main raises them).
                 Err(e) if super::escapes(py, &e.error) => Err(String::new()),
@@ -310,7 +311,7 @@ impl AppLoader for PythonApp {
         })
     }
 
-    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8 {
-        Python::attach(|py| super::serve::serve(py, settings, out))
+    fn serve(&self, settings: &Settings, config: &ServerConfig, out: &mut Outcome) -> u8 {
+        Python::attach(|py| super::serve::serve(py, settings, config, out))
     }
 }

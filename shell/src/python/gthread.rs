@@ -48,7 +48,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use super::convert::format_traceback;
 use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, ClientFault, Served, bytes_of, request_obj, response_obj};
-use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
+use super::worker::{Common, environ_config, setup_failed, worker_app};
 use super::wsgi::{
     self, BodyRead, EarlyHints, EnvironBuilder, FileWrapper, Input, ResponseSink, StartResponse,
     io_to_py,
@@ -56,7 +56,7 @@ use super::wsgi::{
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::log::Logger;
 use crate::log::access::AccessLog;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, ServerConfig, Settings};
 use crate::worker::WorkerContext;
 use crate::worker::gthread::{self, Exchange, Failed, Handler};
 
@@ -72,11 +72,11 @@ impl GthreadBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master.
     pub fn new(
         settings: &Settings,
+        config: &ServerConfig,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<GthreadBody, String> {
-        let proto = proto_config(settings)?;
-        let environ = environ_config(&proto);
+        let environ = environ_config(&config.proto);
         Ok(GthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
     }
 
@@ -88,17 +88,14 @@ impl GthreadBody {
             Ok(app) => app,
             Err(code) => return code,
         };
-        let proto = match proto_config(&settings) {
-            Ok(proto) => Arc::new(proto),
-            Err(text) => return setup_failed(py, &text),
-        };
-        let environ = EnvironConfig { headers: proto.headers.clone(), ..self.environ.clone() };
+        let environ =
+            EnvironConfig { headers: ctx.config.proto.headers.clone(), ..self.environ.clone() };
         let stream_bodies = wants_streamed_bodies(py, &app);
         let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,
             Err(text) => return setup_failed(py, &text),
         };
-        let mut opts = gthread::Options::from_settings(&settings, proto);
+        let mut opts = gthread::Options::from_config(&ctx.config);
         if stream_bodies {
             opts.spool_limit = 0;
         }
@@ -172,7 +169,7 @@ impl WsgiHandler {
             pid: ctx.pid,
             timeout: ctx.timeout,
             sendfile,
-            spew: settings.bool("spew"),
+            spew: ctx.config.app.spew,
         })
     }
 }

@@ -54,7 +54,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::convert::{exc_str, format_traceback};
 use super::hooks::{Hooks, WorkerObj};
 use super::request::{self, ClientFault, Served, bytes_of, peer_ip, request_obj, response_obj};
-use super::worker::{Common, environ_config, proto_config, setup_failed, worker_app};
+use super::worker::{Common, environ_config, setup_failed, worker_app};
 use super::wsgi::{
     self, EarlyHints, EnvironBuilder, Exchange, FileWrapper, HeadResult, Input, Shared,
     StartResponse, lock,
@@ -62,7 +62,7 @@ use super::wsgi::{
 use crate::heartbeat::monotonic_ms;
 use crate::listen::Stream;
 use crate::log::access::AccessLog;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, ServerConfig, Settings};
 use crate::worker::WorkerContext;
 
 /// How long a closing connection may still send us bytes we discard (gunicorn's
@@ -84,13 +84,13 @@ impl SyncBody {
     /// worker builds its own from its generation's settings.
     pub fn new(
         settings: &Settings,
+        config: &ServerConfig,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<SyncBody, String> {
-        let proto = proto_config(settings)?;
         Ok(SyncBody {
             preloaded,
-            environ: environ_config(&proto),
+            environ: environ_config(&config.proto),
             sendfile: settings.sendfile(env),
         })
     }
@@ -244,7 +244,7 @@ impl<'a> Worker<'a> {
         // This generation's settings (a HUP reload gives new workers new ones): the parser
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
-        let proto = proto_config(&settings)?;
+        let proto = Arc::clone(&ctx.config.proto);
         let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
         let Common { environ, access, hooks, obj, locals } =
             Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
@@ -259,7 +259,7 @@ impl<'a> Worker<'a> {
             locals,
             abort_file: None,
             rbuf: vec![0; wsgi::READ_CHUNK],
-            proto: Arc::new(proto),
+            proto,
             environ_cfg,
         })
     }
@@ -280,8 +280,8 @@ impl<'a> Worker<'a> {
             AbortHandler { hooks: Arc::clone(&self.ctx.hooks), info: self.ctx.info() },
         )?;
         signal.call_method1("signal", (&sigabrt, handler))?;
-        let file = match self.ctx.settings.str("errorlog") {
-            Some(path) if path != "-" => {
+        let file = match self.ctx.config.log.errorlog.as_str() {
+            path if path != "-" => {
                 let f = PyModule::import(py, "builtins")?.call_method1("open", (path, "a"))?;
                 self.abort_file = Some(f.clone().unbind());
                 f

@@ -17,7 +17,6 @@ use super::sync::SyncBody;
 use super::wsgi::{EnvironBuilder, ErrorStream, TemplateParts};
 use crate::listen::ListenAddr;
 use crate::log::access::AccessLog;
-pub use crate::settings::proto::proto_config;
 use crate::settings::{Env, Settings, WorkerKind};
 use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerBody, WorkerContext};
 
@@ -42,16 +41,10 @@ pub struct WsgiBody {
 }
 
 impl WsgiBody {
-    /// The body for `settings`, refused when ferrocorn cannot serve them (a worker class
-    /// it does not have, a parser policy that does not build).
-    pub fn new(
-        settings: &Settings,
-        preloaded: Option<Py<PyAny>>,
-        env: &Env,
-    ) -> Result<WsgiBody, String> {
-        settings.check_servable()?;
-        proto_config(settings)?;
-        Ok(WsgiBody { preloaded, env: env.clone() })
+    /// The body for settings whose [`crate::settings::ServerConfig`] was built (so
+    /// ferrocorn can serve them); `preloaded` is the application the master loaded.
+    pub fn new(preloaded: Option<Py<PyAny>>, env: &Env) -> WsgiBody {
+        WsgiBody { preloaded, env: env.clone() }
     }
 }
 
@@ -60,18 +53,19 @@ impl WorkerBody for WsgiBody {
         Python::attach(|py| {
             let preloaded = self.preloaded.as_ref().map(|app| app.clone_ref(py));
             // The master checked these settings before it took them (at start or HUP).
-            let code = match ctx.settings.worker_kind() {
-                Ok(WorkerKind::Sync) => match SyncBody::new(&ctx.settings, preloaded, &self.env) {
-                    Ok(b) => b.run(py, ctx),
-                    Err(text) => setup_failed(py, &text),
-                },
-                Ok(WorkerKind::Gthread) => {
-                    match GthreadBody::new(&ctx.settings, preloaded, &self.env) {
+            let code = match ctx.config.worker.kind {
+                WorkerKind::Sync => {
+                    match SyncBody::new(&ctx.settings, &ctx.config, preloaded, &self.env) {
+                        Ok(b) => b.run(py, ctx),
+                        Err(text) => setup_failed(py, &text),
+                    }
+                }
+                WorkerKind::Gthread => {
+                    match GthreadBody::new(&ctx.settings, &ctx.config, preloaded, &self.env) {
                         Ok(b) => b.run(py, &ctx),
                         Err(text) => setup_failed(py, &text),
                     }
                 }
-                Err(text) => setup_failed(py, &text),
             };
             // What the application printed must not be lost with the process.
             let _ = write_stream(py, "stdout", "");
@@ -116,11 +110,11 @@ pub fn worker_app(
 ) -> Result<Py<PyAny>, u8> {
     let loaded = match preloaded {
         Some(app) => Ok(app.clone_ref(py)),
-        None => load_app(py, settings).map(Bound::unbind),
+        None => load_app(py, settings, &ctx.config.app).map(Bound::unbind),
     };
     let e = match loaded {
         Ok(app) => {
-            if settings.bool("reload") {
+            if ctx.config.reload.enabled {
                 publish_module_files(py, ctx);
             }
             return Ok(app);
@@ -132,7 +126,7 @@ pub fn worker_app(
         AppErrorKind::AppImport => {
             // With `reload`, the code being edited failed to import: its traceback, once
             // per edit (the old workers keep serving until the files change again).
-            if settings.bool("reload") {
+            if ctx.config.reload.enabled {
                 ctx.log.exception(format_args!(
                     "Exception in worker process\n{}",
                     e.traceback.trim_end()
@@ -197,14 +191,14 @@ impl Common {
         multithread: bool,
     ) -> Result<Common, String> {
         let s = settings;
+        let c = &ctx.config;
         let pyerr = |e: PyErr| format_traceback(py, &e);
-        let errors =
-            Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
+        let errors = Py::new(py, ErrorStream::open(&c.log.errorlog)).map_err(pyerr)?;
         let environ = EnvironBuilder::new(
             py,
             TemplateParts {
                 errors: errors.into_bound(py).into_any(),
-                multiprocess: s.int("workers") > 1,
+                multiprocess: c.worker.workers > 1,
                 server_software,
             },
         )
@@ -219,10 +213,10 @@ impl Common {
                 .map_err(pyerr)?;
         }
         // gunicorn sends the access log to syslog too, unless told not to.
-        let syslog = ctx.log.syslog().filter(|_| !s.bool("disable_redirect_access_to_syslog"));
+        let syslog = ctx.log.syslog().filter(|_| !c.log.disable_redirect_access_to_syslog);
         let access = AccessLog::open_with(
-            s.str("accesslog"),
-            s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT),
+            c.log.accesslog.as_deref(),
+            &c.log.access_log_format,
             syslog.cloned(),
         )?;
         let obj = this_worker(py, ctx.pid, || {
