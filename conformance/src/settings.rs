@@ -1,129 +1,57 @@
 //! gunicorn settings (as a case's `settings` object) onto [`ProtoConfig`].
 //!
-//! Only settings that change how the core reads a connection are understood; any other
-//! key is an error, so a case never runs under a setting that was silently ignored.
+//! A case's settings go through the server's own settings table: each value is validated
+//! as gunicorn's `cfg.set` does (`ferrocorn::settings`), then translated by the one
+//! function the server uses ([`ferrocorn::settings::proto::proto_config`]), so a case runs
+//! under exactly the policy `ferrocorn` would build from the same settings. Only the
+//! settings that translation reads ([`PROTO_SETTINGS`]) are understood; any other key is
+//! an error, so a case never runs under a setting that was silently ignored.
 //!
-//! | setting | field |
-//! | --- | --- |
-//! | `limit_request_line`, `limit_request_fields`, `limit_request_field_size` | `limits` via [`Limits::from_gunicorn`] (defaults 4094, 100, 8190) |
-//! | `permit_obsolete_folding`, `strip_header_spaces`, `permit_unconventional_http_method`, `casefold_http_method`, `permit_unconventional_http_version` | `parser.*` |
-//! | `header_map` (`drop` / `refuse` / `dangerous`), `forwarder_headers` | `headers.*` |
-//! | `forwarded_allow_ips`, `secure_scheme_headers` | `trust.*` |
-//! | `proxy_protocol` (`true` = `auto`, `false` = `off`, or `off`/`v1`/`v2`/`auto`), `proxy_allow_ips` | `proxy.*` |
+//! JSON values are the Python values of a config file: numbers are ints (or floats),
+//! strings strings, `true`/`false` bools, `null` None, arrays lists, objects dicts.
 
-use ferrocorn_core::config::{ProxyMode, UnderscoreHeaders};
-use ferrocorn_core::{AllowList, Limits, ProtoConfig};
+use ferrocorn::settings::proto::PROTO_SETTINGS;
+use ferrocorn::settings::{Env, Layer, Origin, Settings, Value as SettingValue};
+use ferrocorn_core::ProtoConfig;
 use serde_json::Value;
 
 /// Builds the config a case runs under.
 pub fn proto_config(settings: &serde_json::Map<String, Value>) -> Result<ProtoConfig, String> {
-    let mut config = ProtoConfig::default();
-    let (mut line, mut fields, mut field_size) = (4094_i64, 100_i64, 8190_i64);
-    for (key, value) in settings {
-        let bad = || format!("setting {key}: unexpected value {value}");
-        match key.as_str() {
-            "limit_request_line" => line = int(value).ok_or_else(bad)?,
-            "limit_request_fields" => fields = int(value).ok_or_else(bad)?,
-            "limit_request_field_size" => field_size = int(value).ok_or_else(bad)?,
-            "permit_obsolete_folding" => {
-                config.parser.permit_obsolete_folding = boolean(value).ok_or_else(bad)?
-            }
-            "strip_header_spaces" => {
-                config.parser.strip_header_spaces = boolean(value).ok_or_else(bad)?
-            }
-            "permit_unconventional_http_method" => {
-                config.parser.permit_unconventional_method = boolean(value).ok_or_else(bad)?
-            }
-            "casefold_http_method" => {
-                config.parser.casefold_method = boolean(value).ok_or_else(bad)?
-            }
-            "permit_unconventional_http_version" => {
-                config.parser.permit_unconventional_version = boolean(value).ok_or_else(bad)?
-            }
-            "header_map" => {
-                config.headers.underscore = match value.as_str() {
-                    Some("drop") => UnderscoreHeaders::Drop,
-                    Some("refuse") => UnderscoreHeaders::Refuse,
-                    Some("dangerous") => UnderscoreHeaders::Dangerous,
-                    _ => return Err(bad()),
-                }
-            }
-            "forwarder_headers" => {
-                config.headers.forwarder_headers = string_list(value)
-                    .ok_or_else(bad)?
-                    .iter()
-                    .map(|h| h.to_ascii_uppercase())
-                    .collect()
-            }
-            "forwarded_allow_ips" => {
-                config.trust.forwarded_allow =
-                    allow_list(value).map_err(|e| format!("{}: {e}", bad()))?
-            }
-            "proxy_allow_ips" => {
-                config.proxy.allow = allow_list(value).map_err(|e| format!("{}: {e}", bad()))?
-            }
-            "secure_scheme_headers" => {
-                let map = value.as_object().ok_or_else(bad)?;
-                config.trust.secure_scheme_headers = map
-                    .iter()
-                    .map(|(k, v)| {
-                        Ok((k.to_ascii_uppercase(), v.as_str().ok_or_else(bad)?.to_string()))
-                    })
-                    .collect::<Result<_, String>>()?;
-            }
-            "proxy_protocol" => {
-                config.proxy.mode = match value {
-                    Value::Bool(true) => ProxyMode::Auto,
-                    Value::Bool(false) => ProxyMode::Off,
-                    Value::String(s) => match s.as_str() {
-                        "off" | "none" => ProxyMode::Off,
-                        "v1" => ProxyMode::V1,
-                        "v2" => ProxyMode::V2,
-                        "auto" => ProxyMode::Auto,
-                        _ => return Err(bad()),
-                    },
-                    _ => return Err(bad()),
-                }
-            }
-            _ => return Err(format!("unknown setting {key:?}")),
-        }
+    if let Some(key) = settings.keys().find(|k| !PROTO_SETTINGS.contains(&k.as_str())) {
+        return Err(format!("unknown setting {key:?}"));
     }
-    config.limits = Limits::from_gunicorn(line, fields, field_size);
-    Ok(config)
+    let env = Env::default();
+    let mut resolved = Settings::defaults(&env).map_err(|e| e.to_string())?;
+    let layer = Layer {
+        origin: Origin::ConfigFile(String::from("case settings")),
+        values: settings.iter().map(|(k, v)| (k.clone(), setting_value(v))).collect(),
+    };
+    resolved.apply(&layer, &env, None).map_err(|e| e.to_string())?;
+    ferrocorn::settings::proto::proto_config(&resolved)
 }
 
-fn int(value: &Value) -> Option<i64> {
+/// A JSON value as the Python value a config file would hold.
+fn setting_value(value: &Value) -> SettingValue {
     match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+        Value::Null => SettingValue::None,
+        Value::Bool(b) => SettingValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SettingValue::Int(i),
+            None => SettingValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => SettingValue::Str(s.clone()),
+        Value::Array(items) => SettingValue::List(items.iter().map(setting_value).collect()),
+        Value::Object(map) => SettingValue::Dict(
+            map.iter().map(|(k, v)| (SettingValue::Str(k.clone()), setting_value(v))).collect(),
+        ),
     }
-}
-
-fn boolean(value: &Value) -> Option<bool> {
-    value.as_bool()
-}
-
-/// A list setting: a JSON list of strings, or one comma-separated string.
-fn string_list(value: &Value) -> Option<Vec<String>> {
-    match value {
-        Value::String(s) => {
-            Some(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-        }
-        Value::Array(items) => {
-            items.iter().map(|v| v.as_str().map(|s| s.trim().to_string())).collect()
-        }
-        _ => None,
-    }
-}
-
-fn allow_list(value: &Value) -> Result<AllowList, String> {
-    let entries = string_list(value).ok_or_else(|| String::from("not a list"))?;
-    AllowList::from_entries(entries.iter().map(String::as_str)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use ferrocorn_core::Limits;
+    use ferrocorn_core::config::{ProxyMode, UnderscoreHeaders};
+
     use super::*;
 
     fn config(json: &str) -> Result<ProtoConfig, String> {
@@ -146,7 +74,7 @@ mod tests {
                 "permit_obsolete_folding": true, "strip_header_spaces": true,
                 "permit_unconventional_http_method": true, "casefold_http_method": true,
                 "permit_unconventional_http_version": true, "header_map": "refuse",
-                "forwarded_allow_ips": "*", "proxy_allow_ips": ["10.0.0.0/8"],
+                "forwarded_allow_ips": "*", "proxy_allow_ips": "10.0.0.0/8",
                 "forwarder_headers": "script_name", "secure_scheme_headers": {"x-proto": "https"},
                 "proxy_protocol": true}"#,
         )
@@ -156,7 +84,8 @@ mod tests {
         assert!(c.parser.permit_unconventional_method && c.parser.casefold_method);
         assert!(c.parser.permit_unconventional_version);
         assert_eq!(c.headers.underscore, UnderscoreHeaders::Refuse);
-        assert_eq!(c.headers.forwarder_headers, vec![String::from("SCRIPT_NAME")]);
+        // As the server keeps it (the core compares names without case).
+        assert_eq!(c.headers.forwarder_headers, vec![String::from("script_name")]);
         assert!(c.trust.forwarded_allow.is_any());
         assert!(c.proxy.allow.allows_ip("10.1.2.3".parse().unwrap()));
         assert_eq!(
@@ -184,5 +113,8 @@ mod tests {
         assert!(config(r#"{"proxy_protocol": "v3"}"#).is_err());
         assert!(config(r#"{"permit_obsolete_folding": "yes"}"#).is_err());
         assert!(config(r#"{"forwarded_allow_ips": "localhost"}"#).is_err());
+        // gunicorn's `validate_string_to_addr_list` takes a comma-separated string only.
+        assert!(config(r#"{"proxy_allow_ips": ["10.0.0.0/8"]}"#).is_err());
+        assert!(config(r#"{"limit_request_line": -1}"#).is_err());
     }
 }

@@ -25,7 +25,7 @@
 //! [`ServerInfo`] and [`WorkerInfo`].
 
 use crate::log::Logger;
-use crate::settings::Settings;
+use crate::settings::{ServerConfig, Settings};
 
 /// gunicorn's exit code of a worker that failed to boot.
 pub const WORKER_BOOT_ERROR: u8 = 3;
@@ -50,6 +50,8 @@ pub struct ServerInfo<'a> {
     pub listeners: &'a [String],
     /// The settings in force (`server.cfg`).
     pub settings: &'a Settings,
+    /// Their configuration.
+    pub config: &'a ServerConfig,
     /// The error log (`server.log`).
     pub log: &'a Logger,
     /// The pid of the master started by USR2, while it runs (`server.reexec_pid`).

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use crate::settings::Settings;
+use crate::settings::config::{ReloadConfig, ReloadEngine};
 use crate::settings::validate::{glob, is_glob_pattern};
 
 /// A change starts the reload once no other change was seen for this long.
@@ -80,19 +80,19 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
-    /// The watcher for `settings` (`None` without `reload`); `master_pid` names the
+    /// The watcher for `config` (`None` without `reload`); `master_pid` names the
     /// directory the workers publish their lists in (made here, removed on drop).
-    pub fn new(settings: &Settings, master_pid: i32) -> Result<Option<Watcher>, String> {
-        if !settings.bool("reload") {
+    pub fn new(config: &ReloadConfig, master_pid: i32) -> Result<Option<Watcher>, String> {
+        if !config.enabled {
             return Ok(None);
         }
         remove_stale_lists();
         let dir = lists_dir(master_pid);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("reload: cannot create {}: {e}", dir.display()))?;
-        let engine = match settings.str("reload_engine").unwrap_or("auto") {
-            "poll" => Engine::Poll { mtimes: HashMap::new(), scanned_ms: 0 },
-            _ => Engine::Inotify {
+        let engine = match config.engine {
+            ReloadEngine::Poll => Engine::Poll { mtimes: HashMap::new(), scanned_ms: 0 },
+            ReloadEngine::Auto | ReloadEngine::Inotify => Engine::Inotify {
                 fd: Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
                     .map_err(|e| format!("reload: inotify: {e}"))?,
                 dirs: HashMap::new(),
@@ -102,7 +102,7 @@ impl Watcher {
         let mut w = Watcher {
             engine,
             dir,
-            extra: settings.list("reload_extra_files").into_iter().map(str::to_owned).collect(),
+            extra: config.extra_files.clone(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             lists: BTreeMap::new(),
             files: BTreeSet::new(),

@@ -7,8 +7,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::settings::cli;
+use crate::settings::config::RunMode;
 use crate::settings::resolve::{self, Loaded, NoPython};
-use crate::settings::{ConfigSource, Env, Settings};
+use crate::settings::{ConfigSource, Env, ServerConfig, Settings};
 
 /// What the command prints and how it exits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,10 +42,10 @@ pub trait AppLoader {
     /// (`\nError while loading the application:\n\n` and the traceback).
     fn check_app(&self, settings: &Settings, out: &mut Outcome) -> Result<(), String>;
 
-    /// Serves the application: writes what `out` holds so far, then runs the master
-    /// (which forks the workers) until it stops, and returns the exit code. Whatever
-    /// is left to print goes into `out`.
-    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8;
+    /// Serves the application of `settings`, configured as `config`: writes what `out`
+    /// holds so far, then runs the master (which forks the workers) until it stops, and
+    /// returns the exit code. Whatever is left to print goes into `out`.
+    fn serve(&self, settings: &Settings, config: &ServerConfig, out: &mut Outcome) -> u8;
 }
 
 /// Runs `ferrocorn` with these arguments (without the program name).
@@ -86,10 +87,11 @@ pub fn run_full(
         out.stderr.push_str(w);
         out.stderr.push('\n');
     }
-    if settings.bool("print_config") {
+    let mode = RunMode::new(&settings);
+    if mode.print_config {
         out.stdout = settings.print_config();
     }
-    if settings.bool("print_config") || settings.bool("check_config") {
+    if mode.print_config || mode.check_config {
         match loader {
             Some(loader) => {
                 if let Err(text) = loader.check_app(&settings, &mut out) {
@@ -104,13 +106,16 @@ pub fn run_full(
         }
         return out;
     }
-    if let Err(why) = settings.check_servable() {
-        out.stderr = format!("\nError: {why}\n");
-        out.code = 1;
-        return out;
-    }
+    let config = match ServerConfig::new(&settings) {
+        Ok(c) => c,
+        Err(why) => {
+            out.stderr = format!("\nError: {why}\n");
+            out.code = 1;
+            return out;
+        }
+    };
     match loader {
-        Some(loader) => out.code = loader.serve(&settings, &mut out),
+        Some(loader) => out.code = loader.serve(&settings, &config, &mut out),
         None => {
             out.stderr.push_str(
                 "\nError: this ferrocorn binary does not embed Python and cannot serve an application; install the ferrocorn Python package (pip install ./shell)\n",

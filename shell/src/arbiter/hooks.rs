@@ -4,14 +4,15 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::settings::Settings;
+use crate::settings::{ServerConfig, Settings};
 
 /// Re-resolves the settings on HUP, as at start: for the `ferrocorn` command that means
 /// the command line, `GUNICORN_CMD_ARGS` and the config file run again in Python.
-/// `Err` carries the text to log; the master then keeps its configuration.
+/// `Err` carries the text to log (settings that do not load, or that ferrocorn cannot
+/// serve: [`ServerConfig::new`]); the master then keeps its configuration.
 pub trait Reload {
-    /// The settings to run with from now on.
-    fn reload(&self) -> Result<Settings, String>;
+    /// The settings to run with from now on, and their configuration.
+    fn reload(&self) -> Result<(Settings, ServerConfig), String>;
 }
 
 /// The program USR2 executes, with the listeners inherited (gunicorn's `START_CTX` and

@@ -15,16 +15,18 @@
 //!
 //! ## Calling it
 //!
-//! The CLI calls [`serve_with`] once the settings are resolved, with the worker body that
+//! The CLI calls [`serve_with`] once the settings are resolved and their [`ServerConfig`]
+//! built (the settings stay for what reads them by name: hooks, the Python `cfg`
+//! object, the configuration dump), with the worker body that
 //! serves the application (the Python bridge's WSGI body; [`crate::worker::hello`] for
 //! tests) and [`ServeOptions`]: the server hooks, the [`Reload`] that re-resolves the
 //! settings on HUP, the [`ReexecCommand`] USR2 runs, the [`ProcTitle`] setter:
 //!
 //! ```no_run
-//! # use ferrocorn::settings::Settings;
-//! # fn cli(settings: &Settings) -> std::process::ExitCode {
-//! let body = ferrocorn::worker::hello::HelloBody::new(settings);
-//! ferrocorn::arbiter::serve(settings, &body)
+//! # use ferrocorn::settings::{ServerConfig, Settings};
+//! # fn cli(settings: &Settings, config: &ServerConfig) -> std::process::ExitCode {
+//! let body = ferrocorn::worker::hello::HelloBody::new(config);
+//! ferrocorn::arbiter::serve(settings, config, &body)
 //! # }
 //! ```
 //!
@@ -73,7 +75,7 @@ use crate::listen::{self, BindAddr, BindOptions, Listener};
 use crate::log::Logger;
 use crate::process::{self, CommTitle, Pidfile, ProcTitle};
 use crate::reload::Watcher;
-use crate::settings::Settings;
+use crate::settings::{ServerConfig, Settings};
 use crate::worker::{WorkerBody, WorkerContext, WorkerSignals};
 use decide::{Arbiter, Command, Config, Event, Hook, KillSig, Sig, Status};
 pub use hooks::{ReexecCommand, Reload};
@@ -120,78 +122,84 @@ impl std::fmt::Debug for ServeOptions {
     }
 }
 
-/// Runs the master with `settings` until it stops; returns the process exit code.
-pub fn serve(settings: &Settings, body: &dyn WorkerBody) -> ExitCode {
-    ExitCode::from(serve_with(settings, body, &ServeOptions::default()))
+/// Runs the master with `settings` (configured as `config`) until it stops; returns the
+/// process exit code.
+pub fn serve(settings: &Settings, config: &ServerConfig, body: &dyn WorkerBody) -> ExitCode {
+    ExitCode::from(serve_with(settings, config, body, &ServeOptions::default()))
 }
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// The arbiter's part of the settings.
-fn arbiter_config(settings: &Settings, systemd: bool) -> Config {
-    let secs = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
-    let workers = usize::try_from(settings.int("workers")).unwrap_or(1).max(1);
+/// The arbiter's part of the configuration.
+fn arbiter_config(config: &ServerConfig, systemd: bool) -> Config {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let workers = config.worker.workers;
     Config {
         workers,
-        timeout_ms: secs("timeout") * 1000,
-        graceful_timeout_ms: secs("graceful_timeout") * 1000,
-        daemon: settings.bool("daemon"),
+        timeout_ms: ms(config.worker.timeout),
+        graceful_timeout_ms: ms(config.worker.graceful_timeout),
+        daemon: config.process.daemon,
         systemd,
-        reuse_port: settings.bool("reuse_port"),
+        reuse_port: config.listen.reuse_port,
         max_workers: decide::DEFAULT_MAX_WORKERS.max(workers),
     }
 }
 
-fn bind_options(settings: &Settings, opts: &ServeOptions) -> BindOptions {
+fn bind_options(config: &ServerConfig, opts: &ServeOptions) -> BindOptions {
     BindOptions {
-        backlog: i32::try_from(settings.int("backlog")).unwrap_or(i32::MAX),
-        reuse_port: settings.bool("reuse_port"),
-        umask: u32::try_from(settings.int("umask")).unwrap_or(0),
+        backlog: config.listen.backlog,
+        reuse_port: config.listen.reuse_port,
+        umask: config.listen.umask,
         retry_delay: opts.bind_retry_delay,
-        is_ssl: settings.is_ssl(),
+        is_ssl: config.listen.is_ssl,
         ..BindOptions::default()
     }
 }
 
-fn parse_binds(settings: &Settings) -> Result<Vec<BindAddr>, String> {
-    settings.list("bind").into_iter().map(listen::parse_address).collect()
+fn parse_binds(config: &ServerConfig) -> Result<Vec<BindAddr>, String> {
+    config.listen.bind.iter().map(|b| listen::parse_address(b)).collect()
 }
 
 /// The worker uid/gid when they differ from ours (`user`, `group`), else `None`.
-fn owner(settings: &Settings) -> Option<(u32, u32)> {
-    let uid = u32::try_from(settings.int("user")).ok()?;
-    let gid = u32::try_from(settings.int("group")).ok()?;
+fn owner(config: &ServerConfig) -> Option<(u32, u32)> {
+    let uid = config.process.uid?;
+    let gid = config.process.gid?;
     let same = uid == nix::unistd::geteuid().as_raw() && gid == nix::unistd::getegid().as_raw();
     (!same).then_some((uid, gid))
 }
 
 /// [`serve`] with explicit [`ServeOptions`]; returns the exit status.
-pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOptions) -> u8 {
+pub fn serve_with(
+    settings: &Settings,
+    config: &ServerConfig,
+    body: &dyn WorkerBody,
+    opts: &ServeOptions,
+) -> u8 {
     let reexec = opts.reexec.clone().unwrap_or_else(ReexecCommand::from_process);
     let parent: Option<i32> = env_var("GUNICORN_PID").and_then(|p| p.trim().parse().ok());
     let inherited = env_var("GUNICORN_FD");
-    if settings.bool("daemon") && inherited.is_none() {
-        if let Err(e) = process::daemonize(settings.bool("enable_stdio_inheritance")) {
+    if config.process.daemon && inherited.is_none() {
+        if let Err(e) = process::daemonize(config.process.enable_stdio_inheritance) {
             eprintln!("Error: cannot daemonize: {e}");
             return 1;
         }
     }
-    let log = match Logger::for_settings(settings) {
+    let log = match Logger::for_config(&config.log) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
             return 1;
         }
     };
-    let owner = owner(settings);
+    let owner = owner(config);
     if let (Some((uid, gid)), Some(p)) = (owner, log.path()) {
         if let Err(e) = process::chown_if_needed(std::path::Path::new(p), uid, gid) {
             log.warning(format_args!("Cannot chown {p} to {uid}:{gid}: {e}"));
         }
     }
-    let binds = match parse_binds(settings) {
+    let binds = match parse_binds(config) {
         Ok(b) => b,
         Err(e) => {
             eprint!("\nError: {e}\n\n");
@@ -206,19 +214,21 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
         log.warning("The master has more than one thread; forking it is unsafe.");
     }
     let settings = Arc::new(settings.clone());
+    let config = Arc::new(config.clone());
     let systemd_fds = process::systemd_listen_fds(
         env_var("LISTEN_PID").as_deref(),
         env_var("LISTEN_FDS").as_deref(),
     );
-    let cfg = arbiter_config(&settings, systemd_fds.is_some());
+    let cfg = arbiter_config(&config, systemd_fds.is_some());
     let mut arbiter = Arbiter::new(cfg);
     if let Some(p) = parent {
         arbiter = arbiter.reexeced_by(p);
     }
-    let proc_name = settings.proc_name();
+    let proc_name = config.process.proc_name.clone();
     let mut master = Master {
         arbiter,
         settings: Arc::clone(&settings),
+        config: Arc::clone(&config),
         binds,
         listeners: Vec::new(),
         prev: None,
@@ -234,10 +244,10 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
         reexec,
         title: Arc::clone(&opts.title),
         notify_socket: env_var("NOTIFY_SOCKET"),
-        bind_opts: bind_options(&settings, opts),
+        bind_opts: bind_options(&config, opts),
         watcher: None,
     };
-    match Watcher::new(&settings, master.pid) {
+    match Watcher::new(&config.reload, master.pid) {
         Ok(w) => master.watcher = w,
         Err(e) => {
             master.log.error(&e);
@@ -245,14 +255,14 @@ pub fn serve_with(settings: &Settings, body: &dyn WorkerBody, opts: &ServeOption
             return 1;
         }
     }
-    if master.watcher.is_some() && settings.bool("preload_app") {
+    if master.watcher.is_some() && config.app.preload_app {
         master.log.warning(
             "reload with preload_app: the workers fork from the application the master \
 loaded, so a reload restarts them with the code they already had",
         );
     }
     master.with_server(|h, s| h.nworkers_changed(s, cfg.workers, None));
-    if let Some(path) = settings.str("pidfile") {
+    if let Some(path) = &config.process.pidfile {
         let path = if parent.is_some() { format!("{path}.2") } else { path.to_owned() };
         match Pidfile::create(&path, master.pid) {
             Ok(p) => master.pidfile = Some(p),
@@ -301,7 +311,7 @@ loaded, so a reload restarts them with the code they already had",
         master.listener_names().join(","),
         master.pid
     ));
-    master.log.info(format_args!("Using worker: {}", settings.worker_class()));
+    master.log.info(format_args!("Using worker: {}", config.worker.class_name));
     master.notify("READY=1\nSTATUS=ferrocorn arbiter booted");
     match Heartbeats::map(cfg.slots()) {
         Ok(h) => master.heartbeats = Some(h),
@@ -318,6 +328,7 @@ loaded, so a reload restarts them with the code they already had",
 /// What a configuration generation holds while a reload rolls out.
 struct Generation {
     settings: Arc<Settings>,
+    config: Arc<ServerConfig>,
     binds: Vec<BindAddr>,
     listeners: Vec<Listener>,
 }
@@ -325,6 +336,7 @@ struct Generation {
 struct Master<'a> {
     arbiter: Arbiter,
     settings: Arc<Settings>,
+    config: Arc<ServerConfig>,
     binds: Vec<BindAddr>,
     listeners: Vec<Listener>,
     /// The previous generation during a reload (restored if the reload is aborted).
@@ -373,6 +385,7 @@ impl Master<'_> {
             workers: &workers,
             listeners: &names,
             settings: &self.settings,
+            config: &self.config,
             log: &self.log,
             reexec_pid: self.arbiter.reexec_pid(),
             master_pid: self.arbiter.parent(),
@@ -399,7 +412,7 @@ impl Master<'_> {
     }
 
     fn chown_sockets(&self) {
-        let Some((uid, gid)) = owner(&self.settings) else { return };
+        let Some((uid, gid)) = owner(&self.config) else { return };
         for l in &self.listeners {
             if let Some(p) = l.owned_path() {
                 if let Err(e) = process::chown_if_needed(p, uid, gid) {
@@ -582,24 +595,24 @@ impl Master<'_> {
         self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
         let loaded = match &self.reload {
             Some(r) => r.reload(),
-            None => Ok((*self.settings).clone()),
+            None => Ok(((*self.settings).clone(), (*self.config).clone())),
         };
-        let servable = |s: Settings| s.check_servable().map(|_| s);
-        let new = match loaded.and_then(servable).and_then(|s| parse_binds(&s).map(|b| (s, b))) {
+        let new = match loaded.and_then(|(s, c)| parse_binds(&c).map(|b| (s, c, b))) {
             Ok(x) => x,
             Err(error) => {
                 self.notify("READY=1");
                 return Event::ReloadFailed { error };
             }
         };
-        let (settings, binds) = new;
+        let (settings, config, binds) = new;
         let settings = Arc::new(settings);
+        let config = Arc::new(config);
         // Listeners: unchanged addresses keep their sockets; otherwise bind the new set
         // (sharing sockets whose address stays).
         let mut listeners = Vec::new();
         let bind_opts = BindOptions {
             retry_delay: self.bind_opts.retry_delay,
-            ..bind_options(&settings, &ServeOptions::default())
+            ..bind_options(&config, &ServeOptions::default())
         };
         let same = binds == self.binds || self.arbiter.config().systemd;
         if same || bind_opts.reuse_port && self.listeners.is_empty() {
@@ -638,7 +651,7 @@ impl Master<'_> {
                 }
             }
         }
-        match Logger::for_settings(&settings) {
+        match Logger::for_config(&config.log) {
             Ok(l) => self.log = l,
             Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
         }
@@ -646,9 +659,10 @@ impl Master<'_> {
         if self.log.enabled(crate::log::Level::Debug) {
             self.log.debug(settings.current_configuration());
         }
-        let old_settings = Arc::clone(&self.settings);
+        let old_config = Arc::clone(&self.config);
         let old = Generation {
             settings: std::mem::replace(&mut self.settings, Arc::clone(&settings)),
+            config: std::mem::replace(&mut self.config, Arc::clone(&config)),
             binds: std::mem::replace(&mut self.binds, binds),
             listeners: std::mem::replace(&mut self.listeners, listeners),
         };
@@ -661,12 +675,12 @@ impl Master<'_> {
             Some(_) => listen::close_listeners(old.listeners, false),
             None => self.prev = Some(old),
         }
-        self.proc_name = settings.proc_name();
+        self.proc_name = config.process.proc_name.clone();
         if let Some(p) = self.pidfile.take() {
             let path = p.path().to_path_buf();
             p.unlink();
-            let want = settings.str("pidfile").map(|p| {
-                if self.arbiter.parent().is_some() { format!("{p}.2") } else { p.to_owned() }
+            let want = config.process.pidfile.as_ref().map(|p| {
+                if self.arbiter.parent().is_some() { format!("{p}.2") } else { p.clone() }
             });
             let path = want.map_or(path, std::path::PathBuf::from);
             match Pidfile::create(&path, self.pid) {
@@ -675,22 +689,15 @@ impl Master<'_> {
             }
         }
         self.set_master_title();
-        let watched = |s: &Settings| {
-            (
-                s.bool("reload"),
-                s.str("reload_engine").map(str::to_owned),
-                s.list("reload_extra_files").join("\0"),
-            )
-        };
-        if watched(&settings) != watched(&old_settings) {
+        if config.reload != old_config.reload {
             // The old watcher's directory goes before the new one makes it again.
             self.watcher = None;
-            match Watcher::new(&settings, self.pid) {
+            match Watcher::new(&config.reload, self.pid) {
                 Ok(w) => self.watcher = w,
                 Err(e) => self.log.error(e),
             }
         }
-        let cfg = arbiter_config(&settings, self.arbiter.config().systemd);
+        let cfg = arbiter_config(&config, self.arbiter.config().systemd);
         Event::Reloaded { cfg, now: monotonic_ms() }
     }
 
@@ -721,14 +728,15 @@ impl Master<'_> {
                 l.close(unlink);
             }
             self.settings = prev.settings;
+            self.config = prev.config;
             self.binds = prev.binds;
-            self.proc_name = self.settings.proc_name();
+            self.proc_name = self.config.process.proc_name.clone();
         }
         self.notify("READY=1");
     }
 
     fn promote(&mut self) {
-        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.str("pidfile")) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), &self.config.process.pidfile) {
             if let Err(e) = p.rename(path) {
                 self.log.error(e);
             }
@@ -889,14 +897,12 @@ impl Master<'_> {
             }
         }
         self.with_server(|h, s| h.post_fork(s, &info));
-        if let Some((uid, gid)) = owner(&self.settings) {
-            if let Err(e) = process::set_owner_process(uid, gid, self.settings.bool("initgroups")) {
+        if let Some((uid, gid)) = owner(&self.config) {
+            if let Err(e) = process::set_owner_process(uid, gid, self.config.process.initgroups) {
                 self.log.error(format_args!("Cannot switch to user {uid} group {gid}: {e}"));
                 return decide::WORKER_BOOT_ERROR;
             }
         }
-        let secs =
-            |name: &str| Duration::from_secs(u64::try_from(self.settings.int(name)).unwrap_or(0));
         let ctx = WorkerContext {
             pid,
             master_pid: self.pid,
@@ -906,12 +912,13 @@ impl Master<'_> {
             heartbeat: self.heartbeats().slot(slot),
             peers: self.heartbeats(),
             signals,
-            timeout: secs("timeout"),
-            graceful_timeout: secs("graceful_timeout"),
+            timeout: self.config.worker.timeout,
+            graceful_timeout: self.config.worker.graceful_timeout,
             log: self.log.clone(),
             settings: Arc::clone(&self.settings),
+            config: Arc::clone(&self.config),
             hooks: Arc::clone(&self.hooks),
-            max_requests: max_requests(&self.settings),
+            max_requests: max_requests(&self.config),
         };
         if let Some(prev) = self.prev.take() {
             drop(prev.listeners);
@@ -935,12 +942,12 @@ type ExecArgs = (CString, Vec<CString>, Vec<(Vec<u8>, Vec<u8>)>);
 
 /// This worker's request limit: `max_requests` plus a draw in `0..=max_requests_jitter`
 /// (gunicorn's `randint`), or 0 (no limit) when `max_requests` is 0.
-fn max_requests(settings: &Settings) -> u64 {
-    let base = u64::try_from(settings.int("max_requests")).unwrap_or(0);
+fn max_requests(config: &ServerConfig) -> u64 {
+    let base = config.worker.max_requests;
     if base == 0 {
         return 0;
     }
-    let jitter = u64::try_from(settings.int("max_requests_jitter")).unwrap_or(0);
+    let jitter = config.worker.max_requests_jitter;
     if jitter == 0 {
         return base;
     }

@@ -93,7 +93,7 @@ impl AccessLog {
         line.clear();
         self.format.render(rec, &mut line);
         if let Some(syslog) = &self.syslog {
-            syslog.send("access", super::level::Level::Info, std::process::id(), &line);
+            syslog.send("access", super::Level::Info, std::process::id(), &line);
         }
         line.push('\n');
         // A failing log write (closed stdout, full disk) must never stop the server.

@@ -14,17 +14,16 @@
 //! bridge, later.
 
 pub mod access;
-mod level;
 pub mod statsd;
 pub mod syslog;
 pub mod time;
-
-pub use level::Level;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Arc;
+
+pub use crate::settings::config::Level;
 
 #[derive(Debug)]
 enum Sink {
@@ -63,7 +62,11 @@ impl Logger {
     /// A logger for gunicorn's `errorlog` (`-` is stderr, anything else a file path) and
     /// `loglevel`. A file that cannot be opened for appending gives gunicorn's error text.
     pub fn open(errorlog: &str, loglevel: &str) -> Result<Logger, String> {
-        let level = Level::from_setting(loglevel);
+        Logger::open_level(errorlog, Level::from_setting(loglevel))
+    }
+
+    /// [`Logger::open`] with the level already known.
+    pub fn open_level(errorlog: &str, level: Level) -> Result<Logger, String> {
         if errorlog == "-" {
             return Ok(Logger::stderr(level));
         }
@@ -77,16 +80,19 @@ impl Logger {
         })
     }
 
-    /// The logger the settings describe: `errorlog`, `loglevel`, and StatsD metrics to
-    /// `statsd_host` (with `statsd_prefix` and `dogstatsd_tags`).
-    pub fn for_settings(settings: &crate::settings::Settings) -> Result<Logger, String> {
-        let log = Logger::open(
-            settings.str("errorlog").unwrap_or("-"),
-            settings.str("loglevel").unwrap_or("info"),
-        )?;
-        let mut log = log.with_statsd(statsd::Statsd::from_settings(settings)?);
-        log.syslog = syslog::Syslog::from_settings(settings)?.map(Arc::new);
-        log.capture = settings.bool("capture_output") && log.path.is_some();
+    /// The logger the configuration describes: `errorlog`, `loglevel`, StatsD metrics to
+    /// `statsd_host` (with `statsd_prefix` and `dogstatsd_tags`) and `syslog`.
+    pub fn for_config(config: &crate::settings::config::LogConfig) -> Result<Logger, String> {
+        let log = Logger::open_level(&config.errorlog, config.level)?;
+        let mut log = log.with_statsd(match &config.statsd {
+            Some(c) => Some(statsd::Statsd::new(c)?),
+            None => None,
+        });
+        log.syslog = match &config.syslog {
+            Some(c) => Some(Arc::new(syslog::Syslog::new(c)?)),
+            None => None,
+        };
+        log.capture = config.capture_output && log.path.is_some();
         log.capture_output()?;
         Ok(log)
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ferrocorn_core::statsd::{LogLevel, MetricValue, Statsd as Lines, WORKERS};
 
-use crate::settings::{Settings, Value};
+use crate::settings::config::{StatsdConfig, StatsdHost};
 
 #[derive(Debug)]
 enum Socket {
@@ -35,39 +35,29 @@ pub struct Statsd {
 }
 
 impl Statsd {
-    /// The client for `statsd_host` (`None` when it is unset). An address that cannot be
-    /// used is an error at start, as in gunicorn (whose `Statsd` logger fails to build).
-    pub fn from_settings(settings: &Settings) -> Result<Option<Statsd>, String> {
-        let socket = match settings.get("statsd_host") {
-            Value::None => return Ok(None),
-            Value::Str(path) => {
+    /// The client for `statsd_host`. An address that cannot be used is an error at
+    /// start, as in gunicorn (whose `Statsd` logger fails to build).
+    pub fn new(config: &StatsdConfig) -> Result<Statsd, String> {
+        let socket = match &config.host {
+            StatsdHost::Unix(path) => {
                 let s = UnixDatagram::unbound().map_err(|e| format!("Error: statsd: {e}"))?;
                 // gunicorn connects once; a receiver that is not there yet is not an error.
                 let _ = s.connect(path);
                 Socket::Unix(s)
             }
-            Value::Tuple(parts) => match parts.as_slice() {
-                [Value::Str(host), Value::Int(port)] => {
-                    let port = u16::try_from(*port)
-                        .map_err(|_| format!("Error: statsd_host: invalid port {port}"))?;
-                    let host = host.as_str();
-                    let bind = if host.contains(':') { "[::]:0" } else { "0.0.0.0:0" };
-                    let s = UdpSocket::bind(bind).map_err(|e| format!("Error: statsd: {e}"))?;
-                    s.connect((host, port))
-                        .map_err(|e| format!("Error: statsd_host {host}:{port}: {e}"))?;
-                    Socket::Udp(s)
-                }
-                _ => {
-                    return Err(format!(
-                        "Error: statsd_host: unusable address {}",
-                        settings.get("statsd_host").py_repr()
-                    ));
-                }
-            },
-            other => {
+            StatsdHost::Udp { host, port } => {
+                let port = u16::try_from(*port)
+                    .map_err(|_| format!("Error: statsd_host: invalid port {port}"))?;
+                let host = host.as_str();
+                let bind = if host.contains(':') { "[::]:0" } else { "0.0.0.0:0" };
+                let s = UdpSocket::bind(bind).map_err(|e| format!("Error: statsd: {e}"))?;
+                s.connect((host, port))
+                    .map_err(|e| format!("Error: statsd_host {host}:{port}: {e}"))?;
+                Socket::Udp(s)
+            }
+            StatsdHost::Fd(fd) => {
                 return Err(format!(
-                    "Error: statsd_host {}: ferrocorn sends StatsD to host:port or unix://PATH only",
-                    other.py_repr()
+                    "Error: statsd_host {fd}: ferrocorn sends StatsD to host:port or unix://PATH only"
                 ));
             }
         };
@@ -76,11 +66,8 @@ impl Statsd {
             Socket::Unix(s) => s.set_nonblocking(true),
         }
         .map_err(|e| format!("Error: statsd: {e}"))?;
-        let lines = Lines::new(
-            settings.str("statsd_prefix").unwrap_or(""),
-            settings.str("dogstatsd_tags").unwrap_or(""),
-        );
-        Ok(Some(Statsd { socket, lines }))
+        let lines = Lines::new(&config.prefix, &config.tags);
+        Ok(Statsd { socket, lines })
     }
 
     fn send(&self, line: &str) {

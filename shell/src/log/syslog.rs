@@ -18,8 +18,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::sync::Mutex;
 
-use super::level::Level;
-use crate::settings::Settings;
+use crate::settings::config::{Level, SyslogConfig};
 
 #[derive(Debug)]
 enum Socket {
@@ -87,14 +86,11 @@ fn host_port(addr: &str) -> Result<(String, u16), String> {
 }
 
 impl Syslog {
-    /// The destination the settings describe (`None` without `syslog`). An address that
-    /// cannot be used stops the start, as the handler's set-up fails in gunicorn.
-    pub fn from_settings(settings: &Settings) -> Result<Option<Syslog>, String> {
-        if !settings.bool("syslog") {
-            return Ok(None);
-        }
-        let addr = settings.str("syslog_addr").unwrap_or("udp://localhost:514");
-        let name = settings.str("syslog_facility").unwrap_or("user");
+    /// The destination `syslog` describes. An address that cannot be used stops the
+    /// start, as the handler's set-up fails in gunicorn.
+    pub fn new(config: &SyslogConfig) -> Result<Syslog, String> {
+        let addr = config.addr.as_str();
+        let name = config.facility.as_str();
         let facility = facility(name).ok_or_else(|| "Error: unknown facility name".to_owned())?;
         let fail = |e: std::io::Error| format!("Error: syslog address {addr}: {e}");
         let socket = if let Some(rest) = addr.strip_prefix("unix://") {
@@ -130,11 +126,7 @@ impl Syslog {
         } else {
             return Err("Error: invalid syslog address".to_owned());
         };
-        let prefix = match settings.str("syslog_prefix") {
-            Some(p) if !p.is_empty() => p.to_owned(),
-            _ => settings.proc_name().replace(':', "."),
-        };
-        Ok(Some(Syslog { socket, facility, prefix }))
+        Ok(Syslog { socket, facility, prefix: config.prefix.clone() })
     }
 
     /// Sends one message of the `error` or `access` log at `level`, as written by `pid`.

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::convert::{ensure_on_sys_path, format_traceback, repr};
-use crate::settings::{Settings, Value};
+use crate::settings::Settings;
+use crate::settings::config::AppConfig;
 
 /// What kind of failure stopped the application from loading; gunicorn's workers exit
 /// with a different code for each.
@@ -80,21 +81,19 @@ fn chained(py: Python<'_>, new: PyErr, old: &PyErr) -> PyErr {
 /// starting directory on `sys.path`, changes to `chdir` and puts it first on `sys.path`,
 /// puts each `pythonpath` entry (made absolute) first on `sys.path`, and sets the
 /// `raw_env` variables in `os.environ`.
-pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
+pub fn prepare_import(py: Python<'_>, settings: &Settings, app: &AppConfig) -> PyResult<()> {
     let os = PyModule::import(py, "os")?;
     // gunicorn's first `Application.chdir()`, before the config file: the starting
     // directory goes on sys.path whatever `--chdir` says later, so `--chdir sub` still
     // imports an application that sits beside the command.
     ensure_on_sys_path(py, &crate::settings::Env::from_process().cwd.to_string_lossy())?;
-    if let Some(dir) = settings.str("chdir") {
+    if let Some(dir) = &app.chdir {
         os.call_method1("chdir", (dir,))?;
         ensure_on_sys_path(py, dir)?;
     }
-    if let Some(paths) = settings.str("pythonpath").filter(|p| !p.is_empty()) {
-        for p in paths.split(',') {
-            let abs: String = os.getattr("path")?.call_method1("abspath", (p,))?.extract()?;
-            ensure_on_sys_path(py, &abs)?;
-        }
+    for p in &app.pythonpath {
+        let abs: String = os.getattr("path")?.call_method1("abspath", (p,))?.extract()?;
+        ensure_on_sys_path(py, &abs)?;
     }
     let environ = os.getattr("environ")?;
     for (k, v) in settings.env_pairs().map_err(PyRuntimeError::new_err)? {
@@ -109,9 +108,10 @@ pub fn prepare_import(py: Python<'_>, settings: &Settings) -> PyResult<()> {
 pub fn load_app<'py>(
     py: Python<'py>,
     settings: &Settings,
+    app: &AppConfig,
 ) -> Result<Bound<'py, PyAny>, AppLoadError> {
     let uri = settings.app_uri.as_deref().unwrap_or_default();
-    let loaded = if *settings.get("paste") != Value::None {
+    let loaded = if app.paste {
         settings
             .paste_global_conf()
             .map_err(PyRuntimeError::new_err)

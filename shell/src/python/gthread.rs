@@ -48,8 +48,7 @@ use super::request::{self, ClientFault, FileSource};
 use super::setup::{Common, environ_config, setup_failed, worker_app};
 use super::wsgi::{self, BodyRead, ResponseSink};
 use crate::heartbeat::{Requests, monotonic_ms};
-use crate::settings::proto::proto_config;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, ServerConfig, Settings};
 use crate::worker::WorkerContext;
 use crate::worker::gthread::{self, BodyError, Exchange, Failed, Handler};
 
@@ -65,11 +64,11 @@ impl WsgiGthreadBody {
     /// A body for `settings`; `preloaded` is the application loaded in the master.
     pub fn new(
         settings: &Settings,
+        config: &ServerConfig,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<WsgiGthreadBody, String> {
-        let proto = proto_config(settings)?;
-        let environ = environ_config(&proto);
+        let environ = environ_config(&config.proto);
         Ok(WsgiGthreadBody { preloaded, environ, sendfile: settings.sendfile(env) })
     }
 
@@ -81,17 +80,14 @@ impl WsgiGthreadBody {
             Ok(app) => app,
             Err(code) => return code,
         };
-        let proto = match proto_config(&settings) {
-            Ok(proto) => Arc::new(proto),
-            Err(text) => return setup_failed(py, &text),
-        };
-        let environ = EnvironConfig { headers: proto.headers.clone(), ..self.environ.clone() };
+        let environ =
+            EnvironConfig { headers: ctx.config.proto.headers.clone(), ..self.environ.clone() };
         let stream_bodies = wants_streamed_bodies(py, &app);
         let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,
             Err(text) => return setup_failed(py, &text),
         };
-        let mut opts = gthread::Options::from_settings(&settings, proto);
+        let mut opts = gthread::Options::from_config(&ctx.config);
         if stream_bodies {
             opts.spool_limit = 0;
         }
@@ -146,7 +142,7 @@ impl WsgiHandler {
             environ: environ_cfg.clone(),
             locals,
             requests: Requests::new(ctx.heartbeat),
-            spew: settings.bool("spew"),
+            spew: ctx.config.app.spew,
         })
     }
 }

@@ -11,11 +11,12 @@ use pyo3::prelude::*;
 use super::app::{load_app, prepare_import};
 use super::convert::{exc_str, write_stream};
 use crate::run::{AppLoader, Outcome};
-use crate::settings::{Env, Settings};
+use crate::settings::config::AppConfig;
+use crate::settings::{Env, ServerConfig, Settings};
 
 /// Serves the application of `settings`; returns the exit code (output left to print
 /// goes into `out`).
-pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
+pub fn serve(py: Python<'_>, settings: &Settings, config: &ServerConfig, out: &mut Outcome) -> u8 {
     let flushed = write_stream(py, "stdout", &out.stdout)
         .and_then(|()| write_stream(py, "stderr", &out.stderr));
     out.stdout.clear();
@@ -31,10 +32,10 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         // KeyboardInterrupt handler must not also fire in them.
         let signal = PyModule::import(py, "signal")?;
         signal.call_method1("signal", (signal.getattr("SIGINT")?, signal.getattr("SIG_DFL")?))?;
-        prepare_import(py, settings)?;
+        prepare_import(py, settings, &config.app)?;
         // gunicorn installs `spew` in the master before the arbiter starts; the workers
         // inherit it on their main thread.
-        if settings.bool("spew") {
+        if config.app.spew {
             PyModule::import(py, "ferrocorn.debug")?.call_method0("spew")?;
         }
         Ok(())
@@ -46,8 +47,8 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
         out.stderr = format!("\nError: {}\n", exc_str(py, &e));
         return 1;
     }
-    let preloaded = if settings.bool("preload_app") {
-        match load_app(py, settings) {
+    let preloaded = if config.app.preload_app {
+        match load_app(py, settings, &config.app) {
             Ok(app) => Some(app.unbind()),
             Err(e) => {
                 if super::convert::escapes(py, &e.error) {
@@ -61,29 +62,22 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
     } else {
         None
     };
-    let env = Env::from_process();
-    let body = match super::worker::WsgiBody::new(settings, preloaded, &env) {
-        Ok(b) => b,
-        Err(e) => {
-            out.stderr = format!("\nError: {e}\n");
-            return 1;
-        }
-    };
-    let log = match crate::log::Logger::for_settings(settings) {
+    let body = super::worker::WsgiBody::new(preloaded, &Env::from_process());
+    let log = match crate::log::Logger::for_config(&config.log) {
         Ok(l) => l,
         Err(e) => {
             out.stderr = format!("{e}\n");
             return 1;
         }
     };
-    let opts = match super::server_hooks::serve_options(py, settings, log) {
+    let opts = match super::server_hooks::serve_options(py, settings, config, log) {
         Ok(o) => o,
         Err(e) => {
             out.stderr = format!("\nError: {}\n", exc_str(py, &e));
             return 1;
         }
     };
-    let code = crate::arbiter::serve_with(settings, &body, &opts);
+    let code = crate::arbiter::serve_with(settings, config, &body, &opts);
     // Output the application printed in the master must not be lost.
     let _ = write_stream(py, "stdout", "");
     let _ = write_stream(py, "stderr", "");
@@ -106,10 +100,11 @@ impl AppLoader for PythonApp {
             }
             out.stdout.clear();
             out.stderr.clear();
-            if let Err(e) = prepare_import(py, settings) {
+            let app = AppConfig::new(settings);
+            if let Err(e) = prepare_import(py, settings, &app) {
                 return Err(format!("\nError: {}\n", super::convert::exc_str(py, &e)));
             }
-            match load_app(py, settings) {
+            match load_app(py, settings, &app) {
                 Ok(_) => Ok(()),
                 // SystemExit and KeyboardInterrupt are not caught (main raises them).
                 Err(e) if super::convert::escapes(py, &e.error) => Err(String::new()),
@@ -118,7 +113,7 @@ impl AppLoader for PythonApp {
         })
     }
 
-    fn serve(&self, settings: &Settings, out: &mut Outcome) -> u8 {
-        Python::attach(|py| serve(py, settings, out))
+    fn serve(&self, settings: &Settings, config: &ServerConfig, out: &mut Outcome) -> u8 {
+        Python::attach(|py| serve(py, settings, config, out))
     }
 }

@@ -25,7 +25,7 @@ use super::hooks::{HookLog, WorkerObj, this_worker};
 use crate::arbiter::hooks::{ReexecCommand, Reload};
 use crate::lifecycle::{ServerHooks, ServerInfo, WorkerInfo};
 use crate::log::Logger;
-use crate::settings::{Env, Settings, Value};
+use crate::settings::{Env, ServerConfig, Settings, Value};
 
 /// gunicorn's server hooks, by name.
 const NAMES: [&str; 13] = [
@@ -100,11 +100,11 @@ impl Generation {
             .collect()
     }
 
-    fn new(py: Python<'_>, settings: &Settings) -> PyResult<Generation> {
+    fn new(py: Python<'_>, settings: &Settings, config: &ServerConfig) -> PyResult<Generation> {
         Ok(Generation {
             hooks: Generation::hooks_of(py, settings),
             cfg: super::config_object::cfg_object(py, settings)?,
-            timeout: u64::try_from(settings.int("timeout")).unwrap_or(0),
+            timeout: config.worker.timeout.as_secs(),
         })
     }
 
@@ -124,9 +124,14 @@ pub struct PythonHooks {
 
 impl PythonHooks {
     /// The hooks `settings` set (defaults are skipped); `log` is the error log.
-    pub fn new(py: Python<'_>, settings: &Settings, log: Logger) -> PyResult<PythonHooks> {
+    pub fn new(
+        py: Python<'_>,
+        settings: &Settings,
+        config: &ServerConfig,
+        log: Logger,
+    ) -> PyResult<PythonHooks> {
         Ok(PythonHooks {
-            generation: std::sync::Mutex::new(Arc::new(Generation::new(py, settings)?)),
+            generation: std::sync::Mutex::new(Arc::new(Generation::new(py, settings, config)?)),
             log,
         })
     }
@@ -145,12 +150,12 @@ impl PythonHooks {
 
     /// Follows the master's settings: after a HUP reload, the new config file's hooks and
     /// `cfg` (the worker-side hooks follow what `post_fork` saw).
-    fn refresh(&self, py: Python<'_>, settings: &Settings) {
+    fn refresh(&self, py: Python<'_>, settings: &Settings, config: &ServerConfig) {
         let hooks = Generation::hooks_of(py, settings);
         if self.current().same(&hooks) {
             return;
         }
-        match Generation::new(py, settings) {
+        match Generation::new(py, settings, config) {
             Ok(g) => {
                 if let Ok(mut cur) = self.generation.lock() {
                     *cur = Arc::new(g);
@@ -235,12 +240,12 @@ impl PythonHooks {
     }
 
     fn call_server(&self, name: &str, s: &ServerInfo<'_>) {
-        Python::attach(|py| self.refresh(py, s.settings));
+        Python::attach(|py| self.refresh(py, s.settings, s.config));
         self.call(name, |py| Ok(vec![self.server(py, s)?.into_any()]));
     }
 
     fn call_server_worker(&self, name: &str, s: &ServerInfo<'_>, w: &WorkerInfo) {
-        Python::attach(|py| self.refresh(py, s.settings));
+        Python::attach(|py| self.refresh(py, s.settings, s.config));
         self.call(name, |py| {
             Ok(vec![self.server(py, s)?.into_any(), self.worker(py, w)?.into_any()])
         });
@@ -295,7 +300,7 @@ impl ServerHooks for PythonHooks {
         self.call_server_worker("worker_exit", server, worker);
     }
     fn nworkers_changed(&self, server: &ServerInfo<'_>, new: usize, old: Option<usize>) {
-        Python::attach(|py| self.refresh(py, server.settings));
+        Python::attach(|py| self.refresh(py, server.settings, server.config));
         self.call("nworkers_changed", |py| {
             Ok(vec![
                 self.server(py, server)?.into_any(),
@@ -349,18 +354,17 @@ fn reexec_command(py: Python<'_>) -> PyResult<ReexecCommand> {
 pub struct PythonReload;
 
 impl Reload for PythonReload {
-    fn reload(&self) -> Result<Settings, String> {
+    fn reload(&self) -> Result<(Settings, ServerConfig), String> {
         let argv = ARGV.get().cloned().unwrap_or_default();
         let env = Env::from_process();
         match crate::settings::resolve::load(&argv, &env, &super::config_file::PythonConfig) {
             Ok(crate::settings::resolve::Loaded::Settings(s)) => {
-                // A parser policy that does not build is refused like a broken config
-                // (the arbiter also refuses what ferrocorn cannot serve): the running
-                // configuration keeps serving.
-                crate::settings::proto::proto_config(&s)?;
+                // Settings ferrocorn cannot serve are refused like a broken config: the
+                // running configuration keeps serving.
+                let config = ServerConfig::new(&s)?;
                 // As gunicorn's `Application.reload`: a reloaded config asking for
                 // `spew` turns it on in the master (the new workers inherit it).
-                if s.bool("spew") {
+                if config.app.spew {
                     pyo3::Python::attach(|py| {
                         PyModule::import(py, "ferrocorn.debug")
                             .and_then(|m| m.call_method0("spew"))
@@ -368,7 +372,7 @@ impl Reload for PythonReload {
                             .map_err(|e| super::convert::exc_str(py, &e))
                     })?;
                 }
-                Ok(*s)
+                Ok((*s, config))
             }
             Ok(_) => Err("the command line no longer names a configuration to serve".to_owned()),
             Err(e) => Err(e.render().trim().to_owned()),
@@ -409,9 +413,10 @@ impl crate::process::ProcTitle for PythonTitle {
 pub fn serve_options(
     py: Python<'_>,
     settings: &Settings,
+    config: &ServerConfig,
     log: Logger,
 ) -> PyResult<crate::arbiter::ServeOptions> {
-    let hooks = PythonHooks::new(py, settings, log)?;
+    let hooks = PythonHooks::new(py, settings, config, log)?;
     Ok(crate::arbiter::ServeOptions {
         hooks: Arc::new(hooks),
         reload: Some(Arc::new(PythonReload)),

@@ -40,11 +40,11 @@ pub fn worker_app(
 ) -> Result<Py<PyAny>, u8> {
     let loaded = match preloaded {
         Some(app) => Ok(app.clone_ref(py)),
-        None => load_app(py, settings).map(Bound::unbind),
+        None => load_app(py, settings, &ctx.config.app).map(Bound::unbind),
     };
     let e = match loaded {
         Ok(app) => {
-            if settings.bool("reload") {
+            if ctx.config.reload.enabled {
                 publish_module_files(py, ctx);
             }
             return Ok(app);
@@ -56,7 +56,7 @@ pub fn worker_app(
         AppErrorKind::AppImport => {
             // With `reload`, the code being edited failed to import: its traceback, once
             // per edit (the old workers keep serving until the files change again).
-            if settings.bool("reload") {
+            if ctx.config.reload.enabled {
                 ctx.log.exception(format_args!(
                     "Exception in worker process\n{}",
                     e.traceback.trim_end()
@@ -140,14 +140,14 @@ impl Common {
         multithread: bool,
     ) -> Result<Common, String> {
         let s = settings;
+        let c = &ctx.config;
         let pyerr = |e: PyErr| format_traceback(py, &e);
-        let errors =
-            Py::new(py, ErrorStream::open(s.str("errorlog").unwrap_or("-"))).map_err(pyerr)?;
+        let errors = Py::new(py, ErrorStream::open(&c.log.errorlog)).map_err(pyerr)?;
         let environ = EnvironBuilder::new(
             py,
             TemplateParts {
                 errors: errors.into_bound(py).into_any(),
-                multiprocess: s.int("workers") > 1,
+                multiprocess: c.worker.workers > 1,
                 server_software,
             },
         )
@@ -162,10 +162,10 @@ impl Common {
                 .map_err(pyerr)?;
         }
         // gunicorn sends the access log to syslog too, unless told not to.
-        let syslog = ctx.log.syslog().filter(|_| !s.bool("disable_redirect_access_to_syslog"));
+        let syslog = ctx.log.syslog().filter(|_| !c.log.disable_redirect_access_to_syslog);
         let access = AccessLog::open_with(
-            s.str("accesslog"),
-            s.str("access_log_format").unwrap_or(ferrocorn_core::access_log::DEFAULT_FORMAT),
+            c.log.accesslog.as_deref(),
+            &c.log.access_log_format,
             syslog.cloned(),
         )?;
         let obj = this_worker(py, ctx.pid, || {

@@ -56,8 +56,7 @@ use super::pyio::{self, stop_error};
 use super::request::{self, ClientFault, peer_ip};
 use super::setup::{Common, environ_config, setup_failed, worker_app};
 use crate::heartbeat::monotonic_ms;
-use crate::settings::proto::proto_config;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, ServerConfig, Settings};
 use crate::transport::{self, Stream};
 use crate::worker::WorkerContext;
 
@@ -75,13 +74,13 @@ impl WsgiSyncBody {
     /// worker builds its own from its generation's settings.
     pub fn new(
         settings: &Settings,
+        config: &ServerConfig,
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<WsgiSyncBody, String> {
-        let proto = proto_config(settings)?;
         Ok(WsgiSyncBody {
             preloaded,
-            environ: environ_config(&proto),
+            environ: environ_config(&config.proto),
             sendfile: settings.sendfile(env),
         })
     }
@@ -224,7 +223,7 @@ impl Worker {
         // This generation's settings (a HUP reload gives new workers new ones): the parser
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
-        let proto = proto_config(&settings)?;
+        let proto = Arc::clone(&ctx.config.proto);
         let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
         let common = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
         let locals = common.locals.clone();
@@ -236,7 +235,7 @@ impl Worker {
             locals,
             abort_file: None,
             rbuf: vec![0; blocking::READ_CHUNK],
-            proto: Arc::new(proto),
+            proto,
             environ_cfg,
         })
     }
@@ -259,8 +258,8 @@ impl Worker {
             AbortHandler { hooks: Arc::clone(&self.ctx.hooks), info: self.ctx.info() },
         )?;
         signal.call_method1("signal", (&sigabrt, handler))?;
-        let file = match self.ctx.settings.str("errorlog") {
-            Some(path) if path != "-" => {
+        let file = match self.ctx.config.log.errorlog.as_str() {
+            path if path != "-" => {
                 let f = PyModule::import(py, "builtins")?.call_method1("open", (path, "a"))?;
                 self.abort_file = Some(f.clone().unbind());
                 f

@@ -8,8 +8,7 @@ use super::convert::write_stream;
 use super::gthread::WsgiGthreadBody;
 use super::setup::setup_failed;
 use super::sync::WsgiSyncBody;
-use crate::settings::proto::proto_config;
-use crate::settings::{Env, Settings, WorkerKind};
+use crate::settings::{Env, WorkerKind};
 use crate::worker::{WorkerBody, WorkerContext};
 
 /// The WSGI worker body: [`WsgiSyncBody`] or [`WsgiGthreadBody`] by the worker class of each
@@ -23,16 +22,10 @@ pub struct WsgiBody {
 }
 
 impl WsgiBody {
-    /// The body for `settings`, refused when ferrocorn cannot serve them (a worker class
-    /// it does not have, a parser policy that does not build).
-    pub fn new(
-        settings: &Settings,
-        preloaded: Option<Py<PyAny>>,
-        env: &Env,
-    ) -> Result<WsgiBody, String> {
-        settings.check_servable()?;
-        proto_config(settings)?;
-        Ok(WsgiBody { preloaded, env: env.clone() })
+    /// The body for settings whose [`crate::settings::ServerConfig`] was built (so
+    /// ferrocorn can serve them); `preloaded` is the application the master loaded.
+    pub fn new(preloaded: Option<Py<PyAny>>, env: &Env) -> WsgiBody {
+        WsgiBody { preloaded, env: env.clone() }
     }
 }
 
@@ -41,20 +34,19 @@ impl WorkerBody for WsgiBody {
         Python::attach(|py| {
             let preloaded = self.preloaded.as_ref().map(|app| app.clone_ref(py));
             // The master checked these settings before it took them (at start or HUP).
-            let code = match ctx.settings.worker_kind() {
-                Ok(WorkerKind::Sync) => {
-                    match WsgiSyncBody::new(&ctx.settings, preloaded, &self.env) {
+            let code = match ctx.config.worker.kind {
+                WorkerKind::Sync => {
+                    match WsgiSyncBody::new(&ctx.settings, &ctx.config, preloaded, &self.env) {
                         Ok(b) => b.run(py, ctx),
                         Err(text) => setup_failed(py, &text),
                     }
                 }
-                Ok(WorkerKind::Gthread) => {
-                    match WsgiGthreadBody::new(&ctx.settings, preloaded, &self.env) {
+                WorkerKind::Gthread => {
+                    match WsgiGthreadBody::new(&ctx.settings, &ctx.config, preloaded, &self.env) {
                         Ok(b) => b.run(py, &ctx),
                         Err(text) => setup_failed(py, &text),
                     }
                 }
-                Err(text) => setup_failed(py, &text),
             };
             // What the application printed must not be lost with the process.
             let _ = write_stream(py, "stdout", "");

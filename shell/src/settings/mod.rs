@@ -17,6 +17,7 @@
 //! Python bridge fills with `(name, value)` pairs.
 
 pub mod cli;
+pub mod config;
 pub mod defs;
 pub mod doc;
 pub mod env;
@@ -26,6 +27,7 @@ mod setting;
 pub mod validate;
 pub mod value;
 
+pub use config::ServerConfig;
 pub use defs::{SETTINGS, lookup};
 pub use env::Env;
 pub use resolve::{ConfigError, ConfigSource, Layer, Origin, Resolved, Settings, WorkerKind};

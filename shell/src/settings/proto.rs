@@ -1,6 +1,8 @@
 //! The parser policy ([`ProtoConfig`]) the settings describe: limits, leniencies,
 //! `header_map`, trust and the PROXY protocol. Plain Rust over validated [`Settings`], so
-//! both WSGI workers (through the Python bridge) and the tests use the same translation.
+//! the server ([`super::ServerConfig::proto`]), the test server and the conformance
+//! runner (which validates a case's settings through this crate's table) use the same
+//! translation.
 //!
 //! Every choice setting is matched against the values its validator produces; anything
 //! else is an error, never a silent default. Validation makes that error unreachable from
@@ -15,8 +17,28 @@ use ferrocorn_core::{AllowList, Limits, ProtoConfig};
 use super::resolve::Settings;
 use super::value::Value;
 
+/// The settings [`proto_config`] reads: every one that changes how the core reads a
+/// connection.
+pub const PROTO_SETTINGS: [&str; 14] = [
+    "limit_request_line",
+    "limit_request_fields",
+    "limit_request_field_size",
+    "permit_obsolete_folding",
+    "strip_header_spaces",
+    "permit_unconventional_http_method",
+    "permit_unconventional_http_version",
+    "casefold_http_method",
+    "header_map",
+    "forwarder_headers",
+    "forwarded_allow_ips",
+    "secure_scheme_headers",
+    "proxy_protocol",
+    "proxy_allow_ips",
+];
+
 /// The parser policy the settings describe; an error names a setting whose value the
-/// translation does not know.
+/// translation does not know. The one translation: the WSGI workers, the Rust test
+/// bodies and the conformance runner all take their [`ProtoConfig`] from here.
 pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
     let list = |name: &str| -> Vec<String> {
         match settings.get(name) {

@@ -30,7 +30,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{WorkerBody, WorkerContext};
 use crate::heartbeat::monotonic_ms;
-use crate::settings::Settings;
+use crate::settings::ServerConfig;
 use crate::transport::{self, Stream, Waits};
 
 const BODY: &[u8] = b"Hello, World!";
@@ -42,17 +42,9 @@ pub struct HelloBody {
 }
 
 impl HelloBody {
-    /// A body with the parser limits of `settings` (`limit_request_*`).
-    pub fn new(settings: &Settings) -> HelloBody {
-        let proto = ProtoConfig {
-            limits: ferrocorn_core::Limits::from_gunicorn(
-                settings.int("limit_request_line"),
-                settings.int("limit_request_fields"),
-                settings.int("limit_request_field_size"),
-            ),
-            ..ProtoConfig::default()
-        };
-        HelloBody { proto: Arc::new(proto) }
+    /// A body with the parser policy of `config`.
+    pub fn new(config: &ServerConfig) -> HelloBody {
+        HelloBody { proto: Arc::clone(&config.proto) }
     }
 }
 
@@ -67,7 +59,7 @@ impl WorkerBody for HelloBody {
         if let Err(e) = ctx.signals.handle_abort_in_body() {
             ctx.log.warning(format_args!("ABRT stays the default action: {e}"));
         }
-        let this = HelloBody::new(&ctx.settings);
+        let this = HelloBody::new(&ctx.config);
         ctx.booted();
         let interval = ctx.beat_interval();
         let poll_ms = u16::try_from(interval.as_millis()).unwrap_or(u16::MAX);

@@ -28,7 +28,7 @@ pub use crate::lifecycle::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 use crate::lifecycle::{ServerHooks, WorkerInfo};
 use crate::listen::Listener;
 use crate::log::Logger;
-use crate::settings::Settings;
+use crate::settings::{ServerConfig, Settings};
 
 /// The code a worker body runs in the forked child.
 pub trait WorkerBody {
@@ -77,6 +77,8 @@ pub struct WorkerContext {
     /// The settings of this worker's generation (a HUP reload gives new workers new
     /// settings).
     pub settings: Arc<Settings>,
+    /// Their configuration.
+    pub config: Arc<ServerConfig>,
     /// The server hooks; the body calls `post_worker_init` (through [`Self::booted`]),
     /// `worker_int` and `worker_abort`.
     pub hooks: Arc<dyn ServerHooks>,

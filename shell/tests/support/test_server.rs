@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use ferrocorn::arbiter::{Reload, ServeOptions, ServerHooks, ServerInfo, WorkerInfo, serve_with};
 use ferrocorn::settings::Env;
-use ferrocorn::settings::Settings;
 use ferrocorn::settings::resolve::{Loaded, NoPython, load};
+use ferrocorn::settings::{ServerConfig, Settings, WorkerKind};
 use ferrocorn::worker::gthread;
 use ferrocorn::worker::hello::HelloBody;
 use ferrocorn::worker::{WorkerBody, WorkerContext};
@@ -40,6 +40,13 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    let config = match ServerConfig::new(&settings) {
+        Ok(c) => c,
+        Err(why) => {
+            eprint!("\nError: {why}\n");
+            return ExitCode::from(1);
+        }
+    };
     let mut opts = ServeOptions::default();
     if let Some(ms) =
         std::env::var("FERROCORN_TEST_BIND_RETRY_MS").ok().and_then(|v| v.parse().ok())
@@ -53,35 +60,18 @@ fn main() -> ExitCode {
     if let Some(code) =
         std::env::var("FERROCORN_TEST_WORKER_EXIT").ok().and_then(|v| v.parse().ok())
     {
-        return ExitCode::from(serve_with(&settings, &ExitAtOnce(code), &opts));
+        return ExitCode::from(serve_with(&settings, &config, &ExitAtOnce(code), &opts));
     }
     if std::env::var_os("FERROCORN_TEST_BOOT_HANG").is_some() {
-        return ExitCode::from(serve_with(&settings, &HangAtBoot, &opts));
+        return ExitCode::from(serve_with(&settings, &config, &HangAtBoot, &opts));
     }
-    if settings.worker_class() == "gthread" {
-        let proto = ferrocorn_core::ProtoConfig {
-            limits: ferrocorn_core::Limits::from_gunicorn(
-                settings.int("limit_request_line"),
-                settings.int("limit_request_fields"),
-                settings.int("limit_request_field_size"),
-            ),
-            proxy: ferrocorn_core::config::ProxyPolicy {
-                mode: match settings.str("proxy_protocol").unwrap_or("off") {
-                    "v1" => ferrocorn_core::config::ProxyMode::V1,
-                    "v2" => ferrocorn_core::config::ProxyMode::V2,
-                    "auto" => ferrocorn_core::config::ProxyMode::Auto,
-                    _ => ferrocorn_core::config::ProxyMode::Off,
-                },
-                ..ferrocorn_core::config::ProxyPolicy::default()
-            },
-            ..ferrocorn_core::ProtoConfig::default()
-        };
-        let engine = gthread::Options::from_settings(&settings, std::sync::Arc::new(proto));
+    if config.worker.kind == WorkerKind::Gthread {
+        let engine = gthread::Options::from_config(&config);
         let body = gthread::GthreadBody::new(gthread::hello::HelloHandler, engine);
-        return ExitCode::from(serve_with(&settings, &body, &opts));
+        return ExitCode::from(serve_with(&settings, &config, &body, &opts));
     }
-    let body = FailWhileFile(HelloBody::new(&settings));
-    ExitCode::from(serve_with(&settings, &body, &opts))
+    let body = FailWhileFile(HelloBody::new(&config));
+    ExitCode::from(serve_with(&settings, &config, &body, &opts))
 }
 
 /// A worker that exits with a fixed code at once (`FERROCORN_TEST_WORKER_EXIT`): 3 and 4
@@ -121,12 +111,15 @@ struct ReloadArgs {
 }
 
 impl Reload for ReloadArgs {
-    fn reload(&self) -> Result<Settings, String> {
+    fn reload(&self) -> Result<(Settings, ServerConfig), String> {
         let mut argv = self.base.clone();
         argv.extend(args_file()?);
         argv.push("rust:hello".to_owned());
         match load(&argv, &Env::from_process(), &NoPython) {
-            Ok(Loaded::Settings(s)) => Ok(*s),
+            Ok(Loaded::Settings(s)) => {
+                let config = ServerConfig::new(&s)?;
+                Ok((*s, config))
+            }
             Ok(_) => Err("--help or --version in a reload".to_owned()),
             Err(e) => Err(e.render().trim().to_owned()),
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferrocorn_core::ProtoConfig;
 
-use crate::settings::Settings;
+use crate::settings::ServerConfig;
 
 /// The largest body spooled to a file before the handler is called (8 MiB).
 pub const SPOOL_LIMIT: u64 = 8 * 1024 * 1024;
@@ -36,20 +36,20 @@ pub struct Options {
 }
 
 impl Options {
-    /// The options of `settings`, with the parser configuration `proto`.
-    pub fn from_settings(settings: &Settings, proto: Arc<ProtoConfig>) -> Options {
-        let int = |name: &str| u64::try_from(settings.int(name)).unwrap_or(0);
+    /// The options of `config`.
+    pub fn from_config(config: &ServerConfig) -> Options {
+        let w = &config.worker;
         Options {
-            threads: int("threads").max(1) as usize,
-            worker_connections: int("worker_connections").max(1) as usize,
-            keepalive: Duration::from_secs(int("keepalive")),
+            threads: w.threads,
+            worker_connections: w.worker_connections,
+            keepalive: w.keepalive,
             buffer_body: 64 * 1024,
             // Spooling is asked for by setting `tmp_upload_dir`: without it the
             // application is called when the head is in, as in gunicorn.
-            spool_limit: if settings.str("tmp_upload_dir").is_some() { SPOOL_LIMIT } else { 0 },
-            spool_dir: settings.str("tmp_upload_dir").map(std::path::PathBuf::from),
+            spool_limit: if w.tmp_upload_dir.is_some() { SPOOL_LIMIT } else { 0 },
+            spool_dir: w.tmp_upload_dir.clone(),
             server: b"ferrocorn".to_vec(),
-            proto,
+            proto: Arc::clone(&config.proto),
         }
     }
 }
