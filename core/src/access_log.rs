@@ -20,9 +20,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::date::{CivilTime, push_2digits, push_4digits};
 use crate::h1::RequestHead;
 use crate::pyrepr::push_repr;
-use crate::response::{CivilTime, ResponseHead, push_2digits, push_4digits};
+use crate::response::ResponseHead;
 
 /// gunicorn's default `access_log_format`.
 pub const DEFAULT_FORMAT: &str =

@@ -38,6 +38,7 @@ extern crate alloc;
 pub mod access_log;
 pub mod config;
 pub mod conn;
+pub mod date;
 pub mod environ;
 pub mod error;
 pub mod forwarded;
