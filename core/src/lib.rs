@@ -53,7 +53,7 @@ pub mod statsd;
 mod tests;
 
 pub use config::{Limits, ParserPolicy, ProtoConfig, UnderscoreHeaders};
-pub use conn::{ConnState, Connection, Discard, Event};
+pub use conn::{ConnState, Connection, Discard, Event, UsageError};
 pub use error::RecvError;
 pub use h1::{BodyKind, HeaderField, RequestHead, Trailers, Version};
 pub use net::{AllowList, Peer};

@@ -452,7 +452,7 @@ pub fn choose_framing(req: &RequestInfo, resp: &ResponseHead, server_keepalive: 
     } else {
         BodyFraming::CloseDelimited
     };
-    let keep_alive = server_keepalive && req.keep_alive && body != BodyFraming::CloseDelimited;
+    let keep_alive = crate::conn::persists(req.keep_alive, server_keepalive, body);
     let connection = if resp.upgrade() {
         ConnectionHeader::Upgrade
     } else if keep_alive {
