@@ -489,7 +489,7 @@ impl<'a> Worker<'a> {
             environ_dict.as_ref(),
             || {
                 let g = lock(py, &ex);
-                response_obj(py, g.head.as_ref(), g.writer.as_ref().map_or(0, |w| w.sent()))
+                response_obj(py, g.head.as_ref(), g.conn.body_sent())
             },
         );
         let mut g = lock(py, &ex);
@@ -578,7 +578,7 @@ impl<'a> Worker<'a> {
     fn send_file(&self, py: Python<'_>, ex: &Shared, w: &FileWrapper) -> PyResult<bool> {
         let Some(src) = request::file_source(py, w)? else { return Ok(false) };
         let mut g = lock(py, ex);
-        let count = g.writer.as_ref().and_then(|wr| wr.remaining()).unwrap_or(src.size);
+        let count = g.started().and_then(|c| c.body_remaining()).unwrap_or(src.size);
         g.send_file(py, src.fd, src.offset, count)?;
         g.finish(py)?;
         Ok(true)
@@ -645,7 +645,7 @@ impl<'a> Worker<'a> {
             head,
             peer,
             status,
-            sent: if done.status.is_some() { 0 } else { g.writer.as_ref().map_or(0, |w| w.sent()) },
+            sent: if done.status.is_some() { 0 } else { g.conn.body_sent() },
             response: g.head.as_ref().filter(|_| done.status.is_none()),
             environ: g.environ.as_ref(),
             elapsed,

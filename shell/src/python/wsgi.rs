@@ -3,7 +3,7 @@
 //! and the socket I/O they drive.
 //!
 //! One [`Exchange`] holds the connection of a request: the socket, the core's
-//! [`Connection`] (which decodes the body), the response head and its [`BodyWriter`].
+//! [`Connection`] (which decodes the body and frames the response) and the response head.
 //! `wsgi.input` ([`Input`]) and `start_response` ([`StartResponse`]) share it with the
 //! worker loop through an `Arc<Mutex<_>>`, locked with `lock_py_attached` (never held while
 //! waiting for the GIL, so an application thread cannot deadlock the worker). Every socket
@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::environ::{Environ, Key, Name};
-use ferrocorn_core::response::{self, BodyWriter, Frame, RequestInfo, ResponseHead};
-use ferrocorn_core::{Connection, Event, RecvError};
+use ferrocorn_core::response::{self, Frame, RequestInfo, ResponseHead};
+use ferrocorn_core::{Connection, Event, RecvError, UsageError};
 use pyo3::exceptions::{PyAssertionError, PyOSError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -255,12 +255,10 @@ pub struct Exchange {
     beat: &'static Slot,
     /// The worker's INT/QUIT flag (quick stop).
     stop: Arc<AtomicBool>,
-    /// What the framing decision needs to know about the request.
+    /// The facts of the request (its version, for early hints).
     pub req: RequestInfo,
     /// The response head from `start_response`.
     pub head: Option<ResponseHead>,
-    /// The body writer, once `start_response` was called.
-    pub writer: Option<BodyWriter>,
     /// Whether the head went out.
     pub headers_sent: bool,
     head_buf: Vec<u8>,
@@ -281,6 +279,11 @@ impl std::fmt::Display for Stopping {
 }
 
 impl std::error::Error for Stopping {}
+
+/// The core refused a step of the response (never expected once it was started).
+fn usage(e: UsageError) -> PyErr {
+    PyAssertionError::new_err(e.to_string())
+}
 
 fn stopping() -> io::Error {
     // Not `Interrupted`: nothing may take it for a call to retry.
@@ -400,7 +403,6 @@ impl Exchange {
                 is_connect: false,
             },
             head: None,
-            writer: None,
             headers_sent: false,
             head_buf: Vec::with_capacity(256),
             over: false,
@@ -576,19 +578,25 @@ impl BodyRead for Exchange {
 }
 
 impl Exchange {
-    /// Encodes the head of `start_response` (the date is taken now).
+    /// Keeps the head of `start_response` (a later call, with `exc_info`, may replace it
+    /// until the first body write starts the response).
     fn set_head(&mut self, head: ResponseHead) {
-        let framing = response::choose_framing(&self.req, &head, false);
-        self.head_buf.clear();
-        response::encode_head(
-            &head,
-            &framing,
-            SERVER,
-            &crate::worker::date_now(),
-            &mut self.head_buf,
-        );
-        self.writer = Some(BodyWriter::new(framing.body));
         self.head = Some(head);
+    }
+
+    /// The core's connection with the response started: on the first write, it frames the
+    /// head of `start_response` (the date is taken then, as gunicorn's `send_headers`)
+    /// and encodes it. The sync worker closes every connection after its response.
+    /// `None` before `start_response`.
+    pub fn started(&mut self) -> Option<&mut Connection> {
+        if !self.conn.response_started() {
+            let head = self.head.as_ref()?;
+            self.head_buf.clear();
+            self.conn.close_after_response();
+            let date = crate::worker::date_now();
+            self.conn.send_response(head, SERVER, &date, &mut self.head_buf).ok()?;
+        }
+        Some(&mut self.conn)
     }
 
     /// Writes body chunks (and the head first, if not sent yet); `finish` ends the body.
@@ -598,7 +606,7 @@ impl Exchange {
         if self.over || self.client_gone {
             return Err(PyOSError::new_err("the connection is closed"));
         }
-        let Some(writer) = self.writer.as_mut() else {
+        let Some(writer) = self.started() else {
             return Err(PyAssertionError::new_err(
                 "the application wrote body bytes before calling start_response()",
             ));
@@ -606,11 +614,11 @@ impl Exchange {
         let mut frames: Vec<Frame> = Vec::with_capacity(chunks.len());
         let mut warn = false;
         for c in chunks {
-            let f = writer.frame(c.len());
+            let f = writer.send_data(c.len()).map_err(usage)?;
             warn |= f.warn_no_body;
             frames.push(f);
         }
-        let last = if finish { writer.finish().last } else { b"" };
+        let last = if finish { writer.end_response().map_err(usage)?.last } else { b"" };
         if warn {
             self.warn_no_body();
         }
@@ -670,12 +678,12 @@ impl Exchange {
         if self.over || self.client_gone {
             return Err(PyOSError::new_err("the connection is closed"));
         }
-        let Some(writer) = self.writer.as_mut() else {
+        let Some(writer) = self.started() else {
             return Err(PyAssertionError::new_err(
                 "the application returned without calling start_response()",
             ));
         };
-        let f = writer.frame(usize::try_from(count).unwrap_or(usize::MAX));
+        let f = writer.send_data(usize::try_from(count).unwrap_or(usize::MAX)).map_err(usage)?;
         if f.warn_no_body {
             self.warn_no_body();
         }

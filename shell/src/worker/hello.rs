@@ -24,7 +24,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::response::{self, BodyWriter, RequestInfo, ResponseHead};
+use ferrocorn_core::response::{self, ResponseHead};
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -163,7 +163,7 @@ impl HelloBody {
         let mut conn = Connection::new(Arc::clone(&self.proto), peer);
         let mut buf = vec![0u8; 8192];
         let mut out = Vec::with_capacity(512);
-        let mut request: Option<(RequestInfo, Vec<u8>)> = None;
+        let mut request: Option<Vec<u8>> = None;
         loop {
             match conn.next_event() {
                 Ok(Event::Request(head)) => {
@@ -180,7 +180,7 @@ impl HelloBody {
                             String::from_utf8_lossy(head.target())
                         ));
                     }
-                    request = Some((RequestInfo::from_head(head), head.target().to_vec()));
+                    request = Some(head.target().to_vec());
                 }
                 Ok(Event::Data(_)) => {}
                 Ok(Event::EndOfMessage(_) | Event::Paused) => break,
@@ -216,7 +216,7 @@ impl HelloBody {
                 }
             }
         }
-        let Some((info, target)) = request else { return };
+        let Some(target) = request else { return };
         let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
         if path == b"/hang" {
             // Stuck: no heartbeat, TERM and INT ignored; only ABRT (or SIGKILL) ends it.
@@ -238,11 +238,13 @@ impl HelloBody {
             [(b"Content-Type", b"text/plain"), (b"Content-Length", content_length.as_bytes())];
         let head =
             ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
-        let framing = response::choose_framing(&info, &head, false);
-        response::encode_head(&head, &framing, b"ferrocorn", &super::date_now(), &mut out);
-        let mut body = BodyWriter::new(framing.body);
-        body.write(BODY, &mut out);
-        out.extend_from_slice(body.finish().last);
+        // One request per connection: the server closes after the response.
+        conn.close_after_response();
+        let date = super::date_now();
+        if conn.send_response(&head, b"ferrocorn", &date, &mut out).is_ok() {
+            let _ = conn.write_data(BODY, &mut out);
+            out.extend_from_slice(conn.end_response().map_or(&b""[..], |f| f.last));
+        }
         let _ = stream.write_all(&out);
         ctx.heartbeat.end_request();
         close_gracefully(ctx, stream);

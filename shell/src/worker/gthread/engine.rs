@@ -1164,7 +1164,10 @@ impl<'a, H: Handler> Shared<'a, H> {
             c.out.clear();
             c.out_pos = 0;
         }
-        if keep && !c.close_after && c.core.keep_alive() && c.core.start_next_cycle().is_ok() {
+        if !keep || c.close_after {
+            c.core.close_after_response();
+        }
+        if c.core.start_next_cycle().is_ok() {
             c.body.clear();
             if c.body.capacity() > 4 * self.opts.buffer_body {
                 c.body = Vec::new();
