@@ -50,6 +50,7 @@ use crate::response::{
 
 /// Where the connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnState {
     /// Waiting for the PROXY header.
     Proxy,
@@ -67,6 +68,7 @@ pub enum ConnState {
 
 /// What `next_event` found.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A request head was read; its body (if any) follows as `Data` events. The head
     /// stays available from [`Connection::head`] until `start_next_cycle`.

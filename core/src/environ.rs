@@ -119,6 +119,7 @@ pub struct ConnInfo {
 
 /// The configuration the environ depends on, built once by the shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EnvironConfig {
     /// The `SCRIPT_NAME` environment variable of the server process (empty when unset):
     /// the prefix every request path must start with.

@@ -35,18 +35,28 @@
 
 extern crate alloc;
 
+#[cfg(feature = "gunicorn")]
 pub mod access_log;
 pub mod config;
 pub mod conn;
 pub mod date;
+#[cfg(feature = "gunicorn")]
 pub mod environ;
 pub mod error;
+#[cfg(feature = "gunicorn")]
 pub mod forwarded;
 pub mod h1;
 pub mod net;
 pub mod proxy;
+// The error pages quote what was refused as Python's `repr` does, so the module is always
+// built; it is public with the gunicorn feature.
+#[cfg(feature = "gunicorn")]
 pub mod pyrepr;
+#[cfg(not(feature = "gunicorn"))]
+#[allow(dead_code, unreachable_pub)]
+mod pyrepr;
 pub mod response;
+#[cfg(feature = "gunicorn")]
 pub mod statsd;
 
 #[cfg(test)]
@@ -54,6 +64,9 @@ mod tests;
 
 pub use config::{Limits, ParserPolicy, ProtoConfig, UnderscoreHeaders};
 pub use conn::{ConnState, Connection, Discard, Event, UsageError};
-pub use error::RecvError;
+#[cfg(feature = "gunicorn")]
+pub use environ::EnvironError;
+pub use error::{Detail, HeadLimit, RecvError};
 pub use h1::{BodyKind, HeaderField, RequestHead, Trailers, Version};
-pub use net::{AllowList, Peer};
+pub use net::{AllowList, AllowListError, Peer};
+pub use response::{ResponseError, ResponseHead};

@@ -400,6 +400,7 @@ impl ConnectionHeader {
 
 /// The framing decision for one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Framing {
     /// The version written in the status line.
     pub version: Version,

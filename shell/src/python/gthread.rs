@@ -92,7 +92,8 @@ impl GthreadBody {
             Ok(proto) => Arc::new(proto),
             Err(text) => return setup_failed(py, &text),
         };
-        let environ = EnvironConfig { headers: proto.headers.clone(), ..self.environ.clone() };
+        let mut environ = self.environ.clone();
+        environ.headers = proto.headers.clone();
         let stream_bodies = wants_streamed_bodies(py, &app);
         let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,

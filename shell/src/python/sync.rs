@@ -245,7 +245,8 @@ impl<'a> Worker<'a> {
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = proto_config(&settings)?;
-        let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
+        let mut environ_cfg = body.environ.clone();
+        environ_cfg.headers = proto.headers.clone();
         let Common { environ, access, hooks, obj, locals } =
             Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
         Ok(Worker {

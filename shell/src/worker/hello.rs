@@ -44,14 +44,12 @@ pub struct HelloBody {
 impl HelloBody {
     /// A body with the parser limits of `settings` (`limit_request_*`).
     pub fn new(settings: &Settings) -> HelloBody {
-        let proto = ProtoConfig {
-            limits: ferrocorn_core::Limits::from_gunicorn(
-                settings.int("limit_request_line"),
-                settings.int("limit_request_fields"),
-                settings.int("limit_request_field_size"),
-            ),
-            ..ProtoConfig::default()
-        };
+        let mut proto = ProtoConfig::default();
+        proto.limits = ferrocorn_core::Limits::from_gunicorn(
+            settings.int("limit_request_line"),
+            settings.int("limit_request_fields"),
+            settings.int("limit_request_field_size"),
+        );
         HelloBody { proto: Arc::new(proto) }
     }
 }
@@ -184,7 +182,6 @@ impl HelloBody {
                 }
                 Ok(Event::Data(_)) => {}
                 Ok(Event::EndOfMessage(_) | Event::Paused) => break,
-                Ok(Event::ConnectionClosed) => return,
                 Ok(Event::NeedData) => {
                     if ctx.signals.quick() || Instant::now() >= deadline {
                         ctx.heartbeat.end_request();
@@ -207,6 +204,7 @@ impl HelloBody {
                     }
                     ctx.heartbeat.notify();
                 }
+                Ok(_) => return, // ConnectionClosed
                 Err(e) => {
                     response::error_response(&e, &mut out);
                     let _ = stream.write_all(&out);

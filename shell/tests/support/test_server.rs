@@ -59,22 +59,17 @@ fn main() -> ExitCode {
         return ExitCode::from(serve_with(&settings, &HangAtBoot, &opts));
     }
     if settings.worker_class() == "gthread" {
-        let proto = ferrocorn_core::ProtoConfig {
-            limits: ferrocorn_core::Limits::from_gunicorn(
-                settings.int("limit_request_line"),
-                settings.int("limit_request_fields"),
-                settings.int("limit_request_field_size"),
-            ),
-            proxy: ferrocorn_core::config::ProxyPolicy {
-                mode: match settings.str("proxy_protocol").unwrap_or("off") {
-                    "v1" => ferrocorn_core::config::ProxyMode::V1,
-                    "v2" => ferrocorn_core::config::ProxyMode::V2,
-                    "auto" => ferrocorn_core::config::ProxyMode::Auto,
-                    _ => ferrocorn_core::config::ProxyMode::Off,
-                },
-                ..ferrocorn_core::config::ProxyPolicy::default()
-            },
-            ..ferrocorn_core::ProtoConfig::default()
+        let mut proto = ferrocorn_core::ProtoConfig::default();
+        proto.limits = ferrocorn_core::Limits::from_gunicorn(
+            settings.int("limit_request_line"),
+            settings.int("limit_request_fields"),
+            settings.int("limit_request_field_size"),
+        );
+        proto.proxy.mode = match settings.str("proxy_protocol").unwrap_or("off") {
+            "v1" => ferrocorn_core::config::ProxyMode::V1,
+            "v2" => ferrocorn_core::config::ProxyMode::V2,
+            "auto" => ferrocorn_core::config::ProxyMode::Auto,
+            _ => ferrocorn_core::config::ProxyMode::Off,
         };
         let engine = gthread::Options::from_settings(&settings, std::sync::Arc::new(proto));
         let body = gthread::GthreadBody::new(gthread::hello::HelloHandler, engine);

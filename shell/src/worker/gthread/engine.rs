@@ -1072,7 +1072,7 @@ impl<'a, H: Handler> Shared<'a, H> {
                     }
                     self.dispatch(held, false, false);
                 }
-                Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
+                Ok(_) => c.close_after = true, // Paused, ConnectionClosed
                 Err(e) => {
                     if c.core.requests() > 0
                         || c.core.buffered() > 0

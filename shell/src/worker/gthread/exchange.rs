@@ -367,14 +367,6 @@ impl Exchange {
                     c.body.extend_from_slice(d);
                     return Ok(());
                 }
-                Ok(
-                    Event::EndOfMessage(_)
-                    | Event::Paused
-                    | Event::ConnectionClosed
-                    | Event::Request(_),
-                ) => {
-                    self.body_done = true;
-                }
                 Ok(Event::NeedData) => match nix::unistd::read(c.stream.as_fd(), &mut self.scratch)
                 {
                     Ok(0) => c.core.receive_eof(),
@@ -393,6 +385,8 @@ impl Exchange {
                         return Err(e.into());
                     }
                 },
+                // EndOfMessage, Paused, ConnectionClosed (a new Request cannot come here).
+                Ok(_) => self.body_done = true,
                 Err(e) => {
                     self.body_failed = true;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
