@@ -160,7 +160,29 @@ enum State {
     Failed(RecvError),
 }
 
-/// One HTTP/1.x connection, server side, receiving.
+/// One HTTP/1.x connection, server side: it reads requests and frames their responses.
+///
+/// An HTTP/1.0 client that does not ask for keep-alive gets `Connection: close`, and the
+/// connection refuses the next cycle; the server never decides that itself:
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferrocorn_core::response::ResponseHead;
+/// use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, UsageError};
+///
+/// let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+/// conn.receive(b"GET / HTTP/1.0\r\n\r\n");
+/// assert!(matches!(conn.next_event()?, Event::Request(_)));
+/// assert!(matches!(conn.next_event()?, Event::EndOfMessage(_)));
+/// let head = ResponseHead::from_app(b"204 No Content", std::iter::empty())?;
+/// let mut out = Vec::new();
+/// let framing = conn.send_response(&head, b"", b"", &mut out)?;
+/// conn.end_response()?;
+/// assert!(!framing.keep_alive && !conn.keep_alive());
+/// assert_eq!(out, b"HTTP/1.0 204 No Content\r\nConnection: close\r\n\r\n");
+/// assert_eq!(conn.start_next_cycle(), Err(UsageError::MustClose));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<ProtoConfig>,

@@ -102,6 +102,10 @@ pub(crate) fn push_4digits(out: &mut Vec<u8>, n: i64) {
 /// The IMF-fixdate (RFC 9110 §5.6.7) of `unix_secs`, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`
 /// for 784111777 (as gunicorn's `util.http_date`). Times outside years 0000..=9999 are
 /// clamped (see [`CivilTime::from_unix`]).
+///
+/// ```
+/// assert_eq!(&ferrocorn_core::date::http_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+/// ```
 pub fn http_date(unix_secs: i64) -> [u8; 29] {
     let t = CivilTime::from_unix(unix_secs);
     let mut v = Vec::with_capacity(29);

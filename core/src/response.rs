@@ -167,6 +167,8 @@ impl fmt::Display for ResponseError {
     }
 }
 
+impl core::error::Error for ResponseError {}
+
 // ---------------------------------------------------------------------------------------
 // The response head as the application gave it
 // ---------------------------------------------------------------------------------------
@@ -198,6 +200,24 @@ impl ResponseHead {
     ///   `Trailers`, `Transfer-Encoding`, `Upgrade`, `Server` and `Date` are dropped, except
     ///   that `Connection: upgrade` sets [`ResponseHead::upgrade`] and `Upgrade: websocket`
     ///   is kept (values compared case-insensitively, as gunicorn).
+    ///
+    /// ```
+    /// use ferrocorn_core::response::{ResponseError, ResponseHead};
+    ///
+    /// let fields: [(&[u8], &[u8]); 3] =
+    ///     [(b"Content-Length", b" 12 "), (b"Connection", b"close"), (b"X-A", b"1")];
+    /// let head = ResponseHead::from_app(b"200 OK", fields.into_iter())?;
+    /// assert_eq!((head.code(), head.content_length()), (200, Some(12)));
+    /// // `Connection` is the server's to write: dropped.
+    /// assert_eq!(head.headers().count(), 2);
+    ///
+    /// // A CR or LF would split the response: refused.
+    /// let evil: [(&[u8], &[u8]); 1] = [(b"X-A", b"1\r\nSet-Cookie: x=1")];
+    /// let err = ResponseHead::from_app(b"200 OK", evil.into_iter()).unwrap_err();
+    /// assert!(matches!(err, ResponseError::InvalidHeader(_)));
+    /// assert_eq!(err.status(), 500);
+    /// # Ok::<(), ResponseError>(())
+    /// ```
     pub fn from_app<'h>(
         status: &[u8],
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
