@@ -23,6 +23,12 @@ scripts/setup-peers.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p ferrocorn --features python --all-targets --quiet -- -D warnings
+# The core as a library for other servers: the protocol alone, without its gunicorn
+# modules, and as a crate that packages and builds on its own (offline: the builds above
+# filled the registry cache; about 10 s).
+cargo clippy -p ferrocorn-core --no-default-features --all-targets --quiet -- -D warnings
+cargo test -p ferrocorn-core --no-default-features --doc --quiet
+cargo package -p ferrocorn-core --allow-dirty --offline --quiet
 
 # The benchmarks must keep compiling (they are run by hand: see bench/README.md).
 cargo build --workspace --benches --quiet

@@ -169,6 +169,7 @@ fn drain(conn: &mut Connection, out: &mut Outcome, eof: bool, budget: &mut usize
             }
             // Before EOF too: the core may end a connection the request asked to close.
             Ok(Event::ConnectionClosed) => return Some(End::Closed),
+            Ok(e) => return Some(End::Usage(format!("an event the replay does not know: {e:?}"))),
             Err(e) => {
                 out.error(&e);
                 return Some(out.end.clone());

@@ -258,11 +258,9 @@ fn ours(case: &Case) -> Result<BTreeMap<String, String>, String> {
         Some(path) => Local::Unix(path.as_bytes().to_vec()),
         None => Local::Tcp(server_addr()),
     };
-    let env_cfg = EnvironConfig {
-        script_name: case.script_name.unwrap_or("").as_bytes().to_vec(),
-        headers,
-        ..EnvironConfig::default()
-    };
+    let mut env_cfg = EnvironConfig::default();
+    env_cfg.script_name = case.script_name.unwrap_or("").as_bytes().to_vec();
+    env_cfg.headers = headers;
     let env = build(&head, &ConnInfo { peer, local, tls: false }, &env_cfg)
         .map_err(|e| e.gunicorn_class().to_string())?;
     Ok(env

@@ -20,9 +20,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::date::{CivilTime, push_2digits, push_4digits};
 use crate::h1::RequestHead;
 use crate::pyrepr::push_repr;
-use crate::response::{CivilTime, ResponseHead, push_2digits, push_4digits};
+use crate::response::ResponseHead;
 
 /// gunicorn's default `access_log_format`.
 pub const DEFAULT_FORMAT: &str =
@@ -404,6 +405,23 @@ enum Value {
 
 impl AccessFormat {
     /// Parses a gunicorn `access_log_format` (Python %-format over the atoms).
+    ///
+    /// ```
+    /// use ferrocorn_core::access_log::{AccessFormat, AccessRecord};
+    ///
+    /// let fmt = AccessFormat::parse(r#"%(h)s "%(r)s" %(s)s %(b)s "%(a)s""#);
+    /// let rec = AccessRecord {
+    ///     remote_addr: Some(b"192.0.2.1"),
+    ///     method: b"GET",
+    ///     raw_uri: b"/a?b=1",
+    ///     protocol: b"HTTP/1.1",
+    ///     status: 200,
+    ///     sent: Some(512),
+    ///     ..AccessRecord::default()
+    /// };
+    /// // A missing atom (no User-Agent) renders `-`, as in gunicorn.
+    /// assert_eq!(fmt.render_to_string(&rec), r#"192.0.2.1 "GET /a?b=1 HTTP/1.1" 200 512 "-""#);
+    /// ```
     pub fn parse(fmt: &str) -> AccessFormat {
         let mut pieces = Vec::new();
         let mut lit = String::new();

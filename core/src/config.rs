@@ -9,6 +9,7 @@ use crate::net::AllowList;
 
 /// Everything that changes how the core reads a connection.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ProtoConfig {
     /// Size limits of the request head.
     pub limits: Limits,
@@ -26,6 +27,7 @@ pub struct ProtoConfig {
 ///
 /// Memory held for one request head is bounded by these numbers, never by the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Longest request line, without its CRLF (`limit_request_line`).
     pub request_line: usize,
@@ -79,6 +81,7 @@ impl Limits {
 
 /// Leniencies of the request line and header parser. All default to strict.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParserPolicy {
     /// `permit_obsolete_folding`: join obs-fold continuation lines with a single SP instead
     /// of answering 400 (RFC 9112 §5.2 allows either).
@@ -113,6 +116,7 @@ pub enum UnderscoreHeaders {
 
 /// Header-name policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeaderPolicy {
     /// `header_map`.
     pub underscore: UnderscoreHeaders,
@@ -139,6 +143,7 @@ impl HeaderPolicy {
 
 /// Whom to believe about what a front proxy says.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TrustPolicy {
     /// `forwarded_allow_ips`.
     pub forwarded_allow: AllowList,
@@ -176,6 +181,7 @@ pub enum ProxyMode {
 
 /// The PROXY protocol policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProxyPolicy {
     /// `proxy_protocol`.
     pub mode: ProxyMode,

@@ -119,6 +119,7 @@ pub struct ConnInfo {
 
 /// The configuration the environ depends on, built once by the shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EnvironConfig {
     /// The `SCRIPT_NAME` environment variable of the server process (empty when unset):
     /// the prefix every request path must start with.
@@ -466,6 +467,27 @@ fn push_display(buf: &mut Vec<u8>, value: impl fmt::Display) {
 ///
 /// Fails only when the path does not start with the `SCRIPT_NAME` in force
 /// ([`EnvironError::ScriptNameMismatch`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferrocorn_core::environ::{self, ConnInfo, EnvironConfig, Key, Local};
+/// use ferrocorn_core::{Connection, Event, Peer, ProtoConfig};
+///
+/// let peer = Peer::Tcp("127.0.0.1:40000".parse().unwrap());
+/// let mut conn = Connection::new(Arc::new(ProtoConfig::default()), peer);
+/// conn.receive(b"GET /app/users?id=7 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\n\r\n");
+/// let Event::Request(head) = conn.next_event()? else { unreachable!() };
+/// let mut cfg = EnvironConfig::default();
+/// cfg.script_name = b"/app".to_vec();
+/// let info = ConnInfo { peer, local: Local::Tcp("0.0.0.0:8000".parse().unwrap()), tls: false };
+/// let env = environ::build(head, &info, &cfg)?;
+/// assert_eq!(env.get(Key::ScriptName), Some(&b"/app"[..]));
+/// assert_eq!(env.get(Key::PathInfo), Some(&b"/users"[..]));
+/// // The peer is in forwarded_allow_ips (localhost by default): its scheme header counts.
+/// assert_eq!(env.get(Key::UrlScheme), Some(&b"https"[..]));
+/// assert_eq!(env.get_name(b"HTTP_HOST"), Some(&b"example.com"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build(
     head: &RequestHead,
     conn: &ConnInfo,

@@ -273,6 +273,8 @@ impl fmt::Display for RecvError {
     }
 }
 
+impl core::error::Error for RecvError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

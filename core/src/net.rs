@@ -84,6 +84,8 @@ impl fmt::Display for AllowListError {
     }
 }
 
+impl core::error::Error for AllowListError {}
+
 impl AllowList {
     /// Nobody is trusted.
     pub fn none() -> Self {
@@ -103,6 +105,16 @@ impl AllowList {
     /// Parses a comma-separated list (`"127.0.0.1, 10.0.0.0/8, ::1, *"`). Surrounding
     /// whitespace and empty entries are ignored. A network with host bits set
     /// (`10.0.0.1/8`) is accepted as the network that contains it.
+    ///
+    /// ```
+    /// use ferrocorn_core::{AllowList, Peer};
+    ///
+    /// let list = AllowList::parse("127.0.0.1, 10.0.0.0/8, ::1")?;
+    /// assert!(list.allows(&Peer::Tcp("10.1.2.3:4000".parse().unwrap())));
+    /// assert!(!list.allows(&Peer::Tcp("192.0.2.1:4000".parse().unwrap())));
+    /// assert!(AllowList::parse("10.0.0.0/33").is_err());
+    /// # Ok::<(), ferrocorn_core::AllowListError>(())
+    /// ```
     pub fn parse(list: &str) -> Result<Self, AllowListError> {
         Self::from_entries(list.split(','))
     }

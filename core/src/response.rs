@@ -7,14 +7,16 @@
 //! Everything here follows gunicorn's `gunicorn/http/wsgi.py` `Response` class and
 //! `gunicorn/util.py` `write_error`, except where a doc comment says otherwise (each such
 //! place is marked **Divergence**). Nothing here reads a clock: the `Date` value is an
-//! input, formatted by [`http_date`] from unix seconds the caller supplies.
+//! input, formatted by [`crate::date::http_date`] from unix seconds the caller supplies.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::error::{Detail, RecvError};
-use crate::h1::{RequestHead, Version};
+use crate::h1::chars::{is_token_str, is_value, trim_ows};
+use crate::h1::head::parse_content_length;
+use crate::h1::{RequestHead, Span, Version};
 
 /// The interim response gunicorn writes before calling the application when an HTTP/1.1
 /// request carries `Expect: 100-continue` (at most once per request).
@@ -45,9 +47,9 @@ pub fn encode_early_hints<'h>(
     let start = out.len();
     out.extend_from_slice(EARLY_HINTS_LINE);
     for (name, value) in headers {
-        let bad = if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        let bad = if !is_token_str(name) {
             Some(ResponseError::InvalidHeaderName(Detail::new(name)))
-        } else if !value.iter().all(|&b| is_value_byte(b)) {
+        } else if !value.iter().all(|&b| is_value(b)) {
             Some(ResponseError::InvalidHeader(Detail::new(name)))
         } else {
             None
@@ -58,7 +60,7 @@ pub fn encode_early_hints<'h>(
         }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(trim_sp_htab(value));
+        out.extend_from_slice(trim_ows(value));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -165,27 +167,11 @@ impl fmt::Display for ResponseError {
     }
 }
 
+impl core::error::Error for ResponseError {}
+
 // ---------------------------------------------------------------------------------------
 // The response head as the application gave it
 // ---------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot {
-    start: u32,
-    end: u32,
-}
-
-impl Slot {
-    fn push(buf: &mut Vec<u8>, bytes: &[u8]) -> Slot {
-        let start = buf.len();
-        buf.extend_from_slice(bytes);
-        Slot { start: start as u32, end: buf.len() as u32 }
-    }
-
-    fn get(self, buf: &[u8]) -> &[u8] {
-        &buf[self.start as usize..self.end as usize]
-    }
-}
 
 /// The validated status and headers of a response, after gunicorn's `process_headers`:
 /// hop-by-hop headers removed, values SP/HTAB-trimmed, `Content-Length` parsed.
@@ -194,43 +180,11 @@ impl Slot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseHead {
     buf: Vec<u8>,
-    status: Slot,
+    status: Span,
     code: u16,
-    headers: Vec<(Slot, Slot)>,
+    headers: Vec<(Span, Span)>,
     content_length: Option<u64>,
     upgrade: bool,
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_value_byte(b: u8) -> bool {
-    b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b) || b >= 0x80
-}
-
-fn trim_sp_htab(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    v
-}
-
-/// `1*DIGIT` as a `u64`, `None` when empty, not all digits, or too large.
-fn parse_decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 impl ResponseHead {
@@ -246,6 +200,24 @@ impl ResponseHead {
     ///   `Trailers`, `Transfer-Encoding`, `Upgrade`, `Server` and `Date` are dropped, except
     ///   that `Connection: upgrade` sets [`ResponseHead::upgrade`] and `Upgrade: websocket`
     ///   is kept (values compared case-insensitively, as gunicorn).
+    ///
+    /// ```
+    /// use ferrocorn_core::response::{ResponseError, ResponseHead};
+    ///
+    /// let fields: [(&[u8], &[u8]); 3] =
+    ///     [(b"Content-Length", b" 12 "), (b"Connection", b"close"), (b"X-A", b"1")];
+    /// let head = ResponseHead::from_app(b"200 OK", fields.into_iter())?;
+    /// assert_eq!((head.code(), head.content_length()), (200, Some(12)));
+    /// // `Connection` is the server's to write: dropped.
+    /// assert_eq!(head.headers().count(), 2);
+    ///
+    /// // A CR or LF would split the response: refused.
+    /// let evil: [(&[u8], &[u8]); 1] = [(b"X-A", b"1\r\nSet-Cookie: x=1")];
+    /// let err = ResponseHead::from_app(b"200 OK", evil.into_iter()).unwrap_err();
+    /// assert!(matches!(err, ResponseError::InvalidHeader(_)));
+    /// assert_eq!(err.status(), 500);
+    /// # Ok::<(), ResponseError>(())
+    /// ```
     pub fn from_app<'h>(
         status: &[u8],
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
@@ -255,13 +227,13 @@ impl ResponseHead {
         let (lower, _) = headers.size_hint();
         let mut head = ResponseHead {
             buf: Vec::with_capacity(status.len() + lower * 32),
-            status: Slot { start: 0, end: 0 },
+            status: Span::default(),
             code,
             headers: Vec::with_capacity(lower),
             content_length: None,
             upgrade: false,
         };
-        head.status = Slot::push(&mut head.buf, status);
+        head.status = Span::push(&mut head.buf, status);
         for (name, value) in headers {
             head.push_header(name, value)?;
         }
@@ -269,15 +241,15 @@ impl ResponseHead {
     }
 
     fn push_header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        if !is_token_str(name) {
             return Err(ResponseError::InvalidHeaderName(Detail::new(name)));
         }
-        if !value.iter().all(|&b| is_value_byte(b)) {
+        if !value.iter().all(|&b| is_value(b)) {
             return Err(ResponseError::InvalidHeader(Detail::new(value)));
         }
-        let value = trim_sp_htab(value);
+        let value = trim_ows(value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(value)
+            let n = parse_content_length(value)
                 .ok_or_else(|| ResponseError::InvalidContentLength(Detail::new(value)))?;
             match self.content_length {
                 Some(prev) if prev == n => return Ok(()),
@@ -296,8 +268,8 @@ impl ResponseHead {
                 return Ok(());
             }
         }
-        let n = Slot::push(&mut self.buf, name);
-        let v = Slot::push(&mut self.buf, value);
+        let n = Span::push(&mut self.buf, name);
+        let v = Span::push(&mut self.buf, value);
         self.headers.push((n, v));
         Ok(())
     }
@@ -347,7 +319,7 @@ fn parse_status(status: &[u8]) -> Option<u16> {
     }
     match rest {
         [] => {}
-        [b' ', reason @ ..] if reason.iter().all(|&b| is_value_byte(b)) => {}
+        [b' ', reason @ ..] if reason.iter().all(|&b| is_value(b)) => {}
         _ => return None,
     }
     Some(digits.iter().fold(0u16, |acc, &b| acc * 10 + u16::from(b - b'0')))
@@ -357,7 +329,7 @@ fn parse_status(status: &[u8]) -> Option<u16> {
 #[derive(Clone, Debug)]
 pub struct ResponseFields<'a> {
     buf: &'a [u8],
-    iter: core::slice::Iter<'a, (Slot, Slot)>,
+    iter: core::slice::Iter<'a, (Span, Span)>,
 }
 
 impl<'a> Iterator for ResponseFields<'a> {
@@ -448,6 +420,7 @@ impl ConnectionHeader {
 
 /// The framing decision for one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Framing {
     /// The version written in the status line.
     pub version: Version,
@@ -500,7 +473,7 @@ pub fn choose_framing(req: &RequestInfo, resp: &ResponseHead, server_keepalive: 
     } else {
         BodyFraming::CloseDelimited
     };
-    let keep_alive = server_keepalive && req.keep_alive && body != BodyFraming::CloseDelimited;
+    let keep_alive = crate::conn::persists(req.keep_alive, server_keepalive, body);
     let connection = if resp.upgrade() {
         ConnectionHeader::Upgrade
     } else if keep_alive {
@@ -518,7 +491,7 @@ pub fn choose_framing(req: &RequestInfo, resp: &ResponseHead, server_keepalive: 
 /// Pushes `bytes` without its control bytes (other than HTAB): the caller's server name
 /// and date are trusted, but a CR/LF in them must never split the head.
 fn push_field_value(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend(bytes.iter().copied().filter(|&b| is_value_byte(b)));
+    out.extend(bytes.iter().copied().filter(|&b| is_value(b)));
 }
 
 /// Writes the response head into `out`, in gunicorn's order: the status line with the
@@ -526,7 +499,7 @@ fn push_field_value(out: &mut Vec<u8>, bytes: &[u8]) {
 /// `Transfer-Encoding: chunked` when chunked, then the application's kept headers in order
 /// (without `Content-Length` when `framing.omit_content_length`), then the empty line.
 ///
-/// `date` is an IMF-fixdate, e.g. from [`http_date`] (cached per second by the caller).
+/// `date` is an IMF-fixdate, e.g. from [`crate::date::http_date`] (cached per second by the caller).
 /// An empty `server` or `date` omits that header (gunicorn always writes both;
 /// `Server: gunicorn`). Control bytes in `server` and `date` are dropped.
 pub fn encode_head(
@@ -569,125 +542,6 @@ pub fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-// ---------------------------------------------------------------------------------------
-// Dates
-// ---------------------------------------------------------------------------------------
-
-/// A UTC (or offset-shifted) calendar time, from unix seconds, by pure arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CivilTime {
-    /// The year (0..=9999 after [`CivilTime::from_unix`]'s clamping).
-    pub year: i64,
-    /// 1..=12
-    pub month: u8,
-    /// 1..=31
-    pub day: u8,
-    /// 0..=23
-    pub hour: u8,
-    /// 0..=59
-    pub minute: u8,
-    /// 0..=59
-    pub second: u8,
-    /// 0 = Sunday ..= 6 = Saturday
-    pub weekday: u8,
-}
-
-/// `Sun` ..= `Sat`.
-pub const WEEKDAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-/// `Jan` ..= `Dec`.
-pub const MONTH_NAMES: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-impl CivilTime {
-    /// `0000-01-01T00:00:00Z`, the earliest time [`CivilTime::from_unix`] returns.
-    pub const MIN_UNIX: i64 = -62_167_219_200;
-    /// `9999-12-31T23:59:59Z`, the latest time [`CivilTime::from_unix`] returns.
-    pub const MAX_UNIX: i64 = 253_402_300_799;
-
-    /// The calendar time of `secs` seconds after the unix epoch (proleptic Gregorian),
-    /// clamped to years 0000..=9999 so that it always prints in four digits.
-    pub fn from_unix(secs: i64) -> CivilTime {
-        let secs = secs.clamp(Self::MIN_UNIX, Self::MAX_UNIX);
-        let days = secs.div_euclid(86_400);
-        let tod = secs.rem_euclid(86_400);
-        // Days to civil date (after H. Hinnant's public-domain `civil_from_days`): shift
-        // the epoch to 0000-03-01 so leap days fall at the end of a 400-year era.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        CivilTime {
-            year,
-            month: month as u8,
-            day: day as u8,
-            hour: (tod / 3600) as u8,
-            minute: (tod / 60 % 60) as u8,
-            second: (tod % 60) as u8,
-            // 1970-01-01 was a Thursday.
-            weekday: (days + 4).rem_euclid(7) as u8,
-        }
-    }
-
-    /// `Jan` ..= `Dec`.
-    pub fn month_name(&self) -> &'static str {
-        MONTH_NAMES[usize::from(self.month - 1)]
-    }
-
-    /// `Sun` ..= `Sat`.
-    pub fn weekday_name(&self) -> &'static str {
-        WEEKDAY_NAMES[usize::from(self.weekday)]
-    }
-}
-
-impl CivilTime {
-    /// Appends `HH:MM:SS`.
-    pub(crate) fn push_hms(&self, out: &mut Vec<u8>) {
-        push_2digits(out, self.hour);
-        out.push(b':');
-        push_2digits(out, self.minute);
-        out.push(b':');
-        push_2digits(out, self.second);
-    }
-}
-
-pub(crate) fn push_2digits(out: &mut Vec<u8>, n: u8) {
-    out.push(b'0' + n / 10);
-    out.push(b'0' + n % 10);
-}
-
-pub(crate) fn push_4digits(out: &mut Vec<u8>, n: i64) {
-    let n = n.clamp(0, 9999) as u16;
-    for d in [n / 1000, n / 100 % 10, n / 10 % 10, n % 10] {
-        out.push(b'0' + d as u8);
-    }
-}
-
-/// The IMF-fixdate (RFC 9110 §5.6.7) of `unix_secs`, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`
-/// for 784111777 (as gunicorn's `util.http_date`). Times outside years 0000..=9999 are
-/// clamped (see [`CivilTime::from_unix`]).
-pub fn http_date(unix_secs: i64) -> [u8; 29] {
-    let t = CivilTime::from_unix(unix_secs);
-    let mut v = Vec::with_capacity(29);
-    v.extend_from_slice(t.weekday_name().as_bytes());
-    v.extend_from_slice(b", ");
-    push_2digits(&mut v, t.day);
-    v.push(b' ');
-    v.extend_from_slice(t.month_name().as_bytes());
-    v.push(b' ');
-    push_4digits(&mut v, t.year);
-    v.push(b' ');
-    t.push_hms(&mut v);
-    v.extend_from_slice(b" GMT");
-    let mut out = [0u8; 29];
-    out.copy_from_slice(&v);
-    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1347,64 +1201,6 @@ mod tests {
             s(&out),
             "HTTP/1.1 200 OK\r\nServer: evilX-Injected: 1\r\nDate: d\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         );
-    }
-
-    // ---- dates
-
-    #[test]
-    fn imf_fixdates() {
-        let cases: &[(i64, &str)] = &[
-            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
-            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
-            (-1, "Wed, 31 Dec 1969 23:59:59 GMT"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
-            (951_868_799, "Tue, 29 Feb 2000 23:59:59 GMT"),
-            (951_868_800, "Wed, 01 Mar 2000 00:00:00 GMT"),
-            (1_078_099_200, "Mon, 01 Mar 2004 00:00:00 GMT"),
-            (1_078_012_800, "Sun, 29 Feb 2004 00:00:00 GMT"),
-            (1_077_926_400, "Sat, 28 Feb 2004 00:00:00 GMT"),
-            (4_107_542_400, "Mon, 01 Mar 2100 00:00:00 GMT"), // 2100 is not a leap year
-            (4_107_542_399, "Sun, 28 Feb 2100 23:59:59 GMT"),
-            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 GMT"),
-            (1_735_689_599, "Tue, 31 Dec 2024 23:59:59 GMT"),
-            (1_735_689_600, "Wed, 01 Jan 2025 00:00:00 GMT"),
-            (2_147_483_647, "Tue, 19 Jan 2038 03:14:07 GMT"),
-            (-2_208_988_800, "Mon, 01 Jan 1900 00:00:00 GMT"),
-            (CivilTime::MAX_UNIX, "Fri, 31 Dec 9999 23:59:59 GMT"),
-            (i64::MAX, "Fri, 31 Dec 9999 23:59:59 GMT"),
-            (CivilTime::MIN_UNIX, "Sat, 01 Jan 0000 00:00:00 GMT"),
-            (i64::MIN, "Sat, 01 Jan 0000 00:00:00 GMT"),
-        ];
-        for &(t, want) in cases {
-            assert_eq!(s(&http_date(t)), want, "{t}");
-        }
-    }
-
-    #[test]
-    fn civil_time_round_trip_every_day() {
-        // Every day from 1600 to 2500 follows its predecessor: no gaps, no repeats, and
-        // the weekday advances by one.
-        let mut prev = CivilTime::from_unix(-11_676_096_000 - 86_400);
-        let mut t = -11_676_096_000i64; // 1600-01-01
-        while t < 16_725_225_600 {
-            let c = CivilTime::from_unix(t);
-            let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let mdays =
-                [31, if leap(prev.year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-            if prev.day == mdays[usize::from(prev.month - 1)] {
-                assert_eq!(c.day, 1);
-                if prev.month == 12 {
-                    assert_eq!((c.year, c.month), (prev.year + 1, 1));
-                } else {
-                    assert_eq!((c.year, c.month), (prev.year, prev.month + 1));
-                }
-            } else {
-                assert_eq!((c.year, c.month, c.day), (prev.year, prev.month, prev.day + 1));
-            }
-            assert_eq!(c.weekday, (prev.weekday + 1) % 7);
-            prev = c;
-            t += 86_400;
-        }
     }
 
     // ---- body

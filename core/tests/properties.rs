@@ -68,6 +68,7 @@ fn run(cfg: &Arc<ProtoConfig>, chunks: &[&[u8]]) -> (Vec<Rec>, usize) {
                 out.push(Rec::Closed);
                 break;
             }
+            Ok(e) => panic!("an event this test does not know: {e:?}"),
             Err(e) => {
                 out.push(Rec::Error(e.gunicorn_class()));
                 break;
@@ -250,7 +251,9 @@ fn noisy_input() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn small_limits() -> Arc<ProtoConfig> {
-    Arc::new(ProtoConfig { limits: Limits::from_gunicorn(64, 4, 48), ..ProtoConfig::default() })
+    let mut cfg = ProtoConfig::default();
+    cfg.limits = Limits::from_gunicorn(64, 4, 48);
+    Arc::new(cfg)
 }
 
 proptest! {

@@ -3,6 +3,8 @@
 //! - no header-map policy but `dangerous` ever lets two distinct field names land on the
 //!   same environ variable (so `X-Auth_Token` can never pass as `X-Auth-Token`).
 
+#![cfg(feature = "gunicorn")]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -81,11 +83,10 @@ proptest! {
         refuse in any::<bool>(),
         trusted in any::<bool>(),
     ) {
-        let policy = HeaderPolicy {
-            underscore: if refuse { UnderscoreHeaders::Refuse } else { UnderscoreHeaders::Drop },
-            ..HeaderPolicy::default()
-        };
-        let cfg = ProtoConfig { headers: policy.clone(), ..ProtoConfig::default() };
+        let mut policy = HeaderPolicy::default();
+        policy.underscore = if refuse { UnderscoreHeaders::Refuse } else { UnderscoreHeaders::Drop };
+        let mut cfg = ProtoConfig::default();
+        cfg.headers = policy.clone();
         let mut req = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
         for (i, n) in names.iter().enumerate() {
             req.extend_from_slice(format!("{n}: v{i}\r\n").as_bytes());
@@ -104,7 +105,9 @@ proptest! {
             other => panic!("{other:?}"),
         };
         let conn_info = ConnInfo { peer, local: Local::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000))), tls: false };
-        let env = build(&head, &conn_info, &EnvironConfig { headers: policy, ..EnvironConfig::default() }).unwrap();
+        let mut env_cfg = EnvironConfig::default();
+        env_cfg.headers = policy;
+        let env = build(&head, &conn_info, &env_cfg).unwrap();
         for (name, _) in env.iter() {
             let Name::Http(var) = name else { continue };
             // Every field that fed this variable has one and the same name (modulo case).

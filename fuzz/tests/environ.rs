@@ -11,13 +11,9 @@ use ferrocorn_core::{AllowList, Connection, Event, Peer};
 
 #[test]
 fn environ_builder() {
-    let cfg = Arc::new(ProtoConfig {
-        trust: ferrocorn_core::config::TrustPolicy {
-            forwarded_allow: AllowList::any(),
-            ..Default::default()
-        },
-        ..ProtoConfig::default()
-    });
+    let mut cfg = ProtoConfig::default();
+    cfg.trust.forwarded_allow = AllowList::any();
+    let cfg = Arc::new(cfg);
     bolero::check!().with_type::<(u8, Vec<u8>, Vec<u8>)>().for_each(
         |(shape, script_name, input)| {
             let peer = match shape & 3 {
@@ -31,8 +27,8 @@ fn environ_builder() {
                 Local::Unix(b"/run/app.sock".to_vec())
             };
             let conn_info = ConnInfo { peer, local, tls: shape & 8 != 0 };
-            let env_cfg =
-                EnvironConfig { script_name: script_name.clone(), ..EnvironConfig::default() };
+            let mut env_cfg = EnvironConfig::default();
+            env_cfg.script_name = script_name.clone();
             // Shape the bytes into a request the parser accepts most of the time, so the
             // builder (not the parser) is what gets exercised: a fuzzed path and query
             // (visible ASCII, `%` escapes likely), fuzzed header names and values.

@@ -26,6 +26,13 @@ impl Span {
         Span { start: r.start as u32, end: r.end as u32 }
     }
 
+    /// Appends `bytes` to `buf` and returns their span.
+    pub(crate) fn push(buf: &mut Vec<u8>, bytes: &[u8]) -> Self {
+        let start = buf.len();
+        buf.extend_from_slice(bytes);
+        Span::new(start..buf.len())
+    }
+
     pub(crate) fn get(self, buf: &[u8]) -> &[u8] {
         &buf[self.start as usize..self.end as usize]
     }

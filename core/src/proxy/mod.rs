@@ -205,6 +205,21 @@ impl ProxyInfo {
 /// * `Err(RecvError::InvalidProxyLine)` for v1 (and for bytes that start neither version
 ///   under `Auto`), `Err(RecvError::InvalidProxyHeader)` for v2. Also an error under
 ///   [`ProxyMode::Off`], where the caller must not ask.
+///
+/// ```
+/// use ferrocorn_core::config::ProxyMode;
+/// use ferrocorn_core::proxy::{self, Parsed};
+///
+/// let buf = b"PROXY TCP4 192.0.2.1 198.51.100.2 4242 80\r\nGET / HTTP/1.1\r\n";
+/// let Parsed::Complete { value, consumed } = proxy::parse(buf, ProxyMode::V1)? else {
+///     unreachable!()
+/// };
+/// assert_eq!(value.source, Some("192.0.2.1:4242".parse().unwrap()));
+/// assert_eq!(&buf[consumed..], b"GET / HTTP/1.1\r\n");
+/// // A prefix of a header: read more.
+/// assert!(matches!(proxy::parse(b"PROXY TCP4 19", ProxyMode::V1)?, Parsed::Partial));
+/// # Ok::<(), ferrocorn_core::RecvError>(())
+/// ```
 pub fn parse(buf: &[u8], mode: ProxyMode) -> Result<Parsed<ProxyInfo>, RecvError> {
     match mode {
         ProxyMode::Off => Err(RecvError::InvalidProxyLine(Detail::new(b"proxy_protocol is off"))),

@@ -433,3 +433,107 @@ fn unread_bodies_are_skipped_within_a_budget_never_parsed() {
     assert_eq!(conn.discard_body(&mut budget), Ok(Discard::OverBudget));
     assert!(!conn.keep_alive());
 }
+
+// ---- the send side
+
+fn response(status: &[u8], headers: &[(&[u8], &[u8])]) -> crate::response::ResponseHead {
+    crate::response::ResponseHead::from_app(status, headers.iter().copied()).unwrap()
+}
+
+/// Reads one whole request from `conn` (its bytes already received).
+fn read_request(conn: &mut Connection) {
+    assert!(matches!(conn.next_event(), Ok(Event::Request(_))));
+    loop {
+        match conn.next_event() {
+            Ok(Event::Data(_)) => {}
+            Ok(Event::EndOfMessage(_)) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_connection_frames_the_response_and_answers_reuse() {
+    use crate::conn::UsageError;
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = Vec::new();
+    let head = response(b"200 OK", &[]);
+    // Nothing to answer before the request head.
+    assert_eq!(conn.send_response(&head, b"", b"", &mut out), Err(UsageError::NoRequest));
+    assert_eq!(conn.send_data(1), Err(UsageError::NoResponse));
+    read_request(&mut conn);
+    let f = conn.send_response(&head, b"", b"", &mut out).unwrap();
+    assert_eq!(f.body, crate::response::BodyFraming::Chunked);
+    assert_eq!(conn.send_response(&head, b"", b"", &mut out), Err(UsageError::ResponseStarted));
+    conn.write_data(b"hello", &mut out).unwrap();
+    // The request was read whole, the response was not ended.
+    assert_eq!(conn.start_next_cycle(), Err(UsageError::ResponseNotEnded));
+    out.extend_from_slice(conn.end_response().unwrap().last);
+    assert_eq!(conn.end_response().unwrap().last, b"");
+    assert_eq!(
+        esc(&out),
+        "HTTP/1.1 200 OK\\x0d\\x0aConnection: keep-alive\\x0d\\x0aTransfer-Encoding: chunked\\x0d\\x0a\\x0d\\x0a5\\x0d\\x0ahello\\x0d\\x0a0\\x0d\\x0a\\x0d\\x0a"
+    );
+    assert_eq!(conn.body_sent(), 5);
+    assert!(conn.keep_alive());
+    conn.start_next_cycle().unwrap();
+    assert!(!conn.response_started());
+    let Ok(Event::Request(h)) = conn.next_event() else { panic!() };
+    assert_eq!(h.target(), b"/b");
+}
+
+#[test]
+fn a_short_body_or_the_servers_wish_ends_the_connection() {
+    use crate::conn::UsageError;
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Content-Length 5, 3 bytes sent: the client would read the next response as body.
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(req);
+    read_request(&mut conn);
+    let mut out = Vec::new();
+    conn.send_response(&response(b"200 OK", &[(b"Content-Length", b"5")]), b"", b"", &mut out)
+        .unwrap();
+    assert_eq!(conn.send_data(3).unwrap().take, 3);
+    assert_eq!(conn.body_remaining(), Some(2));
+    assert!(conn.keep_alive());
+    assert!(conn.end_response().unwrap().must_close());
+    assert!(!conn.keep_alive());
+    assert_eq!(conn.start_next_cycle(), Err(UsageError::MustClose));
+
+    // The server's wish before the response: the head says close.
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(req);
+    read_request(&mut conn);
+    conn.close_after_response();
+    let mut out = Vec::new();
+    let f = conn.send_response(&response(b"204 No Content", &[]), b"", b"", &mut out).unwrap();
+    assert!(!f.keep_alive);
+    assert!(esc(&out).contains("Connection: close"));
+    conn.end_response().unwrap();
+    assert_eq!(conn.start_next_cycle(), Err(UsageError::MustClose));
+
+    // ... after the head went out (a stop, a failed write): the head said keep-alive,
+    // the connection closes all the same.
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(req);
+    read_request(&mut conn);
+    let mut out = Vec::new();
+    let f = conn.send_response(&response(b"204 No Content", &[]), b"", b"", &mut out).unwrap();
+    assert!(f.keep_alive);
+    conn.end_response().unwrap();
+    conn.close_after_response();
+    assert_eq!(conn.start_next_cycle(), Err(UsageError::MustClose));
+}
+
+#[test]
+fn a_request_whose_body_failed_is_answered_and_closes() {
+    let mut conn = Connection::new(Arc::new(ProtoConfig::default()), Peer::Unix);
+    conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert!(matches!(conn.next_event(), Ok(Event::Request(_))));
+    assert!(conn.next_event().is_err());
+    let mut out = Vec::new();
+    let f = conn.send_response(&response(b"200 OK", &[]), b"", b"", &mut out).unwrap();
+    assert!(!f.keep_alive);
+    assert!(!conn.keep_alive());
+}

@@ -77,7 +77,7 @@ pub fn local_time(unix_secs: i64) -> LocalTime {
 
 /// The UTC broken-down time of a Unix timestamp.
 pub fn utc(unix_secs: i64) -> LocalTime {
-    let c = ferrocorn_core::response::CivilTime::from_unix(unix_secs);
+    let c = ferrocorn_core::date::CivilTime::from_unix(unix_secs);
     LocalTime {
         year: c.year as i32,
         month: u32::from(c.month),

@@ -1,6 +1,6 @@
 //! The sync worker's connection driver: one request on a blocking socket
-//! ([`BlockingExchange`]): the core's [`Connection`] decoding what the socket gives, the
-//! response head and its [`BodyWriter`], and every socket call with the GIL released,
+//! ([`BlockingExchange`]): the core's [`Connection`] decoding what the socket gives and
+//! framing the response, the response head, and every socket call with the GIL released,
 //! through the transport's blocking calls ([`crate::transport`]). `wsgi.input`
 //! ([`super::wsgi::Input`]) and `start_response` share it with the worker loop as
 //! [`SharedExchange`].
@@ -33,8 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::response::{self, BodyWriter, Frame, RequestInfo, ResponseHead};
-use ferrocorn_core::{Connection, Event, RecvError};
+use ferrocorn_core::response::{self, Frame, RequestInfo, ResponseHead};
+use ferrocorn_core::{Connection, Event, RecvError, UsageError};
 use pyo3::exceptions::{PyAssertionError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -45,6 +45,11 @@ use super::request::{ClientFault, FileSource};
 use super::wsgi::{BodyRead, ResponseSink, SERVER, lock_any, warn_no_body};
 use crate::heartbeat::Slot;
 use crate::transport::{self, Stream, Waits, is_stopping, retryable, stopping};
+
+/// The core refused a step of the response (never expected once it was started).
+fn usage(e: UsageError) -> PyErr {
+    PyAssertionError::new_err(e.to_string())
+}
 
 /// How many bytes one socket read asks for.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -90,12 +95,10 @@ pub struct BlockingExchange {
     beat: &'static Slot,
     /// The worker's INT/QUIT flag (quick stop).
     stop: Arc<AtomicBool>,
-    /// What the framing decision needs to know about the request.
+    /// The facts of the request (its version, for early hints).
     pub req: RequestInfo,
     /// The response head from `start_response`.
     pub head: Option<ResponseHead>,
-    /// The body writer, once `start_response` was called.
-    pub writer: Option<BodyWriter>,
     /// Whether the head went out.
     pub headers_sent: bool,
     head_buf: Vec<u8>,
@@ -168,7 +171,6 @@ impl BlockingExchange {
                 is_connect: false,
             },
             head: None,
-            writer: None,
             headers_sent: false,
             head_buf: Vec::with_capacity(256),
         }
@@ -344,19 +346,25 @@ impl BodyRead for BlockingExchange {
 }
 
 impl BlockingExchange {
-    /// Encodes the head of `start_response` (the date is taken now).
+    /// Keeps the head of `start_response` (a later call, with `exc_info`, may replace it
+    /// until the first body write starts the response).
     fn set_head(&mut self, head: ResponseHead) {
-        let framing = response::choose_framing(&self.req, &head, false);
-        self.head_buf.clear();
-        response::encode_head(
-            &head,
-            &framing,
-            SERVER,
-            &crate::worker::date_now(),
-            &mut self.head_buf,
-        );
-        self.writer = Some(BodyWriter::new(framing.body));
         self.head = Some(head);
+    }
+
+    /// The core's connection with the response started: on the first write, it frames the
+    /// head of `start_response` (the date is taken then, as gunicorn's `send_headers`)
+    /// and encodes it. The sync worker closes every connection after its response.
+    /// `None` before `start_response`.
+    pub fn started(&mut self) -> Option<&mut Connection> {
+        if !self.conn.response_started() {
+            let head = self.head.as_ref()?;
+            self.head_buf.clear();
+            self.conn.close_after_response();
+            let date = crate::worker::date_now();
+            self.conn.send_response(head, SERVER, &date, &mut self.head_buf).ok()?;
+        }
+        Some(&mut self.conn)
     }
 
     /// Writes body chunks (and the head first, if not sent yet); `finish` ends the body.
@@ -366,7 +374,7 @@ impl BlockingExchange {
         if self.link != Link::Open {
             return Err(PyOSError::new_err("the connection is closed"));
         }
-        let Some(writer) = self.writer.as_mut() else {
+        let Some(writer) = self.started() else {
             return Err(PyAssertionError::new_err(
                 "the application wrote body bytes before calling start_response()",
             ));
@@ -374,11 +382,11 @@ impl BlockingExchange {
         let mut frames: Vec<Frame> = Vec::with_capacity(chunks.len());
         let mut warn = false;
         for c in chunks {
-            let f = writer.frame(c.len());
+            let f = writer.send_data(c.len()).map_err(usage)?;
             warn |= f.warn_no_body;
             frames.push(f);
         }
-        let last = if finish { writer.finish().last } else { b"" };
+        let last = if finish { writer.end_response().map_err(usage)?.last } else { b"" };
         if warn {
             self.warn_no_body();
         }
@@ -439,12 +447,12 @@ impl BlockingExchange {
         if self.link != Link::Open {
             return Err(PyOSError::new_err("the connection is closed"));
         }
-        let Some(writer) = self.writer.as_mut() else {
+        let Some(writer) = self.started() else {
             return Err(PyAssertionError::new_err(
                 "the application returned without calling start_response()",
             ));
         };
-        let f = writer.frame(usize::try_from(count).unwrap_or(usize::MAX));
+        let f = writer.send_data(usize::try_from(count).unwrap_or(usize::MAX)).map_err(usage)?;
         if f.warn_no_body {
             self.warn_no_body();
         }
@@ -617,7 +625,7 @@ impl Driver for SharedExchange {
 
     fn send_file(&self, py: Python<'_>, src: &FileSource<'_>) -> PyResult<()> {
         let mut g = lock(py, self);
-        let count = src.count(g.writer.as_ref().and_then(BodyWriter::remaining));
+        let count = src.count(g.started().and_then(|c| c.body_remaining()));
         g.send_file(py, src.fd, src.offset, count)?;
         g.finish(py)
     }
@@ -649,10 +657,6 @@ impl Driver for SharedExchange {
 
     fn with_sent<R>(&self, py: Python<'_>, f: impl FnOnce(Sent<'_>) -> R) -> R {
         let g = lock(py, self);
-        f(Sent {
-            request: g.conn.head(),
-            head: g.head.as_ref(),
-            bytes: g.writer.as_ref().map_or(0, BodyWriter::sent),
-        })
+        f(Sent { request: g.conn.head(), head: g.head.as_ref(), bytes: g.conn.body_sent() })
     }
 }

@@ -80,8 +80,8 @@ impl WsgiGthreadBody {
             Ok(app) => app,
             Err(code) => return code,
         };
-        let environ =
-            EnvironConfig { headers: ctx.config.proto.headers.clone(), ..self.environ.clone() };
+        let mut environ = self.environ.clone();
+        environ.headers = ctx.config.proto.headers.clone();
         let stream_bodies = wants_streamed_bodies(py, &app);
         let handler = match WsgiHandler::new(py, &settings, &environ, ctx, app, self.sendfile) {
             Ok(h) => h,

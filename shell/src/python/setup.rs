@@ -21,11 +21,10 @@ use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR, WorkerContext};
 /// The environ configuration of a parser policy (`SCRIPT_NAME` from the process
 /// environment, as gunicorn).
 pub fn environ_config(proto: &ProtoConfig) -> EnvironConfig {
-    EnvironConfig {
-        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default().into_bytes(),
-        headers: proto.headers.clone(),
-        ..EnvironConfig::default()
-    }
+    let mut cfg = EnvironConfig::default();
+    cfg.script_name = std::env::var("SCRIPT_NAME").unwrap_or_default().into_bytes();
+    cfg.headers = proto.headers.clone();
+    cfg
 }
 
 /// The application of a worker: the one preloaded in the master, else loaded from

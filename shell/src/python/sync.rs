@@ -224,7 +224,8 @@ impl Worker {
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = Arc::clone(&ctx.config.proto);
-        let environ_cfg = EnvironConfig { headers: proto.headers.clone(), ..body.environ.clone() };
+        let mut environ_cfg = body.environ.clone();
+        environ_cfg.headers = proto.headers.clone();
         let common = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
         let locals = common.locals.clone();
         let mut pipeline = common.pipeline(app, &ctx, body.sendfile);

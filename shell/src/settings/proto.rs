@@ -9,9 +9,7 @@
 //! the command line, the config file and `GUNICORN_CMD_ARGS`; the match keeps it so if the
 //! validator and this table ever drift apart.
 
-use ferrocorn_core::config::{
-    HeaderPolicy, ParserPolicy, ProxyMode, ProxyPolicy, TrustPolicy, UnderscoreHeaders,
-};
+use ferrocorn_core::config::{ProxyMode, UnderscoreHeaders};
 use ferrocorn_core::{AllowList, Limits, ProtoConfig};
 
 use super::resolve::Settings;
@@ -60,32 +58,26 @@ pub fn proto_config(settings: &Settings) -> Result<ProtoConfig, String> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(ProtoConfig {
-        limits: Limits::from_gunicorn(
-            settings.int("limit_request_line"),
-            settings.int("limit_request_fields"),
-            settings.int("limit_request_field_size"),
-        ),
-        parser: ParserPolicy {
-            permit_obsolete_folding: settings.bool("permit_obsolete_folding"),
-            strip_header_spaces: settings.bool("strip_header_spaces"),
-            permit_unconventional_method: settings.bool("permit_unconventional_http_method"),
-            permit_unconventional_version: settings.bool("permit_unconventional_http_version"),
-            casefold_method: settings.bool("casefold_http_method"),
-        },
-        headers: HeaderPolicy {
-            underscore: underscore_headers(settings.get("header_map"))?,
-            forwarder_headers: list("forwarder_headers"),
-        },
-        trust: TrustPolicy {
-            forwarded_allow: allow("forwarded_allow_ips")?,
-            secure_scheme_headers,
-        },
-        proxy: ProxyPolicy {
-            mode: proxy_mode(settings.get("proxy_protocol"))?,
-            allow: allow("proxy_allow_ips")?,
-        },
-    })
+    // The core's policy types are `#[non_exhaustive]`: start from their defaults and set
+    // every field a setting decides.
+    let mut p = ProtoConfig::default();
+    p.limits = Limits::from_gunicorn(
+        settings.int("limit_request_line"),
+        settings.int("limit_request_fields"),
+        settings.int("limit_request_field_size"),
+    );
+    p.parser.permit_obsolete_folding = settings.bool("permit_obsolete_folding");
+    p.parser.strip_header_spaces = settings.bool("strip_header_spaces");
+    p.parser.permit_unconventional_method = settings.bool("permit_unconventional_http_method");
+    p.parser.permit_unconventional_version = settings.bool("permit_unconventional_http_version");
+    p.parser.casefold_method = settings.bool("casefold_http_method");
+    p.headers.underscore = underscore_headers(settings.get("header_map"))?;
+    p.headers.forwarder_headers = list("forwarder_headers");
+    p.trust.forwarded_allow = allow("forwarded_allow_ips")?;
+    p.trust.secure_scheme_headers = secure_scheme_headers;
+    p.proxy.mode = proxy_mode(settings.get("proxy_protocol"))?;
+    p.proxy.allow = allow("proxy_allow_ips")?;
+    Ok(p)
 }
 
 /// `header_map` as its validator leaves it: `drop`, `refuse`, `dangerous`, or `None` (a
@@ -188,7 +180,7 @@ mod tests {
     #[test]
     fn parser_leniencies_and_limits_follow_their_settings() {
         let p = proto_config(&with(&[]).unwrap()).unwrap();
-        assert_eq!(p.parser, ParserPolicy::default());
+        assert_eq!(p.parser, ferrocorn_core::config::ParserPolicy::default());
         let s = with(&[
             ("permit_obsolete_folding", Value::Bool(true)),
             ("strip_header_spaces", Value::Bool(true)),
@@ -201,16 +193,9 @@ mod tests {
         ])
         .unwrap();
         let p = proto_config(&s).unwrap();
-        assert_eq!(
-            p.parser,
-            ParserPolicy {
-                permit_obsolete_folding: true,
-                strip_header_spaces: true,
-                permit_unconventional_method: true,
-                permit_unconventional_version: true,
-                casefold_method: true,
-            }
-        );
+        let q = &p.parser;
+        assert!(q.permit_obsolete_folding && q.strip_header_spaces && q.casefold_method);
+        assert!(q.permit_unconventional_method && q.permit_unconventional_version);
         assert_eq!(p.limits, Limits::from_gunicorn(100, 7, 300));
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use ferrocorn_core::response::{self, BodyWriter, RequestInfo, ResponseHead};
+use ferrocorn_core::response::{self, ResponseHead};
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -157,7 +157,7 @@ impl HelloBody {
         let mut conn = Connection::new(Arc::clone(&self.proto), peer);
         let mut buf = vec![0u8; 8192];
         let mut out = Vec::with_capacity(512);
-        let mut request: Option<(RequestInfo, Vec<u8>)> = None;
+        let mut request: Option<Vec<u8>> = None;
         loop {
             match conn.next_event() {
                 Ok(Event::Request(head)) => {
@@ -174,11 +174,10 @@ impl HelloBody {
                             String::from_utf8_lossy(head.target())
                         ));
                     }
-                    request = Some((RequestInfo::from_head(head), head.target().to_vec()));
+                    request = Some(head.target().to_vec());
                 }
                 Ok(Event::Data(_)) => {}
                 Ok(Event::EndOfMessage(_) | Event::Paused) => break,
-                Ok(Event::ConnectionClosed) => return,
                 Ok(Event::NeedData) => {
                     if ctx.signals.quick() || Instant::now() >= deadline {
                         ctx.heartbeat.end_request();
@@ -195,6 +194,7 @@ impl HelloBody {
                     }
                     ctx.heartbeat.notify();
                 }
+                Ok(_) => return, // ConnectionClosed
                 Err(e) => {
                     response::error_response(&e, &mut out);
                     let _ = transport::write_all(&mut stream, &mut [IoSlice::new(&out)], waits);
@@ -204,7 +204,7 @@ impl HelloBody {
                 }
             }
         }
-        let Some((info, target)) = request else { return };
+        let Some(target) = request else { return };
         let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
         if path == b"/hang" {
             // Stuck: no heartbeat, TERM and INT ignored; only ABRT (or SIGKILL) ends it.
@@ -226,11 +226,13 @@ impl HelloBody {
             [(b"Content-Type", b"text/plain"), (b"Content-Length", content_length.as_bytes())];
         let head =
             ResponseHead::from_app(b"200 OK", fields.into_iter()).expect("a valid fixed response");
-        let framing = response::choose_framing(&info, &head, false);
-        response::encode_head(&head, &framing, b"ferrocorn", &super::date_now(), &mut out);
-        let mut body = BodyWriter::new(framing.body);
-        body.write(BODY, &mut out);
-        out.extend_from_slice(body.finish().last);
+        // One request per connection: the server closes after the response.
+        conn.close_after_response();
+        let date = super::date_now();
+        if conn.send_response(&head, b"ferrocorn", &date, &mut out).is_ok() {
+            let _ = conn.write_data(BODY, &mut out);
+            out.extend_from_slice(conn.end_response().map_or(&b""[..], |f| f.last));
+        }
         let _ = transport::write_all(&mut stream, &mut [IoSlice::new(&out)], waits);
         ctx.heartbeat.end_request();
         transport::close_graceful(stream, false, ctx.heartbeat, ctx.beat_interval());

@@ -281,7 +281,7 @@ pub fn date_now() -> [u8; 29] {
         if secs == now {
             return date;
         }
-        let date = ferrocorn_core::response::http_date(now);
+        let date = ferrocorn_core::date::http_date(now);
         c.set((now, date));
         date
     })

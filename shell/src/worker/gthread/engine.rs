@@ -1077,7 +1077,7 @@ impl<'a, H: Handler> Engine<'a, H> {
                     }
                     self.dispatch(held, false, false);
                 }
-                Ok(Event::Paused | Event::ConnectionClosed) => c.close_after = true,
+                Ok(_) => c.close_after = true, // Paused, ConnectionClosed
                 Err(e) => {
                     if c.core.requests() > 0
                         || c.core.buffered() > 0
@@ -1170,7 +1170,10 @@ impl<'a, H: Handler> Engine<'a, H> {
             c.out.clear();
             c.out_pos = 0;
         }
-        if keep && !c.close_after && c.core.keep_alive() && c.core.start_next_cycle().is_ok() {
+        if !keep || c.close_after {
+            c.core.close_after_response();
+        }
+        if c.core.start_next_cycle().is_ok() {
             c.body.clear();
             if c.body.capacity() > 4 * self.opts.buffer_body {
                 c.body = Vec::new();

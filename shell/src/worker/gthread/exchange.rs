@@ -37,8 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::h1::RequestHead;
-use ferrocorn_core::response::{self, BodyWriter, Framing, RequestInfo, ResponseHead};
-use ferrocorn_core::{Event, Peer, RecvError};
+use ferrocorn_core::response::{self, Frame, Framing, ResponseHead};
+use ferrocorn_core::{Connection, Event, Peer, RecvError};
 use nix::poll::PollFlags;
 
 use super::conn::Conn;
@@ -103,16 +103,13 @@ pub struct Exchange {
     /// Body bytes decoded from the socket so far (a streamed body).
     body_got: u64,
     scratch: Vec<u8>,
-    info: Option<RequestInfo>,
     server_keepalive: bool,
     stopping: Option<Arc<AtomicBool>>,
     timeout: Duration,
     server: &'static [u8],
-    state: Option<(Framing, BodyWriter)>,
     code: u16,
     finished: bool,
     broken: bool,
-    incomplete: bool,
     started: Option<Instant>,
     nth: u64,
     /// The client asked for `100 Continue` and it was not sent yet (a streamed body).
@@ -152,8 +149,7 @@ fn closed() -> io::Error {
 
 impl Exchange {
     pub(super) fn new(conn: Box<Conn>, setup: Setup) -> Exchange {
-        let head = conn.core.head().expect("a request was read");
-        let info = RequestInfo::from_head(head);
+        assert!(conn.core.head().is_some(), "a request was read");
         let nth = conn.core.requests().saturating_sub(1);
         Exchange {
             conn: Some(conn),
@@ -162,16 +158,13 @@ impl Exchange {
             body: BodyState::Reading,
             body_got: 0,
             scratch: Vec::new(),
-            info: Some(info),
             server_keepalive: setup.server_keepalive,
             stopping: Some(setup.stopping),
             timeout: setup.timeout,
             server: setup.server,
-            state: None,
             code: 0,
             finished: false,
             broken: false,
-            incomplete: false,
             started: Some(Instant::now()),
             nth,
             continue_pending: setup.streaming && setup.expect_continue,
@@ -338,14 +331,6 @@ impl Exchange {
                     c.body.extend_from_slice(d);
                     return Ok(());
                 }
-                Ok(
-                    Event::EndOfMessage(_)
-                    | Event::Paused
-                    | Event::ConnectionClosed
-                    | Event::Request(_),
-                ) => {
-                    self.body = BodyState::Ended;
-                }
                 Ok(Event::NeedData) => match c.stream.recv(&mut self.scratch) {
                     Ok(0) => c.core.receive_eof(),
                     Ok(n) => c.core.receive(&self.scratch[..n]),
@@ -363,6 +348,8 @@ impl Exchange {
                         return Err(e);
                     }
                 },
+                // EndOfMessage, Paused, ConnectionClosed (a new Request cannot come here).
+                Ok(_) => self.body = BodyState::Ended,
                 Err(e) => {
                     self.body = BodyState::Failed;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, BodyError(e)));
@@ -402,11 +389,11 @@ impl Exchange {
     /// TERM says `Connection: close`) and queues the head. Fails when a response was
     /// already started.
     pub fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
-        if self.state.is_some() {
+        if self.response_started() {
             return Err(io::Error::other("the response was already started"));
         }
         let abandoned = self.body_abandoned();
-        let (Some(c), Some(info)) = (self.conn.as_mut(), self.info.as_ref()) else {
+        let Some(c) = self.conn.as_mut() else {
             return Err(closed());
         };
         if std::mem::take(&mut self.continue_pending) {
@@ -418,37 +405,41 @@ impl Exchange {
         // A body the handler left unread, too large to skip, is not waited for: the
         // connection closes after the response, and the response says so.
         let keepalive = self.server_keepalive && !stopping && !self.continue_withheld && !abandoned;
-        let framing = response::choose_framing(info, head, keepalive);
-        response::encode_head(head, &framing, self.server, &crate::worker::date_now(), &mut c.out);
+        if !keepalive {
+            c.core.close_after_response();
+        }
+        let date = crate::worker::date_now();
+        c.core.send_response(head, self.server, &date, &mut c.out).map_err(io::Error::other)?;
         self.code = head.code();
-        self.state = Some((framing, BodyWriter::new(framing.body)));
         Ok(())
     }
 
     /// Whether [`Exchange::start`] was called.
     pub fn response_started(&self) -> bool {
-        self.state.is_some()
+        self.conn.as_ref().is_some_and(|c| c.core.response_started())
     }
 
     /// The status code, once started.
     pub fn status(&self) -> Option<u16> {
-        self.state.as_ref().map(|_| self.code)
+        self.response_started().then_some(self.code)
     }
 
     /// Body bytes written (without chunk framing): the access log's `%(b)s`.
     pub fn sent(&self) -> u64 {
-        self.state.as_ref().map_or(0, |(_, w)| w.sent())
+        self.conn.as_ref().map_or(0, |c| c.core.body_sent())
     }
 
-    /// Whether the connection may carry another request after this response (as the
-    /// head says; the engine may still close it if the body was not read whole).
+    /// Whether the connection may carry another request after this response (the core's
+    /// answer; the engine may still close it if the body was not read whole).
     pub fn keep_alive(&self) -> bool {
-        self.state.as_ref().is_some_and(|(f, _)| f.keep_alive) && !self.broken && !self.incomplete
+        self.response_started()
+            && !self.broken
+            && self.conn.as_ref().is_some_and(|c| c.core.keep_alive())
     }
 
     /// The framing chosen by [`Exchange::start`].
     pub fn framing(&self) -> Option<&Framing> {
-        self.state.as_ref().map(|(f, _)| f)
+        self.conn.as_ref().and_then(|c| c.core.framing())
     }
 
     /// Whether writing `len` more body bytes may wait on the network (the caller may
@@ -462,14 +453,17 @@ impl Exchange {
         self.broken
     }
 
-    fn writer(&mut self) -> io::Result<&mut BodyWriter> {
-        if self.broken || self.conn.is_none() {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
+    /// The core's connection, to frame the body of the started response.
+    fn writer(&mut self) -> io::Result<&mut Connection> {
+        match self.conn.as_mut() {
+            Some(c) if !self.broken && c.core.response_started() => Ok(&mut c.core),
+            Some(_) if !self.broken => Err(io::Error::other("the response was not started")),
+            _ => Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed")),
         }
-        match &mut self.state {
-            Some((_, w)) => Ok(w),
-            None => Err(io::Error::other("the response was not started")),
-        }
+    }
+
+    fn frame(&mut self, len: usize) -> io::Result<Frame> {
+        self.writer()?.send_data(len).map_err(io::Error::other)
     }
 
     /// Writes what is buffered and then `extra`, waiting for the socket.
@@ -495,7 +489,7 @@ impl Exchange {
     /// buffer past [`FLUSH_AT`] is written at once, without a copy. Returns whether body
     /// bytes were dropped on a no-body response for the first time (the caller may warn).
     pub fn write(&mut self, data: &[u8]) -> io::Result<bool> {
-        let frame = self.writer()?.frame(data.len());
+        let frame = self.frame(data.len())?;
         if frame.is_empty() {
             return Ok(frame.warn_no_body);
         }
@@ -518,7 +512,7 @@ impl Exchange {
     /// client without waiting for the next. A failed write breaks the exchange: the
     /// response is over. Returns what [`Exchange::write`] returns.
     pub fn write_now(&mut self, data: &[u8]) -> io::Result<bool> {
-        let frame = self.writer()?.frame(data.len());
+        let frame = self.frame(data.len())?;
         if frame.is_empty() {
             if self.pending_output() {
                 self.flush_with(&[])?;
@@ -540,7 +534,7 @@ impl Exchange {
     /// body bytes sent.
     pub fn sendfile(&mut self, file: BorrowedFd<'_>, offset: u64, count: u64) -> io::Result<u64> {
         let len = usize::try_from(count).unwrap_or(usize::MAX);
-        let frame = self.writer()?.frame(len);
+        let frame = self.frame(len)?;
         if frame.take == 0 {
             return Ok(0);
         }
@@ -565,13 +559,13 @@ impl Exchange {
             return Ok(());
         }
         self.finished = true;
-        let fin = self.writer()?.finish();
+        let fin = self.writer()?.end_response().map_err(io::Error::other)?;
         if let Some(c) = self.conn.as_mut() {
             c.out.extend_from_slice(fin.last);
         }
         if fin.must_close() {
-            // What was queued still goes out; the connection closes after it.
-            self.incomplete = true;
+            // What was queued still goes out; the connection closes after it (the core
+            // knows).
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "response shorter than its Content-Length",
@@ -583,7 +577,7 @@ impl Exchange {
     /// Writes an interim response (`103 Early Hints`) at once, waiting for the socket;
     /// nothing once the response was started. A failed write breaks the connection.
     pub fn write_interim(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.state.is_some() {
+        if self.response_started() {
             return Ok(());
         }
         if self.broken {
@@ -595,7 +589,7 @@ impl Exchange {
     /// Queues bytes as they are (an error page written in place of a response that was
     /// never started); the connection closes after them.
     pub fn write_raw(&mut self, bytes: &[u8]) {
-        if self.state.is_some() {
+        if self.response_started() {
             return;
         }
         if let Some(c) = self.conn.as_mut() {
