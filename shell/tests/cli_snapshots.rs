@@ -13,27 +13,20 @@
 //! `cargo insta review` (or `INSTA_UPDATE=always cargo test -p ferrocorn --test
 //! cli_snapshots`) and commit the new snapshot with the change.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ferrocorn::settings::Env;
+
+#[path = "../../tests/e2e/support/venv.rs"]
+mod venv;
+use venv::venv;
 
 #[test]
 fn help() {
     let out = ferrocorn::run::run(&["--help".to_owned()], &Env::bare("/"));
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     insta::assert_snapshot!("help", out.stdout);
-}
-
-fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists(),
-        "{} has no ferrocorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
 }
 
 fn status_id(status: &str, field: &str) -> String {

@@ -31,7 +31,8 @@
 //! on a listed case that is not in the matrix. Cases run in parallel, one process pair per
 //! case.
 
-mod support;
+#[path = "../../tests/e2e/support/venv.rs"]
+mod venv;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ferrocorn::settings::{Action, CliType, SETTINGS, Section, Setting, Validator};
-use support::oracle_venv;
+use venv::oracle_venv;
 
 // ---- the project every case runs in ----
 

@@ -11,13 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn project_venv() -> PathBuf {
-    std::env::var_os("FERROCORN_VENV").map_or_else(|| root().join(".venv"), PathBuf::from)
-}
+use crate::support::{repo_root, venv};
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
     Command::new(program)
@@ -38,7 +32,7 @@ fn text(b: &[u8]) -> String {
 /// The wheel for the project venv's interpreter.
 fn wheel(python: &Path) -> PathBuf {
     let dir = std::env::var_os("FERROCORN_WHEELS")
-        .map_or_else(|| root().join("target/wheels/ferrocorn-dev"), PathBuf::from);
+        .map_or_else(|| repo_root().join("target/wheels/ferrocorn-dev"), PathBuf::from);
     let tag = text(
         &run(python, &["-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], Path::new("/"))
             .stdout,
@@ -61,18 +55,18 @@ fn wheel(python: &Path) -> PathBuf {
 
 #[test]
 fn wheel_in_a_fresh_venv() {
-    let project_python = project_venv().join("bin/python");
+    let project_python = venv().join("bin/python");
     assert!(
         project_python.exists(),
         "{} is missing: run scripts/setup-python.sh",
         project_python.display()
     );
     let wheel = wheel(&project_python);
-    let venv = root().join(format!("target/fresh-venv-{}", std::process::id()));
+    let venv = repo_root().join(format!("target/fresh-venv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&venv);
     let _cleanup = RemoveOnDrop(venv.clone());
     let venv_s = venv.to_string_lossy().into_owned();
-    let o = run(&project_python, &["-m", "venv", "--without-pip", &venv_s], &root());
+    let o = run(&project_python, &["-m", "venv", "--without-pip", &venv_s], &repo_root());
     assert!(o.status.success(), "venv: {}", text(&o.stderr));
     let python = venv.join("bin/python");
     let o = run(
@@ -89,7 +83,7 @@ fn wheel_in_a_fresh_venv() {
             "--no-deps",
             &wheel.to_string_lossy(),
         ],
-        &root(),
+        &repo_root(),
     );
     assert!(o.status.success(), "pip install: {}", text(&o.stderr));
 

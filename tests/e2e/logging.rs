@@ -3,7 +3,7 @@
 //! metric lines; durations differ only in their value), and `capture_output` across a
 //! log rotation.
 
-mod support;
+use crate::support;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

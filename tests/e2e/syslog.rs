@@ -2,7 +2,7 @@
 //! TCP and a unix datagram socket: the same priority (facility and severity), identifier,
 //! pid field, text and trailing NUL, for an error-log line and an access-log line.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};

@@ -2,24 +2,17 @@
 //! `scripts/setup-python.sh`): the same story (start, two workers, one killed from
 //! outside and replaced, TERM) must produce the same lines, pids and ports aside.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::{Server, get};
+use support::{Server, get, oracle_venv};
 
 fn gunicorn() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let g = root.join(".venv").join("bin").join("gunicorn");
-    assert!(
-        g.exists(),
-        "{} is missing: run scripts/setup-python.sh (scripts/test.sh runs it)",
-        g.display()
-    );
-    g
+    oracle_venv().join("bin/gunicorn")
 }
 
 /// Runs the story and returns the log lines as `LEVEL message`, with numbers masked,

@@ -2,7 +2,7 @@
 //! forking workers that run the engine with the Rust hello handler, raw sockets on
 //! 127.0.0.1. Every wait has a deadline; nothing sleeps to wait for the server.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

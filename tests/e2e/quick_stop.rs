@@ -17,7 +17,7 @@
 //! waited for its client or its generator could not have let the master exit while the
 //! client still had most of the body to read, or before the generator's end.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

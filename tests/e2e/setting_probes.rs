@@ -7,7 +7,7 @@
 //! must then show the same effect, or refuse to start with one `Error:` line naming the
 //! setting and exit 1. A setting that is accepted and then ignored fails its probe.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

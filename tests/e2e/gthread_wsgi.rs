@@ -7,7 +7,7 @@
 //! Servers bind 127.0.0.1:0 and are found through `Listening at:`; every wait polls with a
 //! deadline; only the processes a test started are signalled.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

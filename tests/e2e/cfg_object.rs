@@ -9,7 +9,7 @@
 //! (`.venv`, or `FERROCORN_VENV`), which holds gunicorn 27.0.1 and the installed ferrocorn
 //! package (scripts/install-ferrocorn.sh).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
@@ -29,7 +29,7 @@ fn expected(logger: &str) -> String {
 const LOGGER: &str = "gunicorn.glogging.Logger";
 
 fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cfg");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cfg");
     let dir = std::env::temp_dir().join(format!("ferrocorn-cfg-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("sub")).unwrap();

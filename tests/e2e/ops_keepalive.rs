@@ -11,7 +11,7 @@
 //! waits for its effect (workers counted in /proc, the pidfile), then for more answers;
 //! the loads are bounded in time; only processes the test started are signalled.
 
-mod support;
+use crate::support;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -21,7 +21,7 @@
 //! are only checked from below (a client is not closed before its deadline), or against
 //! the body deadline the answer must not wait for.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

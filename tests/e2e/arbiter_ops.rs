@@ -3,7 +3,7 @@
 //! configuration or deploy on HUP, systemd socket activation and notifications, the
 //! server hooks, PID 1. The reloads run under a load loop that must see no failure.
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;

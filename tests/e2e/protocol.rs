@@ -8,7 +8,7 @@
 //! The application (`shell/tests/apps/environ_app.py`) answers with its environ as
 //! `KEY=value` lines. Servers bind 127.0.0.1:0; every wait polls with a deadline.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! The arbiter end to end: a real master forking real workers (`ferrocorn-test-server`,
 //! the Rust `Hello, World!` body), real sockets on 127.0.0.1, real signals.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpStream;

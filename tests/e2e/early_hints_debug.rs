@@ -9,7 +9,7 @@
 //!   `METHOD path` line, the `N workers` line, and the body-on-HEAD warning as gunicorn's bare stderr line
 //!   (no timestamp, also with `--error-logfile`).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -7,7 +7,7 @@
 //! Servers bind 127.0.0.1:0; every wait polls with a deadline; only the processes a test
 //! started are signalled.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

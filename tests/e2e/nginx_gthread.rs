@@ -4,7 +4,7 @@
 //! installed by scripts/setup-peers.sh; the test starts its own nginx on 127.0.0.1 with a
 //! config in a temporary directory and ends it by its pid.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -14,29 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn venv_at(var: &str, default: &str) -> PathBuf {
-    let v = std::env::var_os(var).map_or_else(|| repo_root().join(default), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists(),
-        "{} has no ferrocorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
-}
-
-/// The project's venv (pyenv CPython, shared libpython).
-fn venv() -> PathBuf {
-    venv_at("FERROCORN_VENV", ".venv")
-}
-
-/// The venv made from Debian's /usr/bin/python3 (static libpython).
-fn debian_venv() -> PathBuf {
-    venv_at("FERROCORN_DEBIAN_VENV", "target/debian-venv")
-}
+use crate::support::{debian_venv, venv};
 
 /// A fresh, empty project directory.
 fn project(tag: &str, files: &[(&str, &str)]) -> PathBuf {

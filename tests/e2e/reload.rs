@@ -4,7 +4,7 @@
 //! request, and the first answer after the reload comes from the new code. And `--spew`:
 //! the app's traced lines are gunicorn's, in both workers.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -469,38 +469,12 @@ impl Drop for KillOnDrop {
 
 // ---- the installed Python package (`.venv`, made by scripts/install-ferrocorn.sh) ----
 
-/// The workspace root.
-pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
+mod venv;
+pub use venv::{debian_venv, oracle_venv, repo_root, venv};
 
-/// The virtualenv with the installed `ferrocorn` (and gunicorn 27.0.1 as the oracle):
-/// `FERROCORN_VENV`, else `.venv` at the workspace root.
-pub fn venv() -> std::path::PathBuf {
-    let v = std::env::var_os("FERROCORN_VENV")
-        .map_or_else(|| repo_root().join(".venv"), std::path::PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists(),
-        "{} has no ferrocorn: run scripts/install-ferrocorn.sh",
-        v.display()
-    );
-    v
-}
-
-/// [`venv`], which must also hold gunicorn 27.0.1 (the oracle of the differential tests).
-pub fn oracle_venv() -> std::path::PathBuf {
-    let v = venv();
-    assert!(
-        v.join("bin/gunicorn").exists(),
-        "{} has no gunicorn: run scripts/setup-python.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
-}
-
-/// The test applications (`shell/tests/apps`).
+/// The test applications (`tests/apps`).
 pub fn apps() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apps")
 }
 
 /// Starts `program` (`ferrocorn`, or `gunicorn` as the oracle) from the venv in the apps

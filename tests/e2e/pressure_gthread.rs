@@ -14,7 +14,7 @@
 //! (past a configured deadline); client reads have generous deadlines that only a server
 //! that never answers reaches. Servers bind 127.0.0.1:0; only our processes are signalled.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -10,28 +10,17 @@
 //! `__name__` only and `cfg.logger_class` not at all: ferrocorn's worker and logger are
 //! Rust, so those two properties differ on purpose (docs/compat.md, "Settings").
 
-mod support;
+use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{Server, get, wait_until};
-
-fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists() && v.join("bin/gunicorn").exists(),
-        "{} lacks ferrocorn or gunicorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
-}
+use support::{Server, get, oracle_venv, wait_until};
 
 /// Serves the fixture with `program`, sends one request, returns what the hook wrote.
 fn hook_view(program: &str, dir: &Path) -> String {
     let out = dir.join(format!("{program}.out"));
-    let mut cmd = Command::new(venv().join("bin").join(program));
+    let mut cmd = Command::new(oracle_venv().join("bin").join(program));
     cmd.args(["-c", "hooks.conf.py", "app:application"])
         .current_dir(dir)
         .env_clear()
@@ -51,7 +40,7 @@ fn hook_view(program: &str, dir: &Path) -> String {
 
 #[test]
 fn hooks_see_the_same_cfg_as_under_gunicorn() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cfg_hooks");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cfg_hooks");
     let dir = std::env::temp_dir().join(format!("ferrocorn-cfg-hooks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,6 @@
 //! Bind forms and bind failures end to end, with the real master.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;

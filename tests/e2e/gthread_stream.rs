@@ -12,7 +12,7 @@
 //! holds a chunk back until more come never gets the next one. Servers bind 127.0.0.1:0;
 //! waits poll with deadlines; only processes a test started are signalled.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
