@@ -533,6 +533,6 @@ fn workers_drop_privileges_and_the_socket_is_chowned() {
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
     let master = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
     assert!(master.lines().any(|l| l.starts_with("Uid:\t0")), "the master keeps its ids");
-    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-    assert!(is_hello(&support::exchange(&mut s, "/")));
+    let mut c = support::Client::over(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+    assert!(is_hello(&support::exchange(&mut c, "/")));
 }

@@ -10,149 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Server, TempDir, wait_until};
+use support::{Client, Response, Server, TempDir, wait_until};
 
-// ---------------------------------------------------------------------------------------
-// A small HTTP/1.1 response reader
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn nth(&self) -> Option<u64> {
-        self.header("X-Request")?.parse().ok()
-    }
-
-    fn closes(&self) -> bool {
-        self.header("Connection") == Some("close")
-    }
-}
-
-/// A client connection that reads responses one at a time.
-struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).unwrap();
-    }
-
-    fn get(&mut self, path: &str) -> Resp {
-        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
-        self.read().expect("a response")
-    }
-
-    /// Reads more bytes; `false` at EOF.
-    fn fill(&mut self) -> bool {
-        let mut tmp = [0u8; 65536];
-        match self.s.read(&mut tmp) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&tmp[..n]);
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-
-    /// The next final response (1xx skipped), or `None` at EOF before one starts.
-    fn read(&mut self) -> Option<Resp> {
-        loop {
-            let end = loop {
-                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i;
-                }
-                if !self.fill() {
-                    assert!(
-                        self.buf.is_empty(),
-                        "EOF inside a head: {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    );
-                    return None;
-                }
-            };
-            let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-            self.buf.drain(..end + 4);
-            let mut lines = head.split("\r\n");
-            let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-            let headers: Vec<(String, String)> = lines
-                .map(|l| {
-                    let (n, v) = l.split_once(':').unwrap();
-                    (n.to_owned(), v.trim().to_owned())
-                })
-                .collect();
-            if status < 200 {
-                continue;
-            }
-            let mut r = Resp { status, headers, body: Vec::new() };
-            if let Some(n) = r.header("Content-Length") {
-                let n: usize = n.parse().unwrap();
-                while self.buf.len() < n {
-                    assert!(self.fill(), "EOF inside a body");
-                }
-                r.body = self.buf.drain(..n).collect();
-            } else if r.header("Transfer-Encoding") == Some("chunked") {
-                loop {
-                    let line_end = loop {
-                        if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                            break i;
-                        }
-                        assert!(self.fill(), "EOF inside a chunk line");
-                    };
-                    let size = usize::from_str_radix(
-                        std::str::from_utf8(&self.buf[..line_end]).unwrap(),
-                        16,
-                    )
-                    .unwrap();
-                    self.buf.drain(..line_end + 2);
-                    while self.buf.len() < size + 2 {
-                        assert!(self.fill(), "EOF inside a chunk");
-                    }
-                    r.body.extend(self.buf.drain(..size));
-                    self.buf.drain(..2);
-                    if size == 0 {
-                        break;
-                    }
-                }
-            } else {
-                while self.fill() {}
-                r.body = std::mem::take(&mut self.buf);
-            }
-            return Some(r);
-        }
-    }
-
-    /// Whether the server closes the connection within `secs` (no more bytes come).
-    fn closed_within(&mut self, secs: f64) -> bool {
-        self.s.set_read_timeout(Some(Duration::from_secs_f64(secs))).unwrap();
-        let mut tmp = [0u8; 65536];
-        loop {
-            match self.s.read(&mut tmp) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
-    }
+/// The request number of a hello response (`X-Request`, see worker/gthread/hello.rs).
+fn nth(r: &Response) -> Option<u64> {
+    r.header("X-Request")?.parse().ok()
 }
 
 fn gthread(extra: &[&str]) -> (Server, SocketAddr) {
@@ -165,12 +27,12 @@ fn gthread(extra: &[&str]) -> (Server, SocketAddr) {
     (srv, addr)
 }
 
-fn is_hello(r: &Resp) -> bool {
+fn is_hello(r: &Response) -> bool {
     r.status == 200 && r.body == b"Hello, World!"
 }
 
 /// A fresh connection, one request, the time it took.
-fn timed_get(addr: SocketAddr, path: &str) -> (Resp, Duration) {
+fn timed_get(addr: SocketAddr, path: &str) -> (Response, Duration) {
     let t = Instant::now();
     let mut c = Client::connect(addr);
     let r = c.get(path);
@@ -200,7 +62,7 @@ const SLOWDOWN: u32 = 100;
 /// connection and thread: [`Held::started`] once the handler runs, answered once released.
 struct Held {
     path: std::path::PathBuf,
-    answer: std::thread::JoinHandle<Resp>,
+    answer: std::thread::JoinHandle<Response>,
 }
 
 impl Held {
@@ -221,7 +83,7 @@ impl Held {
         wait_until(20, "the held request in the handler", || started.exists());
     }
 
-    fn release(self) -> Resp {
+    fn release(self) -> Response {
         std::fs::write(self.path.with_extension("release"), b"").unwrap();
         self.answer.join().unwrap()
     }
@@ -261,8 +123,8 @@ fn keep_alive_and_pipelined_requests_in_order_at_once() {
     // The three answers come without more input: a pipelined request left waiting for
     // the keep-alive timeout (30 s) would fail the read's deadline (10 s).
     c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /chunks?n=2 HTTP/1.1\r\nHost: t\r\n\r\n");
-    let rs: Vec<Resp> = (0..3).map(|_| c.read().unwrap()).collect();
-    assert_eq!(rs.iter().map(Resp::nth).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
+    let rs: Vec<Response> = (0..3).map(|_| c.read().unwrap()).collect();
+    assert_eq!(rs.iter().map(nth).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
     assert!(is_hello(&rs[0]) && is_hello(&rs[1]), "{rs:?}");
     assert_eq!(rs[2].body, b"chunk 0\nchunk 1\n");
     assert!(rs.iter().all(|r| r.header("Connection") == Some("keep-alive")), "{rs:?}");
@@ -271,7 +133,7 @@ fn keep_alive_and_pipelined_requests_in_order_at_once() {
     std::thread::sleep(Duration::from_millis(50));
     c.send(b" body");
     let r = c.read().unwrap();
-    assert_eq!((r.status, r.body.as_slice(), r.nth()), (200, &b"hello body"[..], Some(3)));
+    assert_eq!((r.status, r.body.as_slice(), nth(&r)), (200, &b"hello body"[..], Some(3)));
     // A chunked body and Expect: 100-continue.
     c.send(
         b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -331,7 +193,7 @@ fn proxy_information_stays_with_the_connection() {
         }
         let r = c.read().unwrap();
         assert_eq!(
-            (r.nth(), r.header("X-Proxy-Source")),
+            (nth(&r), r.header("X-Proxy-Source")),
             (Some(i), Some("192.0.2.7:40000")),
             "{r:?}"
         );
@@ -354,7 +216,7 @@ fn connection_close_and_http10() {
     assert_eq!(r.header("Connection"), Some("keep-alive"), "{r:?}");
     c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let r = c.read().unwrap();
-    assert_eq!((r.nth(), r.header("Connection")), (Some(1), Some("keep-alive")));
+    assert_eq!((nth(&r), r.header("Connection")), (Some(1), Some("keep-alive")));
     // HTTP/1.0 without it: closed after the answer.
     c.send(b"GET / HTTP/1.0\r\n\r\n");
     let r = c.read().unwrap();
@@ -630,7 +492,7 @@ fn conformance_corpus_over_persistent_connections() {
             }
             let r = c.read().unwrap_or_else(|| panic!("{}: no answer to request {i}", case.name));
             assert_eq!(r.status, 200, "{}: request {i}", case.name);
-            assert_eq!(r.nth(), Some(i as u64), "{}", case.name);
+            assert_eq!(nth(&r), Some(i as u64), "{}", case.name);
             let want: &[u8] = if req.framing == "Empty" { b"Hello, World!" } else { &req.body };
             assert!(
                 r.body == want,

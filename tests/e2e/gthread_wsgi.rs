@@ -9,17 +9,14 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::io::Read;
+use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use support::{
-    Server, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses, get_raw, raw,
-    start_installed, status, venv, wait_until,
+    Client, Server, TempDir, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses,
+    get_raw, raw, start_installed, status, venv, wait_until,
 };
 
 fn get(addr: SocketAddr, path: &str) -> String {
@@ -28,18 +25,6 @@ fn get(addr: SocketAddr, path: &str) -> String {
 
 fn body(resp: &str) -> String {
     body_of(resp)
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ferrocorn-gthread-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The installed `ferrocorn` with `-k gthread`, booted, on an ephemeral port.
@@ -52,32 +37,11 @@ fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr
     (s, addr)
 }
 
-/// Reads exactly one response with a `Content-Length` from a kept-alive connection.
-fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + len {
-                let resp: Vec<u8> = buf.drain(..end + 4 + len).collect();
-                return String::from_utf8_lossy(&resp).into_owned();
-            }
-        }
-        let mut tmp = [0u8; 65536];
-        let n = s.read(&mut tmp).expect("a response");
-        assert!(n > 0, "EOF before a whole response: {:?}", String::from_utf8_lossy(buf));
-        buf.extend_from_slice(&tmp[..n]);
-    }
-}
-
 #[test]
 fn pep3333_validated_app_on_gthread() {
-    let dir = scratch("pep");
+    let dir = TempDir::new("gthread-pep");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let file = dir.join("data.bin");
+    let file = dir.path("data.bin");
     std::fs::write(&file, &data).unwrap();
     let (s, addr) = serve(
         "wsgi_app:app",
@@ -115,19 +79,18 @@ fn pep3333_validated_app_on_gthread() {
 
 #[test]
 fn keep_alive_pipelining_and_concurrent_slow_requests() {
-    let marker = scratch("pipelining").join("sleeping");
+    let dir = TempDir::new("gthread-pipelining");
+    let marker = dir.path("sleeping");
     let (_s, addr) = serve(
         "wsgi_app:raw",
         &["--threads", "3", "--keep-alive", "30"],
         &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())],
     );
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = Client::connect(addr);
     // The three answers come without more input: a pipelined request left waiting for the
     // keep-alive timeout (30 s) would fail the read's deadline (10 s).
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npipeGET /headers HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    let rs: Vec<String> = (0..3).map(|_| read_one(&mut c, &mut buf)).collect();
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npipeGET /headers HTTP/1.1\r\nHost: x\r\n\r\n");
+    let rs: Vec<String> = (0..3).map(|_| c.read().expect("a response").text()).collect();
     assert!(
         rs[0].ends_with("Hello, World!")
             && rs[1].ends_with("\r\n\r\npipe")
@@ -135,8 +98,8 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
         "{rs:?}"
     );
     for _ in 0..20 {
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(c.read().expect("a response").text().ends_with("Hello, World!"));
     }
 
     // Two slow requests (held in the application until released; waiting releases the
@@ -146,8 +109,8 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
     });
     for _ in 0..10 {
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert!(read_one(&mut c, &mut buf).ends_with("Hello, World!"));
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(c.read().expect("a response").text().ends_with("Hello, World!"));
     }
     assert!(slow.iter().all(|h| !h.is_finished()), "a held request was answered before release");
     std::fs::write(marker.with_extension("release"), b"").unwrap();
@@ -178,9 +141,9 @@ fn sync_with_threads_is_gthread_and_errors_are_500() {
 
 #[test]
 fn hooks_and_access_log_on_gthread() {
-    let dir = scratch("hooks");
-    let hooks = dir.join("hooks.txt");
-    let access = dir.join("access.log");
+    let dir = TempDir::new("gthread-hooks");
+    let hooks = dir.path("hooks.txt");
+    let access = dir.path("access.log");
     let (s, addr) = serve(
         "wsgi_app:raw",
         &[
@@ -217,18 +180,16 @@ fn flask_on_gthread() {
 
 #[test]
 fn term_finishes_the_request_in_flight_and_answers_idle_connections_once() {
-    let dir = scratch("term");
-    let marker = dir.join("sleeping");
+    let dir = TempDir::new("gthread-term");
+    let marker = dir.path("sleeping");
     let (mut s, addr) = serve(
         "wsgi_app:raw",
         &["--threads", "2", "--keep-alive", "30"],
         &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())],
     );
-    let mut idle = TcpStream::connect(addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    assert!(read_one(&mut idle, &mut buf).ends_with("Hello, World!"));
+    let mut idle = Client::connect(addr);
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(idle.read().expect("a response").text().ends_with("Hello, World!"));
     let busy = std::thread::spawn(move || get(addr, "/hold"));
     wait_until(20, "the request in flight", || marker.exists());
     s.signal(Signal::SIGTERM);
@@ -242,18 +203,18 @@ fn term_finishes_the_request_in_flight_and_answers_idle_connections_once() {
     assert!(r.contains("Connection: close"), "{r}");
     // The kept-alive connection was not closed under its client: its next request is
     // answered, with `Connection: close`, and then the connection closes.
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let r = read_one(&mut idle, &mut buf);
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = idle.read().expect("a response").text();
     assert!(r.ends_with("Hello, World!") && r.contains("Connection: close"), "{r}");
     let mut tmp = [0u8; 16];
-    assert_eq!(idle.read(&mut tmp).unwrap_or(0), 0, "closed after the answer");
+    assert_eq!(idle.s.read(&mut tmp).unwrap_or(0), 0, "closed after the answer");
     assert_eq!(s.wait_exit(10).code(), Some(0));
 }
 
 #[test]
 fn usr1_reopens_the_access_log() {
-    let dir = scratch("usr1");
-    let access = dir.join("access.log");
+    let dir = TempDir::new("gthread-usr1");
+    let access = dir.path("access.log");
     let (s, addr) = serve(
         "wsgi_app:raw",
         &["--threads", "2", "--access-logfile", access.to_str().unwrap()],
@@ -263,7 +224,7 @@ fn usr1_reopens_the_access_log() {
     wait_until(10, "the first access line", || {
         std::fs::read_to_string(&access).unwrap_or_default().lines().count() == 1
     });
-    let rotated = dir.join("access.log.1");
+    let rotated = dir.path("access.log.1");
     std::fs::rename(&access, &rotated).unwrap();
     s.signal(Signal::SIGUSR1);
     // The worker reopens within its tick; requests until a line lands in the new file.
@@ -276,8 +237,8 @@ fn usr1_reopens_the_access_log() {
 
 #[test]
 fn a_timeout_kill_says_what_the_worker_was_serving() {
-    let dir = scratch("timeout");
-    let marker = dir.join("sleeping");
+    let dir = TempDir::new("gthread-timeout");
+    let marker = dir.path("sleeping");
     let (s, addr) = serve(
         "wsgi_app:raw",
         &["--threads", "2", "--timeout", "2"],

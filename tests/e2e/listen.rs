@@ -4,12 +4,10 @@ use crate::support;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::Signal;
-use support::{Server, exchange, get, is_hello};
+use support::{Client, Server, exchange, get, is_hello};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ferrocorn-{name}-{}", std::process::id()));
@@ -81,9 +79,7 @@ fn a_unix_socket_is_served_and_removed_on_exit() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
     for _ in 0..3 {
-        let mut s = UnixStream::connect(&path).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let r = exchange(&mut s, "/");
+        let r = exchange(&mut Client::connect_unix(&path), "/");
         assert!(is_hello(&r), "{r}");
     }
     srv.signal(Signal::SIGTERM);

@@ -6,19 +6,15 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use support::{Nginx, start_installed, wait_until};
+use support::{Client, Nginx, start_installed, wait_until};
 
 /// `GET path` on a fresh connection with `Connection: close`: (status line, body).
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: proxied\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
+    let mut c = Client::connect(addr);
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: proxied\r\nConnection: close\r\n\r\n").as_bytes());
+    let out = String::from_utf8_lossy(&c.read_to_end().0).into_owned();
     let status = out.lines().next().unwrap_or("").to_string();
     let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
     (status, body)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::sys::signal::Signal;
-use support::{Load, Server, TempDir, alive, children, get, start_installed, wait_until};
+use support::{Client, Load, Server, TempDir, alive, children, get, start_installed, wait_until};
 
 /// Starts `program` (`ferrocorn` or `gunicorn` from the venv) in the apps directory with
 /// a clean environment.
@@ -378,32 +378,13 @@ fn gthread_workers_take_the_reloaded_settings_on_hup_under_load() {
 }
 
 /// Reads one response with a `Content-Length` from a kept-alive connection; its body.
-fn read_kept_alive(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            assert!(
-                head.starts_with("http/1.1 200 ") && !head.contains("connection: close"),
-                "{head}"
-            );
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            if buf.len() >= end + 4 + len {
-                return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-            }
-        }
-        let n = s.read(&mut chunk).expect("a response before the read timeout");
-        assert!(n > 0, "closed before a whole response: {:?}", String::from_utf8_lossy(&buf));
-        buf.extend_from_slice(&chunk[..n]);
-    }
+fn read_kept_alive(c: &mut Client) -> String {
+    let r = c.read().expect("a response before the read timeout");
+    let text = r.text();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ") && !head.contains("connection: close"), "{head}");
+    assert!(r.header("Content-Length").is_some(), "{head}");
+    r.body_text()
 }
 
 #[test]
@@ -446,21 +427,21 @@ fn gthread_spreads_a_burst_of_keep_alive_connections_over_the_workers() {
     wait_until(20, "both workers ran post_worker_init", || {
         std::fs::read_dir(&ready).map_or(0, |d| d.count()) >= 2
     });
-    let mut conns: Vec<std::net::TcpStream> = (0..N)
+    let mut conns: Vec<Client> = (0..N)
         .map(|_| {
-            let c = std::net::TcpStream::connect(addr).unwrap();
-            c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+            let mut c = Client::connect(addr);
+            c.read_timeout(std::time::Duration::from_secs(20));
             c
         })
         .collect();
     for c in &mut conns {
-        std::io::Write::write_all(c, b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        c.send(b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n");
     }
     let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
     for c in &mut conns {
         let pid = read_kept_alive(c).split_whitespace().next().unwrap().to_string();
         // The connection stays with its worker.
-        std::io::Write::write_all(c, b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        c.send(b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n");
         assert_eq!(read_kept_alive(c).split_whitespace().next().unwrap(), pid);
         *per_worker.entry(pid).or_default() += 1;
     }

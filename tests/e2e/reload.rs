@@ -6,22 +6,22 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Server, TempDir, apps, start_installed, wait_until};
+use support::{Client, Server, TempDir, apps, start_installed, wait_until};
 
 /// `GET /` with `Connection: close`: the body of a 200, or what went wrong.
 fn body(addr: SocketAddr) -> Result<String, String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    let mut c = Client::try_connect(addr)?;
+    c.read_timeout(Duration::from_secs(20));
+    c.try_send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+    let (out, err) = c.read_to_end();
+    if let Some(e) = err {
+        return Err(format!("read: {e}"));
+    }
     let text = String::from_utf8_lossy(&out).into_owned();
     match text.split_once("\r\n\r\n") {
         Some((head, b)) if head.starts_with("HTTP/1.1 200 ") => Ok(b.to_owned()),

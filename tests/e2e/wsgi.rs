@@ -14,27 +14,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
 use support::{
-    Server, alive, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses, get_raw,
-    header_names, raw, repo_root, start_installed, status, venv, wait_until,
+    Server, TempDir, alive, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses,
+    get_raw, header_names, raw, repo_root, start_installed, status, venv, wait_until,
 };
-
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ferrocorn-wsgi-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Starts the installed `ferrocorn` in the apps directory with a clean environment.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
@@ -74,9 +61,9 @@ fn python(code: &str, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn pep3333_validated_app_end_to_end() {
-    let dir = scratch("pep");
+    let dir = TempDir::new("wsgi-pep");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let file = dir.join("data.bin");
+    let file = dir.path("data.bin");
     std::fs::write(&file, &data).unwrap();
     let (s, addr) =
         serve("wsgi_app:app", 2, &[], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
@@ -136,9 +123,9 @@ fn pep3333_validated_app_end_to_end() {
 
 #[test]
 fn no_sendfile_iterates_the_file_wrapper() {
-    let dir = scratch("nosendfile");
+    let dir = TempDir::new("wsgi-nosendfile");
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
-    let file = dir.join("data.bin");
+    let file = dir.path("data.bin");
     std::fs::write(&file, &data).unwrap();
     for (flags, env) in [(vec!["--no-sendfile"], vec![]), (vec![], vec![("SENDFILE", "0")])] {
         let mut env = env;
@@ -264,8 +251,8 @@ fn corpus_sample_over_tcp() {
 
 #[test]
 fn start_response_exc_info_and_close_always_called() {
-    let dir = scratch("close");
-    let marker = dir.join("closed");
+    let dir = TempDir::new("wsgi-close");
+    let marker = dir.path("closed");
     let (_s, addr) =
         serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     // A second call without exc_info fails; with exc_info before anything was sent, the
@@ -360,9 +347,9 @@ fn django_project() {
 
 #[test]
 fn hooks_and_access_log() {
-    let dir = scratch("hooks");
-    let hooks = dir.join("hooks.txt");
-    let access = dir.join("access.log");
+    let dir = TempDir::new("wsgi-hooks");
+    let hooks = dir.path("hooks.txt");
+    let access = dir.path("access.log");
     let (s, addr) = serve(
         "wsgi_app:raw",
         1,
@@ -391,8 +378,8 @@ fn hooks_and_access_log() {
 
 #[test]
 fn server_hooks_from_the_config_file() {
-    let dir = scratch("server-hooks");
-    let hooks = dir.join("hooks.txt");
+    let dir = TempDir::new("wsgi-server-hooks");
+    let hooks = dir.path("hooks.txt");
     let (mut s, addr) = serve(
         "wsgi_app:raw",
         1,
@@ -434,8 +421,8 @@ fn server_hooks_from_the_config_file() {
 
 #[test]
 fn default_access_log_format() {
-    let dir = scratch("acc");
-    let access = dir.join("a.log");
+    let dir = TempDir::new("wsgi-acc");
+    let access = dir.path("a.log");
     let (_s, addr) = serve("wsgi_app:raw", 1, &["--access-logfile", access.to_str().unwrap()], &[]);
     let r = raw(
         addr,
@@ -529,8 +516,8 @@ fn slow_clients_are_cut_off_without_killing_the_worker() {
 
 #[test]
 fn term_lets_the_request_in_flight_finish() {
-    let dir = scratch("term");
-    let marker = dir.join("started");
+    let dir = TempDir::new("wsgi-term");
+    let marker = dir.path("started");
     let (mut s, addr) =
         serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     let client = std::thread::spawn(move || get(addr, "/sleep?1"));
@@ -585,9 +572,9 @@ fn boot_failures_stop_the_master_with_gunicorns_codes() {
     );
     assert!(log.contains("[ERROR] Reason: App failed to load."), "{log}");
     // Any other exception at import: the traceback once, exit 3.
-    let dir = scratch("boot");
-    std::fs::write(dir.join("broken.py"), "raise RuntimeError('broken at import')\n").unwrap();
-    let mut s = start(&["broken", "--chdir", dir.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
+    let dir = TempDir::new("wsgi-boot");
+    std::fs::write(dir.path("broken.py"), "raise RuntimeError('broken at import')\n").unwrap();
+    let mut s = start(&["broken", "--chdir", dir.0.to_str().unwrap(), "-b", "127.0.0.1:0"], &[]);
     let st = s.wait_exit(20);
     let log = s.log();
     assert_eq!(st.code(), Some(3), "{log}");

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+mod client;
+pub use client::{Client, Response};
+
 pub struct Server {
     child: Child,
     log: Arc<Mutex<String>>,
@@ -189,16 +192,15 @@ pub fn alive(pid: i32) -> bool {
 
 /// Sends one request and reads the whole answer (the server closes).
 pub fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    exchange(&mut s, path)
+    let mut c = Client::connect(addr);
+    c.read_timeout(Duration::from_secs(15));
+    exchange(&mut c, path)
 }
 
-pub fn exchange<S: Read + Write>(s: &mut S, path: &str) -> String {
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+/// `GET path` on `c`, and everything the server sends until it closes, as text.
+pub fn exchange<S: Read + Write>(c: &mut Client<S>, path: &str) -> String {
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+    String::from_utf8_lossy(&c.read_to_end().0).into_owned()
 }
 
 pub fn is_hello(resp: &str) -> bool {
@@ -228,13 +230,14 @@ pub fn children(pid: i32) -> Vec<i32> {
 
 /// One request that may fail: `Err` says how.
 pub fn try_get(addr: SocketAddr, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    let mut c = Client::try_connect(addr)?;
+    c.try_send(
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let (out, err) = c.read_to_end();
+    if let Some(e) = err {
+        return Err(format!("read: {e}"));
+    }
     let r = String::from_utf8_lossy(&out).into_owned();
     if is_hello(&r) { Ok(r) } else { Err(format!("bad answer: {r:?}")) }
 }
@@ -252,39 +255,15 @@ pub struct Load {
 
 /// Reads one response to `GET /` of a hello-world app from a kept-alive connection:
 /// whether the server said `Connection: close`, or how it failed.
-fn read_hello(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<bool, String> {
-    let mut tmp = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| format!("no Content-Length: {head:?}"))?;
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                if !head.starts_with("http/1.1 200 ") || body != b"Hello, World!" {
-                    return Err(format!(
-                        "bad answer: {head:?} {:?}",
-                        String::from_utf8_lossy(&body)
-                    ));
-                }
-                return Ok(head.lines().any(|l| l == "connection: close"));
-            }
-        }
-        match s.read(&mut tmp) {
-            Ok(0) => {
-                return Err(format!(
-                    "closed by the server before a whole answer ({} bytes)",
-                    buf.len()
-                ));
-            }
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            Err(e) => return Err(format!("read: {e}")),
-        }
+fn read_hello(c: &mut Client) -> Result<bool, String> {
+    let r = c.try_read()?.ok_or("closed by the server before a whole answer")?;
+    if r.header("Content-Length").is_none() {
+        return Err(format!("no Content-Length: {:?}", r.text()));
     }
+    if !r.text().starts_with("HTTP/1.1 200 ") || r.body != b"Hello, World!" {
+        return Err(format!("bad answer: {:?}", r.text()));
+    }
+    Ok(r.closes())
 }
 
 /// The pause of a keep-alive client between an answer and its next request.
@@ -302,30 +281,24 @@ fn keep_alive_client(
     conns: &std::sync::atomic::AtomicU64,
 ) -> Vec<String> {
     let mut failures = Vec::new();
-    let mut conn: Option<(TcpStream, u64)> = None;
-    let mut buf = Vec::new();
+    let mut conn: Option<(Client, u64)> = None;
     while !stop.load(Ordering::SeqCst) && Instant::now() < end {
         if conn.is_none() {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(s) => {
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                    let _ = s.set_nodelay(true);
+            match Client::try_connect(addr) {
+                Ok(mut c) => {
+                    c.nodelay();
                     conns.fetch_add(1, Ordering::SeqCst);
-                    conn = Some((s, 0));
-                    buf.clear();
+                    conn = Some((c, 0));
                 }
                 Err(e) => {
-                    failures.push(format!("connect: {e}"));
+                    failures.push(e);
                     continue;
                 }
             }
         }
-        let Some((s, n)) = conn.as_mut() else { continue };
-        let sent = s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n");
-        let answer = match sent {
-            Ok(()) => read_hello(s, &mut buf),
-            Err(e) => Err(format!("write: {e}")),
-        };
+        let Some((c, n)) = conn.as_mut() else { continue };
+        let answer =
+            c.try_send(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").and_then(|()| read_hello(c));
         match answer {
             Ok(close) => {
                 ok.fetch_add(1, Ordering::SeqCst);
@@ -495,13 +468,9 @@ pub fn start_installed(program: &str, args: &[&str], env: &[(&str, &str)]) -> Se
 
 /// Sends raw bytes, half-closes, and reads the whole answer.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(bytes).unwrap();
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    out
+    let mut c = Client::connect(addr);
+    c.send(bytes).half_close();
+    c.read_to_end().0
 }
 
 /// `GET path` over a half-closed connection, the answer as text.
