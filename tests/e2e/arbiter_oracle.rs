@@ -9,7 +9,7 @@ use std::process::Command;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::{Server, get, oracle_venv};
+use support::{Server, TempDir, get, oracle_venv};
 
 fn gunicorn() -> PathBuf {
     oracle_venv().join("bin/gunicorn")
@@ -55,8 +55,7 @@ fn story(mut srv: Server) -> Vec<String> {
 
 #[test]
 fn master_lines_match_gunicorn() {
-    let dir = std::env::temp_dir().join(format!("ferrocorn-oracle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("oracle");
     std::fs::write(
         dir.join("hello.py"),
         "def app(environ, start_response):\n    start_response('200 OK', [('Content-Length', '13')])\n    return [b'Hello, World!']\n",
@@ -74,7 +73,6 @@ fn master_lines_match_gunicorn() {
     ]);
     let want = story(Server::start_command(g));
     let got = story(Server::start(&["-w", "2", "-b", "127.0.0.1:0"]));
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, want);
     assert!(
         want.iter().any(|l| l == "ERROR Worker (pid:N) was sent SIGKILL! Perhaps out of memory?"),

@@ -15,7 +15,7 @@ use crate::support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Server, get, oracle_venv, wait_until};
+use support::{Server, TempDir, get, oracle_venv, wait_until};
 
 /// Serves the fixture with `program`, sends one request, returns what the hook wrote.
 fn hook_view(program: &str, dir: &Path) -> String {
@@ -41,16 +41,9 @@ fn hook_view(program: &str, dir: &Path) -> String {
 #[test]
 fn hooks_see_the_same_cfg_as_under_gunicorn() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cfg_hooks");
-    let dir = std::env::temp_dir().join(format!("ferrocorn-cfg-hooks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in std::fs::read_dir(&fixture).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-    }
+    let dir = TempDir::copy_of("cfg-hooks", &fixture);
     let g = hook_view("gunicorn", &dir);
     let f = hook_view("ferrocorn", &dir);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(g.lines().count() > 40, "{g}");
     let (gl, fl): (Vec<&str>, Vec<&str>) = (g.lines().collect(), f.lines().collect());
     let diffs: Vec<String> = gl

@@ -13,7 +13,7 @@ use crate::support;
 
 use std::path::Path;
 use std::process::Command;
-use support::oracle_venv;
+use support::{TempDir, oracle_venv};
 
 /// The differences ferrocorn keeps on purpose (docs/compat.md, "Settings"): gunicorn's
 /// `cfg.logger_class` imports and returns `gunicorn.glogging.Logger`; ferrocorn's logger
@@ -30,13 +30,8 @@ const LOGGER: &str = "gunicorn.glogging.Logger";
 
 fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cfg");
-    let dir = std::env::temp_dir().join(format!("ferrocorn-cfg-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::copy_of(&format!("cfg-{tag}"), &fixtures);
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    for f in std::fs::read_dir(&fixtures).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-    }
     let mut cmd = Command::new(oracle_venv().join("bin/python"));
     cmd.arg("compare.py")
         .args(args)
@@ -44,7 +39,7 @@ fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", "/nonexistent-home")
-        .env("PWD", &dir);
+        .env("PWD", &dir.0);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -53,7 +48,6 @@ fn compare(tag: &str, args: &[&str], env: &[(&str, &str)], logger: &str) {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{tag}: compare.py failed:\n{stdout}\n{stderr}");
     assert_eq!(stdout, expected(logger), "{tag}: unexpected differences (stderr: {stderr})");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{repo_root, venv};
+use crate::support::{TempDir, repo_root, venv};
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
     Command::new(program)
@@ -62,9 +62,9 @@ fn wheel_in_a_fresh_venv() {
         project_python.display()
     );
     let wheel = wheel(&project_python);
-    let venv = repo_root().join(format!("target/fresh-venv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&venv);
-    let _cleanup = RemoveOnDrop(venv.clone());
+    // Under target/, removed when the test ends, passed or failed.
+    let scratch = TempDir::new_in(&repo_root().join("target"), "fresh-venv");
+    let venv = scratch.0.clone();
     let venv_s = venv.to_string_lossy().into_owned();
     let o = run(&project_python, &["-m", "venv", "--without-pip", &venv_s], &repo_root());
     assert!(o.status.success(), "venv: {}", text(&o.stderr));
@@ -145,13 +145,4 @@ fn wheel_in_a_fresh_venv() {
         (o.status.code(), text(&o.stderr)),
         (Some(1), "\nError: Value must be positive: -1\n".to_owned())
     );
-}
-
-/// Removes the venv when the test ends, passed or failed.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

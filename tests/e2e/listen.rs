@@ -7,14 +7,7 @@ use std::os::fd::AsRawFd;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::Signal;
-use support::{Client, Server, exchange, get, is_hello};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocorn-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::{Client, Server, TempDir, exchange, get, is_hello};
 
 #[test]
 fn port_in_use_is_retried_then_exits_1() {
@@ -64,7 +57,7 @@ fn bad_addresses_are_refused_before_starting() {
 
 #[test]
 fn a_unix_socket_is_served_and_removed_on_exit() {
-    let dir = temp_dir("unix");
+    let dir = TempDir::new("unix");
     let path = dir.join("app.sock");
     std::fs::write(&path, b"").unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -85,12 +78,11 @@ fn a_unix_socket_is_served_and_removed_on_exit() {
     srv.signal(Signal::SIGTERM);
     assert_eq!(srv.wait_exit(10).code(), Some(0));
     assert!(!path.exists(), "socket file removed on a clean exit");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_file_that_is_not_a_socket_is_refused() {
-    let dir = temp_dir("notsock");
+    let dir = TempDir::new("notsock");
     let path = dir.join("file");
     std::fs::write(&path, b"keep me").unwrap();
     let mut srv = Server::start(&["-b", &format!("unix:{}", path.display())]);
@@ -101,7 +93,6 @@ fn a_file_that_is_not_a_socket_is_refused() {
         srv.log()
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -10,11 +10,9 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use support::{Server, TempDir, raw, start_installed, wait_until};
+use support::{Client, Server, TempDir, raw, start_installed, wait_until};
 
 const WORKERS: [&str; 2] = ["sync", "gthread"];
 
@@ -70,23 +68,9 @@ fn ask(addr: SocketAddr, bytes: &[u8]) -> Answer {
     Answer::parse(&raw(addr, bytes))
 }
 
-/// Reads one response with a `Content-Length` body from a kept-alive connection.
-fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Answer> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = Answer::parse(&buf[..end]);
-            let len: usize = head.header("Content-Length").map_or(0, |v| v.parse().unwrap());
-            if buf.len() >= end + 4 + len {
-                let one: Vec<u8> = buf.drain(..end + 4 + len).collect();
-                return Some(Answer::parse(&one));
-            }
-        }
-        let mut chunk = [0u8; 8192];
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+/// Reads one response from a kept-alive connection; `None` once the server closed it.
+fn read_one(c: &mut Client) -> Option<Answer> {
+    c.try_read().ok().flatten().map(|r| Answer::parse(&r.raw))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -274,16 +258,14 @@ fn http_1x_minor_versions_are_served_as_http_11() {
 
         // Keep-alive as HTTP/1.1: persistent by default on gthread (the sync worker closes
         // every connection, as gunicorn's does), closed on `Connection: close`.
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        s.write_all(b"GET /1 HTTP/1.2\r\nHost: h\r\n\r\n").unwrap();
-        let first = read_one(&mut s, &mut buf).expect("an answer");
+        let mut s = Client::connect(addr);
+        s.send(b"GET /1 HTTP/1.2\r\nHost: h\r\n\r\n");
+        let first = read_one(&mut s).expect("an answer");
         assert_eq!(first.status_line, "HTTP/1.1 200 OK", "{worker}: {first:?}");
         if worker == "gthread" {
             assert_eq!(first.header("Connection"), Some("keep-alive"), "{first:?}");
-            s.write_all(b"GET /2 HTTP/1.2\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
-            let second = read_one(&mut s, &mut buf).expect("a second answer on the connection");
+            s.send(b"GET /2 HTTP/1.2\r\nHost: h\r\nConnection: close\r\n\r\n");
+            let second = read_one(&mut s).expect("a second answer on the connection");
             assert_eq!(
                 (second.code(), second.var("PATH_INFO"), second.header("Connection")),
                 (200, Some("/2"), Some("close")),
@@ -292,7 +274,7 @@ fn http_1x_minor_versions_are_served_as_http_11() {
         } else {
             assert_eq!(first.header("Connection"), Some("close"), "{first:?}");
         }
-        assert!(read_one(&mut s, &mut buf).is_none(), "{worker}: the connection is closed");
+        assert!(read_one(&mut s).is_none(), "{worker}: the connection is closed");
     }
 }
 
@@ -351,14 +333,11 @@ fn proxy_v2_af_unix_leaves_the_connection_endpoints() {
                 "%(h)s \"%(r)s\" %(s)s",
             ],
         );
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let local = s.local_addr().unwrap();
+        let mut s = Client::connect(addr);
+        let local = s.s.local_addr().unwrap();
         let mut req = v2_unix(b"/run/client.sock", b"/run/haproxy.sock");
         req.extend_from_slice(b"GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-        s.write_all(&req).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
+        let out = s.send(&req).read_to_end().0;
         let a = Answer::parse(&out);
         let port = local.port().to_string();
         assert_eq!(

@@ -12,26 +12,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{debian_venv, venv};
+use crate::support::{TempDir, debian_venv, venv};
 
-/// A fresh, empty project directory.
-fn project(tag: &str, files: &[(&str, &str)]) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ferrocorn-py-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    for (name, text) in files {
-        let p = d.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    d
+/// A fresh project directory holding `files`.
+fn project(tag: &str, files: &[(&str, &str)]) -> TempDir {
+    TempDir::with_files(&format!("py-{tag}"), files)
 }
 
 #[derive(Debug)]

@@ -9,14 +9,13 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Server, TempDir, apps, oracle_venv, venv};
+use support::{Client, Server, TempDir, apps, oracle_venv, venv};
 
 /// What a probe has to work with.
 struct Ctx {
@@ -72,12 +71,15 @@ impl Ctx {
 
     /// A plain `GET path`: the body, or `Err` when no whole answer came.
     fn get(&self, path: &str) -> Result<String, String> {
-        let mut s = TcpStream::connect(self.addr()).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+        let mut c = Client::try_connect(self.addr())?;
+        c.read_timeout(Duration::from_secs(20));
+        c.try_send(
+            format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let (out, err) = c.read_to_end();
+        if let Some(e) = err {
+            return Err(e.to_string());
+        }
         let text = String::from_utf8_lossy(&out).into_owned();
         match text.split_once("\r\n\r\n") {
             Some((head, body)) if head.starts_with("HTTP/1.1 200 ") => Ok(body.to_owned()),
