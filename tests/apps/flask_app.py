@@ -50,7 +50,7 @@ def boom():
     raise ValueError("flask view failed")
 
 
-# ---- streaming (shell/tests/gthread_stream.rs) ----
+# ---- streaming (tests/e2e/gthread_stream.rs) ----
 
 import stream_sync  # noqa: E402
 

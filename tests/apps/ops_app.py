@@ -1,4 +1,4 @@
-"""The application of the operations tests (shell/tests/python_ops.rs): a plain WSGI app,
+"""The application of the operations tests (tests/e2e/python_ops.rs): a plain WSGI app,
 prometheus_client in multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set, and the
 pid a post_fork hook stored (tracing set up per worker)."""
 

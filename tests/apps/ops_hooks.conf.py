@@ -1,5 +1,5 @@
 """Every server hook, recording what hook code reads from its arguments, one line per call
-into $OPS_HOOKS (shell/tests/python_ops.rs runs it under ferrocorn and gunicorn and
+into $OPS_HOOKS (tests/e2e/python_ops.rs runs it under ferrocorn and gunicorn and
 compares). Pids are written relative to the caller: `self`, `master`, `booting`, `other`."""
 
 import os

@@ -1,4 +1,4 @@
-"""The application of shell/tests/pressure_sync.rs (clients that do not send what they
+"""The application of tests/e2e/pressure_sync.rs (clients that do not send what they
 announce, trickle, or go away).
 
 /              "pid N": the worker that answered

@@ -1,4 +1,4 @@
-"""The application of the settings probes (shell/tests/setting_probes.rs), copied into each
+"""The application of the settings probes (tests/e2e/setting_probes.rs), copied into each
 probe's own directory (the reload probes edit the copy). Answers `VERSION EXTRA`, where
 EXTRA is extra.txt of its directory as read at import."""
 

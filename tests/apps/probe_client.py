@@ -1,4 +1,4 @@
-"""TLS client of the settings probes (shell/tests/setting_probes.rs): one request over TLS,
+"""TLS client of the settings probes (tests/e2e/setting_probes.rs): one request over TLS,
 the way a user's client would see the effect of a TLS setting. Prints one line:
 `status BODY` after an answer, `handshake-failed REASON` when the handshake fails.
 

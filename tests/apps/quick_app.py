@@ -1,5 +1,5 @@
-"""The application of the quick-stop and gunicorn-27-gap tests (shell/tests/quick_stop.rs,
-shell/tests/early_hints_debug.rs), run under ferrocorn and gunicorn alike.
+"""The application of the quick-stop and gunicorn-27-gap tests (tests/e2e/quick_stop.rs,
+tests/e2e/early_hints_debug.rs), run under ferrocorn and gunicorn alike.
 
 Progress goes to the file $QUICK_MARKER, one line per event, so a test can wait for a
 state and tell what the application did after a signal."""

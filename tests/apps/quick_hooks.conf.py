@@ -1,4 +1,4 @@
-"""Hooks of the quick-stop tests (shell/tests/quick_stop.rs): one line per call into
+"""Hooks of the quick-stop tests (tests/e2e/quick_stop.rs): one line per call into
 $QUICK_HOOKS, under ferrocorn and gunicorn alike."""
 
 import os

@@ -1,5 +1,5 @@
 """Steps that a streaming test app and its test take in turn, through files in a directory
-the test names (shell/tests/gthread_stream.rs): the app produces chunk N only once the test
+the test names (tests/e2e/gthread_stream.rs): the app produces chunk N only once the test
 created `go-N`, which it does after it read chunk N-1. A server that held chunk N-1 back
 until more came would never see `go-N`: the app gives up after WAIT_S and says so in
 the stream, and the test fails on the missing chunk instead of hanging."""

@@ -1,5 +1,5 @@
 //! Streaming through the INSTALLED `ferrocorn` (`.venv`, see scripts/install-ferrocorn.sh),
-//! mostly its gthread worker, with Flask and Django apps (shell/tests/apps) and raw
+//! mostly its gthread worker, with Flask and Django apps (tests/apps) and raw
 //! sockets: each chunk a generator yields reaches the client before the next one is
 //! produced (plain chunks, server-sent events, Django's `StreamingHttpResponse`, and the
 //! same behind nginx with `proxy_buffering off`); a client that disconnects in the middle
@@ -8,7 +8,7 @@
 //! application answers without reading it.
 //!
 //! No test depends on timing: the app produces chunk N only after the test read chunk
-//! N-1 and created a file saying so (shell/tests/apps/stream_sync.py), so a server that
+//! N-1 and created a file saying so (tests/apps/stream_sync.py), so a server that
 //! holds a chunk back until more come never gets the next one. Servers bind 127.0.0.1:0;
 //! waits poll with deadlines; only processes a test started are signalled.
 

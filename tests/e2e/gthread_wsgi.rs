@@ -1,6 +1,6 @@
 //! End-to-end: the WSGI gthread worker of the INSTALLED `ferrocorn` command (the Python
 //! package in `.venv`, built by `scripts/install-ferrocorn.sh`; `FERROCORN_VENV` points
-//! elsewhere), serving shell/tests/apps (the PEP 3333 validator around a plain WSGI app,
+//! elsewhere), serving tests/apps (the PEP 3333 validator around a plain WSGI app,
 //! Flask) over keep-alive connections, pipelined requests, concurrent slow requests,
 //! hooks, the access log and TERM.
 //!

@@ -9,7 +9,7 @@
 //! - a body small enough to be read before the application is called, which does not
 //!   arrive within `timeout`, gets `408 Request Timeout` and one log line.
 //!
-//! Tests synchronise on marker files the application writes (shell/tests/apps/wsgi_app.py
+//! Tests synchronise on marker files the application writes (tests/apps/wsgi_app.py
 //! `/hold`) and on what the client receives. The only waits on the clock are lower bounds
 //! (past a configured deadline); client reads have generous deadlines that only a server
 //! that never answers reaches. Servers bind 127.0.0.1:0; only our processes are signalled.

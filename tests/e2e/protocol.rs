@@ -5,7 +5,7 @@
 //! header with `AF_UNIX` addresses leaves the connection's own endpoints in the environ and
 //! the access log.
 //!
-//! The application (`shell/tests/apps/environ_app.py`) answers with its environ as
+//! The application (`tests/apps/environ_app.py`) answers with its environ as
 //! `KEY=value` lines. Servers bind 127.0.0.1:0; every wait polls with a deadline.
 
 use crate::support;

@@ -1,6 +1,6 @@
 //! End-to-end: the WSGI sync worker of the INSTALLED `ferrocorn` command (the Python
 //! package in `.venv`, built by `scripts/install-ferrocorn.sh`; `FERROCORN_VENV` points
-//! elsewhere), serving real applications (shell/tests/apps/: a plain WSGI app wrapped in
+//! elsewhere), serving real applications (tests/apps/: a plain WSGI app wrapped in
 //! `wsgiref.validate.validator`, Flask, a small Django project) to real clients (raw
 //! sockets, curl, Python `requests`), with crashes, timeouts, TERM and boot failures.
 //!

@@ -16,7 +16,7 @@ def hello(request):
 
 
 def stepped(request):
-    """StreamingHttpResponse: chunk N only after the test read chunk N-1 (shell/tests/apps/stream_sync.py)."""
+    """StreamingHttpResponse: chunk N only after the test read chunk N-1 (tests/apps/stream_sync.py)."""
     directory, n = request.GET["dir"], int(request.GET.get("n", "4"))
 
     def generate():
