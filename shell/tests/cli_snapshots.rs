@@ -21,6 +21,9 @@ use ferrocorn::settings::Env;
 #[path = "../../tests/e2e/support/venv.rs"]
 mod venv;
 use venv::venv;
+#[path = "../../tests/e2e/support/scratch.rs"]
+mod scratch;
+use scratch::TempDir;
 
 #[test]
 fn help() {
@@ -41,20 +44,14 @@ fn status_id(status: &str, field: &str) -> String {
 #[test]
 fn print_config_of_a_real_config_file() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/print_config");
-    let dir = std::env::temp_dir().join(format!("ferrocorn-snap-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in std::fs::read_dir(&fixture).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-    }
+    let dir = TempDir::copy_of("snap", &fixture);
     let o = Command::new(venv().join("bin/ferrocorn"))
         .arg("--print-config")
         .current_dir(&dir)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", "/nonexistent-home")
-        .env("PWD", &dir)
+        .env("PWD", &dir.0)
         .output()
         .expect("run ferrocorn");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -72,6 +69,5 @@ fn print_config_of_a_real_config_file() {
             _ => format!("{l}\n"),
         })
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     insta::assert_snapshot!("print_config", text);
 }
