@@ -16,11 +16,11 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{Server, TempDir, body_of, get_raw, start_installed, status, wait_until};
+use support::{Client, Server, TempDir, body_of, get_raw, start_installed, status, wait_until};
 
 /// How long a client waits for an answer the server owes it: only a server that never
 /// answers (or answers after its 120 s body timeout) reaches it.
@@ -37,66 +37,35 @@ fn serve(program: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, Socket
     (s, addr)
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(READ_WAIT)).unwrap();
-    s
+fn connect(addr: SocketAddr) -> Client {
+    let mut c = Client::connect(addr);
+    c.read_timeout(READ_WAIT);
+    c
 }
 
-/// Reads one whole response with a `Content-Length` (after any `100 Continue`, which is
-/// kept in what is returned) from `s`, leaving what follows in `buf`.
-fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
-    loop {
-        let text = String::from_utf8_lossy(buf).into_owned();
-        let from = if text.starts_with("HTTP/1.1 100 ") {
-            text.find("\r\n\r\n").map_or(usize::MAX, |i| i + 4)
-        } else {
-            0
-        };
-        if from != usize::MAX {
-            if let Some(end) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[from..from + end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= from + end + 4 + len {
-                    let resp: Vec<u8> = buf.drain(..from + end + 4 + len).collect();
-                    return String::from_utf8_lossy(&resp).into_owned();
-                }
-            }
-        }
-        let mut tmp = [0u8; 65536];
-        match s.read(&mut tmp) {
-            Ok(0) => panic!("closed before a whole response: {text:?}"),
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            Err(e) => panic!("no whole response ({e}): {text:?}"),
-        }
-    }
+/// Reads one whole response (after any `100 Continue`, which is kept in what is
+/// returned) from `c`.
+fn read_response(c: &mut Client) -> String {
+    c.try_read()
+        .unwrap_or_else(|e| {
+            panic!("no whole response ({e}): {:?}", String::from_utf8_lossy(c.pending()))
+        })
+        .unwrap_or_else(|| panic!("closed before a whole response"))
+        .text()
 }
 
-/// Whether the server closes `s` (reads to EOF, dropping anything else that comes).
-fn closes(s: &mut TcpStream) -> bool {
-    let mut tmp = [0u8; 4096];
-    loop {
-        match s.read(&mut tmp) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
+/// Whether the server closes `c` (reads to EOF, dropping anything else that comes).
+fn closes(c: &mut Client) -> bool {
+    c.closed_within(READ_WAIT.as_secs_f64())
 }
 
 /// `GET path` with `Connection: close` on a new connection; the whole answer.
 fn get_closing(addr: SocketAddr, path: &str) -> String {
-    let mut s = connect(addr);
+    let mut c = connect(addr);
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let r = s.read_to_end(&mut out);
+    let (out, err) = c.send(req.as_bytes()).read_to_end();
     let text = String::from_utf8_lossy(&out).into_owned();
-    assert!(r.is_ok(), "{path}: {r:?} after {text:?}");
+    assert!(err.is_none(), "{path}: {err:?} after {text:?}");
     text
 }
 
@@ -118,9 +87,8 @@ fn queued_requests_wait_for_a_thread_past_every_idle_deadline() {
 
     // A kept-alive connection: its next request comes while both threads are busy.
     let mut kept = connect(addr);
-    let mut kept_buf = Vec::new();
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert!(read_response(&mut kept, &mut kept_buf).ends_with("Hello, World!"));
+    kept.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(read_response(&mut kept).ends_with("Hello, World!"));
 
     // Three requests at once to two threads: two are held in the application, the third
     // arrives whole and waits.
@@ -128,7 +96,7 @@ fn queued_requests_wait_for_a_thread_past_every_idle_deadline() {
     let holds: Vec<_> =
         (0..3).map(|_| std::thread::spawn(move || get_closing(addr, "/hold"))).collect();
     wait_until(30, "two requests held in the application", || held(&marker) == 2);
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    kept.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
 
     // Past the new connection's first-byte deadline and the kept connection's keep-alive
     // deadline (lower bounds; the deadlines are checked every 100 ms).
@@ -146,7 +114,7 @@ fn queued_requests_wait_for_a_thread_past_every_idle_deadline() {
         assert_eq!(body_of(&r), "released");
     }
     assert_eq!(held(&marker), 3);
-    let r = read_response(&mut kept, &mut kept_buf);
+    let r = read_response(&mut kept);
     assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("Hello, World!"), "{r:?}");
     let log = s.log();
     assert!(!log.contains("[ERROR]"), "{log}");
@@ -161,7 +129,7 @@ fn unread_body(
     len: u64,
     expect: bool,
     extra: &[&str],
-) -> (Server, SocketAddr, String, TcpStream, Vec<u8>) {
+) -> (Server, SocketAddr, String, Client) {
     let args = ["--threads", "2", "--timeout", "120"];
     let mut all = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
     all.extend_from_slice(&args);
@@ -175,10 +143,9 @@ fn unread_body(
         head.push_str("Expect: 100-continue\r\n");
     }
     head.push_str("\r\n");
-    c.write_all(head.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let r = read_response(&mut c, &mut buf);
-    (s, addr, r, c, buf)
+    c.send(head.as_bytes());
+    let r = read_response(&mut c);
+    (s, addr, r, c)
 }
 
 #[test]
@@ -199,25 +166,24 @@ fn a_response_does_not_wait_for_a_large_body_the_application_does_not_read() {
     for (app, len, expect, extra) in cases {
         let what = format!("{app} Content-Length {len} expect={expect} {extra:?}");
         // gunicorn answers at once too (the oracle for the status and body).
-        let (_g, _, oracle, _c, _) = unread_body("gunicorn", app, len, expect, extra);
+        let (_g, _, oracle, _c) = unread_body("gunicorn", app, len, expect, extra);
         assert!(oracle.contains("HTTP/1.1 200 OK") && oracle.ends_with("Hello, World!"), "{what}");
 
-        let (s, addr, r, mut c, buf) = unread_body("ferrocorn", app, len, expect, extra);
+        let (s, addr, r, mut c) = unread_body("ferrocorn", app, len, expect, extra);
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {r:?}");
         assert!(!r.contains("100 Continue"), "{what}: {r:?}");
         assert!(r.contains("\r\nConnection: close\r\n"), "{what}: {r:?}");
         assert!(r.ends_with("Hello, World!"), "{what}: {r:?}");
         // The body was never sent: the connection closes rather than waits for it.
-        assert!(buf.is_empty() && closes(&mut c), "{what}: not closed");
+        assert!(c.pending().is_empty() && closes(&mut c), "{what}: not closed");
 
         // The worker goes on serving, and a large body that is read still works.
         assert!(body_of(&get_raw(addr, "/")).ends_with("Hello, World!"));
         let body = vec![b'b'; 200 * 1024];
         let mut e = connect(addr);
-        e.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 204800\r\n\r\n").unwrap();
-        e.write_all(&body).unwrap();
-        let mut buf = Vec::new();
-        let r = read_response(&mut e, &mut buf);
+        e.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 204800\r\n\r\n");
+        e.send(&body);
+        let r = read_response(&mut e);
         assert!(r.starts_with("HTTP/1.1 200") && body_of(&r).len() == body.len(), "{}", status(&r));
         let log = s.log();
         assert!(!log.contains("[ERROR]") && !log.contains("Traceback"), "{log}");
@@ -251,19 +217,17 @@ fn a_slow_upload_is_spooled_in_tmp_upload_dir_and_costs_no_thread() {
     let body: Vec<u8> = (0..1usize << 20).map(|i| b'a' + (i % 26) as u8).collect();
 
     let mut up = connect(addr);
-    up.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n").unwrap();
-    up.write_all(&body[..512 * 1024]).unwrap();
+    up.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
+    up.send(&body[..512 * 1024]);
     wait_until(30, "the body spooled in tmp_upload_dir", || open_in(worker, &spool) == 1);
     // The only serving thread is free while the upload is half in.
     let mut other = connect(addr);
-    other.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    assert!(read_response(&mut other, &mut buf).ends_with("Hello, World!"));
+    other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(read_response(&mut other).ends_with("Hello, World!"));
     assert_eq!(open_in(worker, &spool), 1, "the spool file closed before the body was in");
 
-    up.write_all(&body[512 * 1024..]).unwrap();
-    let mut buf = Vec::new();
-    let r = read_response(&mut up, &mut buf);
+    up.send(&body[512 * 1024..]);
+    let r = read_response(&mut up);
     assert!(r.starts_with("HTTP/1.1 200"), "{}", status(&r));
     assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
     wait_until(30, "the spool file closed", || open_in(worker, &spool) == 0);
@@ -271,22 +235,20 @@ fn a_slow_upload_is_spooled_in_tmp_upload_dir_and_costs_no_thread() {
 
     // `Expect: 100-continue` still streams: the `100` comes when the application reads.
     let mut e = connect(addr);
-    e.write_all(
+    e.send(
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .unwrap();
+    );
     let mut got = Vec::new();
     let mut tmp = [0u8; 256];
     while !got.ends_with(b"\r\n\r\n") {
-        let n = e.read(&mut tmp).unwrap();
+        let n = e.s.read(&mut tmp).unwrap();
         assert!(n > 0, "closed before 100 Continue");
         got.extend_from_slice(&tmp[..n]);
     }
     assert_eq!(got, b"HTTP/1.1 100 Continue\r\n\r\n");
     assert_eq!(open_in(worker, &spool), 0, "an Expect body was spooled");
-    e.write_all(&body).unwrap();
-    let mut buf = Vec::new();
-    let r = read_response(&mut e, &mut buf);
+    e.send(&body);
+    let r = read_response(&mut e);
     assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
     let log = s.log();
     assert!(!log.contains("[ERROR]") && !log.contains("[WARNING]"), "{log}");
@@ -315,10 +277,9 @@ fn a_small_body_that_never_arrives_gets_408_and_one_log_line() {
         }
         head.push_str("\r\n");
         let sent = Instant::now();
-        c.write_all(head.as_bytes()).unwrap();
-        c.write_all(b"only ten b").unwrap();
-        let mut buf = Vec::new();
-        let r = read_response(&mut c, &mut buf);
+        c.send(head.as_bytes());
+        c.send(b"only ten b");
+        let r = read_response(&mut c);
         let took = sent.elapsed();
         let r = if expect {
             // The body is wanted (it is read before the application is called).
@@ -355,10 +316,9 @@ fn an_unusable_tmp_upload_dir_is_said_once_and_bodies_stream() {
     let body: Vec<u8> = (0..300 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
     for _ in 0..2 {
         let mut c = connect(addr);
-        c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 307200\r\n\r\n").unwrap();
-        c.write_all(&body).unwrap();
-        let mut buf = Vec::new();
-        let r = read_response(&mut c, &mut buf);
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 307200\r\n\r\n");
+        c.send(&body);
+        let r = read_response(&mut c);
         assert!(body_of(&r).as_bytes() == body.as_slice(), "the echo differs from the upload");
     }
     let log = s.wait_log(10, "the warning", |l| l.contains("Cannot spool request bodies in"));

@@ -23,7 +23,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The interim (1xx) responses before it, each head as text.
     pub interim: Vec<String>,
-    /// The bytes of the final response as they came (head, blank line, body as framed).
+    /// The bytes as they came: the interim responses, then the final one (head, blank
+    /// line, body as framed).
     pub raw: Vec<u8>,
 }
 
@@ -38,7 +39,7 @@ impl Response {
         self.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 
-    /// The final response as text (lossy), as it came.
+    /// The response as text (lossy), as it came (interim responses first).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.raw).into_owned()
     }
@@ -145,6 +146,7 @@ impl<S: Read + Write> Client<S> {
     /// `Err` when the stream ends inside a response or a read fails.
     pub fn try_read(&mut self) -> Result<Option<Response>, String> {
         let mut interim = Vec::new();
+        let mut raw = Vec::new();
         loop {
             let end = loop {
                 if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -161,7 +163,7 @@ impl<S: Read + Write> Client<S> {
                 }
             };
             let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-            let mut raw: Vec<u8> = self.buf.drain(..end + 4).collect();
+            raw.extend(self.buf.drain(..end + 4));
             let mut lines = head.split("\r\n");
             let status: u16 = lines
                 .next()
@@ -198,7 +200,7 @@ impl<S: Read + Write> Client<S> {
                 r.body = std::mem::take(&mut self.buf);
                 raw.extend_from_slice(&r.body);
             }
-            r.raw = raw;
+            r.raw = std::mem::take(&mut raw);
             return Ok(Some(r));
         }
     }
@@ -230,6 +232,11 @@ impl<S: Read + Write> Client<S> {
                 return Ok(());
             }
         }
+    }
+
+    /// What was read past the last response (pipelined or unexpected bytes).
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Everything the server sends until it closes, after what was already read: its
