@@ -14,13 +14,13 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Nginx, Server, TempDir, body_of, start_installed, wait_until};
+use support::{Client, Nginx, Server, TempDir, body_of, start_installed, wait_until};
 
 /// How long a read may wait for a chunk the app is about to produce. Only a server that
 /// holds chunks back reaches it (the app then gives up after its own 30 s).
@@ -39,63 +39,29 @@ fn serve(program: &str, app: &str, worker: &str) -> (Server, SocketAddr) {
     (s, addr)
 }
 
-/// A raw client reading a response as it comes.
-struct Reader {
-    s: TcpStream,
-    buf: Vec<u8>,
+/// A request on a new connection, whose response the test reads as it comes.
+fn stream_request(addr: SocketAddr, head: &str) -> Client {
+    let mut c = Client::connect(addr);
+    c.read_timeout(READ_WAIT).send(head.as_bytes());
+    c
 }
 
-impl Reader {
-    fn request(addr: SocketAddr, head: &str) -> Reader {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(READ_WAIT)).unwrap();
-        s.write_all(head.as_bytes()).unwrap();
-        Reader { s, buf: Vec::new() }
-    }
+fn stream_get(addr: SocketAddr, path: &str) -> Client {
+    stream_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
 
-    fn get(addr: SocketAddr, path: &str) -> Reader {
-        Reader::request(
-            addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-        )
-    }
+/// Reads until what arrived contains `needle`; panics with what came when the server
+/// sends nothing more for [`READ_WAIT`] or closes first.
+fn until(c: &mut Client, needle: &str, what: &str) -> String {
+    c.read_until(needle).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
 
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
-    }
-
-    /// Reads until what arrived contains `needle`; panics with what came when the server
-    /// sends nothing more for [`READ_WAIT`] or closes first.
-    fn until(&mut self, needle: &str, what: &str) -> String {
-        let mut tmp = [0u8; 16384];
-        while !self.text().contains(needle) {
-            assert!(self.buf.len() < 1 << 22, "{what}: no {needle:?} in 4 MiB");
-            match self.s.read(&mut tmp) {
-                Ok(0) => panic!("{what}: closed before {needle:?}; got {:?}", self.text()),
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) => panic!("{what}: no {needle:?} ({e}); got {:?}", self.text()),
-            }
-        }
-        self.text()
-    }
-
-    /// Reads until at least `n` bytes arrived.
-    fn at_least(&mut self, n: usize, what: &str) {
-        let mut tmp = [0u8; 16384];
-        while self.buf.len() < n {
-            match self.s.read(&mut tmp) {
-                Ok(0) => panic!("{what}: closed after {} bytes", self.buf.len()),
-                Ok(k) => self.buf.extend_from_slice(&tmp[..k]),
-                Err(e) => panic!("{what}: {e} after {} bytes", self.buf.len()),
-            }
-        }
-    }
-
-    /// Reads to the end of the connection.
-    fn rest(&mut self) -> String {
-        let _ = self.s.read_to_end(&mut self.buf);
-        self.text()
-    }
+/// Reads to the end of the connection: all that came.
+fn rest(c: &mut Client) -> String {
+    String::from_utf8_lossy(&c.read_to_end().0).into_owned()
 }
 
 /// Lets the app produce chunk `n`.
@@ -111,14 +77,14 @@ fn record(dir: &Path, name: &str) -> Vec<String> {
 /// Reads `/stepped`-style chunks `chunk 0\n` ... one at a time: chunk N is produced only
 /// after the test read chunk N-1. Returns the whole response.
 fn stepped(addr: SocketAddr, path: &str, dir: &Path, n: usize, who: &str) -> String {
-    let mut r = Reader::get(addr, &format!("{path}?dir={}&n={n}", dir.display()));
+    let mut r = stream_get(addr, &format!("{path}?dir={}&n={n}", dir.display()));
     for i in 0..n {
         go(dir, i);
-        let got = r.until(&format!("chunk {i}\n"), &format!("{who}: chunk {i}"));
+        let got = until(&mut r, &format!("chunk {i}\n"), &format!("{who}: chunk {i}"));
         assert!(!got.contains(&format!("chunk {}\n", i + 1)), "{who}: chunk {} early", i + 1);
         assert!(!got.contains("gave up"), "{who}: {got}");
     }
-    r.rest()
+    rest(&mut r)
 }
 
 #[test]
@@ -143,7 +109,7 @@ fn server_sent_events_arrive_one_by_one() {
         let who = format!("{program} -k {worker}");
         let dir = TempDir::new("stream-sse");
         let (_s, addr) = serve(program, "flask_app:app", worker);
-        let mut r = Reader::request(
+        let mut r = stream_request(
             addr,
             &format!(
                 "GET /events?dir={}&n=4 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
@@ -151,15 +117,15 @@ fn server_sent_events_arrive_one_by_one() {
             ),
         );
         // The head and the opening comment come before any event is allowed.
-        let head = r.until(": stream opened\n\n", &who);
+        let head = until(&mut r, ": stream opened\n\n", &who);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{who}: {head}");
         assert!(head.contains("\r\nContent-Type: text/event-stream"), "{who}: {head}");
         for i in 0..4 {
             go(&dir.0, i);
-            let got = r.until(&format!("data: tick {i}\n\n"), &format!("{who}: event {i}"));
+            let got = until(&mut r, &format!("data: tick {i}\n\n"), &format!("{who}: event {i}"));
             assert!(!got.contains("gave-up"), "{who}: {got}");
         }
-        let all = body_of(&r.rest());
+        let all = body_of(&rest(&mut r));
         assert_eq!(all.matches("event: tick\n").count(), 4, "{who}: {all}");
     }
 }
@@ -191,10 +157,11 @@ fn a_client_gone_mid_stream_ends_it_and_closes_the_iterable() {
     for worker in ["gthread", "sync"] {
         let dir = TempDir::new("stream-gone");
         let (s, addr) = serve("ferrocorn", "flask_app:app", worker);
-        let mut r = Reader::get(addr, &format!("/endless?dir={}", dir.0.display()));
+        let mut r = stream_get(addr, &format!("/endless?dir={}", dir.0.display()));
         // The head and three chunks of 1,001 bytes (with their chunk framing).
-        let head = r.until("\r\n\r\n", worker);
-        r.at_least(head.find("\r\n\r\n").unwrap() + 4 + 3 * 1010, worker);
+        let head = until(&mut r, "\r\n\r\n", worker);
+        r.read_at_least(head.find("\r\n\r\n").unwrap() + 4 + 3 * 1010)
+            .unwrap_or_else(|e| panic!("{worker}: {e}"));
         drop(r);
         // Counted after the close: every chunk produced from here on is written to a
         // connection the client closed. The first write may still be taken by the kernel;
@@ -219,8 +186,8 @@ fn a_client_gone_mid_stream_ends_it_and_closes_the_iterable() {
 }
 
 /// Sends a POST head announcing `len` body bytes with `Expect: 100-continue`.
-fn expect_head(addr: SocketAddr, path: &str, len: usize) -> Reader {
-    Reader::request(
+fn expect_head(addr: SocketAddr, path: &str, len: usize) -> Client {
+    stream_request(
         addr,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
@@ -256,11 +223,11 @@ fn expect_100_continue_is_answered_when_the_body_is_wanted() {
         let (_s, addr) = serve(program, "flask_app:app", worker);
         let mut r = expect_head(addr, "/upload-size", body.len());
         // Nothing of the body is sent before the interim answer.
-        let interim = r.until("\r\n\r\n", &format!("{who}: 100 Continue"));
+        let interim = until(&mut r, "\r\n\r\n", &format!("{who}: 100 Continue"));
         assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n", "{who}");
-        r.buf.clear();
-        r.s.write_all(&body).unwrap();
-        let resp = r.until("}", &format!("{who}: the answer"));
+        r.clear_pending();
+        r.send(&body);
+        let resp = until(&mut r, "}", &format!("{who}: the answer"));
         assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{who}: {resp}");
         assert!(
             resp.contains(&format!("\"sha256\":\"{digest}\""))
@@ -269,10 +236,9 @@ fn expect_100_continue_is_answered_when_the_body_is_wanted() {
         );
         if program == "ferrocorn" && worker == "gthread" {
             // The connection carries the next request.
-            r.buf.clear();
-            r.s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let next = r.rest();
+            r.clear_pending();
+            r.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let next = rest(&mut r);
             assert!(next.ends_with("\r\n\r\nHello from Flask"), "{who}: {next}");
         }
     }
@@ -284,7 +250,7 @@ fn expect_100_continue_is_not_answered_when_the_app_refuses_unread() {
     // final answer, and the connection closes (the client may never send the body).
     let (_s, addr) = serve("ferrocorn", "flask_app:app", "gthread");
     let mut r = expect_head(addr, "/upload-refused", 1_000_000);
-    let resp = r.rest();
+    let resp = rest(&mut r);
     assert!(resp.starts_with("HTTP/1.1 413 "), "{resp}");
     assert!(!resp.contains("100 Continue"), "{resp}");
     assert!(resp.ends_with("too large\n"), "{resp}");

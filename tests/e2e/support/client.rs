@@ -234,9 +234,47 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
-    /// What was read past the last response (pipelined or unexpected bytes).
+    /// What was read past the last response (pipelined or unexpected bytes), or by
+    /// [`Client::read_until`] and [`Client::read_at_least`].
     pub fn pending(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Forgets the pending bytes.
+    pub fn clear_pending(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Reads as the bytes come until the pending bytes contain `needle` (a response
+    /// streamed piece by piece); all pending bytes as text, or what went wrong and what
+    /// came (the stream ended, a read failed, or 4 MiB without it).
+    pub fn read_until(&mut self, needle: &str) -> Result<String, String> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        while !text(&self.buf).contains(needle) {
+            if self.buf.len() >= 1 << 22 {
+                return Err(format!("no {needle:?} in 4 MiB"));
+            }
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!("closed before {needle:?}; got {:?}", text(&self.buf)));
+                }
+                Err(e) => return Err(format!("no {needle:?} ({e}); got {:?}", text(&self.buf))),
+            }
+        }
+        Ok(text(&self.buf))
+    }
+
+    /// Reads until at least `n` bytes are pending, or says after how many it stopped.
+    pub fn read_at_least(&mut self, n: usize) -> Result<(), String> {
+        while self.buf.len() < n {
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("closed after {} bytes", self.buf.len())),
+                Err(e) => return Err(format!("{e} after {} bytes", self.buf.len())),
+            }
+        }
+        Ok(())
     }
 
     /// Everything the server sends until it closes, after what was already read: its
