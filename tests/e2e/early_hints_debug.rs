@@ -11,12 +11,11 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::{Server, TempDir, start_installed};
+use support::{Client, Server, TempDir, start_installed};
 
 const PROGRAMS: [&str; 2] = ["ferrocorn", "gunicorn"];
 const WORKERS: [&str; 2] = ["sync", "gthread"];
@@ -34,22 +33,15 @@ fn start(program: &str, worker: &str, extra: &[&str]) -> (Server, SocketAddr) {
 /// keeps a connection alive where ferrocorn's closes the last one: not this test's
 /// subject).
 fn exchange(addr: SocketAddr, req: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(req).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut c = Client::connect(addr);
+    c.read_timeout(Duration::from_secs(20)).send(req);
     // Stops at the end of the final response (gthread keeps the connection open).
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-        if final_complete(&out) {
+    while !final_complete(c.pending()) {
+        if c.read_at_least(c.pending().len() + 1).is_err() {
             break;
         }
     }
-    normalise(&out)
+    normalise(c.pending())
 }
 
 /// Whether `out` holds a whole non-1xx response with a `Content-Length` body.
@@ -113,32 +105,24 @@ fn hints_answers(program: &str, worker: &str) -> Vec<(String, String)> {
 /// only after reading the 103 (a 100 000-byte body, streamed by both workers).
 fn hints_before_body(addr: SocketAddr) -> String {
     const LEN: usize = 100_000;
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "POST /hints-then-body HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {LEN}\r\n\r\n"
-    )
-    .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf).expect("the 103 before the body was sent");
-        assert!(n > 0, "closed before the 103: {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    let interim = normalise(&got);
+    let mut c = Client::connect(addr);
+    c.read_timeout(Duration::from_secs(20)).send(
+        format!(
+            "POST /hints-then-body HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {LEN}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    c.read_until("\r\n\r\n").unwrap_or_else(|e| panic!("the 103 before the body was sent: {e}"));
+    let interim = normalise(c.pending());
     assert!(interim.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{interim}");
-    s.write_all(&vec![b'b'; LEN]).unwrap();
-    let mut rest = Vec::new();
-    while !final_complete(&[got.as_slice(), rest.as_slice()].concat()) {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
+    c.send(&vec![b'b'; LEN]);
+    while !final_complete(c.pending()) {
+        if let Err(e) = c.read_at_least(c.pending().len() + 1) {
+            assert!(e.starts_with("closed after"), "{e}");
             break;
         }
-        rest.extend_from_slice(&buf[..n]);
     }
-    let all = normalise(&[got, rest].concat());
+    let all = normalise(c.pending());
     assert!(all.ends_with(&"b".repeat(LEN)), "the body came back: {}", &all[..all.len().min(400)]);
     all[..all.len() - LEN].to_owned()
 }

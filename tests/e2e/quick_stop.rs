@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::{Server, TempDir, start_installed, wait_until};
+use support::{Client, Server, TempDir, start_installed, wait_until};
 
 const BIG: u64 = 32 * 1024 * 1024;
 const STREAM_LINES: usize = 2000;
@@ -83,20 +83,15 @@ fn stop_hooks(run: &Run) -> Vec<String> {
 /// Sends `GET path` and reads until the end of the response head; the head and the body
 /// bytes read with it.
 fn request_head(addr: SocketAddr, path: &str) -> (TcpStream, String, usize) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed before the head: {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..i + 4]).into_owned();
-            return (s, head, got.len() - i - 4);
-        }
-    }
+    let mut c = Client::connect(addr);
+    c.read_timeout(Duration::from_secs(60));
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+    c.read_until("\r\n\r\n").unwrap_or_else(|e| panic!("connection closed before the head: {e}"));
+    let got = c.pending();
+    let i = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&got[..i + 4]).into_owned();
+    let body = got.len() - i - 4;
+    (c.s, head, body)
 }
 
 /// Reads slowly (16 KiB, then a 20 ms pause) until `fast` is set, then as fast as it can,
