@@ -27,7 +27,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{Server, body_of, start_installed, wait_until};
+use support::{Client, Server, body_of, start_installed, wait_until};
 
 /// The body an upload announces and never finishes.
 const MIB: usize = 1 << 20;
@@ -54,25 +54,19 @@ fn start(program: &str, worker: &str, timeout: &str, extra: &[&str]) -> (Server,
 }
 
 /// Reads until the server closes (a reset after its answer counts as the end).
-fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return out,
-            Err(e) => panic!("reading the answer: {e} (after {} bytes)", out.len()),
-        }
+fn read_to_close(c: &mut Client) -> Vec<u8> {
+    c.read_timeout(Duration::from_secs(300));
+    match c.read_to_end() {
+        (out, None) => out,
+        (out, Some(e)) if e.kind() == ErrorKind::ConnectionReset => out,
+        (out, Some(e)) => panic!("reading the answer: {e} (after {} bytes)", out.len()),
     }
 }
 
 /// `GET /` over a new connection: the pid of the worker that answered.
 fn worker_pid(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut s = Client::connect(addr);
+    s.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let out = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     body_of(&out)
@@ -104,13 +98,13 @@ fn unread_body_does_not_hold_the_answer() {
         let (server, addr) = start(program, "sync", "60", &["-w", "1"]);
         for len in [MIB, 1000] {
             for expect in [false, true] {
-                let mut s = TcpStream::connect(addr).unwrap();
+                let mut s = Client::connect(addr);
                 let head = format!(
                     "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n{}\r\n",
                     if expect { "Expect: 100-continue\r\n" } else { "" }
                 );
                 let start = Instant::now();
-                s.write_all(head.as_bytes()).unwrap();
+                s.send(head.as_bytes());
                 let out = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
                 let took = start.elapsed();
                 let case = format!("{program}, Content-Length {len}, expect {expect}");
@@ -128,17 +122,16 @@ fn unread_body_does_not_hold_the_answer() {
         }
         // An application that reads gets its `100` when it waits for the body: the
         // client sends the body only after it.
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(
+        let mut s = Client::connect(addr);
+        s.send(
             b"POST /echo-marked HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
-        )
-        .unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        );
+        s.read_timeout(Duration::from_secs(300));
         let mut interim = [0u8; 25];
-        s.read_exact(&mut interim).unwrap();
+        s.s.read_exact(&mut interim).unwrap();
         assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n", "{program}");
         server.wait_for("reading the body");
-        s.write_all(b"abc").unwrap();
+        s.send(b"abc");
         let out = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n3"), "{out}");
     }
@@ -159,10 +152,10 @@ fn stalled_body(worker: &str) {
     let (server, addr) = start("ferrocorn", worker, "2", &["-w", "1"]);
     let pid = worker_pid(addr);
     let start = Instant::now();
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = Client::connect(addr);
     let head = format!("POST /echo-marked HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(b"0123456789").unwrap();
+    s.send(head.as_bytes());
+    s.send(b"0123456789");
     server.wait_for("reading the body");
     let out = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
     assert!(start.elapsed() >= Duration::from_secs(2), "{worker}: closed before the deadline");
@@ -303,12 +296,12 @@ fn abandoned_uploads_log_one_debug_line_each() {
         let (server, addr) = start(program, worker, "30", &["-w", "1", "--log-level", "debug"]);
         if program == "ferrocorn" {
             for _ in 0..N {
-                let mut s = TcpStream::connect(addr).unwrap();
+                let mut s = Client::connect(addr);
                 let head =
                     format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n\r\n");
-                s.write_all(head.as_bytes()).unwrap();
-                s.write_all(&[b'x'; 64 * 1024]).unwrap();
-                s.shutdown(std::net::Shutdown::Write).unwrap();
+                s.send(head.as_bytes());
+                s.send(&[b'x'; 64 * 1024]);
+                s.half_close();
                 read_to_close(&mut s);
             }
             let log = server.wait_log(60, "a line per abandoned upload", |l| {
@@ -326,13 +319,13 @@ fn abandoned_uploads_log_one_debug_line_each() {
         }
         // A reset while the application waits for the rest of a body (larger than what
         // any worker reads before calling the application).
-        let mut s = TcpStream::connect(addr).unwrap();
+        let mut s = Client::connect(addr);
         let head =
             format!("POST /echo-marked HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(b"0123456789").unwrap();
+        s.send(head.as_bytes());
+        s.send(b"0123456789");
         server.wait_for("reading the body");
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&s.s).set_linger(Some(Duration::ZERO)).unwrap();
         drop(s);
         let log =
             server.wait_log(60, "the reset's line", |l| l.contains("Ignoring connection reset"));
