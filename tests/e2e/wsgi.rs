@@ -9,8 +9,7 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -19,8 +18,9 @@ use std::time::Duration;
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
 use support::{
-    Server, TempDir, alive, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses,
-    get_raw, header_names, raw, repo_root, start_installed, status, venv, wait_until,
+    Client, Server, TempDir, alive, apps, body_of, check_hook_and_access_lines,
+    check_wsgi_app_responses, get_raw, header_names, raw, repo_root, start_installed, status, venv,
+    wait_until,
 };
 
 /// Starts the installed `ferrocorn` in the apps directory with a clean environment.
@@ -267,10 +267,9 @@ fn start_response_exc_info_and_close_always_called() {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 1
     });
     // ...and when the client goes away in the middle of a long one.
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(b"GET /closing?100000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut first = [0u8; 1000];
-    c.read_exact(&mut first).unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"GET /closing?100000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.read_at_least(1000).unwrap();
     drop(c);
     wait_until(10, "close() called after the client left", || {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
@@ -485,19 +484,17 @@ fn slow_clients_are_cut_off_without_killing_the_worker() {
     // A client that sends half a head and waits, and one that trickles a body: the server
     // closes both (EOF, where a client left waiting would hit its 30 s read deadline, far
     // past the 2 s timeout), the first without an answer.
-    let mut idle = TcpStream::connect(addr).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut out = Vec::new();
-    let end = idle.read_to_end(&mut out);
-    assert!(end.is_ok() && out.is_empty(), "half a head: {end:?}, {out:?}");
-    let mut trickle = TcpStream::connect(addr).unwrap();
-    trickle.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc").unwrap();
-    trickle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut out = Vec::new();
-    let end = trickle.read_to_end(&mut out);
+    let mut idle = Client::connect(addr);
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n").read_timeout(Duration::from_secs(30));
+    let (out, end) = idle.read_to_end();
+    assert!(end.is_none() && out.is_empty(), "half a head: {end:?}, {out:?}");
+    let mut trickle = Client::connect(addr);
+    trickle
+        .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .read_timeout(Duration::from_secs(30));
+    let (_, end) = trickle.read_to_end();
     assert!(
-        end.is_ok() || end.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        end.as_ref().is_none_or(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "a trickled body is not cut off: {end:?}"
     );
     // The same worker serves the next request; the master never timed it out.

@@ -550,15 +550,14 @@ pub fn check_request_bodies(addr: SocketAddr) {
     assert!(out.ends_with(&big), "large echo differs ({} bytes back)", out.len());
 
     // Expect: 100-continue gets the interim response before the application reads.
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
-    let mut interim = [0u8; 25];
-    c.read_exact(&mut interim).unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
-    c.write_all(b"abc").unwrap();
-    let mut rest = String::new();
-    c.read_to_string(&mut rest).unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
+    c.read_at_least(25).unwrap();
+    assert_eq!(&c.pending()[..25], b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"abc");
+    let (rest, err) = c.read_to_end();
+    assert!(err.is_none(), "{err:?}");
+    let rest = String::from_utf8(rest[25..].to_vec()).unwrap();
     assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
 }
 
