@@ -19,14 +19,6 @@ use support::{
     get_raw, raw, start_installed, status, venv, wait_until,
 };
 
-fn get(addr: SocketAddr, path: &str) -> String {
-    get_raw(addr, path)
-}
-
-fn body(resp: &str) -> String {
-    body_of(resp)
-}
-
 /// The installed `ferrocorn` with `-k gthread`, booted, on an ephemeral port.
 fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
     let mut args = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
@@ -50,7 +42,7 @@ fn pep3333_validated_app_on_gthread() {
     );
     assert!(s.log().contains("[INFO] Using worker: gthread"), "{}", s.log());
 
-    let r = get(addr, "/");
+    let r = get_raw(addr, "/");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
     assert!(
         r.contains("\r\nServer: ferrocorn\r\n") && r.contains("\r\nConnection: keep-alive\r\n"),
@@ -59,7 +51,7 @@ fn pep3333_validated_app_on_gthread() {
     assert!(r.ends_with("\r\n\r\nHello, World!"), "{r}");
     check_wsgi_app_responses(addr, &data);
 
-    let env = body(&get(addr, "/env?a=1"));
+    let env = body_of(&get_raw(addr, "/env?a=1"));
     for needle in [
         r#""wsgi.multithread": true"#,
         r#""wsgi.multiprocess": false"#,
@@ -68,11 +60,11 @@ fn pep3333_validated_app_on_gthread() {
     ] {
         assert!(env.contains(needle), "{needle} not in {env}");
     }
-    let r = get(addr, "/cl-long");
+    let r = get_raw(addr, "/cl-long");
     assert!(r.ends_with("\r\n\r\nabcde"), "{r}");
-    let r = get(addr, "/cl-short");
+    let r = get_raw(addr, "/cl-short");
     assert!(r.contains("Content-Length: 100\r\n") && r.ends_with("\r\n\r\nonly nine"), "{r}");
-    assert_eq!(body(&get(addr, "/errors")), "logged");
+    assert_eq!(body_of(&get_raw(addr, "/errors")), "logged");
     let log = s.wait_for("a line for wsgi.errors");
     assert!(!log.contains("AssertionError") && !log.contains("Traceback"), "{log}");
 }
@@ -104,7 +96,7 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
 
     // Two slow requests (held in the application until released; waiting releases the
     // GIL) are in the application at once, and the third thread answers beside them.
-    let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(addr, "/hold"))).collect();
+    let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get_raw(addr, "/hold"))).collect();
     wait_until(20, "both slow requests in the application", || {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
     });
@@ -115,7 +107,7 @@ fn keep_alive_pipelining_and_concurrent_slow_requests() {
     assert!(slow.iter().all(|h| !h.is_finished()), "a held request was answered before release");
     std::fs::write(marker.with_extension("release"), b"").unwrap();
     for h in slow {
-        assert_eq!(body(&h.join().unwrap()), "released");
+        assert_eq!(body_of(&h.join().unwrap()), "released");
     }
 }
 
@@ -131,12 +123,12 @@ fn sync_with_threads_is_gthread_and_errors_are_500() {
     let addr = s.addr();
     s.wait_booted(1);
     assert!(s.log().contains("[INFO] Using worker: gthread"), "{}", s.log());
-    let r = get(addr, "/boom");
+    let r = get_raw(addr, "/boom");
     assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error", "{r}");
     assert!(r.contains("Connection: close"), "{r}");
     let log = s.wait_for("RuntimeError: boom in view");
     assert!(log.contains("[ERROR] Error handling request GET /boom\nTraceback"), "{log}");
-    assert!(get(addr, "/").ends_with("Hello, World!"));
+    assert!(get_raw(addr, "/").ends_with("Hello, World!"));
 }
 
 #[test]
@@ -161,21 +153,21 @@ fn hooks_and_access_log_on_gthread() {
     assert!(
         raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n").ends_with(b"Hello, World!")
     );
-    assert_eq!(status(&get(addr, "/pre-fail")), "HTTP/1.1 500 Internal Server Error");
-    assert_eq!(status(&get(addr, "/post-fail")), "HTTP/1.1 404 Not Found");
+    assert_eq!(status(&get_raw(addr, "/pre-fail")), "HTTP/1.1 500 Internal Server Error");
+    assert_eq!(status(&get_raw(addr, "/post-fail")), "HTTP/1.1 404 Not Found");
     check_hook_and_access_lines(&s, &hooks, &access);
 }
 
 #[test]
 fn flask_on_gthread() {
     let (_s, addr) = serve("flask_app:app", &["--threads", "4"], &[]);
-    assert_eq!(body(&get(addr, "/")), "Hello from Flask");
-    let j = body(&get(addr, "/json?q=z"));
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello from Flask");
+    let j = body_of(&get_raw(addr, "/json?q=z"));
     assert!(j.contains(r#""items":[0,1,2,3,4]"#) && j.contains(r#""q":"z""#), "{j}");
     let sent = raw(addr, b"GET /sendfile HTTP/1.1\r\nHost: x\r\n\r\n");
     let want: Vec<u8> = (0..1024).flat_map(|_| 0..=255u8).collect();
     assert!(sent.ends_with(&want), "send_file body differs ({} bytes)", sent.len());
-    assert_eq!(body(&get(addr, "/download")).lines().count(), 1000);
+    assert_eq!(body_of(&get_raw(addr, "/download")).lines().count(), 1000);
 }
 
 #[test]
@@ -190,7 +182,7 @@ fn term_finishes_the_request_in_flight_and_answers_idle_connections_once() {
     let mut idle = Client::connect(addr);
     idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(idle.read().expect("a response").text().ends_with("Hello, World!"));
-    let busy = std::thread::spawn(move || get(addr, "/hold"));
+    let busy = std::thread::spawn(move || get_raw(addr, "/hold"));
     wait_until(20, "the request in flight", || marker.exists());
     s.signal(Signal::SIGTERM);
     // The master passes TERM on to the worker as it logs it; the request in flight is
@@ -199,7 +191,7 @@ fn term_finishes_the_request_in_flight_and_answers_idle_connections_once() {
     assert!(!busy.is_finished(), "the request in flight was answered before its release");
     std::fs::write(marker.with_extension("release"), b"").unwrap();
     let r = busy.join().unwrap();
-    assert_eq!(body(&r), "released");
+    assert_eq!(body_of(&r), "released");
     assert!(r.contains("Connection: close"), "{r}");
     // The kept-alive connection was not closed under its client: its next request is
     // answered, with `Connection: close`, and then the connection closes.
@@ -220,7 +212,7 @@ fn usr1_reopens_the_access_log() {
         &["--threads", "2", "--access-logfile", access.to_str().unwrap()],
         &[],
     );
-    assert!(get(addr, "/").ends_with("Hello, World!"));
+    assert!(get_raw(addr, "/").ends_with("Hello, World!"));
     wait_until(10, "the first access line", || {
         std::fs::read_to_string(&access).unwrap_or_default().lines().count() == 1
     });
@@ -229,7 +221,7 @@ fn usr1_reopens_the_access_log() {
     s.signal(Signal::SIGUSR1);
     // The worker reopens within its tick; requests until a line lands in the new file.
     wait_until(10, "a line in the reopened access log", || {
-        assert!(get(addr, "/").ends_with("Hello, World!"));
+        assert!(get_raw(addr, "/").ends_with("Hello, World!"));
         std::fs::read_to_string(&access).is_ok_and(|t| !t.is_empty())
     });
     assert!(std::fs::read_to_string(&rotated).unwrap().lines().count() >= 1);
@@ -261,5 +253,5 @@ fn a_timeout_kill_says_what_the_worker_was_serving() {
     s.wait_booted(2);
     assert!(older.join().unwrap().is_empty());
     assert!(newer.join().unwrap().is_empty());
-    assert!(get(addr, "/").ends_with("Hello, World!"));
+    assert!(get_raw(addr, "/").ends_with("Hello, World!"));
 }

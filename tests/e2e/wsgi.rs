@@ -28,14 +28,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
     start_installed("ferrocorn", args, env)
 }
 
-fn get(addr: SocketAddr, path: &str) -> String {
-    get_raw(addr, path)
-}
-
-fn body(resp: &str) -> String {
-    body_of(resp)
-}
-
 /// A server on an ephemeral port with `workers` workers, booted.
 fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
     let w = workers.to_string();
@@ -68,7 +60,7 @@ fn pep3333_validated_app_end_to_end() {
     let (s, addr) =
         serve("wsgi_app:app", 2, &[], &[("FERROCORN_TEST_FILE", file.to_str().unwrap())]);
 
-    let r = get(addr, "/");
+    let r = get_raw(addr, "/");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
     assert_eq!(
         header_names(&r),
@@ -84,8 +76,8 @@ fn pep3333_validated_app_end_to_end() {
     check_wsgi_app_responses(addr, &data);
 
     // The environ.
-    let r = get(addr, "/env?a=1&b=%20");
-    let env = body(&r);
+    let r = get_raw(addr, "/env?a=1&b=%20");
+    let env = body_of(&r);
     for needle in [
         r#""REQUEST_METHOD": "GET""#,
         r#""QUERY_STRING": "a=1&b=%20""#,
@@ -110,13 +102,13 @@ fn pep3333_validated_app_end_to_end() {
     assert!(env.contains(&format!(r#""SERVER_PORT": "{}""#, addr.port())), "{env}");
 
     // Content-Length enforced: extra bytes dropped; too few closes the connection.
-    let r = get(addr, "/cl-long");
+    let r = get_raw(addr, "/cl-long");
     assert!(r.ends_with("\r\n\r\nabcde"), "{r}");
-    let r = get(addr, "/cl-short");
+    let r = get_raw(addr, "/cl-short");
     assert!(r.contains("Content-Length: 100\r\n") && r.ends_with("\r\n\r\nonly nine"), "{r}");
 
     // wsgi.errors goes to the error log; nothing in the log says the validator objected.
-    assert_eq!(body(&get(addr, "/errors")), "logged");
+    assert_eq!(body_of(&get_raw(addr, "/errors")), "logged");
     let log = s.wait_for("a line for wsgi.errors");
     assert!(!log.contains("AssertionError") && !log.contains("Traceback"), "{log}");
 }
@@ -141,7 +133,7 @@ fn no_sendfile_iterates_the_file_wrapper() {
 #[test]
 fn app_exception_is_a_500_with_the_traceback_in_the_log() {
     let (s, addr) = serve("wsgi_app:raw", 1, &[], &[]);
-    let r = get(addr, "/boom?x=1");
+    let r = get_raw(addr, "/boom?x=1");
     assert_eq!(status(&r), "HTTP/1.1 500 Internal Server Error");
     assert!(r.contains("Connection: close\r\nContent-Type: text/html\r\n"), "{r}");
     assert!(
@@ -156,7 +148,7 @@ fn app_exception_is_a_500_with_the_traceback_in_the_log() {
         "{log}"
     );
     // The worker goes on serving.
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
 }
 
 #[test]
@@ -179,7 +171,7 @@ fn rejected_requests_get_the_core_error_page_and_a_close() {
     // A bad chunk inside the body: the app sees OSError; the client gets a 400 and a close.
     let r = String::from_utf8(raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")).unwrap();
     assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
 }
 
 /// A sample of the gunicorn request corpus replayed over TCP: each answer agrees with
@@ -257,12 +249,12 @@ fn start_response_exc_info_and_close_always_called() {
         serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
     // A second call without exc_info fails; with exc_info before anything was sent, the
     // new status and headers replace the old ones.
-    let r = get(addr, "/exc-info");
+    let r = get_raw(addr, "/exc-info");
     assert_eq!(status(&r), "HTTP/1.1 503 Service Unavailable", "{r}");
     assert!(r.contains("X-Replaced: 1\r\n") && !r.contains("X-First"), "{r}");
-    assert_eq!(body(&r), "Response headers already set!");
+    assert_eq!(body_of(&r), "Response headers already set!");
     // close() after a complete response...
-    assert_eq!(body(&get(addr, "/closing?2")).len(), 2 * 65536);
+    assert_eq!(body_of(&get_raw(addr, "/closing?2")).len(), 2 * 65536);
     wait_until(10, "close() called", || {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 1
     });
@@ -274,7 +266,7 @@ fn start_response_exc_info_and_close_always_called() {
     wait_until(10, "close() called after the client left", || {
         std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
     });
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
 }
 
 // ---- real frameworks and clients ----
@@ -325,20 +317,20 @@ print("ok")
 #[test]
 fn django_project() {
     let (s, addr) = serve("djproj.wsgi", 2, &[], &[]);
-    let r = get(addr, "/hello/?q=1");
+    let r = get_raw(addr, "/hello/?q=1");
     assert_eq!(status(&r), "HTTP/1.1 200 OK", "{r}");
-    assert!(body(&r).contains(r#""method": "GET", "path": "/hello/", "q": "1""#), "{r}");
+    assert!(body_of(&r).contains(r#""method": "GET", "path": "/hello/", "q": "1""#), "{r}");
     let r = String::from_utf8(raw(
         addr,
         b"POST /hello/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc",
     ))
     .unwrap();
-    assert!(body(&r).contains(r#""body": "abc", "host": "localhost""#), "{r}");
+    assert!(body_of(&r).contains(r#""body": "abc", "host": "localhost""#), "{r}");
     // ALLOWED_HOSTS: Django answers 400 to another host.
     let r = String::from_utf8(raw(addr, b"GET /hello/ HTTP/1.1\r\nHost: evil.example\r\n\r\n"))
         .unwrap();
     assert_eq!(status(&r), "HTTP/1.1 400 Bad Request", "{r}");
-    assert!(get(addr, "/missing/").starts_with("HTTP/1.1 404 "));
+    assert!(get_raw(addr, "/missing/").starts_with("HTTP/1.1 404 "));
     drop(s);
 }
 
@@ -364,13 +356,13 @@ fn hooks_and_access_log() {
     );
     let r = raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n");
     assert!(r.ends_with(b"Hello, World!"));
-    let r = get(addr, "/pre-fail");
+    let r = get_raw(addr, "/pre-fail");
     assert_eq!(
         status(&r),
         "HTTP/1.1 500 Internal Server Error",
         "pre_request failing fails the request"
     );
-    let r = get(addr, "/post-fail");
+    let r = get_raw(addr, "/post-fail");
     assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
     check_hook_and_access_lines(&s, &hooks, &access);
 }
@@ -385,7 +377,7 @@ fn server_hooks_from_the_config_file() {
         &["-c", "server_hooks.conf.py"],
         &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
     );
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     let read = || std::fs::read_to_string(&hooks).unwrap_or_default();
     wait_until(10, "post_worker_init", || read().contains("post_worker_init"));
     s.signal(Signal::SIGTERM);
@@ -449,7 +441,7 @@ fn crash_respawn_and_timeout_kill() {
     assert!(r.is_empty(), "{r:?}");
     s.wait_for(&format!("Worker (pid:{first}) exited with code 1."));
     let second = s.wait_booted(2)[1];
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     // A view sleeping past --timeout: WORKER TIMEOUT, the client gets a 500 or a close.
     let r = String::from_utf8_lossy(&raw(addr, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n"))
         .into_owned();
@@ -473,7 +465,7 @@ fn crash_respawn_and_timeout_kill() {
     assert!(at(&frame) > at("Current thread 0x"), "{log}");
     assert!(at("was serving GET /sleep?6") < at("Fatal Python error: Aborted"), "{log}");
     s.wait_booted(3);
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     assert!(!alive(second));
 }
 
@@ -498,7 +490,7 @@ fn slow_clients_are_cut_off_without_killing_the_worker() {
         "a trickled body is not cut off: {end:?}"
     );
     // The same worker serves the next request; the master never timed it out.
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     assert_eq!(s.booted(), vec![worker]);
     assert!(!s.log().contains("WORKER TIMEOUT"), "{}", s.log());
     // HEAD: the head only, Content-Length kept.
@@ -517,7 +509,7 @@ fn term_lets_the_request_in_flight_finish() {
     let marker = dir.path("started");
     let (mut s, addr) =
         serve("wsgi_app:raw", 1, &[], &[("FERROCORN_TEST_MARKER", marker.to_str().unwrap())]);
-    let client = std::thread::spawn(move || get(addr, "/sleep?1"));
+    let client = std::thread::spawn(move || get_raw(addr, "/sleep?1"));
     wait_until(10, "the request to start", || marker.exists());
     s.signal(Signal::SIGTERM);
     let r = client.join().unwrap();
@@ -544,12 +536,12 @@ fn usr2_reexecutes_the_installed_command() {
     let new = *masters(&log).iter().find(|p| **p != old).expect("the new master's pid");
     assert_eq!(support::parent_of(new), Some(old));
     assert!(log.contains(&format!("Listening at: http://{addr} ({new})")), "{log}");
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     // The old master leaves; the new one serves on alone.
     s.signal(Signal::SIGTERM);
     assert_eq!(s.wait_exit_only(20).code(), Some(0));
     for _ in 0..3 {
-        assert_eq!(body(&get(addr, "/")), "Hello, World!");
+        assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     }
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(new), Signal::SIGTERM);
     wait_until(20, "the new master to exit", || !alive(new));
@@ -583,7 +575,7 @@ fn boot_failures_stop_the_master_with_gunicorns_codes() {
 #[test]
 fn preload_and_worker_classes() {
     let (s, addr) = serve("wsgi_app:raw", 2, &["--preload"], &[]);
-    assert_eq!(body(&get(addr, "/")), "Hello, World!");
+    assert_eq!(body_of(&get_raw(addr, "/")), "Hello, World!");
     let log = s.log();
     assert!(log.contains("[INFO] Using worker: sync"), "{log}");
     drop(s);
