@@ -14,7 +14,7 @@ if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev
 fi
 
 # The ferrocorn Python package (shell/), built once and installed into .venv and into a
-# venv of Debian's python3, for the end-to-end tests of shell/tests/python_package.rs.
+# venv of Debian's python3, for the end-to-end tests of tests/e2e/python_package.rs.
 scripts/install-ferrocorn.sh
 # Real peers for the end-to-end tests (nginx as a reverse proxy).
 scripts/setup-peers.sh

@@ -1,16 +1,18 @@
 //! End-to-end: the built `ferrocorn` binary, its output and exit codes.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "../../tests/e2e/support/scratch.rs"]
+mod scratch;
+use scratch::TempDir;
+
 /// An empty working directory, so no `gunicorn.conf.py` is picked up by accident.
-fn workdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocorn-bin-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn workdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("bin-{tag}"))
 }
 
-fn run_in(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocorn"));
     cmd.args(args).current_dir(dir).env_clear().env("HOME", "/nonexistent-home");
     for (k, v) in env {

@@ -13,27 +13,23 @@
 //! `cargo insta review` (or `INSTA_UPDATE=always cargo test -p ferrocorn --test
 //! cli_snapshots`) and commit the new snapshot with the change.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ferrocorn::settings::Env;
+
+#[path = "../../tests/e2e/support/venv.rs"]
+mod venv;
+use venv::venv;
+#[path = "../../tests/e2e/support/scratch.rs"]
+mod scratch;
+use scratch::TempDir;
 
 #[test]
 fn help() {
     let out = ferrocorn::run::run(&["--help".to_owned()], &Env::bare("/"));
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     insta::assert_snapshot!("help", out.stdout);
-}
-
-fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let v = std::env::var_os("FERROCORN_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
-    assert!(
-        v.join("bin/ferrocorn").exists(),
-        "{} has no ferrocorn: run scripts/install-ferrocorn.sh (scripts/test.sh does)",
-        v.display()
-    );
-    v
 }
 
 fn status_id(status: &str, field: &str) -> String {
@@ -48,20 +44,14 @@ fn status_id(status: &str, field: &str) -> String {
 #[test]
 fn print_config_of_a_real_config_file() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/print_config");
-    let dir = std::env::temp_dir().join(format!("ferrocorn-snap-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in std::fs::read_dir(&fixture).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-    }
+    let dir = TempDir::copy_of("snap", &fixture);
     let o = Command::new(venv().join("bin/ferrocorn"))
         .arg("--print-config")
         .current_dir(&dir)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", "/nonexistent-home")
-        .env("PWD", &dir)
+        .env("PWD", &dir.0)
         .output()
         .expect("run ferrocorn");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -79,6 +69,5 @@ fn print_config_of_a_real_config_file() {
             _ => format!("{l}\n"),
         })
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     insta::assert_snapshot!("print_config", text);
 }

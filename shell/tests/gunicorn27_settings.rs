@@ -31,7 +31,11 @@
 //! on a listed case that is not in the matrix. Cases run in parallel, one process pair per
 //! case.
 
-mod support;
+#[path = "../../tests/e2e/support/scratch.rs"]
+mod scratch;
+#[path = "../../tests/e2e/support/venv.rs"]
+mod venv;
+use scratch::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,7 +45,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ferrocorn::settings::{Action, CliType, SETTINGS, Section, Setting, Validator};
-use support::oracle_venv;
+use venv::oracle_venv;
 
 // ---- the project every case runs in ----
 
@@ -620,8 +624,7 @@ fn print_config_matches_gunicorn_27() {
         );
     }
 
-    let root = std::env::temp_dir().join(format!("ferrocorn-g27-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = TempDir::new("g27");
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
@@ -641,7 +644,7 @@ fn print_config_matches_gunicorn_27() {
             });
         }
     });
-    let _ = std::fs::remove_dir_all(&root);
+    drop(root);
 
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|r| r.0);

@@ -1,11 +1,13 @@
 //! Layers and precedence: defaults < application < config file < GUNICORN_CMD_ARGS <
 //! command line, each value keeping its origin; environment-computed defaults.
 
-use std::path::PathBuf;
-
 use ferrocorn::settings::cli::{Parsed, parse};
 use ferrocorn::settings::resolve::{Loaded, NoPython, config_location, load};
 use ferrocorn::settings::{ConfigError, ConfigSource, Env, Origin, PyObj, Settings, Value};
+
+#[path = "../../tests/e2e/support/scratch.rs"]
+mod scratch;
+use scratch::TempDir;
 
 /// A config file source that returns fixed values, standing in for Python.
 struct FakeConfig(Vec<(&'static str, Value)>);
@@ -17,11 +19,8 @@ impl ConfigSource for FakeConfig {
 }
 
 /// A directory holding `c.py`, unique per test.
-fn dir_with_config(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocorn-precedence-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("c.py"), "workers = 3\n").unwrap();
-    d
+fn dir_with_config(tag: &str) -> TempDir {
+    TempDir::with_files(&format!("precedence-{tag}"), &[("c.py", "workers = 3\n")])
 }
 
 fn argv(s: &str) -> Vec<String> {
@@ -53,7 +52,7 @@ fn four_layers_with_origins() {
         ("WORKERS", Value::Int(99)),
         ("not_a_setting", Value::Int(1)),
     ]);
-    let env = Env::bare(&dir)
+    let env = Env::bare(&*dir)
         .with_var("GUNICORN_CMD_ARGS", "--workers 5 --timeout 20 -b env:1 ignored_app");
     let s = settings("app:app -w 6 -c c.py", &env, &cfg);
 
@@ -83,7 +82,7 @@ fn cli_append_replaces_config_list() {
         ("bind", Value::str_list(&["cfg:1"])),
         ("raw_env", Value::str_list(&["A=1"])),
     ]);
-    let s = settings("app -c c.py -b cli:1 -b cli:2", &Env::bare(&dir), &cfg);
+    let s = settings("app -c c.py -b cli:1 -b cli:2", &Env::bare(&*dir), &cfg);
     assert_eq!(s.get("bind"), &Value::str_list(&["cli:1", "cli:2"]));
     assert_eq!(s.get("raw_env"), &Value::str_list(&["A=1"]));
 }
@@ -92,13 +91,13 @@ fn cli_append_replaces_config_list() {
 fn invalid_values_in_lower_layers_still_fail() {
     let dir = dir_with_config("lower");
     let cfg = FakeConfig(vec![("workers", Value::Int(-3))]);
-    let e = load_err("app -c c.py -w 2", &Env::bare(&dir), &cfg);
+    let e = load_err("app -c c.py -w 2", &Env::bare(&*dir), &cfg);
     assert_eq!(e.exit_code(), 1);
     assert_eq!(
         e.render(),
         "Invalid value for workers: -3\n\n\nError: Value must be positive: -3\n"
     );
-    let env = Env::bare(&dir).with_var("GUNICORN_CMD_ARGS", "-w -1");
+    let env = Env::bare(&*dir).with_var("GUNICORN_CMD_ARGS", "-w -1");
     let e = load_err("app -w 2", &env, &NoPython);
     assert_eq!(e.render(), "\nError: Value must be positive: -1\n");
 }
@@ -202,10 +201,10 @@ fn sendfile_rules() {
     let dir = dir_with_config("sendfile");
     let s = settings(
         "app -c c.py",
-        &Env::bare(&dir),
+        &Env::bare(&*dir),
         &FakeConfig(vec![("sendfile", Value::Bool(true))]),
     );
-    assert!(!s.sendfile(&Env::bare(&dir)));
+    assert!(!s.sendfile(&Env::bare(&*dir)));
 }
 
 #[test]
@@ -261,7 +260,7 @@ fn unsupported_settings_are_listed_when_not_default() {
     let dir = dir_with_config("hooks");
     let hook = Value::Object(Box::new(PyObj::function("on_dirty_starting", 1)));
     let s =
-        settings("app -c c.py", &Env::bare(&dir), &FakeConfig(vec![("on_dirty_starting", hook)]));
+        settings("app -c c.py", &Env::bare(&*dir), &FakeConfig(vec![("on_dirty_starting", hook)]));
     let names: Vec<&str> = s.unsupported().iter().map(|s| s.name).collect();
     assert_eq!(names, vec!["on_dirty_starting"]);
 }
@@ -272,9 +271,8 @@ fn config_file_selection() {
         Ok(Parsed::Args(a)) => a,
         other => panic!("{other:?}"),
     };
-    let dir = std::env::temp_dir().join(format!("ferrocorn-cfgsel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let env = Env::bare(&dir);
+    let dir = TempDir::new("cfgsel");
+    let env = Env::bare(&*dir);
     assert_eq!(
         config_location(&words("-c a.py"), &words("-c b.py"), &env).as_deref(),
         Some("a.py")
@@ -298,8 +296,11 @@ fn application_module_is_required() {
     let e = load_err("-w 2", &Env::bare("/"), &NoPython);
     assert_eq!(e.render(), "\nError: No application module specified.\n");
     let dir = dir_with_config("wsgi_app");
-    let s =
-        settings("-c c.py", &Env::bare(&dir), &FakeConfig(vec![("wsgi_app", Value::str("m:app"))]));
+    let s = settings(
+        "-c c.py",
+        &Env::bare(&*dir),
+        &FakeConfig(vec![("wsgi_app", Value::str("m:app"))]),
+    );
     assert_eq!(s.app_uri.as_deref(), Some("m:app"));
 }
 
@@ -308,13 +309,13 @@ fn paste_sets_the_application_layer() {
     let dir = dir_with_config("paste");
     std::fs::write(dir.join("app.ini"), "[app:main]\nuse = egg:x\n[loggers]\nkeys = root\n")
         .unwrap();
-    let s = settings("--paste app.ini#main", &Env::bare(&dir), &NoPython);
+    let s = settings("--paste app.ini#main", &Env::bare(&*dir), &NoPython);
     let file = dir.join("app.ini").to_string_lossy().into_owned();
     assert_eq!(s.get("default_proc_name"), &Value::str(file.as_str()));
     assert_eq!(s.get("logconfig"), &Value::str(file.as_str()));
     assert_eq!(s.origin("logconfig"), &Origin::Application);
     assert_eq!(s.app_uri, Some(format!("{file}#main")));
-    let e = load_err("--paste nope.ini", &Env::bare(&dir), &NoPython);
+    let e = load_err("--paste nope.ini", &Env::bare(&*dir), &NoPython);
     assert_eq!(e.message(), format!("'{}' not found", dir.join("nope.ini").display()));
 }
 
@@ -365,7 +366,7 @@ fn config_file_errors_render_like_gunicorn() {
         }
     }
     let dir = dir_with_config("raises");
-    let e = load_err("app -c c.py", &Env::bare(&dir), &Raises);
+    let e = load_err("app -c c.py", &Env::bare(&*dir), &Raises);
     assert_eq!(e.exit_code(), 1);
     assert_eq!(
         e.render(),
@@ -373,7 +374,7 @@ fn config_file_errors_render_like_gunicorn() {
     );
     // A hook with the wrong arity from a config file.
     let bad = Value::Object(Box::new(PyObj::function("when_ready", 2)));
-    let e = load_err("app -c c.py", &Env::bare(&dir), &FakeConfig(vec![("when_ready", bad)]));
+    let e = load_err("app -c c.py", &Env::bare(&*dir), &FakeConfig(vec![("when_ready", bad)]));
     assert_eq!(
         e.render(),
         "Invalid value for when_ready: <function when_ready>\n\n\nError: Value must have an arity of: 1\n"

@@ -18,15 +18,25 @@
 //! The CLI calls [`serve_with`] once the settings are resolved and their [`ServerConfig`]
 //! built (the settings stay for what reads them by name: hooks, the Python `cfg`
 //! object, the configuration dump), with the worker body that
-//! serves the application (the Python bridge's WSGI body; [`crate::worker::hello`] for
-//! tests) and [`ServeOptions`]: the server hooks, the [`Reload`] that re-resolves the
+//! serves the application (the Python bridge's WSGI body; the test server's Rust bodies
+//! in `tests/`) and [`ServeOptions`]: the server hooks, the [`Reload`] that re-resolves the
 //! settings on HUP, the [`ReexecCommand`] USR2 runs, the [`ProcTitle`] setter:
 //!
 //! ```no_run
 //! # use ferrocorn::settings::{ServerConfig, Settings};
+//! use ferrocorn::worker::{WorkerBody, WorkerContext};
+//!
+//! /// A worker that exits at once (a real one serves its listeners until told to stop).
+//! struct Body;
+//!
+//! impl WorkerBody for Body {
+//!     fn run(&self, _ctx: WorkerContext) -> u8 {
+//!         0
+//!     }
+//! }
+//!
 //! # fn cli(settings: &Settings, config: &ServerConfig) -> std::process::ExitCode {
-//! let body = ferrocorn::worker::hello::HelloBody::new(config);
-//! ferrocorn::arbiter::serve(settings, config, &body)
+//! ferrocorn::arbiter::serve(settings, config, &Body)
 //! # }
 //! ```
 //!

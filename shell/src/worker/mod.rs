@@ -10,7 +10,6 @@
 //! Rust body (a fixed `Hello, World!`) used by the tests and as a placeholder.
 
 pub mod gthread;
-pub mod hello;
 
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};

@@ -128,7 +128,6 @@
 mod conn;
 mod engine;
 pub mod exchange;
-pub mod hello;
 mod options;
 
 pub use exchange::{BodyError, Exchange, Failed, Handler};
