@@ -26,9 +26,8 @@ pub(super) struct Conn {
     pub(super) may_read: bool,
     /// Close once the output is written.
     pub(super) close_after: bool,
-    /// When a parked connection is closed (monotonic ms), and whether it waits to write.
-    pub(super) deadline: u64,
-    pub(super) writing: bool,
+    /// What a parked connection waits for, and until when.
+    pub(super) wait: Wait,
     /// The deadline of the request being read (set at its first byte).
     pub(super) req_deadline: u64,
     /// The `Content-Length` of the body being collected before the handler is called.
@@ -40,4 +39,28 @@ pub(super) struct Conn {
     /// unnamed file in `tmp_upload_dir`), and how many bytes it got.
     pub(super) spool: Option<std::fs::File>,
     pub(super) spooled: u64,
+}
+
+/// What a connection parked in the poller waits for, and when it is closed if that does
+/// not come (monotonic ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// A request (or more of one): readable.
+    Read { until: u64 },
+    /// Room for the pending output: writable.
+    Write { until: u64 },
+}
+
+impl Wait {
+    /// When the wait ends.
+    pub(super) fn until(self) -> u64 {
+        match self {
+            Wait::Read { until } | Wait::Write { until } => until,
+        }
+    }
+
+    /// Whether the connection waits to write.
+    pub(super) fn writing(self) -> bool {
+        matches!(self, Wait::Write { .. })
+    }
 }

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::conn::Conn;
+use super::conn::{Conn, Wait};
 use super::exchange::{DRAIN_BUDGET, Exchange, FLUSH_AT, Handler, Setup};
 use super::options::Options;
 use crate::heartbeat::{Heartbeats, Slot, monotonic_ms};
@@ -93,10 +93,7 @@ enum Accepted {
 
 /// What the drive loop decided.
 enum Next {
-    Park {
-        write: bool,
-        deadline: u64,
-    },
+    Park(Wait),
     Close,
     /// The handler did not give the connection back.
     Lost,
@@ -497,15 +494,19 @@ impl<'a, H: Handler> Engine<'a, H> {
             let expired = {
                 let mut s = lock(slot);
                 match &s.conn {
-                    Some(c) if stopping && !c.writing && closable_on_stop(c) => s.conn.take(),
-                    Some(c) if now >= c.deadline && (c.writing || !request_waiting(c)) => {
+                    Some(c) if stopping && !c.wait.writing() && closable_on_stop(c) => {
+                        s.conn.take()
+                    }
+                    Some(c)
+                        if now >= c.wait.until() && (c.wait.writing() || !request_waiting(c)) =>
+                    {
                         s.conn.take()
                     }
                     _ => None,
                 }
             };
             if let Some(mut c) = expired {
-                if !c.writing && c.core.state() == ConnState::Body {
+                if !c.wait.writing() && c.core.state() == ConnState::Body {
                     self.body_timed_out(&mut c);
                 }
                 self.close(idx as u32, c);
@@ -742,8 +743,7 @@ impl<'a, H: Handler> Engine<'a, H> {
             registered: false,
             may_read: true,
             close_after: false,
-            deadline: now,
-            writing: false,
+            wait: Wait::Read { until: now },
             req_deadline: now + self.io_timeout_ms,
             body_target: None,
             body_skip: 0,
@@ -865,7 +865,7 @@ impl<'a, H: Handler> Engine<'a, H> {
         };
         match next {
             Next::Close | Next::Lost => self.close(idx, conn),
-            Next::Park { write, deadline } => self.park(idx, generation, conn, write, deadline),
+            Next::Park(wait) => self.park(idx, generation, conn, wait),
         }
     }
 
@@ -873,18 +873,24 @@ impl<'a, H: Handler> Engine<'a, H> {
     /// wait ends).
     fn park_fresh(&self, idx: u32, generation: u32, conn: Box<Conn>) {
         let deadline = monotonic_ms() + (self.opts.keepalive.as_millis() as u64).max(FRESH_MS);
-        self.park(idx, generation, conn, false, deadline);
+        self.park(idx, generation, conn, Wait::Read { until: deadline });
     }
 
-    /// Puts a connection in the poller, owned by nobody, until it is ready or `deadline`.
-    fn park(&self, idx: u32, generation: u32, mut conn: Box<Conn>, write: bool, deadline: u64) {
-        if !write && self.stop.closing_idle.load(Ordering::SeqCst) && closable_on_stop(&conn) {
+    /// Puts a connection in the poller, owned by nobody, until it is ready or its wait
+    /// ends.
+    fn park(&self, idx: u32, generation: u32, mut conn: Box<Conn>, wait: Wait) {
+        if !wait.writing()
+            && self.stop.closing_idle.load(Ordering::SeqCst)
+            && closable_on_stop(&conn)
+        {
             return self.close(idx, conn);
         }
-        conn.deadline = deadline;
-        conn.writing = write;
-        let flags =
-            if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+        conn.wait = wait;
+        let flags = if wait.writing() {
+            EpollFlags::EPOLLOUT
+        } else {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP
+        };
         let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
         // Under the slot's lock: the event may fire at once, and its thread must find the
         // connection in the slot.
@@ -921,7 +927,7 @@ impl<'a, H: Handler> Engine<'a, H> {
     }
 
     fn park_write(&self) -> Next {
-        Next::Park { write: true, deadline: monotonic_ms() + self.io_timeout_ms }
+        Next::Park(Wait::Write { until: monotonic_ms() + self.io_timeout_ms })
     }
 
     /// Reads, parses and serves requests on the connection until it needs the network.
@@ -1098,7 +1104,7 @@ impl<'a, H: Handler> Engine<'a, H> {
         } else {
             c.req_deadline
         };
-        Next::Park { write: false, deadline }
+        Next::Park(Wait::Read { until: deadline })
     }
 
     /// Whether the next response may keep the connection open.

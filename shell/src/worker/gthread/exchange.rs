@@ -74,6 +74,18 @@ pub trait Handler: Send + Sync {
     fn reopen_logs(&self) {}
 }
 
+/// `Expect: 100-continue` on a body that streams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Continue {
+    /// Nothing is owed (not asked, or answered).
+    #[default]
+    None,
+    /// The client asked and waits: answered when the handler first reads the body.
+    Owed,
+    /// The response started first: never answered, and the connection closes after it.
+    Withheld,
+}
+
 /// Where reading a request body is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum BodyState {
@@ -112,10 +124,8 @@ pub struct Exchange {
     broken: bool,
     started: Option<Instant>,
     nth: u64,
-    /// The client asked for `100 Continue` and it was not sent yet (a streamed body).
-    continue_pending: bool,
-    /// The `100 Continue` was withheld because the response started first.
-    continue_withheld: bool,
+    /// `Expect: 100-continue` on a streamed body.
+    expect: Continue,
 }
 
 /// What the engine fixes for one exchange.
@@ -167,8 +177,11 @@ impl Exchange {
             broken: false,
             started: Some(Instant::now()),
             nth,
-            continue_pending: setup.streaming && setup.expect_continue,
-            continue_withheld: false,
+            expect: if setup.streaming && setup.expect_continue {
+                Continue::Owed
+            } else {
+                Continue::None
+            },
         }
     }
 
@@ -285,7 +298,7 @@ impl Exchange {
     /// whether the end was reached. A body whose `100 Continue` was never sent is not
     /// waited for (the client may never send it): `false`, and the connection closes.
     pub(super) fn drain_body(&mut self, mut budget: usize) -> bool {
-        if self.continue_pending || self.continue_withheld {
+        if self.expect != Continue::None {
             return false;
         }
         loop {
@@ -303,10 +316,10 @@ impl Exchange {
 
     /// Decodes more of a streamed body into the connection's body buffer.
     fn fill_stream(&mut self) -> io::Result<()> {
-        if self.continue_pending {
+        if self.expect == Continue::Owed {
             // The body is wanted now: answer `Expect: 100-continue` (after any pipelined
             // response still queued) before waiting for it.
-            self.continue_pending = false;
+            self.expect = Continue::None;
             if self.conn.is_none() {
                 return Err(closed());
             }
@@ -396,15 +409,16 @@ impl Exchange {
         let Some(c) = self.conn.as_mut() else {
             return Err(closed());
         };
-        if std::mem::take(&mut self.continue_pending) {
+        if self.expect == Continue::Owed {
             // Never a `100 Continue` after the final response has begun; the client may
             // then never send the body, so the connection closes after the response.
-            self.continue_withheld = true;
+            self.expect = Continue::Withheld;
         }
         let stopping = self.stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
         // A body the handler left unread, too large to skip, is not waited for: the
         // connection closes after the response, and the response says so.
-        let keepalive = self.server_keepalive && !stopping && !self.continue_withheld && !abandoned;
+        let keepalive =
+            self.server_keepalive && !stopping && self.expect != Continue::Withheld && !abandoned;
         if !keepalive {
             c.core.close_after_response();
         }
