@@ -118,7 +118,9 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
         PyString::new(py, "").call_method1("join", (lines,))?.extract::<String>()
     })();
     // Formatting can only fail when the interpreter is in trouble; say what we know.
-    text.unwrap_or_else(|_| format!("{err}\n"))
+    let text = text.unwrap_or_else(|_| format!("{err}\n"));
+    super::pylog::remember(py, err, &text);
+    text
 }
 
 /// `str(exc)` of an error's value.

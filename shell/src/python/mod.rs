@@ -37,6 +37,7 @@ pub mod config;
 pub mod convert;
 pub mod gthread;
 pub mod hooks;
+pub mod pylog;
 pub mod request;
 pub mod serve;
 pub mod server_hooks;

@@ -394,6 +394,9 @@ impl EnvironLookup for EnvLookup<'_> {
 
 /// Writes the access-log line of a served request.
 pub fn write_access(access: &AccessLog, s: &Served<'_>) {
+    if let Some(f) = access.forward() {
+        return Python::attach(|py| super::pylog::access(py, f, s));
+    }
     let head = s.head;
     let time = access.now_text();
     let version = head.version.as_bytes();

@@ -69,6 +69,12 @@ pub fn serve(py: Python<'_>, settings: &Settings, out: &mut Outcome) -> u8 {
             return 1;
         }
     };
+    // Python logging (`logconfig*`, `logger_class`), when asked for: gunicorn's logger
+    // object, made before the loggers that forward to it.
+    if let Err(e) = super::pylog::install(py, settings) {
+        out.stderr = if e.is_empty() { e } else { format!("{e}\n") };
+        return 1;
+    }
     let log = match crate::log::Logger::for_settings(settings) {
         Ok(l) => l,
         Err(e) => {
