@@ -23,6 +23,7 @@ gunicorn's ``access(resp, req, environ, request_time)`` reads.
 import base64
 import binascii
 import datetime
+import http
 import importlib
 import inspect
 import json
@@ -529,14 +530,20 @@ class _Response:
 
 def _access(logger, status, code, sent, resp_headers, req_line, req_headers, environ, micros):
     """One served request, from Rust, as ``logger.access(resp, req, environ,
-    request_time)``."""
+    request_time)``. ``status`` is ``None`` for an error page ferrocorn answered, which
+    gunicorn's ``handle_error`` gives its reason phrase."""
+    if status is None:
+        try:
+            status = "%d %s" % (code, http.HTTPStatus(code).phrase)
+        except ValueError:
+            status = str(code)
     resp = _Response(status, code, sent, resp_headers)
     method, uri, path, query, version = req_line
     req = _Request(req_headers, method, uri, path, query, version)
     logger.access(resp, req, environ, datetime.timedelta(microseconds=micros))
 
 
-def _exception(logger, msg, exc):
+def _exception(logger, msg, exc, tb):
     """``logger.exception(msg)`` for an exception caught in Rust: the exception is given
     as ``exc_info``, so formatters see it as under gunicorn's ``except`` block."""
-    logger.exception(msg, exc_info=(type(exc), exc, exc.__traceback__))
+    logger.exception(msg, exc_info=(type(exc), exc, tb))

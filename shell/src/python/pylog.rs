@@ -98,8 +98,6 @@ pub fn install(py: Python<'_>, settings: &Settings) -> Result<(), String> {
         configured: Mutex::new(settings.current_configuration()),
         pid: AtomicU32::new(0),
     };
-    // The master's `close_on_exec` (gunicorn's `Arbiter.start`).
-    logger.started(py);
     crate::log::set_forward(Some(Arc::new(logger)));
     Ok(())
 }
@@ -134,8 +132,9 @@ pub fn remember(py: Python<'_>, err: &PyErr, text: &str) {
 }
 
 impl PyLogger {
-    /// A call in a process that has not called `close_on_exec` yet (a new worker) does
-    /// it first, as gunicorn's worker does in `init_process`.
+    /// After the first call of a process (the master's `Starting` line, a worker's
+    /// `Booting worker`), `close_on_exec`, as gunicorn's `Arbiter.start` and worker's
+    /// `init_process` call it right after those lines.
     fn started(&self, py: Python<'_>) {
         let pid = std::process::id();
         if self.pid.swap(pid, Ordering::Relaxed) != pid {
@@ -145,7 +144,6 @@ impl PyLogger {
 
     /// One served request, as gunicorn's `log.access(resp, req, environ, request_time)`.
     pub fn access(&self, py: Python<'_>, s: &Served<'_>) {
-        self.started(py);
         let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
         let built = (|| -> PyResult<()> {
             let (status, resp_headers) = match s.response {
@@ -154,9 +152,9 @@ impl PyLogger {
                     for (n, v) in r.headers() {
                         headers.append((latin1(n), latin1(v)))?;
                     }
-                    (latin1(r.status()), headers)
+                    (latin1(r.status()).into_pyobject(py)?.into_any().unbind(), headers)
                 }
-                None => (s.status.to_string(), PyList::empty(py)),
+                None => (py.None(), PyList::empty(py)),
             };
             let head = s.head;
             let req_headers = PyList::empty(py);
@@ -207,6 +205,7 @@ impl PyLogger {
             Ok(())
         })();
         report(py, built);
+        self.started(py);
     }
 }
 
@@ -260,25 +259,26 @@ impl Forward for PyLogger {
             Level::Critical => "critical",
         };
         Python::attach(|py| {
-            self.started(py);
             report(py, self.obj.call_method1(py, name, (msg,)));
+            self.started(py);
         });
     }
 
     fn exception(&self, msg: &str) {
         Python::attach(|py| {
-            self.started(py);
             let last = LAST_ERROR.with(|l| l.borrow_mut().take());
             if let Some((err, text)) = last {
                 if let Some(head) = msg.strip_suffix(text.trim_end()) {
                     let head = head.trim_end_matches('\n');
-                    let called =
-                        self.exception_fn.call1(py, (&self.obj, head, err.value(py).clone()));
+                    let called = self
+                        .exception_fn
+                        .call1(py, (&self.obj, head, err.value(py).clone(), err.traceback(py)));
                     report(py, called);
-                    return;
+                    return self.started(py);
                 }
             }
             report(py, self.obj.call_method1(py, "error", (msg,)));
+            self.started(py);
         });
     }
 
