@@ -162,19 +162,30 @@ impl PyLogger {
                 req_headers.append((latin1(n).to_ascii_uppercase(), latin1(v)))?;
             }
             let environ = PyDict::new(py);
-            match s.environ {
-                Some(e) => {
+            match (s.environ, s.response) {
+                (Some(e), Some(_)) => {
                     for (n, v) in e.iter() {
                         environ.set_item(latin1(n.as_bytes()), latin1(v))?;
                     }
                 }
-                None => {
+                // An error page: gunicorn's `handle_error` logs it with `default_environ`
+                // (the request line's variables and the client's address only).
+                (e, _) => {
                     environ.set_item("REQUEST_METHOD", latin1(head.method()))?;
-                    environ.set_item("RAW_URI", latin1(head.target()))?;
-                    environ.set_item("PATH_INFO", latin1(head.path()))?;
                     environ.set_item("QUERY_STRING", latin1(head.query()))?;
+                    environ.set_item("RAW_URI", latin1(head.target()))?;
                     environ.set_item("SERVER_PROTOCOL", latin1(&head.version.as_bytes()))?;
-                    environ.set_item("REMOTE_ADDR", peer_ip(s.peer))?;
+                    let from_environ = |k: &[u8]| {
+                        e.and_then(|e| e.iter().find(|(n, _)| n.as_bytes() == k).map(|(_, v)| v))
+                    };
+                    for k in ["SERVER_SOFTWARE", "REMOTE_ADDR", "REMOTE_PORT"] {
+                        if let Some(v) = from_environ(k.as_bytes()) {
+                            environ.set_item(k, latin1(v))?;
+                        }
+                    }
+                    if !environ.contains("REMOTE_ADDR")? {
+                        environ.set_item("REMOTE_ADDR", peer_ip(s.peer))?;
+                    }
                 }
             }
             let req_line = PyTuple::new(
