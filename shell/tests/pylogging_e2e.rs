@@ -333,9 +333,14 @@ class Recording(Base):
 
 /// The calls the recording logger saw under `program`, as `master|worker method text`
 /// (numbers blanked; gunicorn's lines about its own name and control socket left out).
-fn logger_calls(program: &str, worker: &[&str]) -> Vec<String> {
+fn logger_calls(program: &str, worker: &[&str], ferrocorn_base: bool) -> Vec<String> {
     let dir = TempDir::new(&format!("pylog-class-{program}"));
-    std::fs::write(dir.path("recording.py"), RECORDING).unwrap();
+    let module = match ferrocorn_base {
+        // The same class on ferrocorn's base, for code that does not import gunicorn.
+        true => RECORDING.replace("from gunicorn.glogging", "from ferrocorn.glogging"),
+        false => RECORDING.to_owned(),
+    };
+    std::fs::write(dir.path("recording.py"), module).unwrap();
     let d = dir.0.to_str().unwrap();
     let mut args = vec!["wsgi_app:app", "--pythonpath", d, "--logger-class", "recording.Recording"];
     args.extend(["-b", "127.0.0.1:0", "-w", "1"]);
@@ -345,8 +350,9 @@ fn logger_calls(program: &str, worker: &[&str]) -> Vec<String> {
     let worker_pid = s.wait_booted(1)[0];
     assert!(get(addr, "/").starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/headers").starts_with("HTTP/1.1 201"));
+    assert!(get(addr, "/boom").starts_with("HTTP/1.1 500"));
     let calls = dir.path("calls.log");
-    wait_until(20, "two access calls", || read(&calls).matches(" access ").count() >= 2);
+    wait_until(20, "three access calls", || read(&calls).matches(" access ").count() >= 3);
     s.signal(Signal::SIGUSR1);
     let reopened = format!("{worker_pid} reopen_files");
     wait_until(20, "the worker's reopen_files", || read(&calls).contains(&reopened));
@@ -370,7 +376,7 @@ fn logger_calls(program: &str, worker: &[&str]) -> Vec<String> {
 fn a_logger_class_is_called_as_gunicorn_calls_it() {
     oracle_venv();
     for worker in [&["-k", "sync"][..], &["-k", "gthread", "--threads", "2"][..]] {
-        let want = logger_calls("gunicorn", worker);
+        let want = logger_calls("gunicorn", worker, false);
         for call in
             ["master setup info", "worker access NNN OK / timedelta", "worker reopen_files "]
         {
@@ -380,9 +386,11 @@ fn a_logger_class_is_called_as_gunicorn_calls_it() {
         let role = |calls: &[String], r: &str| {
             calls.iter().filter(|c| c.starts_with(r)).cloned().collect::<Vec<_>>()
         };
-        let got = logger_calls("ferrocorn", worker);
-        for r in ["master", "worker"] {
-            assert_eq!(role(&got, r), role(&want, r), "{worker:?} {r}");
+        for ferrocorn_base in [false, true] {
+            let got = logger_calls("ferrocorn", worker, ferrocorn_base);
+            for r in ["master", "worker"] {
+                assert_eq!(role(&got, r), role(&want, r), "{worker:?} {r} {ferrocorn_base}");
+            }
         }
     }
 }
@@ -431,4 +439,74 @@ fn usr1_reopens_handler_files_after_a_rotation() {
     let want = rotate("gunicorn");
     assert_eq!(want, (4, 1));
     assert_eq!(rotate("ferrocorn"), want);
+}
+
+/// A HUP after the config file's logging changed: gunicorn's reload runs the logger's
+/// `setup` again; returns (old file's records, new file's records) reduced to their
+/// messages, without the lines that name the server.
+fn hup(program: &str) -> (Vec<String>, Vec<String>) {
+    let dir = TempDir::new(&format!("pylog-hup-{program}"));
+    let conf = dir.path("hup.conf.py");
+    let write = |file: &str| {
+        let log = dir.path(file);
+        std::fs::write(
+            &conf,
+            format!(
+                "logconfig_dict = {{'root': {{'level': 'INFO', 'handlers': []}},\n\
+                 'loggers': {{'gunicorn.error': {{'level': 'INFO', 'handlers': ['f', 'c'], 'propagate': False}},\n\
+                 'gunicorn.access': {{'level': 'INFO', 'handlers': ['f'], 'propagate': False}}}},\n\
+                 'handlers': {{'f': {{'class': 'logging.FileHandler', 'filename': '{}', 'formatter': 'generic'}},\n\
+                 'c': {{'class': 'logging.StreamHandler', 'stream': 'ext://sys.stderr', 'formatter': 'generic'}}}}}}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("one.log");
+    let conf_s = conf.to_str().unwrap();
+    let mut s = start_installed(program, &["wsgi_app:app", "-c", conf_s, "-b", "127.0.0.1:0"], &[]);
+    let addr = s.addr();
+    s.wait_booted(1);
+    assert!(get(addr, "/").starts_with("HTTP/1.1 200"));
+    wait_until(20, "the first access line", || read(&dir.path("one.log")).contains("GET / "));
+    write("two.log");
+    s.signal(Signal::SIGHUP);
+    s.wait_booted(2);
+    // The old worker may still take a request or two while it stops.
+    wait_until(20, "an access line in the new file", || {
+        assert!(get(addr, "/headers").starts_with("HTTP/1.1 201"));
+        read(&dir.path("two.log")).contains("GET /headers ")
+    });
+    wait_until(20, "the old worker's exit", || {
+        read(&dir.path("one.log")).contains("Worker exiting")
+    });
+    s.signal(Signal::SIGTERM);
+    assert!(s.wait_exit(20).success(), "{program}: {}", s.log());
+    let records = |f: &str| {
+        error_records(&read(&dir.path(f)))
+            .into_iter()
+            .filter(|r| !r.contains("Reload complete"))
+            .map(|r| match r.split_once(" - - [") {
+                // An access line: the request and status, not its time.
+                Some((a, b)) => format!("{a} {}", b.split_once("] ").unwrap().1),
+                None => r,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Only the first line of each kind: how many requests each worker took may differ.
+    let dedup = |mut v: Vec<String>| {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|r| seen.insert(r.clone()));
+        v
+    };
+    let old = records("one.log").into_iter().filter(|r| !r.contains("GET /headers")).collect();
+    (dedup(old), dedup(records("two.log")))
+}
+
+#[test]
+fn hup_applies_a_changed_logging_config() {
+    oracle_venv();
+    let want = hup("gunicorn");
+    assert!(want.1.iter().any(|l| l.contains("\"GET /headers HTTP/N.N\" NNN")), "{want:?}");
+    assert_eq!(hup("ferrocorn"), want);
 }
