@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Real peers the end-to-end tests talk to: nginx (Debian's package) as a reverse proxy.
-# Installs what is missing; the package's own service is stopped at once (the tests start
-# their own nginx on 127.0.0.1 with their own config).
+# Real peers the end-to-end tests talk to: nginx (Debian's package) as a reverse proxy,
+# rsyslog (Debian's package) as a syslog receiver. Installs what is missing; the packages'
+# own services are stopped at once (the tests start their own nginx and rsyslogd on
+# 127.0.0.1 and in temporary directories, with their own configs).
 set -euo pipefail
 if [ ! -x /usr/sbin/nginx ]; then
     echo "setup-peers: installing nginx" >&2
@@ -11,3 +12,10 @@ if [ ! -x /usr/sbin/nginx ]; then
     service nginx stop >/dev/null 2>&1 || true
 fi
 echo "setup-peers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')" >&2
+if [ ! -x /usr/sbin/rsyslogd ]; then
+    echo "setup-peers: installing rsyslog" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq rsyslog) >/dev/null
+    service rsyslog stop >/dev/null 2>&1 || true
+fi
+echo "setup-peers: $(/usr/sbin/rsyslogd -v 2>&1 | head -1)" >&2
