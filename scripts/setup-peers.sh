@@ -19,3 +19,16 @@ if [ ! -x /usr/sbin/rsyslogd ]; then
     service rsyslog stop >/dev/null 2>&1 || true
 fi
 echo "setup-peers: $(/usr/sbin/rsyslogd -v 2>&1 | head -1)" >&2
+# A StatsD daemon (the npm `statsd` package, Etsy's reference daemon) for the tests that
+# check real receivers; node and npm come from Debian's packages.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -f "$ROOT/target/peers/node_modules/statsd/stats.js" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null
+    fi
+    echo "setup-peers: installing the npm statsd daemon into target/peers" >&2
+    mkdir -p "$ROOT/target/peers"
+    npm install --silent --no-audit --no-fund --ignore-scripts --prefix "$ROOT/target/peers" statsd@0.9.0 >/dev/null
+fi
+echo "setup-peers: statsd $(node -p "require('$ROOT/target/peers/node_modules/statsd/package.json').version")" >&2
