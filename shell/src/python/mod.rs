@@ -19,6 +19,8 @@
 //!   alike per request) and [`hooks`] (`pre_request` / `post_request` and their `worker`,
 //!   `req`, `resp`).
 //! - [`cfg`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
+//! - [`pylog`]: Python logging (`logconfig*`, `logger_class`): gunicorn's logger object,
+//!   which the Rust loggers forward every record to when one of those settings is set.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
 //! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
