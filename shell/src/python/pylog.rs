@@ -67,7 +67,7 @@ pub fn install(py: Python<'_>, settings: &Settings) -> Result<(), String> {
     if !wanted(settings) {
         return Ok(());
     }
-    let made = (|| -> PyResult<(Py<PyAny>, Py<PyModule>, u8)> {
+    let made = (|| -> PyResult<(Py<PyAny>, Py<PyModule>, i64)> {
         let module = PyModule::import(py, "ferrocorn.glogging")?;
         let uri = super::cfg::to_py(py, settings.get("logger_class"))?;
         let class = module.call_method1("load_class", (uri,))?;
@@ -93,13 +93,18 @@ pub fn install(py: Python<'_>, settings: &Settings) -> Result<(), String> {
         exception_fn: module.getattr(py, "_exception").map_err(|e| exc_str(py, &e))?,
         level_fn: module.getattr(py, "level_of").map_err(|e| exc_str(py, &e))?,
         obj,
-        level: AtomicU8::new(level),
+        level: AtomicU8::new(level_number(level)),
         custom: custom_class(settings),
         configured: Mutex::new(settings.current_configuration()),
         pid: AtomicU32::new(0),
     };
     crate::log::set_forward(Some(Arc::new(logger)));
     Ok(())
+}
+
+/// A Python level number as kept here (custom levels above 255 count as `CRITICAL`).
+fn level_number(level: i64) -> u8 {
+    u8::try_from(level.max(0)).unwrap_or(50)
 }
 
 /// gunicorn's logger object, in Python (see the module's text).
@@ -255,7 +260,7 @@ impl Forward for PyLogger {
                 }
             }
             if let Ok(l) = self.level_fn.call1(py, (&self.obj,)).and_then(|l| l.extract(py)) {
-                self.level.store(l, Ordering::Relaxed);
+                self.level.store(level_number(l), Ordering::Relaxed);
             }
         });
         Ok(())
