@@ -925,6 +925,10 @@ impl Master<'_> {
         };
         self.log.info(format_args!("Worker exiting (pid: {pid})"));
         self.with_server(|h, s| h.worker_exit(s, &info));
+        // The request metrics still batched (log/statsd.rs).
+        if let Some(s) = self.log.statsd() {
+            s.flush();
+        }
         code
     }
 }
