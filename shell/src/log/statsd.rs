@@ -49,8 +49,9 @@ const BATCH_BYTES: usize = 1000;
 /// How long request metrics may wait for a full batch.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Request metrics not sent yet, and the process whose they are (a forked worker starts
-/// with an empty batch and its own flushing thread).
+/// Request metrics not sent yet, and the process whose they are (0 until the first
+/// request; a forked worker starts with the master's empty batch and its own flushing
+/// thread).
 #[derive(Debug, Default)]
 struct Batch {
     lines: String,
@@ -127,11 +128,10 @@ impl Statsd {
     /// The three metrics of a served request, batched (see the module's text).
     pub fn request(&self, status: u16, elapsed: Duration) {
         let mut b = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
-        let pid = std::process::id();
-        if b.pid != pid {
-            // The first request of this process: what a parent had waiting is its own.
-            b.lines.clear();
-            b.pid = pid;
+        if b.pid == 0 {
+            // The first request of this process (a worker: the master, which forks them,
+            // never serves one, so a worker starts with an empty batch and no thread).
+            b.pid = std::process::id();
             b.direct = !self.start_flushing();
         }
         for line in self.lines.access(status, (elapsed.as_secs(), elapsed.subsec_micros())) {
