@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +39,20 @@ SCENARIOS_FULL = [
     for ka in (True, False)
     for c in (1, 32, 256)
 ]
-SCENARIOS_QUICK = [s for s in SCENARIOS_FULL if s[5] == 32 or (s[0].startswith("hello") and s[5] == 256)]
+# Logging scenarios (issue 15): the hello world with StatsD on (a receiver listening, the
+# bench's own UDP socket) and with the access log through a logconfig_dict file handler
+# (bench/apps/logdict.conf.py); (name, app, path, script, keep-alive, connections, extra
+# server arguments). gunicorn and ferrocorn only: granian has neither setting.
+SCENARIOS_LOGGING = [
+    (f"{label} c={c}", "simple:application", "/", None, True, c, extra)
+    for (label, extra) in [
+        ("hello-statsd", ["--statsd-host", "127.0.0.1:{statsd}"]),
+        ("hello-logdict", ["-c", os.path.join(APPS, "logdict.conf.py")]),
+    ]
+    for c in (1, 32)
+]
+SCENARIOS_FULL = [s + ([],) for s in SCENARIOS_FULL] + SCENARIOS_LOGGING
+SCENARIOS_QUICK = [s for s in SCENARIOS_FULL if s[5] == 32 or (s[0].startswith("hello ") and s[5] == 256)]
 
 
 def free_port():
@@ -177,13 +191,21 @@ def main():
     servers = server_commands(args.venv, args.workers, args.threads)
     if args.only:
         servers = {k: v for k, v in servers.items() if k in args.only.split(",")}
-    env = dict(os.environ, PYTHONPATH=APPS)
+    logs = tempfile.mkdtemp(prefix="ferrocorn-bench-")
+    env = dict(os.environ, PYTHONPATH=APPS, BENCH_ACCESS_LOG=os.path.join(logs, "access.log"))
+    statsd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    statsd.bind(("127.0.0.1", 0))
+    fill = {"statsd": statsd.getsockname()[1]}
     results = {}
     for rnd in range(args.rounds):
-        for (sname, app, path, script, ka, conns) in scenarios:
+        for (sname, app, path, script, ka, conns, extra) in scenarios:
             for name, cmd in servers.items():
+                if extra and name.startswith("granian"):
+                    continue
                 port = free_port()
-                proc = subprocess.Popen(cmd(app, port), cwd=APPS, env=env, stdout=subprocess.DEVNULL,
+                argv = cmd(app, port)
+                argv[-1:-1] = [a.format(**fill) for a in extra]
+                proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
                 try:
                     if not wait_ready(port, proc):
@@ -202,6 +224,8 @@ def main():
                     print(f"round {rnd + 1} {sname:22} {name:18} {r['rps']:9.0f} req/s p50 {r['p50']:7.2f} ms "
                           f"p99 {r['p99']:8.2f} ms cpu/req {r['cpu_us']:6.1f} us errors {r['errors']} rss {r['rss_rest'] // 1024}->{r['rss'] // 1024} MiB", file=sys.stderr)
                 finally:
+                    if os.path.exists(env["BENCH_ACCESS_LOG"]):
+                        os.unlink(env["BENCH_ACCESS_LOG"])
                     os.killpg(proc.pid, signal.SIGTERM)
                     try:
                         proc.wait(timeout=20)

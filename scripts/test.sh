@@ -16,7 +16,8 @@ fi
 # The ferrocorn Python package (shell/), built once and installed into .venv and into a
 # venv of Debian's python3, for the end-to-end tests of tests/e2e/python_package.rs.
 scripts/install-ferrocorn.sh
-# Real peers for the end-to-end tests (nginx as a reverse proxy).
+# Real peers for the end-to-end tests (nginx as a reverse proxy, rsyslogd and a StatsD
+# daemon as log and metrics receivers).
 scripts/setup-peers.sh
 
 # Formatting and lints: the workspace, and the shell with its Python bridge (feature python).

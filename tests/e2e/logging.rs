@@ -1,7 +1,7 @@
-//! Logging settings through the installed command: StatsD datagram for datagram against
-//! gunicorn 27 (the same `statsd_host`, `statsd_prefix`, `dogstatsd_tags`, requests and
-//! metric lines; durations differ only in their value), and `capture_output` across a
-//! log rotation.
+//! Logging settings through the installed command: StatsD metric lines against gunicorn 27
+//! (the same `statsd_host`, `statsd_prefix`, `dogstatsd_tags`, requests and metric lines;
+//! durations differ only in their value; ferrocorn batches a worker's request metrics,
+//! several lines to a datagram), and `capture_output` across a log rotation.
 
 use crate::support;
 
@@ -32,16 +32,22 @@ fn datagrams(program: &str, extra: &[&str]) -> (Vec<String>, Vec<String>) {
     while requests.len() < 9 || gauges.is_empty() {
         assert!(Instant::now() < end, "{program}: {requests:?} {gauges:?}\n{}", s.log());
         let Ok(n) = rx.recv(&mut buf) else { continue };
-        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if line.contains("gunicorn.workers:") {
-            gauges.push(line);
-        } else if line.contains("gunicorn.request") {
-            // The duration's value is the only thing allowed to differ.
-            let blank = match line.split_once("request.duration:") {
-                Some((a, b)) => format!("{a}request.duration:X|{}", b.split_once('|').unwrap().1),
-                None => line,
-            };
-            requests.push(blank);
+        // gunicorn sends a datagram per metric; ferrocorn batches a worker's request
+        // metrics, one per line: the lines must be the same.
+        for line in String::from_utf8_lossy(&buf[..n]).split('\n') {
+            let line = line.to_owned();
+            if line.contains("gunicorn.workers:") {
+                gauges.push(line);
+            } else if line.contains("gunicorn.request") {
+                // The duration's value is the only thing allowed to differ.
+                let blank = match line.split_once("request.duration:") {
+                    Some((a, b)) => {
+                        format!("{a}request.duration:X|{}", b.split_once('|').unwrap().1)
+                    }
+                    None => line,
+                };
+                requests.push(blank);
+            }
         }
     }
     requests.sort();
@@ -80,11 +86,11 @@ fn error_log_calls_are_counted() {
         loop {
             assert!(Instant::now() < end, "{program}: {seen:?}");
             let Ok(n) = rx.recv(&mut buf) else { continue };
-            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if line == "gunicorn.log.exception:1|c|@1.0" {
+            let lines = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if lines.split('\n').any(|l| l == "gunicorn.log.exception:1|c|@1.0") {
                 break;
             }
-            seen.push(line);
+            seen.extend(lines.split('\n').map(str::to_owned));
         }
         assert!(!seen.iter().any(|l| l.starts_with("gunicorn.log.error")), "{program}: {seen:?}");
     }

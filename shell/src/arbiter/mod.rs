@@ -196,7 +196,7 @@ pub fn serve_with(
             return 1;
         }
     }
-    let log = match Logger::for_config(&config.log) {
+    let log = match Logger::for_config(&config.log, settings) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
@@ -661,7 +661,7 @@ impl Master<'_> {
                 }
             }
         }
-        match Logger::for_config(&config.log) {
+        match Logger::for_config(&config.log, &settings) {
             Ok(l) => self.log = l,
             Err(e) => self.log.error(format_args!("Keeping the current error log: {e}")),
         }
@@ -943,6 +943,10 @@ impl Master<'_> {
         };
         self.log.info(format_args!("Worker exiting (pid: {pid})"));
         self.with_server(|h, s| h.worker_exit(s, &info));
+        // The request metrics still batched (log/statsd.rs).
+        if let Some(s) = self.log.statsd() {
+            s.flush();
+        }
         code
     }
 }

@@ -31,6 +31,8 @@ pub struct AccessLog {
     time: RefCell<(i64, String)>,
     /// `syslog` without `disable_redirect_access_to_syslog`: each line is also sent there.
     syslog: Option<std::sync::Arc<super::syslog::Syslog>>,
+    /// Python logging configured ([`super::Forward`]): the records go there instead.
+    forward: Option<std::sync::Arc<dyn super::Forward>>,
 }
 
 impl AccessLog {
@@ -47,7 +49,15 @@ impl AccessLog {
         format: &str,
         syslog: Option<std::sync::Arc<super::syslog::Syslog>>,
     ) -> Result<Option<AccessLog>, String> {
+        // With Python logging, gunicorn calls its logger's `access` for every request;
+        // the logger decides (its own handlers do the file, stdout and syslog).
+        let forward = super::forward();
+        let (accesslog, syslog) = match forward {
+            Some(_) => (None, None),
+            None => (accesslog, syslog),
+        };
         let (sink, path) = match accesslog {
+            None if forward.is_some() => (Sink::None, None),
             None if syslog.is_none() => return Ok(None),
             None => (Sink::None, None),
             Some("-") => (Sink::Stdout, None),
@@ -60,6 +70,7 @@ impl AccessLog {
             line: RefCell::new(String::with_capacity(256)),
             time: RefCell::new((i64::MIN, String::new())),
             syslog,
+            forward,
         }))
     }
 
@@ -69,6 +80,11 @@ impl AccessLog {
             self.sink = Sink::File(open_file(p)?);
         }
         Ok(())
+    }
+
+    /// The Python logger the records go to, when Python logging is configured.
+    pub fn forward(&self) -> Option<&dyn super::Forward> {
+        self.forward.as_deref()
     }
 
     /// The parsed format (to know which lookups a record needs).

@@ -10,18 +10,56 @@
 //! workers, which share the file description after fork, never interleave inside a line.
 //!
 //! This is the logger for ferrocorn's own lines (master and Rust workers). Users who
-//! configure Python `logging` (`logconfig*`, `logger_class`) get that from the Python
-//! bridge, later.
+//! configure Python `logging` (`logconfig*`, `logger_class`) get a [`Forward`] from the
+//! Python bridge (`python/pylog.rs`): set once with [`set_forward`] before the loggers are
+//! made, it takes every error-log call (and, through [`access::AccessLog`], every access
+//! record) instead of the Rust writer. Without it nothing changes: one branch on a `None`.
 
 pub mod access;
 pub mod statsd;
 pub mod syslog;
 pub mod time;
 
+use std::any::Any;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+/// Where the error log goes instead of the Rust writer when the user configured Python
+/// logging (`logconfig`, `logconfig_dict`, `logconfig_json`, `logger_class`): gunicorn's
+/// `Logger` object, in Python.
+pub trait Forward: Send + Sync + fmt::Debug {
+    /// (Re)applies the logging configuration of `settings` (gunicorn's `Logger.setup`,
+    /// run again on a reload); nothing when the settings are those it was set up with.
+    fn setup(&self, settings: &crate::settings::Settings) -> Result<(), String>;
+    /// One record at `level`.
+    fn log(&self, level: Level, msg: &str);
+    /// An exception record (`log.exception`): `msg` ends with the traceback's text.
+    fn exception(&self, msg: &str);
+    /// USR1: gunicorn's `reopen_files`.
+    fn reopen(&self);
+    /// The lowest level worth passing on.
+    fn level(&self) -> Level;
+    /// Whether the class is the user's own (then gunicorn sends no StatsD metrics of its
+    /// own for it).
+    fn custom(&self) -> bool;
+    /// For the access log's side, which knows the concrete type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+static FORWARD: RwLock<Option<Arc<dyn Forward>>> = RwLock::new(None);
+
+/// Makes `f` the destination of the loggers made from now on in this process (and its
+/// forked workers).
+pub fn set_forward(f: Option<Arc<dyn Forward>>) {
+    *FORWARD.write().unwrap_or_else(std::sync::PoisonError::into_inner) = f;
+}
+
+/// The destination set by [`set_forward`], if any.
+pub fn forward() -> Option<Arc<dyn Forward>> {
+    FORWARD.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
 
 pub use crate::settings::config::Level;
 
@@ -44,6 +82,8 @@ pub struct Logger {
     syslog: Option<Arc<syslog::Syslog>>,
     /// `capture_output`: stdout and stderr are the log file (see `capture_output`).
     capture: bool,
+    /// Python logging configured: every call goes there (see [`Forward`]).
+    forward: Option<Arc<dyn Forward>>,
 }
 
 impl Logger {
@@ -56,6 +96,7 @@ impl Logger {
             statsd: None,
             syslog: None,
             capture: false,
+            forward: None,
         }
     }
 
@@ -77,12 +118,18 @@ impl Logger {
             statsd: None,
             syslog: None,
             capture: false,
+            forward: None,
         })
     }
 
     /// The logger the configuration describes: `errorlog`, `loglevel`, StatsD metrics to
-    /// `statsd_host` (with `statsd_prefix` and `dogstatsd_tags`) and `syslog`.
-    pub fn for_config(config: &crate::settings::config::LogConfig) -> Result<Logger, String> {
+    /// `statsd_host` (with `statsd_prefix` and `dogstatsd_tags`) and `syslog`; with a
+    /// Python logging configuration ([`forward`]), the records go to it, set up from
+    /// `settings` (gunicorn's `Logger.setup` reads them by name).
+    pub fn for_config(
+        config: &crate::settings::config::LogConfig,
+        settings: &crate::settings::Settings,
+    ) -> Result<Logger, String> {
         let log = Logger::open_level(&config.errorlog, config.level)?;
         let mut log = log.with_statsd(match &config.statsd {
             Some(c) => Some(statsd::Statsd::new(c)?),
@@ -93,6 +140,17 @@ impl Logger {
             None => None,
         };
         log.capture = config.capture_output && log.path.is_some();
+        if let Some(f) = forward() {
+            // Python's `Logger.setup` does the syslog handlers and the output capture;
+            // a class of the user's own gets no StatsD metrics, as under gunicorn.
+            f.setup(settings)?;
+            log.syslog = None;
+            log.capture = false;
+            if f.custom() {
+                log.statsd = None;
+            }
+            log.forward = Some(f);
+        }
         log.capture_output()?;
         Ok(log)
     }
@@ -128,6 +186,9 @@ impl Logger {
             let new = Logger::open_file(p)?;
             *f.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
         }
+        if let Some(f) = &self.forward {
+            f.reopen();
+        }
         self.capture_output()
     }
 
@@ -138,7 +199,10 @@ impl Logger {
 
     /// Whether a line at `level` would be written.
     pub fn enabled(&self, level: Level) -> bool {
-        level >= self.level
+        match &self.forward {
+            None => level >= self.level,
+            Some(f) => level >= f.level(),
+        }
     }
 
     /// This logger, sending StatsD metrics to `statsd` (gunicorn's `Statsd` logger).
@@ -172,6 +236,12 @@ impl Logger {
         if let Some(s) = &self.statsd {
             s.log_call(ferrocorn_core::statsd::LogLevel::Exception);
         }
+        if let Some(f) = &self.forward {
+            if self.enabled(Level::Error) {
+                f.exception(&msg.to_string());
+            }
+            return;
+        }
         self.write(Level::Error, msg);
     }
 
@@ -180,6 +250,10 @@ impl Logger {
             return;
         }
         let msg = msg.to_string();
+        if let Some(f) = &self.forward {
+            f.log(level, &msg);
+            return;
+        }
         let pid = std::process::id();
         let line = format!("{} [{pid}] [{}] {msg}\n", time::now_stamp(), level.name());
         // A failing log write (closed stderr, full disk) must never stop the server.

@@ -119,7 +119,9 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
         PyString::new(py, "").call_method1("join", (lines,))?.extract::<String>()
     })();
     // Formatting can only fail when the interpreter is in trouble; say what we know.
-    text.unwrap_or_else(|_| format!("{err}\n"))
+    let text = text.unwrap_or_else(|_| format!("{err}\n"));
+    remember(py, err, &text);
+    text
 }
 
 /// `str(exc)` of an error's value.
@@ -178,4 +180,24 @@ pub fn escapes(py: Python<'_>, err: &PyErr) -> bool {
 /// The escaping exception kept by [`escapes`], taken (once).
 pub fn take_escaped() -> Option<PyErr> {
     ESCAPED.lock().ok().and_then(|mut e| e.take())
+}
+
+thread_local! {
+    /// The last Python exception formatted on this thread, and its text: with Python
+    /// logging configured, an exception record whose message ends with that text gets the
+    /// exception itself (`python/pylog.rs`).
+    static LAST_ERROR: std::cell::RefCell<Option<(PyErr, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps `err` (formatted as `text`) for the exception record that may follow.
+fn remember(py: Python<'_>, err: &PyErr, text: &str) {
+    if crate::log::forward().is_some() {
+        LAST_ERROR.with(|l| *l.borrow_mut() = Some((err.clone_ref(py), text.to_owned())));
+    }
+}
+
+/// The exception [`format_traceback`] formatted last on this thread, and its text, taken.
+pub fn take_last_error() -> Option<(PyErr, String)> {
+    LAST_ERROR.with(|l| l.borrow_mut().take())
 }

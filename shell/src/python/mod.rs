@@ -20,10 +20,12 @@
 //!   `wsgi.input`, `start_response`, file wrapper), [`request`] (hooks' `req`/`resp`, the
 //!   access record, client faults), [`hooks`] (`pre_request` / `post_request` and their
 //!   `worker`, `req`, `resp`) and [`pyio`] (I/O errors as Python sees them).
+//! - [`config_object`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
+//! - [`pylog`]: Python logging (`logconfig*`, `logger_class`): gunicorn's logger object,
+//!   which the Rust loggers forward every record to when one of those settings is set.
 //!
 //! The files are layered one way: `mod.rs` → `serve` → `worker` → `sync`/`gthread` →
-//! `setup`/`blocking` → `pipeline` → `request` → `wsgi`/`hooks` → `pyio`/`convert`.
-//! - [`config_object`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
+//! `setup`/`blocking` → `pipeline` → `pylog` → `request` → `wsgi`/`hooks` → `pyio`/`convert`.
 //!
 //! Where ferrocorn deliberately differs from gunicorn 27 here:
 //! - `--check-config` / `--print-config` apply `--pythonpath` and `--env` before importing
@@ -45,6 +47,7 @@ pub mod gthread;
 pub mod hooks;
 pub mod pipeline;
 pub mod pyio;
+pub mod pylog;
 pub mod request;
 pub mod serve;
 pub mod server_hooks;

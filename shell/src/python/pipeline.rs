@@ -342,7 +342,11 @@ impl Pipeline {
                 elapsed,
                 pid: self.pid,
             };
-            request::write_access(&access, &served);
+            // With Python logging configured, gunicorn's logger object takes the record.
+            match access.forward() {
+                Some(f) => super::pylog::access(py, f, &served),
+                None => request::write_access(&access, &served),
+            }
         });
     }
 

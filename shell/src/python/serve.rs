@@ -63,7 +63,13 @@ pub fn serve(py: Python<'_>, settings: &Settings, config: &ServerConfig, out: &m
         None
     };
     let body = super::worker::WsgiBody::new(preloaded, &Env::from_process());
-    let log = match crate::log::Logger::for_config(&config.log) {
+    // Python logging (`logconfig*`, `logger_class`), when asked for: gunicorn's logger
+    // object, made before the loggers that forward to it.
+    if let Err(e) = super::pylog::install(py, settings) {
+        out.stderr = if e.is_empty() { e } else { format!("{e}\n") };
+        return 1;
+    }
+    let log = match crate::log::Logger::for_config(&config.log, settings) {
         Ok(l) => l,
         Err(e) => {
             out.stderr = format!("{e}\n");

@@ -766,7 +766,6 @@ Added in version 19.6.",
     },
     Setting {
         name: "logger_class",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--logger-class"],
         meta: Some("STRING"),
@@ -781,7 +780,6 @@ You can provide your own logger by giving Gunicorn a Python path to a class that
     },
     Setting {
         name: "logconfig",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-config"],
         meta: Some("FILE"),
@@ -790,7 +788,6 @@ You can provide your own logger by giving Gunicorn a Python path to a class that
     },
     Setting {
         name: "logconfig_dict",
-        support: Support::Unsupported,
         section: Section::Logging,
         validator: Validator::Dict,
         default: DefaultSpec::Dict(&[]),
@@ -805,7 +802,6 @@ Added in version 19.8.",
     },
     Setting {
         name: "logconfig_json",
-        support: Support::Unsupported,
         section: Section::Logging,
         cli: &["--log-config-json"],
         meta: Some("FILE"),
