@@ -584,7 +584,9 @@ impl Master<'_> {
             Some(r) => r.reload(),
             None => Ok((*self.settings).clone()),
         };
-        let servable = |s: Settings| s.check_servable().map(|_| s);
+        // The TLS files too: a broken certificate keeps the old workers serving.
+        let servable =
+            |s: Settings| s.check_servable().and_then(|_| crate::tls::acceptor(&s)).map(|_| s);
         let new = match loaded.and_then(servable).and_then(|s| parse_binds(&s).map(|b| (s, b))) {
             Ok(x) => x,
             Err(error) => {

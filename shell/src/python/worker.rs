@@ -24,7 +24,9 @@ pub struct WsgiBody {
 
 impl WsgiBody {
     /// The body for `settings`, refused when ferrocorn cannot serve them (a worker class
-    /// it does not have, a parser policy that does not build).
+    /// it does not have, a parser policy that does not build, TLS files that do not
+    /// make a configuration: checked after `chdir`, as gunicorn checks them when it
+    /// creates its sockets).
     pub fn new(
         settings: &Settings,
         preloaded: Option<Py<PyAny>>,
@@ -32,6 +34,7 @@ impl WsgiBody {
     ) -> Result<WsgiBody, String> {
         settings.check_servable()?;
         proto_config(settings)?;
+        crate::tls::acceptor(settings)?;
         Ok(WsgiBody { preloaded, env: env.clone() })
     }
 }

@@ -1223,7 +1223,6 @@ Not supported by ferrocorn (no uWSGI protocol).",
     // ---- SSL ----
     Setting {
         name: "keyfile",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--keyfile"],
         meta: Some("FILE"),
@@ -1232,7 +1231,6 @@ Not supported by ferrocorn (no uWSGI protocol).",
     },
     Setting {
         name: "certfile",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--certfile"],
         meta: Some("FILE"),
@@ -1269,7 +1267,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "cert_reqs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--cert-reqs"],
         validator: Validator::PosInt,
@@ -1285,7 +1282,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ca_certs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ca-certs"],
         meta: Some("FILE"),
@@ -1294,7 +1290,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "suppress_ragged_eofs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--suppress-ragged-eofs"],
         action: Action::StoreTrue,
@@ -1305,7 +1300,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "do_handshake_on_connect",
-        support: Support::Unsupported,
+        support: Support::Inert("the TLS handshake is always driven by the connection's first reads, under the request-read deadline, and never holds a worker thread, whichever the value"),
         section: Section::Ssl,
         cli: &["--do-handshake-on-connect"],
         action: Action::StoreTrue,
