@@ -477,3 +477,50 @@ fn a_stalled_handshake_ends_at_the_sync_workers_deadline() {
     let log = server.log();
     assert!(!log.contains("WORKER TIMEOUT") && server.booted().len() == 1, "{log}");
 }
+
+/// The subject of the certificate the server at `addr` presents (`openssl s_client`).
+fn served_subject(addr: SocketAddr) -> String {
+    let connect = format!("127.0.0.1:{}", addr.port());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {connect} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn hup_loads_new_certificates_and_keeps_serving_through_a_broken_one() {
+    let pki = Pki::new("tls-hup");
+    let d = &pki.dir.0;
+    issue(d, "renewed", "renewed.localhost", "ec", Some("int"), SERVER_EXT, 2);
+    let conf = pki.dir.path("tls.conf.py");
+    let config = |cert: &str, key: &str| {
+        format!("certfile = {:?}\nkeyfile = {:?}\nworkers = 2\n", pki.path(cert), pki.path(key))
+    };
+    std::fs::write(&conf, config("chain.pem", "server_key.pem")).unwrap();
+    let s = start_installed(
+        "ferrocorn",
+        &["wsgi_app:app", "-b", "127.0.0.1:0", "-c", conf.to_str().unwrap()],
+        &[],
+    );
+    let addr = s.addr();
+    s.wait_booted(2);
+    assert!(served_subject(addr).contains("CN = localhost"), "{}", served_subject(addr));
+    // A key that does not match: the reload fails once, the old workers keep serving.
+    std::fs::write(&conf, config("renewed.pem", "server_key.pem")).unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    let log = s.wait_log(30, "the failed reload", |l| l.contains("Reload failed"));
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("Reload failed")).collect();
+    assert!(failed.len() == 1 && failed[0].contains("does not match"), "{log}");
+    assert!(served_subject(addr).contains("CN = localhost"), "{log}");
+    // The renewed pair: new workers present the new certificate.
+    std::fs::write(&conf, config("renewed.pem", "renewed_key.pem")).unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    support::wait_until(30, "the renewed certificate", || {
+        served_subject(addr).contains("CN = renewed.localhost")
+    });
+    assert_eq!(s.log().matches("Reload failed").count(), 1, "{}", s.log());
+}
