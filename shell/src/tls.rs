@@ -1,5 +1,5 @@
 //! The TLS settings as a rustls server configuration: `certfile`, `keyfile`, `ca_certs`,
-//! `cert_reqs`, `suppress_ragged_eofs` ([`acceptor`]). The connections themselves are a
+//! `cert_reqs`, `ciphers`, `suppress_ragged_eofs` ([`acceptor`]). The connections themselves are a
 //! transport ([`crate::transport::Tls`]).
 //!
 //! gunicorn builds an `ssl.SSLContext` for every connection in the worker and refuses at
@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::crypto::ring::cipher_suite as suite;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedCipherSuite,
 };
 
 use crate::settings::Settings;
@@ -71,7 +73,11 @@ fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
             ));
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(spec) = settings.str("ciphers") {
+        provider.cipher_suites = cipher_suites(spec)?;
+    }
+    let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
@@ -109,6 +115,100 @@ fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
     })?;
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
     Ok(config)
+}
+
+/// The TLS 1.2 suites of rustls (ring) by their OpenSSL names, in the order OpenSSL's
+/// `ALL` lists them.
+const TLS12: [(&str, SupportedCipherSuite); 6] = [
+    ("ECDHE-ECDSA-AES256-GCM-SHA384", suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+    ("ECDHE-RSA-AES256-GCM-SHA384", suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+    ("ECDHE-ECDSA-CHACHA20-POLY1305", suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+    ("ECDHE-RSA-CHACHA20-POLY1305", suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+    ("ECDHE-RSA-AES128-GCM-SHA256", suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
+];
+
+/// The suites for `ciphers`: the TLS 1.2 suites the OpenSSL cipher string selects, after
+/// every TLS 1.3 suite (`SSLContext.set_ciphers` leaves TLS 1.3's alone), or an error
+/// when it selects none that rustls has.
+fn cipher_suites(spec: &str) -> Result<Vec<SupportedCipherSuite>, String> {
+    let chosen = tls12_ciphers(spec);
+    if chosen.is_empty() {
+        let names: Vec<&str> = TLS12.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "ciphers {spec:?} selects no TLS 1.2 cipher suite ferrocorn has (rustls: {})",
+            names.join(", ")
+        ));
+    }
+    let tls13 = rustls::crypto::ring::DEFAULT_CIPHER_SUITES.iter().filter(|s| s.tls13().is_some());
+    let tls12 = chosen.iter().filter_map(|n| TLS12.iter().find(|(name, _)| name == n));
+    Ok(tls13.copied().chain(tls12.map(|(_, s)| *s)).collect())
+}
+
+/// Whether the suite OpenSSL calls `name` is in the set of one word of a cipher string
+/// (a suite's name, or one of OpenSSL's keywords; unknown words and the keywords of
+/// what rustls does not have, such as `DHE`, `kRSA` (`RSA`), `SHA1`, `aNULL` or
+/// `CAMELLIA`, select nothing here, as they select none of these suites in OpenSSL).
+fn in_keyword(word: &str, name: &str) -> bool {
+    let aes128 = name.contains("AES128");
+    let aes256 = name.contains("AES256");
+    match word {
+        "ALL" | "DEFAULT" | "HIGH" | "TLSv1.2" | "ECDHE" | "EECDH" | "kECDHE" | "kEECDH"
+        | "ECDH" | "kECDH" => true,
+        "ECDSA" | "aECDSA" => name.contains("-ECDSA-"),
+        "aRSA" => name.contains("-RSA-"),
+        "AES" | "AESGCM" => aes128 || aes256,
+        "AES128" => aes128,
+        "AES256" => aes256,
+        "CHACHA20" => name.contains("CHACHA20"),
+        w => w == name,
+    }
+}
+
+/// The TLS 1.2 suites (OpenSSL names) an OpenSSL cipher string selects, in its order:
+/// elements separated by `:`, `,` or spaces; `A+B` the suites in both; `!X` removes
+/// for good, `-X` removes, `+X` moves to the end, `X` appends what is not listed yet;
+/// `@STRENGTH` sorts by key length, `@SECLEVEL=N` changes nothing here.
+pub fn tls12_ciphers(spec: &str) -> Vec<&'static str> {
+    let mut list: Vec<&'static str> = Vec::new();
+    let mut banned: Vec<&'static str> = Vec::new();
+    for elem in spec.split([':', ',', ' ']).filter(|e| !e.is_empty()) {
+        if let Some(cmd) = elem.strip_prefix('@') {
+            if cmd == "STRENGTH" {
+                list.sort_by_key(|n| std::cmp::Reverse(!n.contains("AES128")));
+            }
+            continue;
+        }
+        let (op, body) = match elem.as_bytes()[0] {
+            op @ (b'!' | b'-' | b'+') => (op, &elem[1..]),
+            _ => (b' ', elem),
+        };
+        let matched: Vec<&'static str> = TLS12
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| body.split('+').all(|w| in_keyword(w, n)))
+            .collect();
+        match op {
+            b'!' => {
+                list.retain(|n| !matched.contains(n));
+                banned.extend(matched);
+            }
+            b'-' => list.retain(|n| !matched.contains(n)),
+            b'+' => {
+                let (moved, kept): (Vec<_>, Vec<_>) =
+                    list.iter().partition(|n| matched.contains(n));
+                list = kept.into_iter().chain(moved).collect();
+            }
+            _ => {
+                for n in matched {
+                    if !banned.contains(&n) && !list.contains(&n) {
+                        list.push(n);
+                    }
+                }
+            }
+        }
+    }
+    list
 }
 
 fn read(setting: &str, path: &str) -> Result<Vec<u8>, String> {

@@ -524,3 +524,51 @@ fn hup_loads_new_certificates_and_keeps_serving_through_a_broken_one() {
     });
     assert_eq!(s.log().matches("Reload failed").count(), 1, "{}", s.log());
 }
+
+#[test]
+fn cipher_strings_select_what_openssl_selects() {
+    let ours: Vec<&str> = ferrocorn::tls::tls12_ciphers("ALL");
+    let specs = [
+        "ECDHE+AESGCM",
+        "HIGH:!aNULL:!MD5",
+        "DEFAULT",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305",
+        "aRSA",
+        "ECDSA+AES256",
+        "EECDH+AESGCM:EDH+AESGCM",
+        "HIGH:!AES128",
+        "ALL:-AES128:+CHACHA20",
+        "AES128:CHACHA20:AES256",
+        "CHACHA20:@STRENGTH",
+        "!ECDSA:ALL",
+        "ECDHE+CHACHA20,ECDHE+AES128 AES256",
+        "@SECLEVEL=2:ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:ECDHE+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM",
+        "RSA",
+        "DHE-RSA-AES256-GCM-SHA384:AES256-SHA",
+        "SHA256",
+        "NOSUCHWORD:CHACHA20",
+    ];
+    for spec in specs {
+        let out =
+            Command::new("openssl").args(["ciphers", "-tls1_2", "-s", spec]).output().unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<&str> = listed.trim().split(':').filter(|n| ours.contains(n)).collect();
+        assert_eq!(ferrocorn::tls::tls12_ciphers(spec), theirs, "{spec}");
+    }
+}
+
+#[test]
+fn a_cipher_string_that_selects_nothing_ferrocorn_has_is_refused() {
+    let pki = Pki::new("tls-ciphers");
+    let (chain, key) = (pki.path("chain.pem"), pki.path("server_key.pem"));
+    let args = ["wsgi_app:app", "-b", "127.0.0.1:0", "--certfile", &chain, "--keyfile", &key];
+    let mut args = args.to_vec();
+    args.extend(["--ciphers", "DHE-RSA-AES256-GCM-SHA384:AES256-SHA"]);
+    let (code, log) = run_to_end("ferrocorn", &args, 60);
+    let line = one_error_line(&log);
+    assert!(
+        code == Some(1) && line.contains("ciphers") && line.contains("selects no TLS 1.2"),
+        "{log}"
+    );
+}

@@ -1311,7 +1311,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ciphers",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ciphers"],
         help: "SSL Cipher suite to use, in the format of an OpenSSL cipher list.
