@@ -36,7 +36,9 @@ pub fn acceptor(settings: &Settings) -> Result<Option<TlsAcceptor>, String> {
         return Ok(None);
     }
     let config = server_config(settings)?;
-    Ok(Some(TlsAcceptor::new(Arc::new(config), settings.bool("suppress_ragged_eofs"))))
+    let acceptor = TlsAcceptor::new(Arc::new(config), settings.bool("suppress_ragged_eofs"));
+    // A PROXY header comes before the handshake, in the clear.
+    Ok(Some(acceptor.with_proxy(crate::settings::proto::proto_config(settings)?.proxy)))
 }
 
 /// The protocol ALPN names: HTTP/1.1 only.

@@ -35,6 +35,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ferrocorn_core::Peer;
+use ferrocorn_core::config::{ProxyMode, ProxyPolicy};
+use ferrocorn_core::proxy::{self, Parsed};
 use rustls::{ServerConfig, ServerConnection};
 
 use nix::errno::Errno;
@@ -241,6 +244,8 @@ const TLS_FILE_CHUNK: usize = 16 * 1024;
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
     suppress_ragged_eofs: bool,
+    /// `proxy_protocol` and `proxy_allow_ips`: a PROXY header comes before the handshake.
+    proxy: Option<ProxyPolicy>,
 }
 
 impl TlsAcceptor {
@@ -248,19 +253,49 @@ impl TlsAcceptor {
     /// connection without `close_notify` has ended its stream (gunicorn's default);
     /// without it, the read fails with `UnexpectedEof`.
     pub fn new(config: Arc<ServerConfig>, suppress_ragged_eofs: bool) -> TlsAcceptor {
-        TlsAcceptor { config, suppress_ragged_eofs }
+        TlsAcceptor { config, suppress_ragged_eofs, proxy: None }
     }
 
-    /// The server side of a TLS connection over the accepted `sock` (TCP or unix). No
-    /// byte moves yet: the handshake is driven by the connection's first reads.
-    pub fn wrap(&self, sock: Stream) -> io::Result<Stream> {
+    /// With a PROXY protocol policy that is not off: a peer allowed to send the header
+    /// sends it in the clear before the handshake (as haproxy's `send-proxy` does in
+    /// front of a TLS listener).
+    pub fn with_proxy(mut self, policy: ProxyPolicy) -> TlsAcceptor {
+        self.proxy = (policy.mode != ProxyMode::Off).then_some(policy);
+        self
+    }
+
+    /// The server side of a TLS connection over the accepted `sock` (TCP or unix) from
+    /// `peer`. No byte moves yet: the handshake is driven by the connection's first
+    /// reads.
+    pub fn wrap(&self, sock: Stream, peer: &Peer) -> io::Result<Stream> {
         let conn = ServerConnection::new(Arc::clone(&self.config)).map_err(io::Error::other)?;
+        let prelude = self.proxy.as_ref().filter(|p| p.allow.allows(peer)).map(|p| Prelude {
+            mode: p.mode,
+            buf: Vec::new(),
+            given: 0,
+            judged: None,
+        });
         Ok(Stream::Tls(Box::new(Tls {
             sock,
             conn: Mutex::new(conn),
+            prelude: Mutex::new(prelude),
             suppress_ragged_eofs: self.suppress_ragged_eofs,
         })))
     }
+}
+
+/// The PROXY header before a handshake: read from the socket in the clear and handed
+/// over as the connection's first bytes (the core parses and judges it as on a plain
+/// connection); what follows it in the same reads is the handshake's.
+#[derive(Debug)]
+struct Prelude {
+    mode: ProxyMode,
+    buf: Vec<u8>,
+    /// How much of `buf` was handed over.
+    given: usize,
+    /// How much of `buf` is to be handed over, once known: the header, or everything
+    /// read when it is not a header (the core then refuses it).
+    judged: Option<usize>,
 }
 
 /// A TLS connection: rustls over a plain [`Stream`]. Calls take `&self` as the plain
@@ -270,6 +305,8 @@ impl TlsAcceptor {
 pub struct Tls {
     sock: Stream,
     conn: Mutex<ServerConnection>,
+    /// The PROXY header still to read or hand over (`None` once done, or without one).
+    prelude: Mutex<Option<Prelude>>,
     suppress_ragged_eofs: bool,
 }
 
@@ -318,6 +355,9 @@ impl Tls {
     /// socket (the handshake's among them, answered as they come) until some plaintext,
     /// the end, or the socket has nothing more (`WouldBlock`, or its timeout).
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.recv_prelude(buf)? {
+            return Ok(n);
+        }
         let mut conn = self.lock();
         loop {
             match conn.reader().read(buf) {
@@ -350,6 +390,59 @@ impl Tls {
         }
     }
 
+    /// The PROXY header's bytes while there are (`None` after them, or without one).
+    fn recv_prelude(&self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let mut guard = self.prelude.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = guard.as_mut() else { return Ok(None) };
+        loop {
+            if let Some(end) = p.judged {
+                let n = out.len().min(end - p.given);
+                out[..n].copy_from_slice(&p.buf[p.given..p.given + n]);
+                p.given += n;
+                if p.given == end {
+                    *guard = None;
+                }
+                return Ok(Some(n));
+            }
+            match proxy::parse(&p.buf, p.mode) {
+                Ok(Parsed::Complete { consumed, .. }) => {
+                    let rest = p.buf.split_off(consumed);
+                    p.judged = Some(consumed);
+                    if !rest.is_empty() {
+                        self.take_records(&rest)?;
+                    }
+                }
+                Ok(Parsed::Partial) => {
+                    // A header is at most 16 + 65535 bytes (v2); read a little at a time.
+                    let mut chunk = [0u8; 536];
+                    match self.sock.recv(&mut chunk)? {
+                        // The end: the core gets what came, and then the end.
+                        0 => p.judged = Some(p.buf.len()),
+                        n => p.buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                Err(_) => p.judged = Some(p.buf.len()),
+            }
+        }
+    }
+
+    /// Records read with the PROXY header: given to rustls, and its answer (the
+    /// handshake's next flight) sent as far as the socket takes it.
+    fn take_records(&self, mut records: &[u8]) -> io::Result<()> {
+        let mut conn = self.lock();
+        while !records.is_empty() {
+            conn.read_tls(&mut records)?;
+            if let Err(e) = conn.process_new_packets() {
+                let _ = self.flush_records(&mut conn);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+        match self.flush_records(&mut conn) {
+            Err(e) if !retryable(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Encrypts what rustls takes of `bufs` once the records before them went out
     /// (`WouldBlock` while they have not), and writes as much as the socket takes.
     fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -365,6 +458,11 @@ impl Tls {
     }
 
     fn peek(&self) -> io::Result<Peeked> {
+        if let Some(p) = self.prelude.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if p.judged.is_some_and(|end| end > p.given) {
+                return Ok(Peeked::Data);
+            }
+        }
         {
             let mut conn = self.lock();
             let state = conn

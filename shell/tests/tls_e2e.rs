@@ -572,3 +572,40 @@ fn a_cipher_string_that_selects_nothing_ferrocorn_has_is_refused() {
         "{log}"
     );
 }
+
+/// `tls_proxy_client.py` against a server.
+fn proxy_client(addr: SocketAddr, pki: &Pki) -> std::process::Output {
+    Command::new(venv().join("bin/python"))
+        .arg(apps().join("tls_proxy_client.py"))
+        .args([&addr.port().to_string(), &pki.path("ca.pem")])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_proxy_header_before_the_handshake() {
+    oracle_venv();
+    let pki = Pki::new("tls-proxy");
+    // gunicorn 27 reads the header inside TLS: haproxy's send-proxy fails its handshakes.
+    {
+        let (_s, addr) = start_tls("gunicorn", &pki, &["--proxy-protocol", "auto"], &[]);
+        let out = proxy_client(addr, &pki);
+        assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    for worker in ["sync", "gthread"] {
+        let (s, addr) =
+            start_tls("ferrocorn", &pki, &["-k", worker, "--proxy-protocol", "auto"], &[]);
+        let out = proxy_client(addr, &pki);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{worker}: {text}{stderr}\n{}", s.log());
+        assert_eq!(
+            json_of(&text),
+            serde_json::json!([
+                ["203.0.113.9", "5555", "https"],
+                ["198.51.100.7", "6666", "https"]
+            ]),
+            "{worker}"
+        );
+    }
+}

@@ -371,7 +371,7 @@ impl Worker {
         let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
         // Over TLS the handshake is the first reads of the head, under the same deadline.
         let stream = match &self.tls {
-            Some(tls) => match tls.wrap(stream) {
+            Some(tls) => match tls.wrap(stream, &peer) {
                 Ok(s) => s,
                 Err(e) => {
                     ctx.log.error(format_args!("TLS: {e}"));

@@ -722,7 +722,7 @@ impl<'a, H: Handler> Engine<'a, H> {
             None => (Stream::Unix(sock.into()), Peer::Unix),
         };
         let stream = match &self.opts.tls {
-            Some(tls) => match tls.wrap(stream) {
+            Some(tls) => match tls.wrap(stream, &peer) {
                 Ok(s) => s,
                 Err(_) => {
                     self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
