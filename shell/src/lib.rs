@@ -18,5 +18,6 @@ pub mod python;
 pub mod reload;
 pub mod run;
 pub mod settings;
+pub mod tls;
 pub mod transport;
 pub mod worker;

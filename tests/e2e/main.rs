@@ -34,4 +34,5 @@ mod setting_probes;
 mod statsd_daemon;
 mod stdio_inheritance;
 mod syslog;
+mod tls;
 mod wsgi;

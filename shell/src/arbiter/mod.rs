@@ -607,13 +607,16 @@ impl Master<'_> {
             Some(r) => r.reload(),
             None => Ok(((*self.settings).clone(), (*self.config).clone())),
         };
-        let new = match loaded.and_then(|(s, c)| parse_binds(&c).map(|b| (s, c, b))) {
-            Ok(x) => x,
-            Err(error) => {
-                self.notify("READY=1");
-                return Event::ReloadFailed { error };
-            }
-        };
+        // The TLS files too: a broken certificate keeps the old workers serving.
+        let servable = |(s, c): (Settings, ServerConfig)| crate::tls::acceptor(&c).map(|_| (s, c));
+        let new =
+            match loaded.and_then(servable).and_then(|(s, c)| parse_binds(&c).map(|b| (s, c, b))) {
+                Ok(x) => x,
+                Err(error) => {
+                    self.notify("READY=1");
+                    return Event::ReloadFailed { error };
+                }
+            };
         let (settings, config, binds) = new;
         let settings = Arc::new(settings);
         let config = Arc::new(config);

@@ -88,6 +88,10 @@ impl WsgiGthreadBody {
             Err(text) => return setup_failed(py, &text),
         };
         let mut opts = gthread::Options::from_config(&ctx.config);
+        opts.tls = match crate::tls::acceptor(&ctx.config) {
+            Ok(tls) => tls,
+            Err(text) => return setup_failed(py, &text),
+        };
         if stream_bodies {
             opts.spool_limit = 0;
         }
@@ -124,6 +128,8 @@ struct WsgiHandler {
     /// `spew`: each serving thread is traced too (the main thread inherited the trace
     /// from the master).
     spew: bool,
+    /// The listeners serve TLS (`wsgi.url_scheme` is `https`).
+    tls: bool,
 }
 
 impl WsgiHandler {
@@ -143,6 +149,7 @@ impl WsgiHandler {
             locals,
             requests: Requests::new(ctx.heartbeat),
             spew: ctx.config.app.spew,
+            tls: ctx.config.listen.is_ssl,
         })
     }
 }
@@ -406,7 +413,7 @@ impl Handler for WsgiHandler {
     fn handle(&self, ex: &mut Exchange) -> Result<(), Failed> {
         // Everything that needs no interpreter happens before the GIL is taken.
         let (Some(head), Some(peer)) = (ex.head(), ex.peer()) else { return Err(Failed) };
-        let conn = ConnInfo { peer, local: self.locals[ex.listener()].clone(), tls: false };
+        let conn = ConnInfo { peer, local: self.locals[ex.listener()].clone(), tls: self.tls };
         let built = environ::build(head, &conn, &self.environ);
         let _serving = self.requests.begin(
             head.method(),

@@ -62,7 +62,13 @@ pub fn serve(py: Python<'_>, settings: &Settings, config: &ServerConfig, out: &m
     } else {
         None
     };
-    let body = super::worker::WsgiBody::new(preloaded, &Env::from_process());
+    let body = match super::worker::WsgiBody::new(config, preloaded, &Env::from_process()) {
+        Ok(b) => b,
+        Err(e) => {
+            out.stderr = format!("\nError: {e}\n");
+            return 1;
+        }
+    };
     // Python logging (`logconfig*`, `logger_class`), when asked for: gunicorn's logger
     // object, made before the loggers that forward to it.
     if let Err(e) = super::pylog::install(py, settings) {

@@ -211,6 +211,8 @@ struct Worker {
     proto: Arc<ProtoConfig>,
     /// The environ configuration of this generation's settings.
     environ_cfg: EnvironConfig,
+    /// TLS (`certfile`, `keyfile`): every accepted socket is wrapped.
+    tls: Option<transport::TlsAcceptor>,
 }
 
 impl Worker {
@@ -224,6 +226,7 @@ impl Worker {
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = Arc::clone(&ctx.config.proto);
+        let tls = crate::tls::acceptor(&ctx.config)?;
         let mut environ_cfg = body.environ.clone();
         environ_cfg.headers = proto.headers.clone();
         let common = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;
@@ -238,6 +241,7 @@ impl Worker {
             rbuf: vec![0; blocking::READ_CHUNK],
             proto,
             environ_cfg,
+            tls,
         })
     }
     fn alive(&self) -> bool {
@@ -365,6 +369,17 @@ impl Worker {
         // worker existed.)
         let _ = stream.set_read_timeout(Some(ctx.beat_interval()));
         let _ = stream.set_write_timeout(Some(ctx.beat_interval()));
+        // Over TLS the handshake is the first reads of the head, under the same deadline.
+        let stream = match &self.tls {
+            Some(tls) => match tls.wrap(stream, &peer) {
+                Ok(s) => s,
+                Err(e) => {
+                    ctx.log.error(format_args!("TLS: {e}"));
+                    return;
+                }
+            },
+            None => stream,
+        };
         let rbuf = std::mem::take(&mut self.rbuf);
         let ex: SharedExchange = Arc::new(Mutex::new(BlockingExchange::new(
             stream,
@@ -419,7 +434,8 @@ impl Worker {
             client.as_bytes(),
             monotonic_ms(),
         );
-        let conn_info = ConnInfo { peer, local: self.locals[listener].clone(), tls: false };
+        let conn_info =
+            ConnInfo { peer, local: self.locals[listener].clone(), tls: self.tls.is_some() };
         let built = environ::build(head, &conn_info, &self.environ_cfg);
         let request = self.pipeline.request(py, head, peer, built, Instant::now());
         drop(g);

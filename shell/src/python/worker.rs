@@ -8,7 +8,7 @@ use super::convert::write_stream;
 use super::gthread::WsgiGthreadBody;
 use super::setup::setup_failed;
 use super::sync::WsgiSyncBody;
-use crate::settings::{Env, WorkerKind};
+use crate::settings::{Env, ServerConfig, WorkerKind};
 use crate::worker::{WorkerBody, WorkerContext};
 
 /// The WSGI worker body: [`WsgiSyncBody`] or [`WsgiGthreadBody`] by the worker class of each
@@ -22,10 +22,17 @@ pub struct WsgiBody {
 }
 
 impl WsgiBody {
-    /// The body for settings whose [`crate::settings::ServerConfig`] was built (so
-    /// ferrocorn can serve them); `preloaded` is the application the master loaded.
-    pub fn new(preloaded: Option<Py<PyAny>>, env: &Env) -> WsgiBody {
-        WsgiBody { preloaded, env: env.clone() }
+    /// The body for a configuration ferrocorn can serve (its [`ServerConfig`] was built),
+    /// refused when its TLS files do not make a configuration (checked after `chdir`, as
+    /// gunicorn checks them when it creates its sockets); `preloaded` is the application
+    /// the master loaded.
+    pub fn new(
+        config: &ServerConfig,
+        preloaded: Option<Py<PyAny>>,
+        env: &Env,
+    ) -> Result<WsgiBody, String> {
+        crate::tls::acceptor(config)?;
+        Ok(WsgiBody { preloaded, env: env.clone() })
     }
 }
 

@@ -134,8 +134,28 @@ pub struct ListenConfig {
     pub reuse_port: bool,
     /// `umask` (for unix socket files).
     pub umask: u32,
-    /// Whether TLS is on (`certfile` or `keyfile` set; refused before serving today).
+    /// Whether TLS is on (`certfile` or `keyfile` set).
     pub is_ssl: bool,
+    /// The TLS files and choices, when TLS is on (the files are read when the listeners'
+    /// acceptor is built, after `chdir`: see `crate::tls::acceptor`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// gunicorn's TLS settings, as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `certfile`.
+    pub certfile: Option<String>,
+    /// `keyfile`.
+    pub keyfile: Option<String>,
+    /// `ca_certs`.
+    pub ca_certs: Option<String>,
+    /// `cert_reqs`: 0 none, 1 optional, 2 required (`ssl.CERT_*`).
+    pub cert_reqs: i64,
+    /// `ciphers`: an OpenSSL cipher string.
+    pub ciphers: Option<String>,
+    /// `suppress_ragged_eofs`.
+    pub suppress_ragged_eofs: bool,
 }
 
 /// The master process and the workers' identity.
@@ -310,6 +330,14 @@ impl ServerConfig {
             reuse_port: settings.bool("reuse_port"),
             umask: u32::try_from(settings.int("umask")).unwrap_or(0),
             is_ssl: settings.is_ssl(),
+            tls: settings.is_ssl().then(|| TlsConfig {
+                certfile: settings.str("certfile").map(str::to_owned),
+                keyfile: settings.str("keyfile").map(str::to_owned),
+                ca_certs: settings.str("ca_certs").map(str::to_owned),
+                cert_reqs: settings.int("cert_reqs"),
+                ciphers: settings.str("ciphers").map(str::to_owned),
+                suppress_ragged_eofs: settings.bool("suppress_ragged_eofs"),
+            }),
         };
         let process = ProcessConfig {
             daemon: settings.bool("daemon"),

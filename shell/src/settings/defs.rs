@@ -1219,7 +1219,6 @@ Not supported by ferrocorn (no uWSGI protocol).",
     // ---- SSL ----
     Setting {
         name: "keyfile",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--keyfile"],
         meta: Some("FILE"),
@@ -1228,7 +1227,6 @@ Not supported by ferrocorn (no uWSGI protocol).",
     },
     Setting {
         name: "certfile",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--certfile"],
         meta: Some("FILE"),
@@ -1265,7 +1263,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "cert_reqs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--cert-reqs"],
         validator: Validator::PosInt,
@@ -1281,7 +1278,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ca_certs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ca-certs"],
         meta: Some("FILE"),
@@ -1290,7 +1286,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "suppress_ragged_eofs",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--suppress-ragged-eofs"],
         action: Action::StoreTrue,
@@ -1301,7 +1296,7 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "do_handshake_on_connect",
-        support: Support::Unsupported,
+        support: Support::Inert("the TLS handshake is always driven by the connection's first reads, under the request-read deadline, and never holds a worker thread, whichever the value"),
         section: Section::Ssl,
         cli: &["--do-handshake-on-connect"],
         action: Action::StoreTrue,
@@ -1312,7 +1307,6 @@ Changed in version 20.0.1: The default value has been changed from ssl.PROTOCOL_
     },
     Setting {
         name: "ciphers",
-        support: Support::Unsupported,
         section: Section::Ssl,
         cli: &["--ciphers"],
         help: "SSL Cipher suite to use, in the format of an OpenSSL cipher list.

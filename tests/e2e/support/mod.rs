@@ -106,11 +106,12 @@ impl Server {
         self.wait_log(10, needle, |l| l.contains(needle))
     }
 
-    /// The TCP address from `Listening at: http://HOST:PORT (PID)`.
+    /// The TCP address from `Listening at: http://HOST:PORT (PID)` (or `https://`).
     pub fn addr(&self) -> SocketAddr {
         let log = self.wait_for("Listening at: ");
-        let rest = log.split("Listening at: http://").nth(1).expect("a TCP listener");
-        rest.split(' ').next().unwrap().parse().unwrap()
+        let rest = log.split("Listening at: ").nth(1).unwrap();
+        let rest = rest.strip_prefix("https://").or(rest.strip_prefix("http://"));
+        rest.expect("a TCP listener").split(' ').next().unwrap().parse().unwrap()
     }
 
     /// Pids from `Booting worker with pid: N`, in order.

@@ -722,6 +722,16 @@ impl<'a, H: Handler> Engine<'a, H> {
             }
             None => (Stream::Unix(sock.into()), Peer::Unix),
         };
+        let stream = match &self.opts.tls {
+            Some(tls) => match tls.wrap(stream, &peer) {
+                Ok(s) => s,
+                Err(_) => {
+                    self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
+                    return None;
+                }
+            },
+            None => stream,
+        };
         let Some(idx) = lock(&self.conns.free).pop() else {
             self.conns.nconns.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -886,11 +896,15 @@ impl<'a, H: Handler> Engine<'a, H> {
             return self.close(idx, conn);
         }
         conn.wait = wait;
-        let flags = if wait.writing() {
+        let mut flags = if wait.writing() {
             EpollFlags::EPOLLOUT
         } else {
             EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP
         };
+        if !wait.writing() && conn.stream.pending_output() {
+            // A TLS handshake flight the socket did not take: the peer waits for it.
+            flags |= EpollFlags::EPOLLOUT;
+        }
         let mut ev = EpollEvent::new(flags | EpollFlags::EPOLLONESHOT, token(idx, generation));
         // Under the slot's lock: the event may fire at once, and its thread must find the
         // connection in the slot.
@@ -923,7 +937,12 @@ impl<'a, H: Handler> Engine<'a, H> {
         if conn.out.capacity() > 4 * FLUSH_AT {
             conn.out = Vec::new();
         }
-        Ok(true)
+        // Over TLS, the records of what went may still wait for the socket.
+        match conn.stream.flush_pending() {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn park_write(&self) -> Next {
@@ -1098,7 +1117,8 @@ impl<'a, H: Handler> Engine<'a, H> {
     }
 
     fn park_read(&self, c: &Conn) -> Next {
-        let deadline = if c.core.is_idle() {
+        // A TLS handshake is read under the request-read deadline set at the accept.
+        let deadline = if c.core.is_idle() && !c.stream.handshaking() {
             let ka = self.opts.keepalive.as_millis() as u64;
             monotonic_ms() + if c.core.requests() == 0 { ka.max(FRESH_MS) } else { ka }
         } else {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ferrocorn_core::ProtoConfig;
 
 use crate::settings::ServerConfig;
+use crate::transport::TlsAcceptor;
 
 /// The largest body spooled to a file before the handler is called (8 MiB).
 pub const SPOOL_LIMIT: u64 = 8 * 1024 * 1024;
@@ -33,6 +34,8 @@ pub struct Options {
     pub server: Vec<u8>,
     /// The parser's limits and policies.
     pub proto: Arc<ProtoConfig>,
+    /// TLS (`certfile`, `keyfile`): every accepted socket is wrapped.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl Options {
@@ -50,6 +53,7 @@ impl Options {
             spool_dir: w.tmp_upload_dir.clone(),
             server: b"ferrocorn".to_vec(),
             proto: Arc::clone(&config.proto),
+            tls: None,
         }
     }
 }
@@ -65,6 +69,7 @@ impl Default for Options {
             spool_dir: None,
             server: b"ferrocorn".to_vec(),
             proto: Arc::new(ProtoConfig::default()),
+            tls: None,
         }
     }
 }
