@@ -552,6 +552,54 @@ pub struct Waits<'a> {
     pub stop: &'a AtomicBool,
 }
 
+/// The bookkeeping of one blocking call: the quick stop, a beat after every wait, and
+/// the limit on a call that makes no progress.
+struct Progress<'a> {
+    w: Waits<'a>,
+    last: Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn new(w: Waits<'a>) -> Progress<'a> {
+        Progress { w, last: Instant::now() }
+    }
+
+    /// Fails once the quick stop was asked for.
+    fn go_on(&self) -> io::Result<()> {
+        if self.w.stop.load(Ordering::Relaxed) { Err(stopping()) } else { Ok(()) }
+    }
+
+    /// Bytes went: the limit starts again.
+    fn made(&mut self) {
+        self.last = Instant::now();
+        self.w.beat.notify();
+    }
+
+    /// A call failed: `Ok` to try again (it only meant "not now", within the limit).
+    fn failed(&self, e: io::Error) -> io::Result<()> {
+        self.w.beat.notify();
+        if !retryable(&e) {
+            return Err(e);
+        }
+        if self.last.elapsed() >= self.w.limit {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(())
+    }
+
+    /// Writes the TLS records still waiting for the socket (nothing for a plain socket).
+    fn finish(self, stream: &Stream) -> io::Result<()> {
+        while stream.pending_output() {
+            self.go_on()?;
+            match stream.flush_pending() {
+                Ok(()) => self.w.beat.notify(),
+                Err(e) => self.failed(e)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Writes every slice (the socket has a send timeout of a beat interval).
 pub fn write_all(
     stream: &mut Stream,
@@ -559,50 +607,19 @@ pub fn write_all(
     w: Waits<'_>,
 ) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
-    let mut progress = Instant::now();
+    let mut p = Progress::new(w);
     while !bufs.is_empty() {
-        if w.stop.load(Ordering::Relaxed) {
-            return Err(stopping());
-        }
+        p.go_on()?;
         match stream.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 IoSlice::advance_slices(&mut bufs, n);
-                progress = Instant::now();
-                w.beat.notify();
+                p.made();
             }
-            Err(e) if retryable(&e) => {
-                w.beat.notify();
-                if progress.elapsed() >= w.limit {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            Err(e) => return Err(e),
+            Err(e) => p.failed(e)?,
         }
     }
-    finish_blocking(stream, progress, w)
-}
-
-/// Writes the TLS records still waiting for the socket (nothing for a plain socket),
-/// with the waits of [`write_all`].
-fn finish_blocking(stream: &Stream, progress: Instant, w: Waits<'_>) -> io::Result<()> {
-    while stream.pending_output() {
-        if w.stop.load(Ordering::Relaxed) {
-            return Err(stopping());
-        }
-        let r = stream.flush_pending();
-        w.beat.notify();
-        match r {
-            Ok(()) => {}
-            Err(e) if retryable(&e) => {
-                if progress.elapsed() >= w.limit {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    p.finish(stream)
 }
 
 /// Sends `count` bytes of `file` from `offset`; a file shorter than that is an
@@ -615,31 +632,22 @@ pub fn sendfile_all(
     w: Waits<'_>,
 ) -> io::Result<()> {
     let mut left = count;
-    let mut progress = Instant::now();
+    let mut p = Progress::new(w);
     while left > 0 {
-        if w.stop.load(Ordering::Relaxed) {
-            return Err(stopping());
-        }
+        p.go_on()?;
         match stream.sendfile(file, &mut offset, left) {
             Ok(0) => break,
             Ok(n) => {
                 left -= n;
-                progress = Instant::now();
-                w.beat.notify();
+                p.made();
             }
-            Err(e) if retryable(&e) => {
-                w.beat.notify();
-                if progress.elapsed() >= w.limit {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            Err(e) => return Err(e),
+            Err(e) => p.failed(e)?,
         }
     }
     if left > 0 {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the count"));
     }
-    finish_blocking(stream, progress, w)
+    p.finish(stream)
 }
 
 /// How long a closing connection may still send us bytes we discard (gunicorn's

@@ -42,7 +42,7 @@ use pyo3::types::PyBytes;
 use super::pipeline::{Driver, Failure, Sent};
 use super::pyio::{io_to_py, stop_error};
 use super::request::{ClientFault, FileSource};
-use super::wsgi::{BodyRead, ResponseSink, SERVER, lock_any, warn_no_body};
+use super::wsgi::{BodyRead, ResponseSink, SERVER, lock_any, size_limit, warn_no_body};
 use crate::heartbeat::Slot;
 use crate::transport::{self, Stream, Waits, is_stopping, retryable, stopping};
 
@@ -310,10 +310,7 @@ impl BlockingExchange {
 impl BodyRead for BlockingExchange {
     /// `wsgi.input.read(size)`: `None` or negative reads to the end.
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let want = match size {
-            Some(n) if n >= 0 => n as usize,
-            _ => usize::MAX,
-        };
+        let want = size_limit(size);
         while self.available().len() < want && self.fill(py)? {}
         Ok(self.take(py, want))
     }
@@ -324,10 +321,7 @@ impl BodyRead for BlockingExchange {
         py: Python<'py>,
         size: Option<isize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let limit = match size {
-            Some(n) if n >= 0 => n as usize,
-            _ => usize::MAX,
-        };
+        let limit = size_limit(size);
         let mut scanned = 0;
         loop {
             let avail = self.available();

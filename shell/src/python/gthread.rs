@@ -46,7 +46,7 @@ use super::pipeline::{Driver, Failure, Outcome, Pipeline, Sent};
 use super::pyio::io_to_py;
 use super::request::{self, ClientFault, FileSource};
 use super::setup::{Common, environ_config, setup_failed, worker_app};
-use super::wsgi::{self, BodyRead, ResponseSink};
+use super::wsgi::{self, BodyRead, ResponseSink, size_limit};
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::settings::{Env, ServerConfig, Settings};
 use crate::worker::WorkerContext;
@@ -263,10 +263,7 @@ impl ThreadRequest {
 /// `wsgi.input` of the gthread worker: the body, buffered or streamed by the engine.
 impl BodyRead for ThreadRequest {
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let want = match size {
-            Some(n) if n >= 0 => n as usize,
-            _ => usize::MAX,
-        };
+        let want = size_limit(size);
         let avail = self.fill(py)?;
         if avail >= want || avail == 0 {
             let n = avail.min(want);
@@ -292,10 +289,7 @@ impl BodyRead for ThreadRequest {
         py: Python<'py>,
         size: Option<isize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let limit = match size {
-            Some(n) if n >= 0 => n as usize,
-            _ => usize::MAX,
-        };
+        let limit = size_limit(size);
         let mut out = Vec::new();
         while out.len() < limit {
             if self.fill(py)? == 0 {

@@ -212,6 +212,15 @@ pub fn lock_any<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
 // wsgi.input
 // ---------------------------------------------------------------------------------------
 
+/// The byte count a `read(size)` or `readline(size)` asks for: `None` or a negative size
+/// means all that is left.
+pub fn size_limit(size: Option<isize>) -> usize {
+    match size {
+        Some(n) if n >= 0 => n as usize,
+        _ => usize::MAX,
+    }
+}
+
 /// A request body as `wsgi.input` reads it (the sync worker's
 /// [`super::blocking::BlockingExchange`], the
 /// gthread worker's request), shared as `Arc<Mutex<_>>` with the worker.
