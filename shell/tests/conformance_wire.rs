@@ -31,12 +31,23 @@ fn cases() -> Vec<case::Case> {
 
 /// Runs every case against `program ARGS echo_app:app` and checks it with the ledger.
 fn check(program: &str, args: &[&str], ledger: &str) -> wire::WireReport {
+    check_with(program, args, ledger, None)
+}
+
+/// [`check`], with a PROXY header of `proxy`'s version in front of every case.
+fn check_with(
+    program: &str,
+    args: &[&str],
+    ledger: &str,
+    proxy: Option<wire::Proxy>,
+) -> wire::WireReport {
     let mut argv: Vec<&str> = vec!["-w", "1", "-b", "127.0.0.1:0"];
     argv.extend_from_slice(args);
     argv.push("echo_app:app");
     let server = start_installed(program, &argv, &[]);
     let addr = server.addr();
-    let opts = WireOptions::new(&addr.to_string()).expect("the address");
+    let mut opts = WireOptions::new(&addr.to_string()).expect("the address");
+    opts.proxy = proxy;
     let path = repo_root().join("conformance/wire").join(ledger);
     let report = wire::run(&cases(), &opts, &path);
     let failures: Vec<String> =
@@ -91,4 +102,31 @@ fn wire_ferrocorn_gthread() {
 fn wire_gunicorn_27() {
     oracle_venv();
     check("gunicorn", &[], "gunicorn-27.toml");
+}
+
+/// With `--proxy-protocol v1`, every case behind a PROXY v1 header (and the corpus's own
+/// v1 cases as they are): the same ledger as without.
+#[test]
+fn wire_ferrocorn_sync_proxy_v1() {
+    let report = check_with(
+        "ferrocorn",
+        &["--proxy-protocol", "v1"],
+        "ferrocorn-sync.toml",
+        Some(wire::Proxy::V1),
+    );
+    assert!(report.results.iter().any(|r| r.case.contains("proxy_v1")), "the v1 cases ran");
+    no_unsafe_kind(&report);
+}
+
+/// The same with `--proxy-protocol v2` and binary headers.
+#[test]
+fn wire_ferrocorn_sync_proxy_v2() {
+    let report = check_with(
+        "ferrocorn",
+        &["--proxy-protocol", "v2"],
+        "ferrocorn-sync.toml",
+        Some(wire::Proxy::V2),
+    );
+    assert!(report.results.iter().any(|r| r.case.contains("proxy_v2")), "the v2 cases ran");
+    no_unsafe_kind(&report);
 }
