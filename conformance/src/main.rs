@@ -62,10 +62,13 @@ fn main() -> ExitCode {
                 ledger_given = true;
             }),
             "--target" => value("--target").map(|v| target = Some(v)),
-            "--proxy" => value("--proxy").and_then(|v| match v.as_str() {
-                "v1" => Ok(proxy = Some(Proxy::V1)),
-                "v2" => Ok(proxy = Some(Proxy::V2)),
-                other => Err(format!("--proxy must be v1 or v2, not {other:?}")),
+            "--proxy" => value("--proxy").and_then(|v| {
+                proxy = Some(match v.as_str() {
+                    "v1" => Proxy::V1,
+                    "v2" => Proxy::V2,
+                    other => return Err(format!("--proxy must be v1 or v2, not {other:?}")),
+                });
+                Ok(())
             }),
             "--bless" => {
                 bless = true;
@@ -168,10 +171,11 @@ fn run_wire(
             ferrocorn_conformance::ledger::Ledger::load(&ferrocorn_conformance::ledger_path())
         {
             for e in report.ledger.values_mut() {
-                if e.reason.is_empty() && is_ferrocorn {
-                    if let Some(c) = core.get(&e.case) {
-                        e.reason = c.reason.clone();
-                    }
+                if e.reason.is_empty()
+                    && is_ferrocorn
+                    && let Some(c) = core.get(&e.case)
+                {
+                    e.reason = c.reason.clone();
                 }
             }
         }

@@ -61,10 +61,10 @@ pub fn kind(e: &WireEntry) -> &'static str {
     if got.len() > want.len().max(1) {
         return "more responses than requests (smuggling)";
     }
-    if let Some(i) = got.iter().position(|w| w != "2xx") {
-        if got[i + 1..].iter().any(|w| w == "2xx") {
-            return "a response after a rejection";
-        }
+    if let Some(i) = got.iter().position(|w| w != "2xx")
+        && got[i + 1..].iter().any(|w| w == "2xx")
+    {
+        return "a response after a rejection";
     }
     if want.is_empty() && !got.is_empty() {
         return "answers where the case expects silence";
