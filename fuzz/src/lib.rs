@@ -180,17 +180,17 @@ const VALUES: &[&str] = &[
 /// A field value: a listed one, a run of one byte near the field limit, or fuzz bytes.
 fn value(ch: &mut Choices<'_>, name_len: usize, out: &mut Vec<u8>) {
     match ch.below(8) {
-        0 => {
+        7 => {
             // The whole field line (`name: value\r\n`) near limit_request_field_size.
             let total = near_limit(ch, FIELD_SIZE);
             let n = total.saturating_sub(name_len + 4);
             out.extend(std::iter::repeat_n(b'v', n));
         }
-        1 => {
+        6 => {
             let n = ch.below(40);
             out.extend_from_slice(ch.bytes(n));
         }
-        2 => {
+        5 => {
             let n = ch.below(20);
             out.extend_from_slice(
                 format!("{}", u64::from(ch.u16()) * 7 % 10u64.pow(n as u32 % 19 + 1)).as_bytes(),
@@ -203,14 +203,14 @@ fn value(ch: &mut Choices<'_>, name_len: usize, out: &mut Vec<u8>) {
 /// A field name: a listed one, a fuzz token, or a long one.
 fn name(ch: &mut Choices<'_>) -> Vec<u8> {
     match ch.below(10) {
-        0 => {
+        8 => {
             let n = 1 + ch.below(12);
             ch.bytes(n)
                 .iter()
                 .map(|b| if b.is_ascii_graphic() && *b != b':' { *b } else { b'n' })
                 .collect()
         }
-        1 => {
+        9 => {
             let n = near_limit(ch, FIELD_SIZE) - 4;
             vec![b'N'; n]
         }
@@ -233,14 +233,14 @@ fn one_request(ch: &mut Choices<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     match ch.below(8) {
-        0 => {
+        7 => {
             // The request line near limit_request_line.
             let total = near_limit(ch, REQUEST_LINE);
             let fixed = method.len() + 1 + 1 + 8;
             out.push(b'/');
             out.extend(std::iter::repeat_n(b'a', total.saturating_sub(fixed + 1)));
         }
-        1 => {
+        6 => {
             out.push(b'/');
             let n = ch.below(64);
             out.extend(
@@ -257,7 +257,7 @@ fn one_request(ch: &mut Choices<'_>, out: &mut Vec<u8>) {
     let mut body = Body::None;
     let mut host = false;
     let count = match ch.below(16) {
-        0 => near_limit(ch, FIELDS),
+        15 => near_limit(ch, FIELDS),
         _ => ch.below(6),
     };
     let host_first = ch.chance(7);
@@ -275,7 +275,7 @@ fn one_request(ch: &mut Choices<'_>, out: &mut Vec<u8>) {
         _ => {}
     }
     let len = match ch.below(4) {
-        0 => ch.below(70000),
+        3 => ch.below(70000),
         _ => ch.below(40),
     };
     match body {
@@ -354,7 +354,7 @@ fn chunked(ch: &mut Choices<'_>, total: usize, out: &mut Vec<u8>) {
     extension(ch, out);
     out.extend_from_slice(b"\r\n");
     let trailers = match ch.below(8) {
-        0 => near_limit(ch, FIELDS),
+        7 => near_limit(ch, FIELDS),
         1..=3 => 1 + ch.below(3),
         _ => 0,
     };
