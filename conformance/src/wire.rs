@@ -72,7 +72,8 @@ pub struct WireOptions {
 }
 
 impl WireOptions {
-    /// Options for `target` (`HOST:PORT`), 10 s read timeout, 2 ms pauses.
+    /// Options for `target` (`HOST:PORT`), 30 s read timeout (only a server that never
+    /// closes meets it: generous for a loaded machine), 2 ms pauses.
     pub fn new(target: &str) -> Result<WireOptions, String> {
         let addr = target
             .to_socket_addrs()
@@ -82,7 +83,7 @@ impl WireOptions {
         Ok(WireOptions {
             target: addr,
             proxy: None,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
             pause: Duration::from_millis(2),
         })
     }
