@@ -105,34 +105,30 @@ fn near_limit(ch: &mut Choices<'_>, limit: usize) -> usize {
 /// Bytes that break things when they land in the wrong place.
 const SPECIAL: &[u8] = b"\r\n\0 \t:;,=\"\\/%?#\x7f\x80\xff0aAzZ-_.";
 
-const METHODS: &[&str] = &[
-    "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "get",
-    "PROPFIND", "M-SEARCH", "G\tET", "GET ", "",
-];
+const METHODS: &[&str] = &["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH"];
 
-const TARGETS: &[&str] = &[
-    "/",
-    "/a/b?c=d&e",
-    "/%41%2f%00?x=%zz",
+/// Methods that are wrong, or right only under some settings or for some targets.
+const ODD_METHODS: &[&str] =
+    &["CONNECT", "TRACE", "get", "PROPFIND", "M-SEARCH", "G\tET", "GET ", "", "G(E)T"];
+
+const TARGETS: &[&str] = &["/", "/a/b?c=d&e", "/%41%2f?x=%20", "//double/slash", "/?", "/p;q"];
+
+/// Targets that are wrong, or right only for some methods.
+const ODD_TARGETS: &[&str] = &[
     "*",
     "http://example.com:8080/p?q",
     "example.com:443",
     "/p#frag",
-    "//double/slash",
-    "/?",
+    "/%00%zz",
     "/\u{e9}",
+    "http://user@example.com/",
+    "",
 ];
 
-const VERSIONS: &[&str] = &[
-    "HTTP/1.1",
-    "HTTP/1.0",
-    "HTTP/1.2",
-    "HTTP/2.0",
-    "HTTP/0.9",
-    "http/1.1",
-    "HTTP/1.10",
-    "HTTP/1",
-];
+const VERSIONS: &[&str] = &["HTTP/1.1", "HTTP/1.0"];
+
+const ODD_VERSIONS: &[&str] =
+    &["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "http/1.1", "HTTP/1.10", "HTTP/1", "HTTP/3.0"];
 
 const NAMES: &[&str] = &[
     "Host",
@@ -228,8 +224,8 @@ enum Body {
 
 /// One request: request line, fields, body, possibly near the limits.
 fn one_request(ch: &mut Choices<'_>, out: &mut Vec<u8>) {
-    // Request line.
-    let method = ch.pick(METHODS);
+    // Request line: mostly valid, an odd method, target or version one time in eight.
+    let method = if ch.chance(7) { ch.pick(METHODS) } else { ch.pick(ODD_METHODS) };
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     match ch.below(8) {
@@ -243,14 +239,18 @@ fn one_request(ch: &mut Choices<'_>, out: &mut Vec<u8>) {
         6 => {
             out.push(b'/');
             let n = ch.below(64);
-            out.extend(
-                ch.bytes(n).iter().map(|b| if *b <= b' ' || *b == 0x7f { b'%' } else { *b }),
-            );
+            // Visible ASCII but `#`, `%` likely (escapes, good or bad).
+            out.extend(ch.bytes(n).iter().map(|b| match 0x21 + b % 0x5e {
+                b'#' => b'%',
+                c => c,
+            }));
         }
+        5 => out.extend_from_slice(ch.pick(ODD_TARGETS).as_bytes()),
         _ => out.extend_from_slice(ch.pick(TARGETS).as_bytes()),
     }
     out.push(b' ');
-    out.extend_from_slice(ch.pick(VERSIONS).as_bytes());
+    let version = if ch.chance(7) { ch.pick(VERSIONS) } else { ch.pick(ODD_VERSIONS) };
+    out.extend_from_slice(version.as_bytes());
     out.extend_from_slice(b"\r\n");
 
     // Fields.
@@ -482,7 +482,7 @@ pub fn request(ch: &mut Choices<'_>) -> Vec<u8> {
         }
         _ => {
             let mut out = Vec::new();
-            if mode & 0x10 != 0 {
+            if mode & 0x70 == 0x70 {
                 proxy_header(ch, &mut out);
             }
             let requests = 1 + usize::from(mode >> 6);
