@@ -94,8 +94,8 @@ pub fn kind(e: &WireEntry) -> &'static str {
 /// (`rfc9112_chunked_...` → `rfc9112 chunked`).
 pub fn class(name: &str) -> String {
     let (dir, stem) = name.rsplit_once('/').unwrap_or(("", name));
-    let stem = stem.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
     let stem = stem.strip_suffix("_line").unwrap_or(stem);
+    let stem = stem.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
     let family = if stem.is_empty() {
         String::from("numbered")
     } else {
