@@ -671,3 +671,29 @@ fn proxy_allowance(cfg: &ProtoConfig) -> usize {
         _ => 16 + 65535,
     }
 }
+
+/// Runs `check` on every input of a target's regression corpus
+/// (`fuzz/tests/__fuzz__/TEST/corpus`, what `scripts/fuzz.sh TARGET merge` keeps), in name
+/// order; a failure names the file. Returns how many ran. (bolero's own replay of that
+/// directory stops when its one-second budget is spent.)
+pub fn replay_corpus(test: &str, check: &dyn Fn(&[u8])) -> usize {
+    let dir = workspace_root().join("fuzz/tests/__fuzz__").join(test).join("corpus");
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Err(_) => return 0,
+    };
+    files.sort();
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read a corpus input");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&bytes)));
+        if let Err(e) = outcome {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{}: {msg}", path.display());
+        }
+    }
+    files.len()
+}

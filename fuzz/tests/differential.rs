@@ -236,7 +236,7 @@ fn finding(ours: &Outcome, g: &Gunicorn) -> Option<String> {
 #[test]
 fn differential_gunicorn() {
     let cfg = Arc::new(ProtoConfig::default());
-    bolero::check!().for_each(|input: &[u8]| {
+    let check = |input: &[u8]| {
         let first = request(&mut Choices::new(input));
         let mut batch = vec![first.clone()];
         for i in 1..8u64 {
@@ -268,5 +268,13 @@ fn differential_gunicorn() {
             }
             panic!("differential finding on {:?}:\n{why}", latin1(bytes));
         }
-    });
+    };
+    // Every input of the regression corpus, whatever bolero's time budget leaves.
+    if !cfg!(fuzzing) {
+        assert!(
+            ferrocorn_fuzz::replay_corpus("differential_gunicorn", &check) > 0,
+            "the regression corpus is empty"
+        );
+    }
+    bolero::check!().for_each(check);
 }

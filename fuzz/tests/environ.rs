@@ -23,7 +23,7 @@ fn environ_builder() {
         },
         ..ProtoConfig::default()
     });
-    bolero::check!().for_each(|input: &[u8]| {
+    let check = |input: &[u8]| {
         let mut ch = Choices::new(input);
         let shape = &ch.byte();
         let n = usize::from(ch.byte() % 64);
@@ -98,5 +98,13 @@ fn environ_builder() {
                 assert!(n != b"HTTP_CONTENT_TYPE" && n != b"HTTP_CONTENT_LENGTH");
             }
         }
-    });
+    };
+    // Every input of the regression corpus, whatever bolero's time budget leaves.
+    if !cfg!(fuzzing) {
+        assert!(
+            ferrocorn_fuzz::replay_corpus("environ_builder", &check) > 0,
+            "the regression corpus is empty"
+        );
+    }
+    bolero::check!().for_each(check);
 }

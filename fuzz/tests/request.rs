@@ -45,7 +45,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 #[test]
 fn request_parser() {
     let configs = configs();
-    bolero::check!().for_each(|input: &[u8]| {
+    let check = |input: &[u8]| {
         let bytes = request(&mut Choices::new(input));
         let h = fnv(&bytes);
         let len = bytes.len();
@@ -62,5 +62,13 @@ fn request_parser() {
             let read = drive(cfg, Peer::Unix, &reads);
             assert_eq!(whole, read, "4 KiB reads");
         }
-    });
+    };
+    // Every input of the regression corpus, whatever bolero's time budget leaves.
+    if !cfg!(fuzzing) {
+        assert!(
+            ferrocorn_fuzz::replay_corpus("request_parser", &check) > 0,
+            "the regression corpus is empty"
+        );
+    }
+    bolero::check!().for_each(check);
 }

@@ -94,7 +94,7 @@ fn is_tchar(b: u8) -> bool {
 
 #[test]
 fn response_framing() {
-    bolero::check!().for_each(|input: &[u8]| {
+    let check = |input: &[u8]| {
         let mut ch = Choices::new(input);
         let mut status = bytes_of(&mut ch, CODES);
         if ch.chance(6) {
@@ -224,5 +224,13 @@ fn response_framing() {
         if framing.keep_alive && !head.upgrade() {
             assert_eq!(named("connection"), vec![b"keep-alive".to_vec()]);
         }
-    });
+    };
+    // Every input of the regression corpus, whatever bolero's time budget leaves.
+    if !cfg!(fuzzing) {
+        assert!(
+            ferrocorn_fuzz::replay_corpus("response_framing", &check) > 0,
+            "the regression corpus is empty"
+        );
+    }
+    bolero::check!().for_each(check);
 }
