@@ -30,6 +30,8 @@ pub mod render;
 pub mod replay;
 pub mod runner;
 pub mod settings;
+pub mod wire;
+pub mod wire_doc;
 
 use std::path::PathBuf;
 

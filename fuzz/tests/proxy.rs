@@ -238,13 +238,21 @@ fn check_value(info: &ProxyInfo) {
 
 #[test]
 fn proxy() {
-    bolero::check!().with_max_len(4096).for_each(|input: &[u8]| {
+    let check = |input: &[u8]| {
         let buf = shape(input);
         assert!(parse(&buf, ProxyMode::Off).is_err());
         for mode in [ProxyMode::V1, ProxyMode::V2, ProxyMode::Auto] {
             check_mode(&buf, mode);
         }
-    });
+    };
+    // Every input of the regression corpus, whatever bolero's time budget leaves.
+    if !cfg!(fuzzing) {
+        assert!(
+            ferrocorn_fuzz::replay_corpus("proxy", &check) > 0,
+            "the regression corpus is empty"
+        );
+    }
+    bolero::check!().with_max_len(4096).for_each(check);
 }
 
 /// The shapes do produce whole headers (else the invariants above would be checked on

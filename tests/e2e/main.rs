@@ -12,6 +12,7 @@ mod arbiter_ops;
 mod arbiter_oracle;
 mod cfg_hooks;
 mod cfg_object;
+mod conformance_wire;
 mod early_hints_debug;
 mod fresh_venv;
 mod gthread_engine;

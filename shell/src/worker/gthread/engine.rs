@@ -969,6 +969,10 @@ impl<'a, H: Handler> Engine<'a, H> {
                 }
             }
             let c = &mut *conn;
+            // A client that closes in the middle of a head gets nothing (as the sync worker
+            // and gunicorn: "Ignored premature client disconnection"); one that closes in
+            // the middle of a body it announced gets the core's page.
+            let in_head = matches!(c.core.state(), ConnState::Proxy | ConnState::Head);
             match c.core.next_event() {
                 Ok(Event::NeedData) => {
                     match Self::flush(c) {
@@ -1104,10 +1108,7 @@ impl<'a, H: Handler> Engine<'a, H> {
                 }
                 Ok(_) => c.close_after = true, // Paused, ConnectionClosed
                 Err(e) => {
-                    if c.core.requests() > 0
-                        || c.core.buffered() > 0
-                        || !matches!(e, ferrocorn_core::RecvError::NoMoreData)
-                    {
+                    if !(in_head && matches!(e, ferrocorn_core::RecvError::NoMoreData)) {
                         response::error_response(&e, &mut c.out);
                     }
                     c.close_after = true;
