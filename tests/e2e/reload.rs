@@ -96,9 +96,14 @@ fn serve(tag: &str, args: &[&str]) -> (TempDir, Server, SocketAddr) {
 }
 
 /// Rewrites `name` in `dir` in place with `f` applied to its text.
+/// Saves a new version of `name` as editors do: written whole beside it, then renamed
+/// over it, so the watcher never sees a half-written file (a truncate-then-write save can
+/// be seen empty, and that import fails).
 fn edit(dir: &TempDir, name: &str, f: impl Fn(&str) -> String) {
     let text = std::fs::read_to_string(dir.path(name)).unwrap();
-    std::fs::write(dir.path(name), f(&text)).unwrap();
+    let tmp = dir.path(&format!(".{name}.saving"));
+    std::fs::write(&tmp, f(&text)).unwrap();
+    std::fs::rename(&tmp, dir.path(name)).unwrap();
 }
 
 fn version(v: &str) -> impl Fn(&str) -> String + '_ {
@@ -177,8 +182,7 @@ fn code_that_fails_to_import_leaves_the_old_workers_serving_until_it_is_fixed() 
     assert!(log.contains("SyntaxError"), "{log}");
     assert_eq!(log.matches("Exception in worker process").count(), 1, "{log}");
     // Fixed: the next save reloads.
-    edit(&dir, "probe_app.py", |t| t.replace("\ndef broken(:\n", "\n"));
-    edit(&dir, "probe_app.py", version("v3"));
+    edit(&dir, "probe_app.py", |t| version("v3")(&t.replace("\ndef broken(:\n", "\n")));
     wait_until(60, "the fixed code answering", || load.last() == Some(Ok("v3 a".into())));
     let seen = load.finish();
     assert_no_failure(&seen, &s);
