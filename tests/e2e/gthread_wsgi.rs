@@ -15,8 +15,8 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 use support::{
-    Client, Server, TempDir, apps, body_of, check_hook_and_access_lines, check_wsgi_app_responses,
-    get_raw, raw, start_installed, status, venv, wait_until,
+    Client, Server, TempDir, apps, body_of, check_wsgi_app_responses, get_raw, raw,
+    start_installed, status, venv, wait_until,
 };
 
 /// The installed `ferrocorn` with `-k gthread`, booted, on an ephemeral port.
@@ -133,29 +133,7 @@ fn sync_with_threads_is_gthread_and_errors_are_500() {
 
 #[test]
 fn hooks_and_access_log_on_gthread() {
-    let dir = TempDir::new("gthread-hooks");
-    let hooks = dir.path("hooks.txt");
-    let access = dir.path("access.log");
-    let (s, addr) = serve(
-        "wsgi_app:raw",
-        &[
-            "--threads",
-            "2",
-            "-c",
-            "hooks.conf.py",
-            "--access-logfile",
-            access.to_str().unwrap(),
-            "--access-logformat",
-            "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s",
-        ],
-        &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
-    );
-    assert!(
-        raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n").ends_with(b"Hello, World!")
-    );
-    assert_eq!(status(&get_raw(addr, "/pre-fail")), "HTTP/1.1 500 Internal Server Error");
-    assert_eq!(status(&get_raw(addr, "/post-fail")), "HTTP/1.1 404 Not Found");
-    check_hook_and_access_lines(&s, &hooks, &access);
+    support::hooks_and_access_scenario("gthread-hooks", &["-k", "gthread", "--threads", "2"]);
 }
 
 #[test]

@@ -18,9 +18,8 @@ use std::time::Duration;
 use ferrocorn_core::{Connection, Event, Peer, ProtoConfig, RecvError};
 use nix::sys::signal::Signal;
 use support::{
-    Client, Server, TempDir, alive, apps, body_of, check_hook_and_access_lines,
-    check_wsgi_app_responses, get_raw, header_names, raw, repo_root, start_installed, status, venv,
-    wait_until,
+    Client, Server, TempDir, alive, apps, body_of, check_wsgi_app_responses, get_raw, header_names,
+    raw, repo_root, start_installed, status, venv, wait_until,
 };
 
 /// Starts the installed `ferrocorn` in the apps directory with a clean environment.
@@ -338,33 +337,7 @@ fn django_project() {
 
 #[test]
 fn hooks_and_access_log() {
-    let dir = TempDir::new("wsgi-hooks");
-    let hooks = dir.path("hooks.txt");
-    let access = dir.path("access.log");
-    let (s, addr) = serve(
-        "wsgi_app:raw",
-        1,
-        &[
-            "-c",
-            "hooks.conf.py",
-            "--access-logfile",
-            access.to_str().unwrap(),
-            "--access-logformat",
-            "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s",
-        ],
-        &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())],
-    );
-    let r = raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n");
-    assert!(r.ends_with(b"Hello, World!"));
-    let r = get_raw(addr, "/pre-fail");
-    assert_eq!(
-        status(&r),
-        "HTTP/1.1 500 Internal Server Error",
-        "pre_request failing fails the request"
-    );
-    let r = get_raw(addr, "/post-fail");
-    assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
-    check_hook_and_access_lines(&s, &hooks, &access);
+    support::hooks_and_access_scenario("wsgi-hooks", &[]);
 }
 
 #[test]

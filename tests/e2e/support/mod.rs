@@ -562,6 +562,42 @@ pub fn check_request_bodies(addr: SocketAddr) {
     assert!(rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\nabc"), "{rest}");
 }
 
+/// The hooks and access-log scenario, the same under both worker classes: the installed
+/// command on `wsgi_app:raw` with `apps/hooks.conf.py` and an access log, one worker of
+/// the class `worker_args` choose, sent `/?a=b` (with `X-T: tag`), `/pre-fail` (its
+/// pre_request raises: a 500) and `/post-fail` (its post_request raises: nothing changes,
+/// the 404 goes out); then [`check_hook_and_access_lines`].
+pub fn hooks_and_access_scenario(tag: &str, worker_args: &[&str]) {
+    let dir = TempDir::new(tag);
+    let hooks = dir.path("hooks.txt");
+    let access = dir.path("access.log");
+    let mut args = vec!["wsgi_app:raw", "-b", "127.0.0.1:0", "-w", "1"];
+    args.extend_from_slice(worker_args);
+    args.extend_from_slice(&[
+        "-c",
+        "hooks.conf.py",
+        "--access-logfile",
+        access.to_str().unwrap(),
+        "--access-logformat",
+        "%(h)s \"%(r)s\" %(s)s %(b)s %({x-t}i)s %(m)s %(U)s %(q)s",
+    ]);
+    let s =
+        start_installed("ferrocorn", &args, &[("FERROCORN_TEST_HOOKS", hooks.to_str().unwrap())]);
+    let addr = s.addr();
+    s.wait_booted(1);
+    let r = raw(addr, b"GET /?a=b HTTP/1.1\r\nHost: x\r\nX-T: tag\r\n\r\n");
+    assert!(r.ends_with(b"Hello, World!"), "{}", String::from_utf8_lossy(&r));
+    let r = get_raw(addr, "/pre-fail");
+    assert_eq!(
+        status(&r),
+        "HTTP/1.1 500 Internal Server Error",
+        "pre_request failing fails the request"
+    );
+    let r = get_raw(addr, "/post-fail");
+    assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "post_request failing changes nothing");
+    check_hook_and_access_lines(&s, &hooks, &access);
+}
+
 /// What `apps/hooks.conf.py` records (pre_request / post_request lines in `hooks`, the
 /// access log in `access`, the error log of `s`) after the requests `/?a=b` (with
 /// `X-T: tag`), `/pre-fail` and `/post-fail`: the same under both worker classes.
