@@ -390,6 +390,20 @@ impl Load {
         let failures = self.handle.take().unwrap().join().unwrap();
         (self.ok(), failures)
     }
+
+    /// Stops the loop and asserts that no request failed (the failures and `s`'s log
+    /// otherwise); the count of answers.
+    pub fn finish_ok(self, s: &Server) -> u64 {
+        let (ok, failures) = self.finish();
+        assert!(
+            failures.is_empty(),
+            "{} failed of {}: {failures:?}\n{}",
+            failures.len(),
+            ok + failures.len() as u64,
+            s.log()
+        );
+        ok
+    }
 }
 
 impl Drop for Load {
