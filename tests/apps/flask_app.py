@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import sys
 import tempfile
 
 from flask import Flask, Response, jsonify, request, send_file
@@ -123,3 +124,8 @@ def upload_size():
 def upload_refused():
     """Answers without reading the body (as a size or auth check would)."""
     return "too large\n", 413
+
+
+if os.environ.get("TEST_APP_ANNOUNCE"):
+    # The tests wait for this line before the first request (see support::ANNOUNCE).
+    print("test app loaded: flask_app, pid %d" % os.getpid(), file=sys.stderr, flush=True)

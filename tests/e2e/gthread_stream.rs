@@ -33,9 +33,13 @@ fn serve(program: &str, app: &str, worker: &str) -> (Server, SocketAddr) {
     if worker == "gthread" {
         args.extend(["--threads", "2"]);
     }
-    let s = start_installed(program, &args, &[]);
+    let env: &[(&str, &str)] = if support::announces(app) { &[support::ANNOUNCE] } else { &[] };
+    let s = start_installed(program, &args, env);
     let addr = s.addr();
     s.wait_booted(1);
+    if support::announces(app) {
+        s.wait_app_loaded(1);
+    }
     (s, addr)
 }
 

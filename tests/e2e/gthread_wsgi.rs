@@ -23,9 +23,16 @@ use support::{
 fn serve(app: &str, extra: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
     let mut args = vec![app, "-b", "127.0.0.1:0", "-w", "1", "-k", "gthread"];
     args.extend_from_slice(extra);
-    let s = start_installed("ferrocorn", &args, env);
+    let mut env = env.to_vec();
+    if support::announces(app) {
+        env.push(support::ANNOUNCE);
+    }
+    let s = start_installed("ferrocorn", &args, &env);
     let addr = s.addr();
     s.wait_booted(1);
+    if support::announces(app) {
+        s.wait_app_loaded(1);
+    }
     (s, addr)
 }
 

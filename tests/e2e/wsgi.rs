@@ -32,9 +32,16 @@ fn serve(app: &str, workers: usize, extra: &[&str], env: &[(&str, &str)]) -> (Se
     let w = workers.to_string();
     let mut args = vec![app, "-b", "127.0.0.1:0", "-w", &w];
     args.extend_from_slice(extra);
-    let s = start(&args, env);
+    let mut env = env.to_vec();
+    if support::announces(app) {
+        env.push(support::ANNOUNCE);
+    }
+    let s = start(&args, &env);
     let addr = s.addr();
     s.wait_booted(workers);
+    if support::announces(app) {
+        s.wait_app_loaded(workers);
+    }
     (s, addr)
 }
 

@@ -123,6 +123,15 @@ impl Server {
             .collect()
     }
 
+    /// Waits until `n` workers have imported a framework app (`flask_app`, `djproj`)
+    /// started with [`ANNOUNCE`] in its environment. "Booting worker" is logged at the
+    /// fork, before the import, which takes seconds on a loaded machine: waiting here
+    /// keeps that out of the first request's read timeout.
+    pub fn wait_app_loaded(&self, n: usize) {
+        let what = format!("{n} workers to import the app");
+        self.wait_log(120, &what, |l| l.matches("test app loaded: ").count() >= n);
+    }
+
     pub fn wait_booted(&self, n: usize) -> Vec<i32> {
         self.wait_log(10, &format!("{n} booted workers"), |_| self.booted().len() >= n);
         self.booted()
@@ -437,6 +446,15 @@ impl Drop for KillOnDrop {
 
 mod venv;
 pub use venv::{debian_venv, oracle_venv, repo_root, venv};
+
+/// The environment entry that makes the framework apps (`flask_app`, `djproj`) write
+/// `test app loaded: ...` to stderr once a worker has imported them.
+pub const ANNOUNCE: (&str, &str) = ("TEST_APP_ANNOUNCE", "1");
+
+/// Whether `app` is one of the framework apps that honour [`ANNOUNCE`].
+pub fn announces(app: &str) -> bool {
+    app.starts_with("flask_app") || app.starts_with("djproj")
+}
 
 /// The test applications (`tests/apps`).
 pub fn apps() -> std::path::PathBuf {
