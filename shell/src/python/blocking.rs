@@ -564,6 +564,11 @@ impl BlockingExchange {
         std::mem::take(&mut self.rbuf)
     }
 
+    /// The connection, while it is open.
+    pub fn stream(&self) -> Option<&Stream> {
+        self.stream.as_ref()
+    }
+
     /// Takes the socket out (the request is over).
     pub fn take_stream(&mut self) -> Option<Stream> {
         self.link = Link::Closed;

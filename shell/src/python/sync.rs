@@ -437,7 +437,8 @@ impl Worker {
         let conn_info =
             ConnInfo { peer, local: self.locals[listener].clone(), tls: self.tls.is_some() };
         let built = environ::build(head, &conn_info, &self.environ_cfg);
-        let request = self.pipeline.request(py, head, peer, built, Instant::now());
+        let mut request = self.pipeline.request(py, head, peer, built, Instant::now());
+        request.client_cert = g.stream().and_then(Stream::client_vars);
         drop(g);
         self.pipeline.serve(py, &ex, request);
         let ctx = &self.ctx;
