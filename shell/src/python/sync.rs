@@ -393,7 +393,10 @@ impl Worker {
         let mut g = lock(py, &ex);
         match g.read_head(py) {
             HeadResult::Request => {}
-            HeadResult::Gone => {
+            HeadResult::Gone(e) => {
+                if let Some(s) = g.stream() {
+                    crate::tls_failure::before_request(&ctx.log, &peer, s, e.as_ref());
+                }
                 drop(g.take_stream());
                 self.rbuf = g.take_buffer();
                 return;
