@@ -58,7 +58,10 @@ impl ClientVars {
 }
 
 /// One DER element: its tag, its contents, the whole element and what follows it.
-fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// See [`Element`].
+fn der(b: &[u8]) -> Option<Element<'_>> {
     let (&tag, rest) = b.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -110,7 +113,7 @@ impl<'a> Fields<'a> {
 /// as OpenSSL's `XN_FLAG_RFC2253` prints it; `None` if it does not parse.
 pub fn rfc2253(name: &[u8]) -> Option<String> {
     // Every attribute with the number of its RDN, in the encoded order.
-    let mut avas: Vec<(usize, &[u8], u8, &[u8], &[u8])> = Vec::new();
+    let mut avas: Vec<Ava<'_>> = Vec::new();
     let mut rdns = name;
     let mut set = 0;
     while !rdns.is_empty() {
@@ -119,7 +122,7 @@ pub fn rfc2253(name: &[u8]) -> Option<String> {
             let (0x30, ava, _, next) = der(rdn)? else { return None };
             let (0x06, oid, _, value) = der(ava)? else { return None };
             let (tag, content, whole, _) = der(value)?;
-            avas.push((set, oid, tag, content, whole));
+            avas.push(Ava { set, oid, tag, content, whole });
             rdn = next;
         }
         set += 1;
@@ -129,7 +132,7 @@ pub fn rfc2253(name: &[u8]) -> Option<String> {
     // so the values of one RDN come in reverse too).
     let mut out = String::new();
     let mut prev = None;
-    for &(set, oid, tag, content, whole) in avas.iter().rev() {
+    for &Ava { set, oid, tag, content, whole } in avas.iter().rev() {
         if let Some(p) = prev {
             out.push(if p == set { '+' } else { ',' });
         }
@@ -151,6 +154,16 @@ pub fn rfc2253(name: &[u8]) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// An `AttributeTypeAndValue` of a name, with the number of its RDN.
+#[derive(Clone, Copy)]
+struct Ava<'a> {
+    set: usize,
+    oid: &'a [u8],
+    tag: u8,
+    content: &'a [u8],
+    whole: &'a [u8],
 }
 
 /// OpenSSL's short name of an attribute type (its `OBJ_nid2sn`), by the DER contents of
