@@ -5,6 +5,11 @@
         TCP connection (FIN) without ``close_notify``; waits (at most 60 s) for the
         application to write OUT and prints it.
 
+    tls_ops_client.py garbage PORT
+        One keep-alive request over TLS 1.2, then a record the session cannot decrypt
+        (an application-data record of zeros) where the next request would be; prints
+        the status of the first answer.
+
     tls_ops_client.py load PORT CA STOP PROGRESS
         Four threads, two keep-alive clients (``http.client.HTTPSConnection`` reused
         until the server closes it) and two with ``Connection: close``, send ``GET /``
@@ -41,6 +46,29 @@ def ragged(port, out):
         time.sleep(0.01)
     raw.close()
     print(open(out).read() if os.path.exists(out) else '{"err": "the application wrote nothing"}')
+
+
+def garbage(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+    conn = http.client.HTTPConnection("localhost")
+    conn.sock = tls
+    conn.request("GET", "/")
+    r = conn.getresponse()
+    r.read()
+    raw = socket.socket(fileno=tls.detach())
+    raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+    raw.settimeout(60)
+    try:
+        while raw.recv(4096):
+            pass
+    except OSError:
+        pass
+    raw.close()
+    print(r.status)
 
 
 def load(port, ca, stop, progress):
@@ -105,5 +133,7 @@ def load(port, ca, stop, progress):
 
 if sys.argv[1] == "ragged":
     ragged(int(sys.argv[2]), sys.argv[3])
+elif sys.argv[1] == "garbage":
+    garbage(int(sys.argv[2]))
 else:
     load(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])

@@ -255,6 +255,19 @@ fn failed_handshakes(program: &str, worker: &str, pki: &Pki) -> (Vec<u8>, String
     s.wait_log(60, "the abandoned handshake's line", |l| {
         l.contains("ssl connection closed") || l.contains("Closing connection.")
     });
+    if worker == "gthread" {
+        // A record that does not decrypt where a kept-alive connection's next request
+        // would be.
+        let out = Command::new(venv().join("bin/python"))
+            .arg(apps().join("tls_ops_client.py"))
+            .args(["garbage", &addr.port().to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200", "{out:?}");
+        s.wait_log(60, "the bad record's line", |l| {
+            lines_with(l, "WARNING", "Invalid request") == 3
+        });
+    }
     (answer, s.log())
 }
 
@@ -263,11 +276,13 @@ fn handshake_failures_logged_as_gunicorn_logs_them(worker: &str) {
     let pki = Pki::new("tlsops-fail");
     let (theirs_answer, theirs) = failed_handshakes("gunicorn", worker, &pki);
     let (ours_answer, ours) = failed_handshakes("ferrocorn", worker, &pki);
+    // gthread: also a bad record between two requests of a kept-alive connection.
+    let n = if worker == "gthread" { 3 } else { 2 };
     for (who, log) in [("gunicorn", &theirs), ("ferrocorn", &ours)] {
-        assert_eq!(lines_with(log, "DEBUG", "Error processing SSL request."), 2, "{who}: {log}");
+        assert_eq!(lines_with(log, "DEBUG", "Error processing SSL request."), n, "{who}: {log}");
         assert_eq!(
             lines_with(log, "WARNING", "Invalid request from ip=127.0.0.1: "),
-            2,
+            n,
             "{who}: {log}"
         );
         assert_eq!(lines_with(log, "ERROR", ""), 0, "{who}: {log}");
@@ -278,6 +293,10 @@ fn handshake_failures_logged_as_gunicorn_logs_them(worker: &str) {
     assert_eq!(lines_with(&ours, "WARNING", "plain HTTP sent to the HTTPS port"), 1, "{ours}");
     assert_eq!(lines_with(&theirs, "WARNING", "CERTIFICATE_VERIFY_FAILED"), 1, "{theirs}");
     assert_eq!(lines_with(&ours, "WARNING", "invalid peer certificate"), 1, "{ours}");
+    if worker == "gthread" {
+        assert_eq!(lines_with(&theirs, "WARNING", "BAD_RECORD_MAC"), 1, "{theirs}");
+        assert_eq!(lines_with(&ours, "WARNING", "TLS error: cannot decrypt"), 1, "{ours}");
+    }
     // The abandoned handshake: a debug line (gunicorn's sync worker says `Closing
     // connection.`, its gthread worker and ferrocorn `ssl connection closed`).
     assert_eq!(lines_with(&ours, "DEBUG", "ssl connection closed"), 1, "{ours}");
@@ -285,7 +304,7 @@ fn handshake_failures_logged_as_gunicorn_logs_them(worker: &str) {
     // client reads nothing; ferrocorn sends the TLS alert rustls chose (a record header
     // of type 21, an alert), and no HTTP.
     assert!(theirs_answer.is_empty(), "{theirs_answer:?}");
-    assert_eq!(lines_with(&theirs, "DEBUG", "Failed to send error message."), 2, "{theirs}");
+    assert_eq!(lines_with(&theirs, "DEBUG", "Failed to send error message."), n, "{theirs}");
     assert_eq!(ours_answer.first(), Some(&0x15), "{ours_answer:?}");
     assert!(!String::from_utf8_lossy(&ours_answer).contains("HTTP/"));
 }
@@ -507,7 +526,9 @@ fn flood(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
         .collect()
 }
 
-fn served_through_a_flood(worker: &[&str], n: usize) {
+/// `while_held`: the normal clients are served while every connection of the flood is
+/// still open (not after their deadlines).
+fn served_through_a_flood(worker: &[&str], n: usize, while_held: bool) {
     let pki = Pki::new("tlsops-flood");
     let (s, addr) = start("ferrocorn", &pki, worker);
     let mut held = flood(addr, n);
@@ -516,6 +537,15 @@ fn served_through_a_flood(worker: &[&str], n: usize) {
         let (ok, out) =
             curl(&https(&pki, addr, "/").iter().map(String::as_str).collect::<Vec<_>>());
         assert!(ok && out == "Hello, World!", "{out}\n{}", s.log());
+    }
+    if while_held {
+        for (i, c) in held.iter().enumerate() {
+            let mut probe = c.try_clone().unwrap();
+            assert!(
+                !closed_by_server(&mut probe, 0),
+                "connection {i} closed before the clients were served"
+            );
+        }
     }
     // Every connection of the flood is closed by its deadline.
     for (i, c) in held.iter_mut().enumerate() {
@@ -527,15 +557,16 @@ fn served_through_a_flood(worker: &[&str], n: usize) {
 
 #[test]
 fn a_flood_of_half_open_handshakes_gthread() {
-    // 200 at once: they wait in the poller, none holds one of the 2 threads.
-    served_through_a_flood(&["-k", "gthread", "--threads", "2", "--timeout", "5"], 200);
+    // 200 at once: they wait in the poller, none holds one of the 2 threads, and the
+    // clients are served long before the flood's deadline (20 s after the accept).
+    served_through_a_flood(&["-k", "gthread", "--threads", "2", "--timeout", "20"], 200, true);
 }
 
 #[test]
 fn a_flood_of_half_open_handshakes_sync() {
     // A sync worker is held by a handshake until the client's deadline (`timeout`), as
     // gunicorn's is: a flood delays the clients queued behind it, bounded by the deadlines.
-    served_through_a_flood(&["-k", "sync", "--workers", "2", "--timeout", "1"], 16);
+    served_through_a_flood(&["-k", "sync", "--workers", "2", "--timeout", "1"], 16, false);
 }
 
 // ---------------------------------------------------------------------------------------
