@@ -118,6 +118,7 @@ fn x509_field(pki: &Pki, cert: &str, what: &str) -> String {
     text.trim_end().strip_prefix(&format!("{what}=")).unwrap_or_else(|| panic!("{text}")).to_owned()
 }
 
+/// The environ's `SSL_*` names, sorted.
 fn ssl_keys(env: &serde_json::Value) -> Vec<String> {
     let mut k: Vec<String> =
         env.as_object().unwrap().keys().filter(|k| k.starts_with("SSL_")).cloned().collect();
@@ -573,6 +574,7 @@ fn a_flood_of_half_open_handshakes_sync() {
 // Certificate rotation on HUP under load
 // ---------------------------------------------------------------------------------------
 
+/// What the load client's progress file says: answers so far, server subjects seen.
 fn progress(path: &std::path::Path) -> (u64, Vec<String>) {
     let Ok(text) = std::fs::read_to_string(path) else { return (0, Vec::new()) };
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
