@@ -12,6 +12,15 @@ if [ ! -x /usr/sbin/nginx ]; then
     service nginx stop >/dev/null 2>&1 || true
 fi
 echo "setup-peers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')" >&2
+# haproxy (Debian's package): the PROXY protocol sender in front of the TLS listener
+# (tests/e2e/tls_ops.rs starts its own, with a config in a temporary directory).
+if [ ! -x /usr/sbin/haproxy ]; then
+    echo "setup-peers: installing haproxy" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq haproxy) >/dev/null
+    service haproxy stop >/dev/null 2>&1 || true
+fi
+echo "setup-peers: $(/usr/sbin/haproxy -v 2>&1 | head -1)" >&2
 if [ ! -x /usr/sbin/rsyslogd ]; then
     echo "setup-peers: installing rsyslog" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -45,6 +45,11 @@
 //! | `SCRIPT_NAME` | [`forwarded::script_name`] |
 //! | `PROXY_PROTOCOL`, `PROXY_ADDR`, `PROXY_PORT` | only on a connection that sent a PROXY header |
 //!
+//! Over TLS with `cert_reqs` 1 or 2, the shell adds the client certificate's
+//! `SSL_CLIENT_VERIFY`, `SSL_CLIENT_S_DN`, `SSL_CLIENT_I_DN`, `SSL_CLIENT_M_SERIAL` and
+//! `SSL_CLIENT_CERT` (Apache mod_ssl's names) to the environ dict after these: see the
+//! shell's `tls_peer` module.
+//!
 //! `SERVER_NAME`/`SERVER_PORT` on a unix socket come from `Host` (`host[:port]`, the port
 //! defaulting to 80 or 443 by `wsgi.url_scheme`); with no (or an empty) `Host` they are the
 //! socket path and `""`. For an absolute-form target gunicorn still reads the `Host`

@@ -39,6 +39,7 @@ pub fn acceptor(config: &crate::settings::ServerConfig) -> Result<Option<TlsAcce
     let rustls_config = server_config(tls)?;
     let acceptor = TlsAcceptor::new(Arc::new(rustls_config), tls.suppress_ragged_eofs);
     // A PROXY header comes before the handshake, in the clear.
+    let acceptor = acceptor.with_client_auth(tls.cert_reqs != 0);
     Ok(Some(acceptor.with_proxy(config.proto.proxy.clone())))
 }
 

@@ -32,7 +32,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::Peer;
@@ -115,6 +115,26 @@ impl Stream {
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
+    }
+
+    /// The environ variables of the client certificate, once the handshake is over, on a
+    /// TLS connection whose server asks for one (`cert_reqs` 1 or 2); made at the first
+    /// call and shared by the connection's requests ([`crate::tls_peer`]).
+    pub fn client_vars(&self) -> Option<Arc<crate::tls_peer::ClientVars>> {
+        let Stream::Tls(s) = self else { return None };
+        if !s.client_auth {
+            return None;
+        }
+        if let Some(v) = s.client.get() {
+            return Some(Arc::clone(v));
+        }
+        let conn = s.lock();
+        if conn.is_handshaking() {
+            return None;
+        }
+        let vars = Arc::new(crate::tls_peer::ClientVars::of(conn.peer_certificates()));
+        drop(conn);
+        Some(Arc::clone(s.client.get_or_init(|| vars)))
     }
 }
 
@@ -246,6 +266,8 @@ pub struct TlsAcceptor {
     suppress_ragged_eofs: bool,
     /// `proxy_protocol` and `proxy_allow_ips`: a PROXY header comes before the handshake.
     proxy: Option<ProxyPolicy>,
+    /// The server asks for client certificates (`cert_reqs` 1 or 2).
+    client_auth: bool,
 }
 
 impl TlsAcceptor {
@@ -253,7 +275,14 @@ impl TlsAcceptor {
     /// connection without `close_notify` has ended its stream (gunicorn's default);
     /// without it, the read fails with `UnexpectedEof`.
     pub fn new(config: Arc<ServerConfig>, suppress_ragged_eofs: bool) -> TlsAcceptor {
-        TlsAcceptor { config, suppress_ragged_eofs, proxy: None }
+        TlsAcceptor { config, suppress_ragged_eofs, proxy: None, client_auth: false }
+    }
+
+    /// With `cert_reqs` 1 or 2: the connections' requests carry the client certificate's
+    /// variables ([`Stream::client_vars`]).
+    pub fn with_client_auth(mut self, on: bool) -> TlsAcceptor {
+        self.client_auth = on;
+        self
     }
 
     /// With a PROXY protocol policy that is not off: a peer allowed to send the header
@@ -280,6 +309,8 @@ impl TlsAcceptor {
             conn: Mutex::new(conn),
             prelude: Mutex::new(prelude),
             suppress_ragged_eofs: self.suppress_ragged_eofs,
+            client_auth: self.client_auth,
+            client: OnceLock::new(),
         })))
     }
 }
@@ -308,6 +339,9 @@ pub struct Tls {
     /// The PROXY header still to read or hand over (`None` once done, or without one).
     prelude: Mutex<Option<Prelude>>,
     suppress_ragged_eofs: bool,
+    client_auth: bool,
+    /// The client certificate's variables, once made.
+    client: OnceLock<Arc<crate::tls_peer::ClientVars>>,
 }
 
 /// The plain socket under a TLS connection, as rustls reads and writes it.

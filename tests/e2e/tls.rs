@@ -16,14 +16,22 @@ use std::time::{Duration, Instant};
 use support::{Server, TempDir, apps, oracle_venv, start_installed, venv};
 
 /// Runs openssl in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A key (`ec` or `rsa`) and a certificate for `cn` signed by `ca` (`None`: self-signed),
 /// with the extensions in `ext` (an openssl extfile's lines); `days` may be negative.
-fn issue(dir: &Path, name: &str, cn: &str, kind: &str, ca: Option<&str>, ext: &str, days: i32) {
+pub(crate) fn issue(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    kind: &str,
+    ca: Option<&str>,
+    ext: &str,
+    days: i32,
+) {
     let key = format!("{name}_key.pem");
     match kind {
         "ec" => openssl(
@@ -55,20 +63,21 @@ fn issue(dir: &Path, name: &str, cn: &str, kind: &str, ca: Option<&str>, ext: &s
     openssl(dir, &args);
 }
 
-const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
-const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
-const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+pub(crate) const CA_EXT: &str =
+    "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+pub(crate) const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+pub(crate) const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
 
 /// The test PKI: a root (`ca.pem`), an intermediate, the server's certificate signed by
 /// the intermediate with `chain.pem` = server + intermediate (in order) and its RSA key
 /// (`server_key.pem`, PKCS#8); a client CA and a client it signed; a stranger (a client
 /// certificate signed by nobody the server trusts).
-struct Pki {
-    dir: TempDir,
+pub(crate) struct Pki {
+    pub(crate) dir: TempDir,
 }
 
 impl Pki {
-    fn new(tag: &str) -> Pki {
+    pub(crate) fn new(tag: &str) -> Pki {
         let dir = TempDir::new(tag);
         let d = &dir.0;
         issue(d, "ca", "Test Root", "ec", None, CA_EXT, 2);
@@ -86,7 +95,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.path(name).to_str().unwrap().to_owned()
     }
 }
@@ -138,14 +147,14 @@ fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn curl(args: &[&str]) -> (bool, String) {
+pub(crate) fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl").args(["-sS", "--max-time", "60"]).args(args).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
-fn json_of(text: &str) -> serde_json::Value {
+pub(crate) fn json_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -412,14 +421,14 @@ fn bad_certificate_and_key_files() {
 
 /// Opens a TCP connection that starts a TLS handshake and stalls: a ClientHello's
 /// record header and the first bytes of it, nothing more.
-fn stalled_handshake(addr: SocketAddr) -> TcpStream {
+pub(crate) fn stalled_handshake(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03]).unwrap();
     s
 }
 
 /// Whether the server closed `s` (read gives EOF or a reset), waiting at most `secs`.
-fn closed_by_server(s: &mut TcpStream, secs: u64) -> bool {
+pub(crate) fn closed_by_server(s: &mut TcpStream, secs: u64) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(secs).max(Duration::from_millis(10)))).unwrap();
     let mut buf = [0u8; 512];
     loop {
@@ -479,7 +488,7 @@ fn a_stalled_handshake_ends_at_the_sync_workers_deadline() {
 }
 
 /// The subject of the certificate the server at `addr` presents (`openssl s_client`).
-fn served_subject(addr: SocketAddr) -> String {
+pub(crate) fn served_subject(addr: SocketAddr) -> String {
     let connect = format!("127.0.0.1:{}", addr.port());
     let out = Command::new("sh")
         .arg("-c")

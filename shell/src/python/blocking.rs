@@ -59,8 +59,9 @@ pub const READ_CHUNK: usize = 64 * 1024;
 pub enum HeadResult {
     /// A request head was read (`BlockingExchange::conn.head()`).
     Request,
-    /// The client closed, timed out or failed before sending a whole head: close silently.
-    Gone,
+    /// The client closed, timed out or failed (the read's error) before sending a whole
+    /// head: close (a TLS connection's failure is logged, `crate::tls_failure`).
+    Gone(Option<io::Error>),
     /// The request was rejected: answer with the error page and close.
     Rejected(RecvError),
     /// INT or QUIT arrived while the head was still coming (quick stop).
@@ -230,13 +231,13 @@ impl BlockingExchange {
                 Ok(Event::NeedData) => match self.read_socket(py) {
                     Ok(()) => {}
                     Err(e) if is_stopping(&e) => return HeadResult::Stopped,
-                    Err(_) => {
+                    Err(e) => {
                         self.link = Link::Broken;
-                        return HeadResult::Gone;
+                        return HeadResult::Gone(Some(e));
                     }
                 },
-                Ok(_) => return HeadResult::Gone,
-                Err(RecvError::NoMoreData) => return HeadResult::Gone,
+                Ok(_) => return HeadResult::Gone(None),
+                Err(RecvError::NoMoreData) => return HeadResult::Gone(None),
                 Err(e) => return HeadResult::Rejected(e),
             }
         }
@@ -562,6 +563,11 @@ impl BlockingExchange {
     /// Gives the read buffer back (for the next connection).
     pub fn take_buffer(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.rbuf)
+    }
+
+    /// The connection, while it is open.
+    pub fn stream(&self) -> Option<&Stream> {
+        self.stream.as_ref()
     }
 
     /// Takes the socket out (the request is over).

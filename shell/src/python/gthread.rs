@@ -49,6 +49,7 @@ use super::setup::{Common, environ_config, setup_failed, worker_app};
 use super::wsgi::{self, BodyRead, ResponseSink, size_limit};
 use crate::heartbeat::{Requests, monotonic_ms};
 use crate::settings::{Env, ServerConfig, Settings};
+use crate::transport::Stream;
 use crate::worker::WorkerContext;
 use crate::worker::gthread::{self, BodyError, Exchange, Failed, Handler};
 
@@ -419,7 +420,9 @@ impl Handler for WsgiHandler {
         Python::attach(|py| {
             let request = {
                 let Some(head) = ex.head() else { return Err(Failed) };
-                self.pipeline.request(py, head, peer, built, started)
+                let mut request = self.pipeline.request(py, head, peer, built, started);
+                request.client_cert = ex.stream().and_then(Stream::client_vars);
+                request
             };
             let shared: SharedRequest = Arc::new(Mutex::new(ThreadRequest {
                 ex: std::mem::take(ex),

@@ -21,7 +21,7 @@
 //! 100-continue` and the body are read, and the quick stop (INT, QUIT), which only the
 //! sync worker's blocking calls see.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferrocorn_core::environ::{Environ, EnvironError};
@@ -42,6 +42,7 @@ use super::wsgi::{
 };
 use crate::log::Logger;
 use crate::log::access::AccessLog;
+use crate::tls_peer::ClientVars;
 
 /// What an answer to an exception depends on.
 #[derive(Debug, Default)]
@@ -107,6 +108,8 @@ pub struct Request {
     pub environ: Result<Environ, EnvironError>,
     /// When the request began (its duration in the access log).
     pub start: Instant,
+    /// The client certificate's environ variables (TLS with `cert_reqs` 1 or 2).
+    pub client_cert: Option<Arc<ClientVars>>,
 }
 
 /// How a request ended.
@@ -159,12 +162,13 @@ impl Pipeline {
     ) -> Request {
         request::log_request(&self.log, &self.hooks, head);
         let req = if self.hooks.any() { request_obj(py, head, &peer).ok() } else { None };
-        Request { peer, method_uri: request::method_uri(head), req, environ, start }
+        let method_uri = request::method_uri(head);
+        Request { peer, method_uri, req, environ, start, client_cert: None }
     }
 
     /// Serves one request through `driver`.
     pub fn serve<D: Driver>(&self, py: Python<'_>, driver: &D, request: Request) -> Outcome {
-        let Request { peer, method_uri, req, environ, start } = request;
+        let Request { peer, method_uri, req, environ, start, client_cert } = request;
         // gunicorn's order: pre_request, the environ, then the request is counted.
         let pre = request::pre_request(py, &self.hooks, &self.obj, req.as_ref());
         let nr = self.obj.get().count_request();
@@ -184,7 +188,8 @@ impl Pipeline {
                 Ok(())
             }
             (Ok(()), Ok(env)) => {
-                let called = self.call_app(py, driver, &env, &mut environ_dict);
+                let cert = client_cert.as_deref();
+                let called = self.call_app(py, driver, &env, cert, &mut environ_dict);
                 environ_data = Some(env);
                 called
             }
@@ -211,6 +216,7 @@ impl Pipeline {
         py: Python<'py>,
         driver: &D,
         env: &Environ,
+        client_cert: Option<&ClientVars>,
         keep: &mut Option<Bound<'py, PyDict>>,
     ) -> PyResult<()> {
         let input = Bound::new(py, Input::new(driver.clone()))?.into_any();
@@ -219,6 +225,9 @@ impl Pipeline {
             .lock_py_attached(py)
             .unwrap_or_else(PoisonError::into_inner)
             .build(py, env, input)?;
+        for (name, value) in client_cert.map_or(&[][..], |c| &c.vars) {
+            environ.set_item(name, value)?;
+        }
         EarlyHints::install(&environ, driver.clone())?;
         *keep = Some(environ.clone());
         let sr = Bound::new(py, StartResponse::new(driver.clone()))?;

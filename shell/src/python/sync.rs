@@ -393,7 +393,10 @@ impl Worker {
         let mut g = lock(py, &ex);
         match g.read_head(py) {
             HeadResult::Request => {}
-            HeadResult::Gone => {
+            HeadResult::Gone(e) => {
+                if let Some(s) = g.stream() {
+                    crate::tls_failure::before_request(&ctx.log, &peer, s, e.as_ref());
+                }
                 drop(g.take_stream());
                 self.rbuf = g.take_buffer();
                 return;
@@ -437,7 +440,8 @@ impl Worker {
         let conn_info =
             ConnInfo { peer, local: self.locals[listener].clone(), tls: self.tls.is_some() };
         let built = environ::build(head, &conn_info, &self.environ_cfg);
-        let request = self.pipeline.request(py, head, peer, built, Instant::now());
+        let mut request = self.pipeline.request(py, head, peer, built, Instant::now());
+        request.client_cert = g.stream().and_then(Stream::client_vars);
         drop(g);
         self.pipeline.serve(py, &ex, request);
         let ctx = &self.ctx;

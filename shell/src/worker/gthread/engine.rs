@@ -1017,7 +1017,14 @@ impl<'a, H: Handler> Engine<'a, H> {
                     }
                     let idle = c.core.is_idle();
                     match c.stream.recv(scratch) {
-                        Ok(0) => c.core.receive_eof(),
+                        Ok(0) => {
+                            if in_head {
+                                crate::tls_failure::before_request(
+                                    self.log, &c.peer, &c.stream, None,
+                                );
+                            }
+                            c.core.receive_eof()
+                        }
                         Ok(n) => {
                             // A spooled body must progress every `timeout` seconds (as a
                             // streamed one), not arrive whole within it.
@@ -1032,7 +1039,17 @@ impl<'a, H: Handler> Engine<'a, H> {
                             return self.park_read(c);
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Next::Close,
+                        Err(e) => {
+                            if in_head {
+                                crate::tls_failure::before_request(
+                                    self.log,
+                                    &c.peer,
+                                    &c.stream,
+                                    Some(&e),
+                                );
+                            }
+                            return Next::Close;
+                        }
                     }
                 }
                 Ok(Event::Request(head)) => {

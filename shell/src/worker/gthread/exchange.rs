@@ -197,6 +197,11 @@ impl Exchange {
         self.conn.as_ref().and_then(|c| c.core.head())
     }
 
+    /// The connection. `None` only on an empty exchange.
+    pub fn stream(&self) -> Option<&crate::transport::Stream> {
+        self.conn.as_ref().map(|c| &c.stream)
+    }
+
     /// The client.
     pub fn peer(&self) -> Option<Peer> {
         self.conn.as_ref().map(|c| c.peer)
