@@ -19,5 +19,6 @@ pub mod reload;
 pub mod run;
 pub mod settings;
 pub mod tls;
+pub mod tls_context;
 pub mod transport;
 pub mod worker;

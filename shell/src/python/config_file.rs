@@ -130,6 +130,11 @@ fn exec_config_file<'py>(py: Python<'py>, filename: &str) -> PyResult<Bound<'py,
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
     PyModule::import(py, "sys")?.getattr("modules")?.set_item(NAME, &module)?;
-    spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
+    // Contexts the file makes for the `ssl_context` hook are watched (`super::ssl_context`).
+    let watch = PyModule::import(py, "ferrocorn._ssl_context")?;
+    watch.call_method0("watch")?;
+    let ran = spec.getattr("loader")?.call_method1("exec_module", (&module,));
+    watch.call_method0("unwatch")?;
+    ran?;
     Ok(module.getattr("__dict__")?.cast_into::<PyDict>()?)
 }

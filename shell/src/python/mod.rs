@@ -52,6 +52,7 @@ pub mod request;
 pub mod serve;
 pub mod server_hooks;
 pub mod setup;
+pub mod ssl_context;
 pub mod sync;
 pub mod worker;
 pub mod wsgi;
