@@ -36,4 +36,5 @@ mod statsd_daemon;
 mod stdio_inheritance;
 mod syslog;
 mod tls;
+mod tls_context;
 mod wsgi;

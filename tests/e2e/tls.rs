@@ -16,14 +16,22 @@ use std::time::{Duration, Instant};
 use support::{Server, TempDir, apps, oracle_venv, start_installed, venv};
 
 /// Runs openssl in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A key (`ec` or `rsa`) and a certificate for `cn` signed by `ca` (`None`: self-signed),
 /// with the extensions in `ext` (an openssl extfile's lines); `days` may be negative.
-fn issue(dir: &Path, name: &str, cn: &str, kind: &str, ca: Option<&str>, ext: &str, days: i32) {
+pub(crate) fn issue(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    kind: &str,
+    ca: Option<&str>,
+    ext: &str,
+    days: i32,
+) {
     let key = format!("{name}_key.pem");
     match kind {
         "ec" => openssl(
@@ -55,20 +63,21 @@ fn issue(dir: &Path, name: &str, cn: &str, kind: &str, ca: Option<&str>, ext: &s
     openssl(dir, &args);
 }
 
-const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
-const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
-const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+pub(crate) const CA_EXT: &str =
+    "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+pub(crate) const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+pub(crate) const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
 
 /// The test PKI: a root (`ca.pem`), an intermediate, the server's certificate signed by
 /// the intermediate with `chain.pem` = server + intermediate (in order) and its RSA key
 /// (`server_key.pem`, PKCS#8); a client CA and a client it signed; a stranger (a client
 /// certificate signed by nobody the server trusts).
-struct Pki {
-    dir: TempDir,
+pub(crate) struct Pki {
+    pub(crate) dir: TempDir,
 }
 
 impl Pki {
-    fn new(tag: &str) -> Pki {
+    pub(crate) fn new(tag: &str) -> Pki {
         let dir = TempDir::new(tag);
         let d = &dir.0;
         issue(d, "ca", "Test Root", "ec", None, CA_EXT, 2);
@@ -86,7 +95,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.path(name).to_str().unwrap().to_owned()
     }
 }
@@ -110,7 +119,7 @@ fn start_tls(
 
 /// The request of a user's HTTPS client over a raw TLS session by `openssl s_client`,
 /// with a client certificate or not; its output (the answer, or nothing).
-fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
+pub(crate) fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
     let port = addr.port().to_string();
     let connect = format!("127.0.0.1:{port}");
     let ca = pki.path("ca.pem");
@@ -138,7 +147,7 @@ fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn curl(args: &[&str]) -> (bool, String) {
+pub(crate) fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl").args(["-sS", "--max-time", "60"]).args(args).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -316,7 +325,7 @@ fn client_certificates_optional_and_required_gthread() {
 }
 
 /// Runs `program` to its end (at most `secs`): (exit code, output).
-fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) {
+pub(crate) fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) {
     let mut s = start_installed(program, args, &[]);
     let end = Instant::now() + Duration::from_secs(secs);
     while s.exited().is_none() {
@@ -328,7 +337,7 @@ fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) 
     (s.wait_exit(10).code(), s.log())
 }
 
-fn one_error_line(log: &str) -> String {
+pub(crate) fn one_error_line(log: &str) -> String {
     let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("Error:")).collect();
     assert_eq!(errors.len(), 1, "one Error: line: {log}");
     errors[0].to_owned()

@@ -21,6 +21,7 @@ _OTHER = ("load_default_certs", "set_default_verify_paths", "load_dh_params",
           "set_npn_protocols")
 
 _depth = 0
+_inside = []
 _real = {}
 _finder = None
 # Every context made or touched while watched (the ones an sni_callback may choose).
@@ -103,8 +104,15 @@ def _wrap(ssl):
         real_method = real[name]
 
         def method(self, *args, **kwargs):
-            result = real_method(self, *args, **kwargs)
-            _notes(self)["other"].append(name)
+            # (load_default_certs calls set_default_verify_paths: the outer call is noted)
+            outer = not _inside
+            _inside.append(name)
+            try:
+                result = real_method(self, *args, **kwargs)
+            finally:
+                _inside.pop()
+            if outer:
+                _notes(self)["other"].append(name)
             return result
         method.__name__ = name
         return method

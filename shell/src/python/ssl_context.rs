@@ -126,10 +126,10 @@ where
     }
 }
 
-/// Python's name of a set of flags (`ssl.Options(x)`), for messages.
+/// Python's name of a value or a set of flags (`ssl.Options(x).name`), for messages.
 fn flag_names(py: Python<'_>, class: &str, bits: i64) -> String {
     PyModule::import(py, "ssl")
-        .and_then(|m| m.getattr(class)?.call1((bits,))?.str().map(|s| s.to_string()))
+        .and_then(|m| m.getattr(class)?.call1((bits,))?.getattr("name")?.extract::<String>())
         .unwrap_or_else(|_| format!("{class}({bits:#x})"))
 }
 
@@ -206,11 +206,14 @@ fn plan(
     }
     if !tls12 && !tls13 {
         return Err(format!(
-            "minimum_version {}, maximum_version {} and options {} leave no TLS version rustls \
-             has (1.2, 1.3; rustls has no TLS 1.0 or 1.1)",
+            "minimum_version {}, maximum_version {}{} leave no TLS version rustls has (1.2, \
+             1.3; rustls has no TLS 1.0 or 1.1)",
             flag_names(py, "TLSVersion", min),
             flag_names(py, "TLSVersion", max),
-            flag_names(py, "Options", options)
+            match options & (OP_NO_TLSV1_2 | OP_NO_TLSV1_3) {
+                0 => String::new(),
+                no => format!(" and options {}", flag_names(py, "Options", no)),
+            }
         )
         .into());
     }
