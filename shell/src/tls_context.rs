@@ -18,7 +18,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, version};
 
-use crate::settings::tls_plan::{CertKey, ClientAuth, KeyForm, SniChoice, TlsContextPlan};
+use crate::settings::tls_plan::{
+    CertKey, ClientAuth, KeyForm, SniChoice, SniChosen, TlsContextPlan,
+};
 use crate::transport::TlsAcceptor;
 
 /// The acceptor the configuration asks for: [`crate::tls::acceptor`]'s, or with
@@ -168,9 +170,9 @@ struct SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         match self.choice.choose(hello.server_name()) {
-            Ok(None) => self.default.clone(),
-            Ok(Some(i)) => self.contexts.get(i).cloned(),
-            Err(()) => None,
+            SniChosen::Own => self.default.clone(),
+            SniChosen::Context(i) => self.contexts.get(i).cloned(),
+            SniChosen::Refused => None,
         }
     }
 }

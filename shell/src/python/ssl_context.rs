@@ -17,7 +17,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::{exc_str, handle};
-use crate::settings::tls_plan::{CertKey, ClientAuth, SniChoice, SniPlan, TlsContextPlan};
+use crate::settings::tls_plan::{
+    CertKey, ClientAuth, SniChoice, SniChosen, SniPlan, TlsContextPlan,
+};
 use crate::settings::{ServerConfig, Settings, Value};
 
 /// `config` with the plan of the `ssl_context` hook's context, when TLS is on and the
@@ -56,6 +58,9 @@ pub fn with_context(
     tls.context = Some(plan);
     Ok(config)
 }
+
+/// A noted `load_cert_chain` call: `certfile`, `keyfile`, the password it took.
+type Chain = (String, Option<String>, Option<Vec<u8>>);
 
 /// Why a context cannot be translated.
 enum Refused {
@@ -257,7 +262,6 @@ fn plan(
         m => return Err(format!("verify_mode {m} is not a CERT_* value").into()),
     };
     // Certificates.
-    type Chain = (String, Option<String>, Option<Vec<u8>>);
     let chains: Vec<Chain> = item(d, "chains")?;
     let cert = last_cert(&chains)?;
     let alpn: Option<Vec<Vec<u8>>> = item(d, "alpn")?;
@@ -313,9 +317,7 @@ fn plan(
 /// The certificate of a context's `load_cert_chain` calls: the last one, as OpenSSL
 /// replaces a certificate with the next of its key type; calls with keys of different
 /// types (OpenSSL keeps one of each and picks per client) are refused.
-fn last_cert(
-    chains: &[(String, Option<String>, Option<Vec<u8>>)],
-) -> Result<Option<CertKey>, Refused> {
+fn last_cert(chains: &[Chain]) -> Result<Option<CertKey>, Refused> {
     let mut read = Vec::new();
     for (certfile, keyfile, password) in chains {
         read.push(crate::tls_context::cert_key(certfile, keyfile.as_deref(), password.as_deref())?);
@@ -372,7 +374,7 @@ struct PySni {
 }
 
 impl SniChoice for PySni {
-    fn choose(&self, server_name: Option<&str>) -> Result<Option<usize>, ()> {
+    fn choose(&self, server_name: Option<&str>) -> SniChosen {
         Python::attach(|py| {
             let result = self.choose.bind(py).call1((
                 self.callback.bind(py),
@@ -381,14 +383,14 @@ impl SniChoice for PySni {
                 server_name,
             ));
             match result {
-                Ok(r) if r.is_none() => Ok(None),
-                Ok(r) => match r.extract::<i64>() {
-                    Ok(i) if i >= 0 => Ok(Some(usize::try_from(i).unwrap_or(usize::MAX))),
-                    _ => Err(()),
+                Ok(r) if r.is_none() => SniChosen::Own,
+                Ok(r) => match r.extract::<usize>() {
+                    Ok(i) => SniChosen::Context(i),
+                    Err(_) => SniChosen::Refused,
                 },
                 Err(e) => {
                     e.write_unraisable(py, Some(self.callback.bind(py)));
-                    Err(())
+                    SniChosen::Refused
                 }
             }
         })

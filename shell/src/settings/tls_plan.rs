@@ -46,13 +46,22 @@ pub enum ClientAuth {
     Required(Vec<Vec<u8>>),
 }
 
-/// The choice the context's `sni_callback` makes for one handshake.
+/// What the context's `sni_callback` chose for one handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SniChosen {
+    /// The context's own certificate (the callback set no other context).
+    Own,
+    /// The certificate of [`SniPlan::contexts`]`[i]`.
+    Context(usize),
+    /// None: the handshake fails (the callback raised, returned an alert, or chose a
+    /// context whose certificate ferrocorn did not read).
+    Refused,
+}
+
+/// The context's `sni_callback`, called for each handshake.
 pub trait SniChoice: Send + Sync + fmt::Debug {
-    /// Calls the callback for `server_name` (`None`: the client sent none). `Ok(None)`:
-    /// the context's own certificate; `Ok(Some(i))`: the one of [`SniPlan::contexts`]`[i]`;
-    /// `Err`: the handshake fails (the callback raised, returned an alert, or chose a
-    /// context that has no certificate ferrocorn read).
-    fn choose(&self, server_name: Option<&str>) -> Result<Option<usize>, ()>;
+    /// Calls the callback for `server_name` (`None`: the client sent none).
+    fn choose(&self, server_name: Option<&str>) -> SniChosen;
 }
 
 /// `sni_callback`: the callback, and the certificates of the contexts it may choose.
