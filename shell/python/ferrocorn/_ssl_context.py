@@ -21,6 +21,10 @@ _OTHER = ("load_default_certs", "set_default_verify_paths", "load_dh_params",
           "set_npn_protocols")
 
 _depth = 0
+# Bumped each time a config file runs: contexts of an older run are an sni_callback's
+# candidates too (a module the config imports keeps its contexts across HUP), but one
+# whose files cannot be read again no longer stops a reload.
+_generation = 0
 _inside = []
 _real = {}
 _finder = None
@@ -32,7 +36,7 @@ def _notes(ctx):
     notes = ctx.__dict__.get("_ferrocorn_notes")
     if notes is None:
         notes = {"chains": [], "capaths": [], "ciphers": None, "alpn": None,
-                 "ecdh_curve": None, "other": []}
+                 "ecdh_curve": None, "other": [], "generation": _generation}
         ctx.__dict__["_ferrocorn_notes"] = notes
         _seen.add(ctx)
     return notes
@@ -170,9 +174,11 @@ class _Loader:
         return getattr(self._loader, name)
 
 
-def watch():
-    """Starts watching (nested calls count)."""
-    global _depth, _finder
+def watch(config=False):
+    """Starts watching (nested calls count); ``config``: a config file runs."""
+    global _depth, _finder, _generation
+    if config and not _depth:
+        _generation += 1
     _depth += 1
     if _depth > 1:
         return
@@ -240,12 +246,12 @@ def describe(ctx):
         "context": ctx,
     }
     desc.update(notes or {"chains": [], "capaths": [], "ciphers": None, "alpn": None,
-                          "ecdh_curve": None, "other": []})
+                          "ecdh_curve": None, "other": [], "generation": 0})
     if desc["sni_callback"] is not None:
         desc["candidates"] = [
-            (c, c.__dict__["_ferrocorn_notes"]["chains"][-1])
-            for c in list(_seen)
-            if c is not ctx and c.__dict__["_ferrocorn_notes"]["chains"]
+            (c, n["chains"][-1], n["generation"] == _generation)
+            for c, n in ((c, c.__dict__["_ferrocorn_notes"]) for c in list(_seen))
+            if c is not ctx and n["chains"]
         ]
     return desc
 
@@ -288,5 +294,6 @@ def choose(callback, ctx, candidates, server_name):
     for i, c in enumerate(candidates):
         if c is chosen:
             return i
-    raise ValueError("sni_callback chose a context whose certificate ferrocorn did not see "
-                     "loaded (load_cert_chain) while the config file or the hook ran")
+    raise ValueError("sni_callback chose a context whose certificate ferrocorn did not read "
+                     "(loaded by load_cert_chain while the config file or the hook ran, and "
+                     "readable when they last ran)")

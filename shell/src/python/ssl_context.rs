@@ -278,15 +278,21 @@ fn plan(
     }
     let sni = match d.get_item("sni_callback")? {
         Some(cb) if !cb.is_none() => {
-            let candidates: Vec<(Py<PyAny>, Chain)> = item(d, "candidates")?;
+            let candidates: Vec<(Py<PyAny>, Chain, bool)> = item(d, "candidates")?;
             let mut contexts = Vec::new();
             let objs = PyList::empty(py);
-            for (ctx, (certfile, keyfile, password)) in candidates {
-                contexts.push(crate::tls_context::cert_key(
+            for (ctx, (certfile, keyfile, password), current) in candidates {
+                match crate::tls_context::cert_key(
                     &certfile,
                     keyfile.as_deref(),
                     password.as_deref(),
-                )?);
+                ) {
+                    Ok(c) => contexts.push(c),
+                    // A context of an earlier run of the config file whose files are gone:
+                    // left out (the callback choosing it fails that handshake, saying so).
+                    Err(_) if !current => continue,
+                    Err(e) => return Err(e.into()),
+                }
                 objs.append(ctx)?;
             }
             let context: Py<PyAny> = item(d, "context")?;

@@ -11,8 +11,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// A certificate chain and its private key, from one `load_cert_chain` call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A certificate chain and its private key, from one `load_cert_chain` call (its
+/// `Debug` leaves the key out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertKey {
     /// The chain in order, DER (the server's certificate first).
     pub chain: Vec<Vec<u8>>,
@@ -22,6 +23,16 @@ pub struct CertKey {
     pub key_form: KeyForm,
     /// Where it came from, for messages (`load_cert_chain("a.pem", "a.key")`).
     pub source: String,
+}
+
+impl fmt::Debug for CertKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertKey")
+            .field("chain", &format_args!("{} certificate(s)", self.chain.len()))
+            .field("key", &format_args!("{:?} (not shown)", self.key_form))
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 /// The DER form of a private key.
