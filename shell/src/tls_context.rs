@@ -116,6 +116,13 @@ pub fn server_config(plan: &TlsContextPlan) -> Result<ServerConfig, String> {
         Some(list) => list.clone(),
         None => vec![crate::tls::ALPN_HTTP11.to_vec()],
     };
+    if let Some(path) = plan.keylog.as_deref() {
+        let file =
+            std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(|e| {
+                format!("ssl_context: keylog_filename {path:?} cannot be opened: {e}")
+            })?;
+        config.key_log = Arc::new(KeyLogTo(std::sync::Mutex::new(file)));
+    }
     config.ignore_client_order = plan.server_preference;
     config.send_tls13_tickets = plan.tls13_tickets;
     Ok(config)
@@ -145,6 +152,30 @@ pub fn key_algorithm(c: &CertKey) -> Result<String, String> {
     let provider = rustls::crypto::ring::default_provider();
     let key = certified(c, &provider)?;
     Ok(format!("{:?}", key.key.algorithm()))
+}
+
+/// `keylog_filename`: each secret appended as a line of the NSS key log format, as
+/// OpenSSL writes them (what Wireshark reads).
+#[derive(Debug)]
+struct KeyLogTo(std::sync::Mutex<std::fs::File>);
+
+impl rustls::KeyLog for KeyLogTo {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::fmt::Write as _;
+        let mut line =
+            String::with_capacity(label.len() + 2 * (client_random.len() + secret.len()) + 3);
+        line.push_str(label);
+        for part in [client_random, secret] {
+            line.push(' ');
+            for b in part {
+                let _ = write!(line, "{b:02x}");
+            }
+        }
+        line.push('\n');
+        if let Ok(mut f) = self.0.lock() {
+            let _ = std::io::Write::write_all(&mut *f, line.as_bytes());
+        }
+    }
 }
 
 /// The one certificate of a context without `sni_callback`.

@@ -378,6 +378,41 @@ fn an_sni_callback_serves_a_certificate_per_name_gthread() {
 }
 
 #[test]
+fn keylog_filename_gets_each_handshakes_secrets() {
+    let pki = Pki::new("tlsctx-keylog");
+    let log = pki.dir.path("keys.log");
+    let c = conf(
+        &pki,
+        "keylog.conf.py",
+        "",
+        &format!(
+            "context = default_ssl_context_factory()\n\
+             context.keylog_filename = {:?}\n\
+             return context",
+            log.to_str().unwrap()
+        ),
+    );
+    on_both(&c, GTHREAD, |program, addr| {
+        let _ = std::fs::remove_file(&log);
+        assert!(served(addr, &pki, &["-tls1_3"]), "{program}: TLS 1.3");
+        assert!(served(addr, &pki, &["-tls1_2"]), "{program}: TLS 1.2");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // The NSS key log format: LABEL CLIENT_RANDOM SECRET, in hex.
+        for label in ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET_0", "CLIENT_RANDOM"]
+        {
+            let line = text.lines().find(|l| l.starts_with(&format!("{label} ")));
+            let fields: Vec<&str> = line.map(|l| l.split(' ').collect()).unwrap_or_default();
+            assert!(
+                fields.len() == 3
+                    && fields[1].len() == 64
+                    && fields[1..].iter().all(|f| f.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{program}: no {label} line in {text:?}"
+            );
+        }
+    });
+}
+
+#[test]
 fn what_rustls_cannot_do_is_refused_naming_it() {
     oracle_venv();
     let pki = Pki::new("tlsctx-refused");
@@ -396,7 +431,6 @@ fn what_rustls_cannot_do_is_refused_naming_it() {
         ],
     );
     let dh = pki.path("dh.pem");
-    let keylog = pki.path("keys.log");
     // Each is accepted by gunicorn 27, which serves with it.
     let cases = [
         ("load_dh_params", format!("context.load_dh_params({dh:?})")),
@@ -405,7 +439,6 @@ fn what_rustls_cannot_do_is_refused_naming_it() {
             "context.verify_mode = ssl.CERT_REQUIRED\ncontext.load_default_certs(ssl.Purpose.CLIENT_AUTH)".to_owned(),
         ),
         ("OP_IGNORE_UNEXPECTED_EOF", "context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF".to_owned()),
-        ("keylog_filename", format!("context.keylog_filename = {keylog:?}")),
         ("post_handshake_auth", "context.post_handshake_auth = True".to_owned()),
         ("h2", "context.set_alpn_protocols(['h2', 'http/1.1'])".to_owned()),
         ("secp521r1", "context.set_ecdh_curve('secp521r1')".to_owned()),

@@ -96,9 +96,9 @@ def _wrap(ssl):
         real["set_ciphers"](self, spec)
         _notes(self)["ciphers"] = spec
 
-    def set_alpn_protocols(self, protocols):
-        real["set_alpn_protocols"](self, protocols)
-        _notes(self)["alpn"] = [p.encode("ascii") for p in protocols]
+    def set_alpn_protocols(self, alpn_protocols):
+        real["set_alpn_protocols"](self, alpn_protocols)
+        _notes(self)["alpn"] = [p.encode("ascii") for p in alpn_protocols]
 
     def set_ecdh_curve(self, name):
         real["set_ecdh_curve"](self, name)
@@ -239,7 +239,8 @@ def describe(ctx):
         "verify_flags": int(ctx.verify_flags),
         "check_hostname": bool(ctx.check_hostname),
         "post_handshake_auth": bool(getattr(ctx, "post_handshake_auth", False)),
-        "keylog_filename": getattr(ctx, "keylog_filename", None),
+        "keylog_filename": (None if getattr(ctx, "keylog_filename", None) is None
+                            else os.path.abspath(os.fsdecode(ctx.keylog_filename))),
         "num_tickets": int(getattr(ctx, "num_tickets", 2)),
         "sni_callback": ctx.sni_callback,
         "ca_der": ctx.get_ca_certs(binary_form=True),

@@ -7,7 +7,7 @@
 //! What is read: the files each `load_cert_chain` call loaded (an encrypted PKCS#8 key
 //! decrypted with the call's `password`), the CA certificates (`get_ca_certs`, and the
 //! files of a `capath`), `verify_mode`, `minimum_version` / `maximum_version`, `options`,
-//! `verify_flags`, `num_tickets`, `set_ciphers`, `set_alpn_protocols`, `set_ecdh_curve` and
+//! `verify_flags`, `num_tickets`, `keylog_filename`, `set_ciphers`, `set_alpn_protocols`, `set_ecdh_curve` and
 //! `sni_callback` (called at each handshake in the worker, [`PySni`]). Whatever else was
 //! asked of the context that rustls cannot do is refused with one line naming it.
 
@@ -180,9 +180,6 @@ fn plan(
             .to_owned()
             .into());
     }
-    if let Some(f) = item::<Option<String>>(d, "keylog_filename")? {
-        return Err(format!("keylog_filename = {f:?} cannot be translated to rustls").into());
-    }
     // Versions.
     let options: i64 = item(d, "options")?;
     let added = options & !DEFAULT_OPTIONS;
@@ -315,6 +312,7 @@ fn plan(
         server_preference: options & OP_CIPHER_SERVER_PREFERENCE != 0,
         alpn,
         tls13_tickets: item::<i64>(d, "num_tickets")?.try_into().unwrap_or(0),
+        keylog: item(d, "keylog_filename")?,
         ecdh_curve: item(d, "ecdh_curve")?,
         sni,
     })

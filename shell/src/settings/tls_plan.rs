@@ -111,6 +111,8 @@ pub struct TlsContextPlan {
     pub alpn: Option<Vec<Vec<u8>>>,
     /// `num_tickets`: TLS 1.3 session tickets sent after a handshake.
     pub tls13_tickets: usize,
+    /// `keylog_filename`: where TLS secrets are appended (NSS key log format).
+    pub keylog: Option<String>,
     /// `set_ecdh_curve`: the one key exchange group allowed.
     pub ecdh_curve: Option<String>,
     /// `sni_callback`.
