@@ -281,8 +281,19 @@ fn decrypt_pkcs8(block: &str, password: &[u8]) -> Result<Vec<u8>, String> {
     use pkcs8::der::Decode;
     let (_, doc) = pkcs8::der::Document::from_pem(block)
         .map_err(|e| format!("the encrypted private key is not valid PEM: {e}"))?;
-    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes())
-        .map_err(|e| format!("the encrypted private key does not parse: {e}"))?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).map_err(
+            |e| match algorithm_of(doc.as_bytes()) {
+                Some(oid) => format!(
+                    "the private key is encrypted with {oid}{}, which ferrocorn cannot decrypt: \
+                 convert it to PBES2 (openssl pkcs8 -topk8 -in KEY -out KEY8 -v2 aes-256-cbc)",
+                    pkcs12_pbe_name(&oid.to_string())
+                        .map(|n| format!(" ({n}, a PKCS#12 scheme)"))
+                        .unwrap_or_default()
+                ),
+                None => format!("the encrypted private key does not parse: {e}"),
+            },
+        )?;
     let plain = info.decrypt(password).map_err(|e| {
         format!(
             "the private key is encrypted with {} ({}), which ferrocorn cannot decrypt with \
@@ -292,6 +303,33 @@ fn decrypt_pkcs8(block: &str, password: &[u8]) -> Result<Vec<u8>, String> {
         )
     })?;
     Ok(plain.as_bytes().to_vec())
+}
+
+/// The `encryptionAlgorithm` OID of an `EncryptedPrivateKeyInfo` whose scheme the
+/// `pkcs8` crate does not know.
+fn algorithm_of(der: &[u8]) -> Option<pkcs8::ObjectIdentifier> {
+    use pkcs8::der::{Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(der).ok()?;
+    reader
+        .sequence(|r| {
+            let alg = pkcs8::spki::AlgorithmIdentifierRef::decode(r)?;
+            let _data = pkcs8::der::asn1::AnyRef::decode(r)?;
+            Ok(alg.oid)
+        })
+        .ok()
+}
+
+/// PKCS#12's password-based encryption schemes (RFC 7292 appendix C), by OID.
+fn pkcs12_pbe_name(oid: &str) -> Option<&'static str> {
+    Some(match oid.strip_prefix("1.2.840.113549.1.12.1.")? {
+        "1" => "pbeWithSHAAnd128BitRC4",
+        "2" => "pbeWithSHAAnd40BitRC4",
+        "3" => "pbeWithSHAAnd3-KeyTripleDES-CBC",
+        "4" => "pbeWithSHAAnd2-KeyTripleDES-CBC",
+        "5" => "pbeWithSHAAnd128BitRC2-CBC",
+        "6" => "pbewithSHAAnd40BitRC2-CBC",
+        _ => return None,
+    })
 }
 
 fn scheme_name(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> &'static str {

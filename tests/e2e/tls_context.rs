@@ -211,6 +211,44 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
             assert!(ok && out.contains("Hello, World!"), "{program}, password {password}: {out}");
         });
     }
+    // The other encrypted PKCS#8 forms OpenSSL makes: PBES2 with HMAC-SHA1, with 3DES,
+    // with scrypt (ferrocorn decrypts them all); PKCS#12's PBE, which Python's OpenSSL
+    // reads and ferrocorn cannot, refused naming the scheme.
+    let forms: [(&str, &[&str]); 4] = [
+        ("sha1", &["-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA1"]),
+        ("des3", &["-v2", "des3"]),
+        ("scrypt", &["-scrypt"]),
+        ("pkcs12", &["-v1", "PBE-SHA1-3DES"]),
+    ];
+    for (name, args) in forms {
+        let out = format!("{name}.pem");
+        let mut all = vec!["pkcs8", "-topk8", "-in", "server_key.pem", "-passout", "pass:s3cret"];
+        all.extend(args);
+        all.extend(["-out", &out]);
+        openssl(d, &all);
+        let key = pki.path(&out);
+        let c = conf(
+            &pki,
+            &format!("{name}.conf.py"),
+            "",
+            &format!(
+                "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                 context.load_cert_chain({chain:?}, {key:?}, password='s3cret')\n\
+                 return context"
+            ),
+        );
+        if name == "pkcs12" {
+            let line = refused(&c);
+            assert!(
+                line.contains("pbeWithSHAAnd3-KeyTripleDES-CBC") && line.contains(&key),
+                "{line}"
+            );
+            continue;
+        }
+        let (s, addr) = serve("ferrocorn", &c, SYNC);
+        let (ok, out) = curl_verbose(addr, &pki);
+        assert!(ok && out.contains("Hello, World!"), "{name}: {out}\n{}", s.log());
+    }
     // A wrong password: Python's own SSLError, in ferrocorn's master at start; gunicorn
     // starts and fails every connection.
     let wrong = conf(
