@@ -251,16 +251,10 @@ fn private_key(pem: &[u8], password: Option<&[u8]>) -> Result<(Vec<u8>, KeyForm)
         return decrypt_pkcs8(block, password).map(|der| (der, KeyForm::Pkcs8));
     }
     if text.contains("Proc-Type: 4,ENCRYPTED") {
-        let cipher = text
-            .lines()
-            .find_map(|l| l.strip_prefix("DEK-Info: "))
-            .and_then(|l| l.split(',').next())
-            .unwrap_or("unknown");
-        return Err(format!(
-            "the private key is encrypted in OpenSSL's legacy PEM form (Proc-Type: 4,ENCRYPTED, \
-             DEK-Info: {cipher}), which ferrocorn cannot decrypt: convert it to encrypted PKCS#8 \
-             (openssl pkcs8 -topk8 -in KEY -out KEY8 -v2 aes-256-cbc)"
-        ));
+        let Some(password) = password else {
+            return Err("the private key is encrypted and load_cert_chain got no password".into());
+        };
+        return decrypt_legacy(&text, password);
     }
     match PrivateKeyDer::from_pem_slice(pem) {
         Ok(PrivateKeyDer::Pkcs1(k)) => Ok((k.secret_pkcs1_der().to_vec(), KeyForm::Pkcs1)),
@@ -303,6 +297,99 @@ fn decrypt_pkcs8(block: &str, password: &[u8]) -> Result<Vec<u8>, String> {
         )
     })?;
     Ok(plain.as_bytes().to_vec())
+}
+
+/// A key in OpenSSL's legacy encrypted PEM form (`Proc-Type: 4,ENCRYPTED`, `DEK-Info:
+/// CIPHER,IV`, what `openssl genrsa -aes256` wrote before OpenSSL 3): the key is
+/// `EVP_BytesToKey` (MD5, one round, the IV's first 8 bytes as salt) of the password,
+/// the cipher AES-128/192/256-CBC or DES-EDE3-CBC; inside, PKCS#1 or SEC1 DER.
+fn decrypt_legacy(text: &str, password: &[u8]) -> Result<(Vec<u8>, KeyForm), String> {
+    let bad = |what: &str| format!("the legacy encrypted PEM key is malformed ({what})");
+    let at = text.find("Proc-Type: 4,ENCRYPTED").unwrap_or(0);
+    let begin = text[..at].rfind("-----BEGIN ").ok_or_else(|| bad("no BEGIN line"))? + 11;
+    let label_len = text[begin..].find("-----").ok_or_else(|| bad("BEGIN line"))?;
+    let label = &text[begin..begin + label_len];
+    let form = match label {
+        "RSA PRIVATE KEY" => KeyForm::Pkcs1,
+        "EC PRIVATE KEY" => KeyForm::Sec1,
+        other => return Err(format!("an encrypted PEM block \"{other}\" is not a private key")),
+    };
+    let body = begin + label_len + 5;
+    let end =
+        text[body..].find(&format!("-----END {label}-----")).ok_or_else(|| bad("no END line"))?;
+    let (mut dek, mut b64) = (None, String::new());
+    for line in text[body..body + end].lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("DEK-Info:") {
+            dek = Some(v.trim());
+        } else if !line.contains(':') {
+            b64.push_str(line);
+        }
+    }
+    let (cipher, iv_hex) = dek.and_then(|d| d.split_once(',')).ok_or_else(|| bad("DEK-Info"))?;
+    let iv = (0..iv_hex.len() / 2)
+        .map(|i| u8::from_str_radix(iv_hex.get(2 * i..2 * i + 2).unwrap_or("?"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad("the IV"))?;
+    use base64ct::Encoding as _;
+    let data = base64ct::Base64::decode_vec(&b64).map_err(|_| bad("base64"))?;
+    let key_len = match cipher {
+        "AES-128-CBC" => 16,
+        "AES-192-CBC" | "DES-EDE3-CBC" => 24,
+        "AES-256-CBC" => 32,
+        other => {
+            return Err(format!(
+                "the private key is encrypted with {other} in OpenSSL's legacy PEM form, which \
+                 ferrocorn cannot decrypt (AES-CBC and DES-EDE3-CBC only): convert it to \
+                 encrypted PKCS#8 (openssl pkcs8 -topk8 -in KEY -out KEY8 -v2 aes-256-cbc)"
+            ));
+        }
+    };
+    if iv.len() < 8 {
+        return Err(bad("the IV"));
+    }
+    let key = bytes_to_key(password, &iv[..8], key_len);
+    let plain = match cipher {
+        "AES-128-CBC" => cbc_decrypt::<aes::Aes128>(&key, &iv, &data),
+        "AES-192-CBC" => cbc_decrypt::<aes::Aes192>(&key, &iv, &data),
+        "AES-256-CBC" => cbc_decrypt::<aes::Aes256>(&key, &iv, &data),
+        _ => cbc_decrypt::<des::TdesEde3>(&key, &iv, &data),
+    };
+    match plain {
+        Some(der) => Ok((der, form)),
+        None => Err(format!("the password does not decrypt the private key ({cipher})")),
+    }
+}
+
+/// OpenSSL's `EVP_BytesToKey` with MD5 and one round.
+fn bytes_to_key(password: &[u8], salt: &[u8], len: usize) -> Vec<u8> {
+    use md5::Digest as _;
+    let (mut out, mut prev) = (Vec::new(), Vec::new());
+    while out.len() < len {
+        let mut h = md5::Md5::new();
+        h.update(&prev);
+        h.update(password);
+        h.update(salt);
+        prev = h.finalize().to_vec();
+        out.extend_from_slice(&prev);
+    }
+    out.truncate(len);
+    out
+}
+
+/// CBC decryption with PKCS#7 padding; `None` when the padding is wrong (a wrong key).
+fn cbc_decrypt<C>(key: &[u8], iv: &[u8], data: &[u8]) -> Option<Vec<u8>>
+where
+    C: cbc::cipher::BlockDecryptMut + cbc::cipher::BlockCipher + cbc::cipher::KeyInit,
+{
+    use cbc::cipher::{BlockDecryptMut as _, KeyIvInit as _};
+    let mut buf = data.to_vec();
+    let n = cbc::Decryptor::<C>::new_from_slices(key, iv)
+        .ok()?
+        .decrypt_padded_mut::<cbc::cipher::block_padding::Pkcs7>(&mut buf)
+        .ok()?
+        .len();
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// The `encryptionAlgorithm` OID of an `EncryptedPrivateKeyInfo` whose scheme the

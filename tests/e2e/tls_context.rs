@@ -267,39 +267,77 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
     }
     let line = refused(&wrong);
     assert!(line.contains("ssl_context") && line.contains("SSLError"), "{line}");
-    // OpenSSL's legacy encrypted PEM (Proc-Type / DEK-Info): gunicorn serves it;
-    // ferrocorn cannot decrypt it and says so, naming the form.
+    // OpenSSL's legacy encrypted PEM (Proc-Type / DEK-Info), RSA and EC keys, AES and
+    // 3DES: both serve it; with a cipher ferrocorn does not decrypt (Camellia), gunicorn
+    // serves and ferrocorn names the cipher.
     openssl(
         d,
         &[
-            "rsa",
-            "-in",
-            "server_key.pem",
-            "-aes256",
-            "-traditional",
-            "-passout",
-            "pass:s3cret",
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
             "-out",
-            "legacy.pem",
+            "ec_key.pem",
         ],
     );
-    let legacy = pki.path("legacy.pem");
-    let c = conf(
-        &pki,
-        "legacy.conf.py",
-        "",
-        &format!(
-            "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-             context.load_cert_chain({chain:?}, {legacy:?}, password='s3cret')\n\
-             return context"
-        ),
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "ec_key.pem",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "2",
+            "-out",
+            "ec.pem",
+        ],
     );
-    {
-        let (_g, addr) = serve("gunicorn", &c, SYNC);
-        assert!(curl_verbose(addr, &pki).0, "gunicorn serves a legacy encrypted key");
+    let legacy = [
+        ("rsa", "server_key.pem", "-aes256", true),
+        ("rsa", "server_key.pem", "-aes128", true),
+        ("ec", "ec_key.pem", "-des3", true),
+        ("rsa", "server_key.pem", "-camellia128", false),
+    ];
+    for (i, (tool, key, cipher, decrypted)) in legacy.into_iter().enumerate() {
+        let out = format!("legacy{i}.pem");
+        // (`openssl ec` writes this form by default, `openssl rsa` with `-traditional`)
+        let mut args = vec![tool, "-in", key, cipher, "-passout", "pass:s3cret", "-out", &out];
+        if tool == "rsa" {
+            args.push("-traditional");
+        }
+        openssl(d, &args);
+        let text = std::fs::read_to_string(d.join(&out)).unwrap();
+        assert!(text.contains("Proc-Type: 4,ENCRYPTED"), "{text}");
+        let cert = if tool == "ec" { pki.path("ec.pem") } else { chain.clone() };
+        let legacy = pki.path(&out);
+        let c = conf(
+            &pki,
+            &format!("legacy{i}.conf.py"),
+            "",
+            &format!(
+                "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                 context.load_cert_chain({cert:?}, {legacy:?}, password='s3cret')\n\
+                 return context"
+            ),
+        );
+        if decrypted {
+            on_both(&c, SYNC, |program, addr| {
+                let (ok, out) = curl(&["-k", &format!("https://127.0.0.1:{}/", addr.port())]);
+                assert!(ok && out == "Hello, World!", "{program}, {tool} {cipher}: {out}");
+            });
+        } else {
+            let (_g, addr) = serve("gunicorn", &c, SYNC);
+            assert!(curl_verbose(addr, &pki).0, "gunicorn serves a {cipher} legacy key");
+            let line = refused(&c);
+            assert!(line.contains("CAMELLIA-128-CBC") && line.contains(&legacy), "{line}");
+        }
     }
-    let line = refused(&c);
-    assert!(line.contains("legacy PEM form") && line.contains("legacy.pem"), "{line}");
 }
 
 fn client_certificates(worker: &[&str]) {
