@@ -2,7 +2,8 @@
 //! bridge read from the hook's `ssl.SSLContext` ([`TlsContextPlan`]) as a rustls
 //! `ServerConfig`; without the hook, [`crate::tls::acceptor`]'s configuration from the
 //! files. Also what the bridge needs to fill a plan: a `load_cert_chain` call's files as
-//! a [`CertKey`], an encrypted PKCS#8 key decrypted with the call's `password`.
+//! a [`CertKey`], an encrypted key (PKCS#8, or OpenSSL's legacy PEM form) decrypted with
+//! the call's `password`.
 //!
 //! The `sni_callback` is called at each handshake, in the worker, through rustls'
 //! `ResolvesServerCert` ([`SniResolver`]): the certificate of the context it chose is
@@ -210,7 +211,7 @@ impl ResolvesServerCert for SniResolver {
 
 /// What `load_cert_chain(certfile, keyfile, password)` loaded, read again from the files
 /// (after Python's own call accepted them): the chain in order and the private key,
-/// decrypted with `password` when it is an encrypted PKCS#8 key.
+/// decrypted with `password` when it is encrypted.
 pub fn cert_key(
     certfile: &str,
     keyfile: Option<&str>,
@@ -237,7 +238,8 @@ const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 
 /// The first private key of a PEM text, its DER and form; an `ENCRYPTED PRIVATE KEY`
-/// (PKCS#8 `EncryptedPrivateKeyInfo`) is decrypted with `password`.
+/// (PKCS#8 `EncryptedPrivateKeyInfo`) or a legacy `Proc-Type: 4,ENCRYPTED` block is
+/// decrypted with `password`.
 fn private_key(pem: &[u8], password: Option<&[u8]>) -> Result<(Vec<u8>, KeyForm), String> {
     let text = String::from_utf8_lossy(pem);
     if let Some(start) = text.find(ENCRYPTED_BEGIN) {

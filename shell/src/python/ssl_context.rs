@@ -4,12 +4,13 @@
 //! acceptor is built from ([`crate::tls_context`]) in the master and in every worker of
 //! that generation.
 //!
-//! What is read: the files each `load_cert_chain` call loaded (an encrypted PKCS#8 key
+//! What is read: the files each `load_cert_chain` call loaded (an encrypted key
 //! decrypted with the call's `password`), the CA certificates (`get_ca_certs`, and the
 //! files of a `capath`), `verify_mode`, `minimum_version` / `maximum_version`, `options`,
-//! `verify_flags`, `num_tickets`, `keylog_filename`, `set_ciphers`, `set_alpn_protocols`, `set_ecdh_curve` and
-//! `sni_callback` (called at each handshake in the worker, [`PySni`]). Whatever else was
-//! asked of the context that rustls cannot do is refused with one line naming it.
+//! `verify_flags`, `num_tickets`, `keylog_filename`, `set_ciphers`, `set_alpn_protocols`,
+//! `set_ecdh_curve` and `sni_callback` (called at each handshake in the worker,
+//! [`PySni`]). Whatever else was asked of the context that rustls cannot do is refused
+//! with one line naming it.
 
 use std::sync::Arc;
 
