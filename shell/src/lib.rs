@@ -19,6 +19,7 @@ pub mod reload;
 pub mod run;
 pub mod settings;
 pub mod tls;
+pub mod tls_context;
 pub mod tls_failure;
 pub mod tls_peer;
 pub mod transport;

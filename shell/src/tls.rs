@@ -44,19 +44,12 @@ pub fn acceptor(config: &crate::settings::ServerConfig) -> Result<Option<TlsAcce
 }
 
 /// The protocol ALPN names: HTTP/1.1 only.
-const ALPN_HTTP11: &[u8] = b"http/1.1";
+pub(crate) const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
     let certfile = tls.certfile.as_deref();
     let keyfile = tls.keyfile.as_deref();
-    // gunicorn's checks at start, in its order and words.
-    for (name, file) in [("certfile", certfile), ("keyfile", keyfile)] {
-        if let Some(f) = file {
-            if !std::path::Path::new(f).exists() {
-                return Err(format!("{name} \"{f}\" does not exist"));
-            }
-        }
-    }
+    files_exist(tls)?;
     let Some(certfile) = certfile else {
         return Err("keyfile is set without certfile: the certificate is missing".into());
     };
@@ -121,6 +114,18 @@ fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
+/// gunicorn's checks at start, in its order and words: `certfile` and `keyfile` exist.
+pub(crate) fn files_exist(tls: &TlsConfig) -> Result<(), String> {
+    for (name, file) in [("certfile", &tls.certfile), ("keyfile", &tls.keyfile)] {
+        if let Some(f) = file {
+            if !std::path::Path::new(f).exists() {
+                return Err(format!("{name} \"{f}\" does not exist"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The TLS 1.2 suites of rustls (ring) by their OpenSSL names, in the order OpenSSL's
 /// `ALL` lists them.
 const TLS12: [(&str, SupportedCipherSuite); 6] = [
@@ -135,7 +140,7 @@ const TLS12: [(&str, SupportedCipherSuite); 6] = [
 /// The suites for `ciphers`: the TLS 1.2 suites the OpenSSL cipher string selects, after
 /// every TLS 1.3 suite (`SSLContext.set_ciphers` leaves TLS 1.3's alone), or an error
 /// when it selects none that rustls has.
-fn cipher_suites(spec: &str) -> Result<Vec<SupportedCipherSuite>, String> {
+pub(crate) fn cipher_suites(spec: &str) -> Result<Vec<SupportedCipherSuite>, String> {
     let chosen = tls12_ciphers(spec);
     if chosen.is_empty() {
         let names: Vec<&str> = TLS12.iter().map(|(n, _)| *n).collect();
@@ -220,7 +225,10 @@ fn read(setting: &str, path: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The certificates of a PEM file, in order (a chain: the server's first).
-fn certificates(setting: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn certificates(
+    setting: &str,
+    path: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = read(setting, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -264,17 +272,31 @@ fn client_verifier(
     required: bool,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, String> {
-    let listed = certificates("ca_certs", path)?;
+    client_verifier_of(
+        certificates("ca_certs", path)?,
+        &format!("ca_certs \"{path}\""),
+        required,
+        provider,
+    )
+}
+
+/// [`client_verifier`] over certificates already read (`what` names them in messages).
+pub(crate) fn client_verifier_of(
+    listed: Vec<CertificateDer<'static>>,
+    what: &str,
+    required: bool,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
     let mut roots = RootCertStore::empty();
     for cert in &listed {
         roots
             .add(cert.clone())
-            .map_err(|e| format!("ca_certs \"{path}\": a certificate cannot be trusted: {e}"))?;
+            .map_err(|e| format!("{what}: a certificate cannot be trusted: {e}"))?;
     }
     let builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
     let builder = if required { builder } else { builder.allow_unauthenticated() };
-    let inner = builder.build().map_err(|e| format!("ca_certs \"{path}\": {e}"))?;
+    let inner = builder.build().map_err(|e| format!("{what}: {e}"))?;
     Ok(Arc::new(ClientVerifier { inner, listed }))
 }
 
@@ -344,7 +366,7 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -353,16 +375,16 @@ fn unix_now() -> i64 {
 
 /// A time of a certificate: seconds since the epoch, and as a text for messages.
 #[derive(Debug, PartialEq, Eq)]
-struct CertTime {
-    secs: i64,
-    text: String,
+pub(crate) struct CertTime {
+    pub(crate) secs: i64,
+    pub(crate) text: String,
 }
 
 /// A certificate's validity period.
 #[derive(Debug, PartialEq, Eq)]
-struct Validity {
-    not_before: CertTime,
-    not_after: CertTime,
+pub(crate) struct Validity {
+    pub(crate) not_before: CertTime,
+    pub(crate) not_after: CertTime,
 }
 
 /// One DER element: its tag, its contents and what follows it.
@@ -386,7 +408,7 @@ fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// The validity of an X.509 certificate (RFC 5280 4.1: `Certificate` is a SEQUENCE whose
 /// `tbsCertificate` holds `[0] version`, `serialNumber`, `signature`, `issuer`, then
 /// `validity`), or `None` if it does not parse that far.
-fn validity(cert: &[u8]) -> Option<Validity> {
+pub(crate) fn validity(cert: &[u8]) -> Option<Validity> {
     let (0x30, cert, _) = der(cert)? else { return None };
     let (0x30, tbs, _) = der(cert)? else { return None };
     let (tag, _, mut rest) = der(tbs)?;

@@ -36,5 +36,6 @@ mod statsd_daemon;
 mod stdio_inheritance;
 mod syslog;
 mod tls;
+mod tls_context;
 mod tls_ops;
 mod wsgi;

@@ -119,7 +119,7 @@ fn start_tls(
 
 /// The request of a user's HTTPS client over a raw TLS session by `openssl s_client`,
 /// with a client certificate or not; its output (the answer, or nothing).
-fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
+pub(crate) fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
     let port = addr.port().to_string();
     let connect = format!("127.0.0.1:{port}");
     let ca = pki.path("ca.pem");
@@ -325,7 +325,7 @@ fn client_certificates_optional_and_required_gthread() {
 }
 
 /// Runs `program` to its end (at most `secs`): (exit code, output).
-fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) {
+pub(crate) fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) {
     let mut s = start_installed(program, args, &[]);
     let end = Instant::now() + Duration::from_secs(secs);
     while s.exited().is_none() {
@@ -337,7 +337,7 @@ fn run_to_end(program: &str, args: &[&str], secs: u64) -> (Option<i32>, String) 
     (s.wait_exit(10).code(), s.log())
 }
 
-fn one_error_line(log: &str) -> String {
+pub(crate) fn one_error_line(log: &str) -> String {
     let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("Error:")).collect();
     assert_eq!(errors.len(), 1, "one Error: line: {log}");
     errors[0].to_owned()

@@ -608,7 +608,8 @@ impl Master<'_> {
             None => Ok(((*self.settings).clone(), (*self.config).clone())),
         };
         // The TLS files too: a broken certificate keeps the old workers serving.
-        let servable = |(s, c): (Settings, ServerConfig)| crate::tls::acceptor(&c).map(|_| (s, c));
+        let servable =
+            |(s, c): (Settings, ServerConfig)| crate::tls_context::acceptor(&c).map(|_| (s, c));
         let new =
             match loaded.and_then(servable).and_then(|(s, c)| parse_binds(&c).map(|b| (s, c, b))) {
                 Ok(x) => x,

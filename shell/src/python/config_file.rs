@@ -74,11 +74,15 @@ fn load_config(
     };
     ensure_on_sys_path(py, &env.cwd.to_string_lossy()).map_err(other)?;
     let namespace = if let Some(module) = location.strip_prefix("python:") {
-        // Errors propagate as `Error: <str(exc)>`, as in gunicorn.
-        PyModule::import(py, "importlib")
+        // Errors propagate as `Error: <str(exc)>`, as in gunicorn. Contexts the module
+        // makes for the `ssl_context` hook are watched, as a file's are.
+        let watch = PyModule::import(py, "ferrocorn._ssl_context").map_err(other)?;
+        watch.call_method1("watch", (true,)).map_err(other)?;
+        let imported = PyModule::import(py, "importlib")
             .and_then(|m| m.call_method1("import_module", (module,)))
-            .and_then(|m| Ok(m.getattr("__dict__")?.cast_into::<PyDict>()?))
-            .map_err(other)?
+            .and_then(|m| Ok(m.getattr("__dict__")?.cast_into::<PyDict>()?));
+        watch.call_method0("unwatch").map_err(other)?;
+        imported.map_err(other)?
     } else {
         let filename = location.strip_prefix("file:").unwrap_or(location);
         exec_config_file(py, filename).map_err(|e| {
@@ -130,6 +134,11 @@ fn exec_config_file<'py>(py: Python<'py>, filename: &str) -> PyResult<Bound<'py,
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
     PyModule::import(py, "sys")?.getattr("modules")?.set_item(NAME, &module)?;
-    spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
+    // Contexts the file makes for the `ssl_context` hook are watched (`super::ssl_context`).
+    let watch = PyModule::import(py, "ferrocorn._ssl_context")?;
+    watch.call_method1("watch", (true,))?;
+    let ran = spec.getattr("loader")?.call_method1("exec_module", (&module,));
+    watch.call_method0("unwatch")?;
+    ran?;
     Ok(module.getattr("__dict__")?.cast_into::<PyDict>()?)
 }

@@ -89,7 +89,7 @@ impl WsgiGthreadBody {
             Err(text) => return setup_failed(py, &text),
         };
         let mut opts = gthread::Options::from_config(&ctx.config);
-        opts.tls = match crate::tls::acceptor(&ctx.config) {
+        opts.tls = match crate::tls_context::acceptor(&ctx.config) {
             Ok(tls) => tls,
             Err(text) => return setup_failed(py, &text),
         };

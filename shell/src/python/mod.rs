@@ -20,6 +20,8 @@
 //!   `wsgi.input`, `start_response`, file wrapper), [`request`] (hooks' `req`/`resp`, the
 //!   access record, client faults), [`hooks`] (`pre_request` / `post_request` and their
 //!   `worker`, `req`, `resp`) and [`pyio`] (I/O errors as Python sees them).
+//! - [`ssl_context`]: the `ssl_context` hook, run in the master at start and on HUP, its
+//!   `ssl.SSLContext` read into the plan the TLS acceptor is built from.
 //! - [`config_object`]: the `cfg` object hooks see (`server.cfg`, `worker.cfg`), gunicorn's `Config`.
 //! - [`pylog`]: Python logging (`logconfig*`, `logger_class`): gunicorn's logger object,
 //!   which the Rust loggers forward every record to when one of those settings is set.
@@ -52,6 +54,7 @@ pub mod request;
 pub mod serve;
 pub mod server_hooks;
 pub mod setup;
+pub mod ssl_context;
 pub mod sync;
 pub mod worker;
 pub mod wsgi;

@@ -62,6 +62,14 @@ pub fn serve(py: Python<'_>, settings: &Settings, config: &ServerConfig, out: &m
     } else {
         None
     };
+    // The `ssl_context` hook, after `chdir` (its files resolve as gunicorn's do).
+    let config = &match super::ssl_context::with_context(py, settings, config.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            out.stderr = format!("\nError: {e}\n");
+            return 1;
+        }
+    };
     let body = match super::worker::WsgiBody::new(config, preloaded, &Env::from_process()) {
         Ok(b) => b,
         Err(e) => {

@@ -362,6 +362,8 @@ impl Reload for PythonReload {
                 // Settings ferrocorn cannot serve are refused like a broken config: the
                 // running configuration keeps serving.
                 let config = ServerConfig::new(&s)?;
+                // The `ssl_context` hook runs again: its certificates may be new.
+                let config = Python::attach(|py| super::ssl_context::with_context(py, &s, config))?;
                 // As gunicorn's `Application.reload`: a reloaded config asking for
                 // `spew` turns it on in the master (the new workers inherit it).
                 if config.app.spew {

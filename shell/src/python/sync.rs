@@ -226,7 +226,7 @@ impl Worker {
         // policy follows them.
         let settings = Arc::clone(&ctx.settings);
         let proto = Arc::clone(&ctx.config.proto);
-        let tls = crate::tls::acceptor(&ctx.config)?;
+        let tls = crate::tls_context::acceptor(&ctx.config)?;
         let mut environ_cfg = body.environ.clone();
         environ_cfg.headers = proto.headers.clone();
         let common = Common::new(py, &ctx, &settings, &body.environ.server_software, false)?;

@@ -31,7 +31,7 @@ impl WsgiBody {
         preloaded: Option<Py<PyAny>>,
         env: &Env,
     ) -> Result<WsgiBody, String> {
-        crate::tls::acceptor(config)?;
+        crate::tls_context::acceptor(config)?;
         Ok(WsgiBody { preloaded, env: env.clone() })
     }
 }

@@ -156,6 +156,11 @@ pub struct TlsConfig {
     pub ciphers: Option<String>,
     /// `suppress_ragged_eofs`.
     pub suppress_ragged_eofs: bool,
+    /// Whether `ssl_context` is set (the hook's context then decides, through `context`).
+    pub hook: bool,
+    /// What the `ssl_context` hook's context asks for, once the Python bridge ran it
+    /// (in the master, at start and on HUP).
+    pub context: Option<super::tls_plan::TlsContextPlan>,
 }
 
 /// The master process and the workers' identity.
@@ -337,6 +342,8 @@ impl ServerConfig {
                 cert_reqs: settings.int("cert_reqs"),
                 ciphers: settings.str("ciphers").map(str::to_owned),
                 suppress_ragged_eofs: settings.bool("suppress_ragged_eofs"),
+                hook: !matches!(settings.origin("ssl_context"), super::resolve::Origin::Default),
+                context: None,
             }),
         };
         let process = ProcessConfig {

@@ -1129,7 +1129,6 @@ The callable needs to accept a single instance variable for the Arbiter.",
     },
     Setting {
         name: "ssl_context",
-        support: Support::Unsupported,
         section: Section::ServerHooks,
         validator: Validator::Callable(2),
         default: DefaultSpec::Hook("NewSSLContext.ssl_context", 2),

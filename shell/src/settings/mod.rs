@@ -24,6 +24,7 @@ pub mod env;
 pub mod proto;
 pub mod resolve;
 mod setting;
+pub mod tls_plan;
 pub mod validate;
 pub mod value;
 
