@@ -150,6 +150,22 @@ fn python_json(literal: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `text` with each run of digits replaced by one `N`: pids, ports and times differ
+/// between the two servers' runs, in value and in length.
+fn blank_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !in_number {
+            out.push('N');
+        }
+        in_number = c.is_ascii_digit();
+    }
+    out
+}
+
 /// An error-log file reduced to what must be the same under both servers: each record's
 /// level and message with numbers blanked (times, pids, ports), the exception's last
 /// line of a traceback; gunicorn's lines about itself (its name and version, its control
@@ -168,8 +184,7 @@ fn error_records(text: &str) -> Vec<String> {
             if msg.starts_with("Starting ") || msg.starts_with("Control socket") {
                 continue;
             }
-            let msg: String =
-                msg.chars().map(|c| if c.is_ascii_digit() { 'N' } else { c }).collect();
+            let msg = blank_numbers(msg);
             out.push(format!("{level} {msg}"));
         } else if !line.starts_with(' ') && !line.starts_with("Traceback") && !line.is_empty() {
             out.push(line.to_owned());
@@ -365,8 +380,7 @@ fn logger_calls(program: &str, worker: &[&str], ferrocorn_base: bool) -> Vec<Str
         .map(|l| {
             let (pid, rest) = l.split_once(' ').unwrap();
             let role = if pid == master { "master" } else { "worker" };
-            let rest: String =
-                rest.chars().map(|c| if c.is_ascii_digit() { 'N' } else { c }).collect();
+            let rest = blank_numbers(rest);
             format!("{role} {rest}")
         })
         .collect()
@@ -377,8 +391,7 @@ fn a_logger_class_is_called_as_gunicorn_calls_it() {
     oracle_venv();
     for worker in [&["-k", "sync"][..], &["-k", "gthread", "--threads", "2"][..]] {
         let want = logger_calls("gunicorn", worker, false);
-        for call in
-            ["master setup info", "worker access NNN OK / timedelta", "worker reopen_files "]
+        for call in ["master setup info", "worker access N OK / timedelta", "worker reopen_files "]
         {
             assert!(want.iter().any(|c| c.starts_with(call)), "{call}: {want:#?}");
         }
@@ -510,6 +523,6 @@ fn hup(program: &str) -> (Vec<String>, Vec<String>) {
 fn hup_applies_a_changed_logging_config() {
     oracle_venv();
     let want = hup("gunicorn");
-    assert!(want.1.iter().any(|l| l.contains("\"GET /headers HTTP/N.N\" NNN")), "{want:?}");
+    assert!(want.1.iter().any(|l| l.contains("\"GET /headers HTTP/N.N\" N")), "{want:?}");
     assert_eq!(hup("ferrocorn"), want);
 }
