@@ -14,9 +14,13 @@
 
 use std::sync::Arc;
 
+use crypto::cipher_suite as suite;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::crypto::ring::cipher_suite as suite;
+#[cfg(feature = "aws-lc-rs")]
+use rustls::crypto::aws_lc_rs as crypto;
+#[cfg(not(feature = "aws-lc-rs"))]
+use rustls::crypto::ring as crypto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -76,7 +80,7 @@ fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
             ));
         }
     }
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = crypto::default_provider();
     if let Some(spec) = tls.ciphers.as_deref() {
         provider.cipher_suites = cipher_suites(spec)?;
     }
@@ -143,7 +147,7 @@ fn cipher_suites(spec: &str) -> Result<Vec<SupportedCipherSuite>, String> {
             names.join(", ")
         ));
     }
-    let tls13 = rustls::crypto::ring::DEFAULT_CIPHER_SUITES.iter().filter(|s| s.tls13().is_some());
+    let tls13 = crypto::DEFAULT_CIPHER_SUITES.iter().filter(|s| s.tls13().is_some());
     let tls12 = chosen.iter().filter_map(|n| TLS12.iter().find(|(name, _)| name == n));
     Ok(tls13.copied().chain(tls12.map(|(_, s)| *s)).collect())
 }
