@@ -116,7 +116,7 @@ fn main() {
     let seconds: f64 = seconds.parse().expect("SECONDS: a number");
     let host_part = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).to_string();
     let host = ServerName::try_from(host_part.clone()).expect("HOST: a name or an address");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
