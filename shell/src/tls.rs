@@ -19,10 +19,12 @@ use std::sync::Arc;
 use crypto::cipher_suite as suite;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+/// The crypto provider's module (rustls' `aws_lc_rs`, or `ring` with the `ring` feature):
+/// every use of a provider in the shell goes through it.
 #[cfg(not(feature = "ring"))]
-use rustls::crypto::aws_lc_rs as crypto;
+pub(crate) use rustls::crypto::aws_lc_rs as crypto;
 #[cfg(feature = "ring")]
-use rustls::crypto::ring as crypto;
+pub(crate) use rustls::crypto::ring as crypto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -126,7 +128,7 @@ fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
-/// The TLS 1.2 suites of rustls by their OpenSSL names, in the order OpenSSL's
+/// The TLS 1.2 suites of rustls (ring) by their OpenSSL names, in the order OpenSSL's
 /// `ALL` lists them.
 const TLS12: [(&str, SupportedCipherSuite); 6] = [
     ("ECDHE-ECDSA-AES256-GCM-SHA384", suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
