@@ -46,13 +46,13 @@ pub fn acceptor(config: &crate::settings::ServerConfig) -> Result<Option<TlsAcce
 
 /// The rustls configuration of a plan, or why there is none (one line).
 pub fn server_config(plan: &TlsContextPlan) -> Result<ServerConfig, String> {
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = crate::tls::crypto::default_provider();
     if let Some(spec) = plan.ciphers.as_deref() {
         provider.cipher_suites = crate::tls::cipher_suites(spec)
             .map_err(|e| format!("ssl_context: set_ciphers: {e}"))?;
     }
     if let Some(curve) = plan.ecdh_curve.as_deref() {
-        use rustls::crypto::ring::kx_group;
+        use crate::tls::crypto::kx_group;
         let group = match curve {
             "prime256v1" | "secp256r1" | "P-256" => kx_group::SECP256R1,
             "secp384r1" | "P-384" => kx_group::SECP384R1,
@@ -150,7 +150,7 @@ fn certified(
 
 /// The type of a chain's key (`RSA`, `ECDSA`, `ED25519`), or why rustls cannot use it.
 pub fn key_algorithm(c: &CertKey) -> Result<String, String> {
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = crate::tls::crypto::default_provider();
     let key = certified(c, &provider)?;
     Ok(format!("{:?}", key.key.algorithm()))
 }
