@@ -4,29 +4,30 @@
 # own services are stopped at once (the tests start their own nginx and rsyslogd on
 # 127.0.0.1 and in temporary directories, with their own configs).
 set -euo pipefail
-if [ ! -x /usr/sbin/nginx ]; then
-    echo "setup-peers: installing nginx" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    (apt-get update -qq && apt-get install -y -qq nginx-light) >/dev/null 2>&1 \
-        || (apt-get update -qq && apt-get install -y -qq nginx) >/dev/null
-    service nginx stop >/dev/null 2>&1 || true
-fi
+export DEBIAN_FRONTEND=noninteractive
+# install BINARY PACKAGE...: the first package that installs, unless BINARY is there; the
+# package's own service is stopped at once.
+install() {
+    local bin="$1" pkg
+    shift
+    [ -x "$bin" ] && return 0
+    for pkg in "$@"; do
+        echo "setup-peers: installing $pkg" >&2
+        if (apt-get update -qq && apt-get install -y -qq "$pkg") >/dev/null 2>&1; then
+            service "$(basename "$bin" | sed 's/d$//')" stop >/dev/null 2>&1 || true
+            return 0
+        fi
+    done
+    echo "setup-peers: could not install $*" >&2
+    return 1
+}
+install /usr/sbin/nginx nginx-light nginx
 echo "setup-peers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')" >&2
 # haproxy (Debian's package): the PROXY protocol sender in front of the TLS listener
 # (tests/e2e/tls_ops.rs starts its own, with a config in a temporary directory).
-if [ ! -x /usr/sbin/haproxy ]; then
-    echo "setup-peers: installing haproxy" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    (apt-get update -qq && apt-get install -y -qq haproxy) >/dev/null
-    service haproxy stop >/dev/null 2>&1 || true
-fi
+install /usr/sbin/haproxy haproxy
 echo "setup-peers: $(/usr/sbin/haproxy -v 2>&1 | head -1)" >&2
-if [ ! -x /usr/sbin/rsyslogd ]; then
-    echo "setup-peers: installing rsyslog" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    (apt-get update -qq && apt-get install -y -qq rsyslog) >/dev/null
-    service rsyslog stop >/dev/null 2>&1 || true
-fi
+install /usr/sbin/rsyslogd rsyslog
 echo "setup-peers: $(/usr/sbin/rsyslogd -v 2>&1 | head -1)" >&2
 # A StatsD daemon (the npm `statsd` package, Etsy's reference daemon) for the tests that
 # check real receivers; node and npm come from Debian's packages.

@@ -395,22 +395,9 @@ pub(crate) struct Validity {
     pub(crate) not_after: CertTime,
 }
 
-/// One DER element: its tag, its contents and what follows it.
+/// One DER element: its tag, its contents and what follows it (`tls_peer`'s reader).
 fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, b) = b.split_first()?;
-    let (&first, mut b) = b.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || b.len() < n {
-            return None;
-        }
-        let len = b[..n].iter().fold(0usize, |acc, &x| acc << 8 | usize::from(x));
-        b = &b[n..];
-        len
-    };
-    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    crate::tls_peer::der(b).map(|(tag, content, _, rest)| (tag, content, rest))
 }
 
 /// The validity of an X.509 certificate (RFC 5280 4.1: `Certificate` is a SEQUENCE whose

@@ -61,7 +61,7 @@ impl ClientVars {
 type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
 
 /// See [`Element`].
-fn der(b: &[u8]) -> Option<Element<'_>> {
+pub(crate) fn der(b: &[u8]) -> Option<Element<'_>> {
     let (&tag, rest) = b.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {

@@ -117,34 +117,42 @@ fn start_tls(
     (s, addr)
 }
 
+/// `openssl s_client` to `addr`, trusting the test CA, with `args` (`-quiet` or
+/// `-brief`, a protocol, ciphers, a client certificate, a server name...), sending one
+/// `GET /` with `Connection: close`: (stdout, stderr).
+pub(crate) fn openssl_s_client(addr: SocketAddr, pki: &Pki, args: &[&str]) -> (String, String) {
+    let connect = format!("127.0.0.1:{}", addr.port());
+    let ca = pki.path("ca.pem");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &connect, "-CAfile", &ca, "-ign_eof"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A refused handshake may close the pipe before the request is written.
+    let _ = stdin.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The request of a user's HTTPS client over a raw TLS session by `openssl s_client`,
 /// with a client certificate or not; its output (the answer, or nothing).
 pub(crate) fn s_client(addr: SocketAddr, pki: &Pki, client: Option<&str>) -> String {
-    let port = addr.port().to_string();
-    let connect = format!("127.0.0.1:{port}");
-    let ca = pki.path("ca.pem");
-    let mut args = vec!["s_client", "-connect", &connect, "-CAfile", &ca, "-quiet", "-ign_eof"];
+    let mut args = vec!["-quiet"];
     let (cert, key);
     if let Some(c) = client {
         cert = pki.path(&format!("{c}.pem"));
         key = pki.path(&format!("{c}_key.pem"));
         args.extend(["-cert", &cert, "-key", &key]);
     }
-    let mut child = Command::new("openssl")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    openssl_s_client(addr, pki, &args).0
 }
 
 pub(crate) fn curl(args: &[&str]) -> (bool, String) {

@@ -10,12 +10,13 @@
 //! hook again, and a hook that fails after a HUP keeps the old configuration serving.
 
 use crate::support;
-use crate::tls::{Pki, SERVER_EXT, curl, issue, one_error_line, openssl, run_to_end};
+use crate::tls::{
+    Pki, SERVER_EXT, curl, issue, one_error_line, openssl, openssl_s_client, run_to_end,
+};
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{Server, oracle_venv, start_installed};
 
@@ -60,23 +61,8 @@ fn on_both(conf: &std::path::Path, worker: &[&str], check: impl Fn(&str, SocketA
 /// A `GET /` through `openssl s_client` with `args` (protocol, ciphers, client
 /// certificate, server name...): whether `Hello, World!` came back.
 fn served(addr: SocketAddr, pki: &Pki, args: &[&str]) -> bool {
-    let connect = format!("127.0.0.1:{}", addr.port());
-    let ca = pki.path("ca.pem");
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &connect, "-CAfile", &ca, "-quiet", "-ign_eof"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _ = child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("Hello, World!")
+    let args: Vec<&str> = ["-quiet"].iter().chain(args).copied().collect();
+    openssl_s_client(addr, pki, &args).0.contains("Hello, World!")
 }
 
 /// The subject of the certificate served for `servername` (none: no SNI).

@@ -8,8 +8,8 @@
 
 use crate::support;
 use crate::tls::{
-    CLIENT_EXT, Pki, SERVER_EXT, closed_by_server, curl, issue, json_of, openssl, served_subject,
-    stalled_handshake,
+    CLIENT_EXT, Pki, SERVER_EXT, closed_by_server, curl, issue, json_of, openssl, openssl_s_client,
+    served_subject, stalled_handshake,
 };
 
 use std::io::{Read, Write};
@@ -206,26 +206,10 @@ fn plain(addr: SocketAddr, bytes: &[u8], read: bool) -> Vec<u8> {
     out
 }
 
-/// `openssl s_client` with `args`, sending a request: (stdout, stderr).
+/// `openssl s_client -brief` with `args`, sending a request: (stdout, stderr).
 fn s_client(addr: SocketAddr, pki: &Pki, args: &[&str]) -> (String, String) {
-    let connect = format!("127.0.0.1:{}", addr.port());
-    let ca = pki.path("ca.pem");
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &connect, "-CAfile", &ca, "-brief", "-ign_eof"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&str> = ["-brief"].iter().chain(args).copied().collect();
+    openssl_s_client(addr, pki, &args)
 }
 
 /// The lines of `log` that carry `level` and `words`.
