@@ -159,13 +159,24 @@ fn a_glob_in_reload_extra_files_is_watched() {
 fn a_burst_of_saves_reloads_once() {
     let (dir, s, addr) = serve("burst", &[]);
     // Fifty saves in a row, as a checkout writes files.
+    let mut times = Vec::new();
     for i in 0..50 {
         edit(&dir, "probe_app.py", version(&format!("b{i}")));
+        times.push(Instant::now());
     }
     wait_until(60, "the last save served", || body(addr).as_deref() == Ok("b49 a"));
     s.wait_for("Reload complete: ");
     let log = s.log();
-    assert_eq!(log.matches("Worker reloading: ").count(), 1, "{log}");
+    // A burst ends after 300 ms without a change, or 2 s after its first: one reload,
+    // unless this process was descheduled that long between two saves (a loaded machine),
+    // and then one more per such pause.
+    let pauses = times.windows(2).filter(|w| w[1] - w[0] >= Duration::from_millis(300)).count();
+    let spans = ((times[49] - times[0]).as_millis() / 2000) as usize;
+    let reloads = log.matches("Worker reloading: ").count();
+    assert!(
+        reloads >= 1 && reloads <= 1 + pauses + spans,
+        "{reloads} reloads, {pauses} pauses: {log}"
+    );
 }
 
 #[test]
