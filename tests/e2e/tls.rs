@@ -21,6 +21,13 @@ pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A new private key in `dir/file`: `ec` (P-256) or `rsa` (2048 bits), PKCS#8 PEM.
+pub(crate) fn new_key(dir: &Path, kind: &str, file: &str) {
+    let opt = if kind == "ec" { "ec_paramgen_curve:P-256" } else { "rsa_keygen_bits:2048" };
+    let algorithm = if kind == "ec" { "EC" } else { "RSA" };
+    openssl(dir, &["genpkey", "-algorithm", algorithm, "-pkeyopt", opt, "-out", file]);
+}
+
 /// A key (`ec` or `rsa`) and a certificate for `cn` signed by `ca` (`None`: self-signed),
 /// with the extensions in `ext` (an openssl extfile's lines); `days` may be negative.
 pub(crate) fn issue(
@@ -33,16 +40,7 @@ pub(crate) fn issue(
     days: i32,
 ) {
     let key = format!("{name}_key.pem");
-    match kind {
-        "ec" => openssl(
-            dir,
-            &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &key],
-        ),
-        _ => openssl(
-            dir,
-            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &key],
-        ),
-    }
+    new_key(dir, kind, &key);
     let csr = format!("{name}.csr");
     openssl(dir, &["req", "-new", "-key", &key, "-subj", &format!("/CN={cn}"), "-out", &csr]);
     let extfile = format!("{name}.ext");

@@ -11,7 +11,7 @@
 
 use crate::support;
 use crate::tls::{
-    Pki, SERVER_EXT, curl, issue, one_error_line, openssl, openssl_s_client, run_to_end,
+    Pki, SERVER_EXT, curl, issue, new_key, one_error_line, openssl, openssl_s_client, run_to_end,
 };
 
 use std::net::SocketAddr;
@@ -56,6 +56,17 @@ fn on_both(conf: &std::path::Path, worker: &[&str], check: impl Fn(&str, SocketA
         check(program, addr);
         drop(server);
     }
+}
+
+/// A config file (`name`) whose hook builds a context by hand from `cert` and an
+/// encrypted `key`, with `password` (Python source: a str, bytes, a callable).
+fn password_conf(pki: &Pki, name: &str, cert: &str, key: &str, password: &str) -> PathBuf {
+    let hook = format!(
+        "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         context.load_cert_chain({cert:?}, {key:?}, password={password})\n\
+         return context"
+    );
+    conf(pki, name, "", &hook)
 }
 
 /// A `GET /` through `openssl s_client` with `args` (protocol, ciphers, client
@@ -182,16 +193,7 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
     let (chain, enc) = (pki.path("chain.pem"), pki.path("enc.pem"));
     // The password as a str, as bytes, and from a callable.
     for (i, password) in ["'s3cret'", "b's3cret'", "lambda: 's3cret'"].iter().enumerate() {
-        let c = conf(
-            &pki,
-            &format!("password{i}.conf.py"),
-            "",
-            &format!(
-                "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-                 context.load_cert_chain({chain:?}, {enc:?}, password={password})\n\
-                 return context"
-            ),
-        );
+        let c = password_conf(&pki, &format!("password{i}.conf.py"), &chain, &enc, password);
         on_both(&c, SYNC, |program, addr| {
             let (ok, out) = curl_verbose(addr, &pki);
             assert!(ok && out.contains("Hello, World!"), "{program}, password {password}: {out}");
@@ -213,16 +215,7 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
         all.extend(["-out", &out]);
         openssl(d, &all);
         let key = pki.path(&out);
-        let c = conf(
-            &pki,
-            &format!("{name}.conf.py"),
-            "",
-            &format!(
-                "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-                 context.load_cert_chain({chain:?}, {key:?}, password='s3cret')\n\
-                 return context"
-            ),
-        );
+        let c = password_conf(&pki, &format!("{name}.conf.py"), &chain, &key, "'s3cret'");
         if name == "pkcs12" {
             let line = refused(&c);
             assert!(
@@ -237,16 +230,7 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
     }
     // A wrong password: Python's own SSLError, in ferrocorn's master at start; gunicorn
     // starts and fails every connection.
-    let wrong = conf(
-        &pki,
-        "wrong.conf.py",
-        "",
-        &format!(
-            "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-             context.load_cert_chain({chain:?}, {enc:?}, password='nope')\n\
-             return context"
-        ),
-    );
+    let wrong = password_conf(&pki, "wrong.conf.py", &chain, &enc, "'nope'");
     {
         let (_g, addr) = serve("gunicorn", &wrong, SYNC);
         assert!(!curl_verbose(addr, &pki).0, "gunicorn served with a wrong password");
@@ -256,18 +240,7 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
     // OpenSSL's legacy encrypted PEM (Proc-Type / DEK-Info), RSA and EC keys, AES and
     // 3DES: both serve it; with a cipher ferrocorn does not decrypt (Camellia), gunicorn
     // serves and ferrocorn names the cipher.
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "ec_key.pem",
-        ],
-    );
+    new_key(d, "ec", "ec_key.pem");
     openssl(
         d,
         &[
@@ -302,16 +275,7 @@ fn a_hand_built_context_with_an_encrypted_key_and_its_password() {
         assert!(text.contains("Proc-Type: 4,ENCRYPTED"), "{text}");
         let cert = if tool == "ec" { pki.path("ec.pem") } else { chain.clone() };
         let legacy = pki.path(&out);
-        let c = conf(
-            &pki,
-            &format!("legacy{i}.conf.py"),
-            "",
-            &format!(
-                "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-                 context.load_cert_chain({cert:?}, {legacy:?}, password='s3cret')\n\
-                 return context"
-            ),
-        );
+        let c = password_conf(&pki, &format!("legacy{i}.conf.py"), &cert, &legacy, "'s3cret'");
         if decrypted {
             on_both(&c, SYNC, |program, addr| {
                 let (ok, out) = curl(&["-k", &format!("https://127.0.0.1:{}/", addr.port())]);

@@ -8,8 +8,8 @@
 
 use crate::support;
 use crate::tls::{
-    CLIENT_EXT, Pki, SERVER_EXT, closed_by_server, curl, issue, json_of, openssl, openssl_s_client,
-    served_subject, stalled_handshake,
+    CLIENT_EXT, Pki, SERVER_EXT, closed_by_server, curl, issue, json_of, new_key, openssl,
+    openssl_s_client, served_subject, stalled_handshake,
 };
 
 use std::io::{Read, Write};
@@ -60,18 +60,7 @@ const ODD_SUBJECT: &str = r#"/C=DE/ST=Baden-Württemberg/O=Acme\, Inc.+OU=R\+D/C
 /// client CA.
 fn odd_client(pki: &Pki) {
     let d = &pki.dir.0;
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "odd_key.pem",
-        ],
-    );
+    new_key(d, "ec", "odd_key.pem");
     openssl(
         d,
         &["req", "-new", "-utf8", "-key", "odd_key.pem", "-subj", ODD_SUBJECT, "-out", "odd.csr"],
